@@ -1,0 +1,1 @@
+"""camera: the physics of capture — CSS projection, mosaic, noise, demosaic, encoding."""

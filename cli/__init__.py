@@ -1,0 +1,1 @@
+"""hstool's command line: one module per command; ``main.py`` assembles them."""

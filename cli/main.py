@@ -1,0 +1,94 @@
+"""The ``hstool`` command: assembles one Typer command per module and guards them all.
+
+Every command runs inside :func:`guarded`: a library error (:class:`HsError`, a missing file, a
+broken input) becomes one red line naming the file and the problem and a non-zero exit, with no
+traceback unless ``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
+
+import typer
+
+from hstool.hsdata import HsError
+
+from .output import err, error
+
+app = typer.Typer(
+    name="hstool",
+    help="Hyperspectral imaging from the command line: calibrate Specim IQ captures, simulate cameras, "
+    "reconstruct spectra from RGB and score them as the NTIRE challenges did.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+DEBUG = {"on": bool(os.environ.get("HSTOOL_DEBUG"))}
+
+
+def _version(value: bool) -> None:
+    if value:
+        try:
+            print(version("hstool"))
+        except PackageNotFoundError:
+            print("unknown")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    show_version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """hstool: hyperspectral imaging and spectral reconstruction from RGB."""
+    DEBUG["on"] = debug or bool(os.environ.get("HSTOOL_DEBUG"))
+
+
+def guarded(fn: Callable) -> Callable:
+    """Turn library errors into one line and exit code 1 (2 for an interrupted run)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            error("interrupted")
+            raise typer.Exit(130) from None
+        except HsError as exc:
+            if DEBUG["on"]:
+                raise
+            error(str(exc))
+            raise typer.Exit(1) from None
+        except (OSError, ValueError, RuntimeError, MemoryError) as exc:
+            if DEBUG["on"]:
+                raise
+            where = f"{exc.filename}: " if isinstance(exc, OSError) and exc.filename else ""
+            error(f"{where}{exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}")
+            err.print("(run with --debug for the traceback)")
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def add(command: Callable, name: str) -> None:
+    app.command(name)(guarded(command))
+
+
+# One line per command module; a command appears here only once it is built.
+from . import info  # noqa: E402
+
+add(info.info, "info")
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,22 @@
+"""Options shared by several commands, declared once (rasterio's ``rio/options.py`` style)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout instead of a table.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (never an input).")]
+Workers = Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker processes for batches.")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of every random step, for reproducible output.")]
+Device = Annotated[str, typer.Option("--device", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N.")]
+CubeFormat = Annotated[
+    str, typer.Option("--format", "-f", help="Output cube format: mat (ARAD v7.3), mat5, envi, npy, npz.")
+]
+InputFormat = Annotated[
+    str | None, typer.Option("--in-format", help="Force the input format (mat, envi, npy, npz, image).")
+]
+Preview = Annotated[bool, typer.Option("--preview", help="Also write an sRGB PNG preview of each cube.")]
+OutDir = Annotated[Path, typer.Argument(help="Output folder (created if missing).", file_okay=False)]

@@ -1,0 +1,64 @@
+"""Atomic output: write to a temporary name beside the target, then rename over it.
+
+A crash or a failed write never leaves a half-written file under the final name, and an
+existing file is replaced only when the caller says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import HsError
+
+
+def check_writable(path: str | Path, overwrite: bool = False, inputs: tuple[Path, ...] = ()) -> Path:
+    """Refuse an output path that exists (unless ``overwrite``) or that is one of the ``inputs``."""
+    path = Path(path)
+    resolved = path.resolve()
+    for src in inputs:
+        if Path(src).resolve() == resolved:
+            raise HsError("output would overwrite an input file", path)
+    if path.exists() and not overwrite:
+        raise HsError("output exists (use --overwrite to replace it)", path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise HsError("output folder is not a directory", parent)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_paths(*paths: str | Path, overwrite: bool = False) -> Iterator[list[Path]]:
+    """Yield temporary paths for ``paths``; on success rename each onto its target.
+
+    Several paths are committed together (an ENVI header and its binary). On error the
+    temporaries are removed and the targets are untouched.
+    """
+    targets = [check_writable(p, overwrite) for p in paths]
+    temps: list[Path] = []
+    try:
+        for target in targets:
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            except OSError as exc:
+                raise HsError(f"cannot write here ({exc.strerror or exc})", target.parent) from exc
+            os.close(fd)
+            temps.append(Path(tmp))
+        yield temps
+        for tmp, target in zip(temps, targets):
+            os.replace(tmp, target)
+    finally:
+        for tmp in temps:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Single-file form of :func:`atomic_paths`."""
+    with atomic_paths(path, overwrite=overwrite) as (tmp,):
+        yield tmp

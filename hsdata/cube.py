@@ -1,0 +1,76 @@
+"""The one hyperspectral cube type used by every layer of hstool."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import HsError
+
+#: The NTIRE / ARAD band grid: 31 bands, 400-700 nm in 10 nm steps.
+ARAD_WAVELENGTHS = np.arange(400.0, 701.0, 10.0)
+
+
+@dataclass
+class Cube:
+    """A hyperspectral cube.
+
+    Attributes
+    ----------
+    data:
+        Array shaped ``(H, W, B)``; float32 unless a reader was asked to keep the file's type
+        (raw sensor counts). May be a memory-mapped or transposed view of the file.
+    wavelengths:
+        Band centres in nm, shape ``(B,)``, increasing.
+    meta:
+        Free metadata, JSON-serialisable: ``units`` (``reflectance``, ``radiance``, ``dn``),
+        ``norm_factor``, ``source``, ``format``, ...
+
+    Example
+    -------
+    >>> c = Cube(np.zeros((4, 5, 31), np.float32), ARAD_WAVELENGTHS)
+    >>> c.shape
+    (4, 5, 31)
+    """
+
+    data: np.ndarray
+    wavelengths: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.wavelengths = np.asarray(self.wavelengths, dtype=np.float64).reshape(-1)
+        if self.data.ndim != 3:
+            raise HsError(f"a cube must be 3-D (H, W, B), got shape {self.data.shape}", self.meta.get("source"))
+        if self.data.shape[2] != self.wavelengths.size:
+            raise HsError(
+                f"{self.data.shape[2]} bands but {self.wavelengths.size} wavelengths", self.meta.get("source")
+            )
+        if self.wavelengths.size > 1 and np.any(np.diff(self.wavelengths) <= 0):
+            raise HsError("wavelengths must increase strictly", self.meta.get("source"))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.data.shape)  # type: ignore[return-value]
+
+    @property
+    def height(self) -> int:
+        return self.data.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.data.shape[1]
+
+    @property
+    def bands(self) -> int:
+        return self.data.shape[2]
+
+    def with_data(self, data: np.ndarray, wavelengths: np.ndarray | None = None, **meta: Any) -> Cube:
+        """A new cube with other data (and optionally another band grid), metadata carried over."""
+        return Cube(data, self.wavelengths if wavelengths is None else wavelengths, {**self.meta, **meta})
+
+
+def default_wavelengths(bands: int) -> np.ndarray | None:
+    """The band grid assumed for a file that stores none: ARAD's 400:10:700 for 31 bands."""
+    return ARAD_WAVELENGTHS.copy() if bands == ARAD_WAVELENGTHS.size else None

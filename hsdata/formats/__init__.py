@@ -1,0 +1,93 @@
+"""Format dispatch: pick a reader/writer by extension or by an explicit format name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..cube import Cube
+from ..errors import HsError
+from . import envi, image, mat, npy
+
+#: format name -> the suffixes that select it
+SUFFIXES = {
+    "mat": (".mat",),
+    "envi": (".hdr", ".raw", ".img", ".dat", ".bil", ".bip", ".bsq"),
+    "npy": (".npy",),
+    "npz": (".npz",),
+    "image": image.IMAGE_SUFFIXES,
+}
+CUBE_FORMATS = ("mat", "envi", "npy", "npz")
+#: the suffix a writer gives a file of each format
+DEFAULT_SUFFIX = {"mat": ".mat", "envi": ".hdr", "npy": ".npy", "npz": ".npz"}
+
+
+def detect_format(path: str | Path, format: str | None = None) -> str:
+    """The format of ``path``: ``format`` when given, else by extension."""
+    if format is not None:
+        if format not in SUFFIXES:
+            raise HsError(f"unknown format '{format}' (known: {', '.join(SUFFIXES)})", path)
+        return format
+    suffix = Path(path).suffix.lower()
+    for name, suffixes in SUFFIXES.items():
+        if suffix in suffixes:
+            return name
+    raise HsError(f"unknown file type '{suffix or '(none)'}' (known: .mat, .hdr/.raw, .npy, .npz, images)", path)
+
+
+def read_cube(path: str | Path, format: str | None = None, dtype=np.float32) -> Cube:
+    """Read a hyperspectral cube from any supported format.
+
+    ``dtype=None`` keeps the stored type (and, for ENVI and .npy, a memory-mapped view).
+
+    >>> cube = read_cube("ARAD_HS_0451.mat")  # doctest: +SKIP
+    """
+    fmt = detect_format(path, format)
+    if fmt == "image":
+        raise HsError("this is an RGB image, not a hyperspectral cube", path)
+    if not Path(path).exists():
+        raise HsError("no such file", path)
+    reader = {"mat": mat.read, "envi": envi.read, "npy": npy.read, "npz": npy.read}[fmt]
+    return reader(path, dtype=dtype)
+
+
+def write_cube(
+    cube: Cube, path: str | Path, format: str | None = None, overwrite: bool = False, **options
+) -> list[Path]:
+    """Write ``cube`` atomically; returns the files written. Options go to the format's writer
+    (``version='5'`` for .mat, ``dtype``/``interleave`` for ENVI)."""
+    fmt = detect_format(path, format)
+    if fmt == "mat":
+        return mat.write(cube, path, overwrite, **options)
+    if fmt == "envi":
+        return envi.write(cube, path, overwrite, **options)
+    if fmt in ("npy", "npz"):
+        return npy.write(cube, Path(path).with_suffix("." + fmt), overwrite)
+    raise HsError("cannot write a cube as an image; use `hstool render` for a preview", path)
+
+
+def output_path(folder: str | Path, stem: str, format: str) -> Path:
+    """``folder/stem`` with the suffix of ``format``."""
+    return Path(folder) / (stem + DEFAULT_SUFFIX[format])
+
+
+def list_files(path: str | Path, kinds: tuple[str, ...] = CUBE_FORMATS) -> list[Path]:
+    """Files of the given formats in a folder (sorted; an ENVI pair counted once, by its header),
+    or the path itself when it is a file. A missing path or an empty folder is an error."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise HsError("no such file or folder", path)
+    wanted = {s for k in kinds for s in SUFFIXES[k] if k != "envi"}
+    files = []
+    for p in sorted(path.iterdir()):
+        if p.name.startswith("."):
+            continue
+        suffix = p.suffix.lower()
+        if suffix in wanted or ("envi" in kinds and suffix == ".hdr"):
+            files.append(p)
+    if not files:
+        raise HsError(f"folder holds no {'/'.join(kinds)} files", path)
+    return files

@@ -1,0 +1,183 @@
+"""ENVI header + binary cubes through Spectral Python (SPy).
+
+Reads BIL/BIP/BSQ, data types 1, 2, 4, 5, 12 (uint8, int16, float32, float64, uint16) in either
+byte order, memory-mapped: the cube is a transposed *view* of the file until a dtype conversion
+asks for one in-memory copy. Writes float32 or uint16 with the wavelength list.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import spectral.io.envi as envi
+
+from ..atomic import check_writable
+from ..cube import Cube, default_wavelengths
+from ..errors import HsError
+
+DATA_TYPES = {1: np.uint8, 2: np.int16, 4: np.float32, 5: np.float64, 12: np.uint16}
+DATA_TYPE_CODES = {np.dtype(v): k for k, v in DATA_TYPES.items()}
+INTERLEAVES = ("bil", "bip", "bsq")
+DATA_SUFFIXES = ("", ".raw", ".img", ".dat", ".bil", ".bip", ".bsq", ".sli")
+META_PREFIX = "hstool "
+
+
+def header_and_data(path: str | Path) -> tuple[Path, Path]:
+    """Given either the ``.hdr`` or the binary of an ENVI pair, return both paths."""
+    path = Path(path)
+    if path.suffix.lower() == ".hdr":
+        hdr = path
+        if not hdr.is_file():
+            raise HsError("no such file", hdr)
+        for suffix in DATA_SUFFIXES + tuple(s.upper() for s in DATA_SUFFIXES[1:]):
+            candidate = hdr.with_suffix(suffix)
+            if candidate != hdr and candidate.is_file():
+                return hdr, candidate
+        raise HsError("ENVI header has no binary beside it (.raw, .img, .dat, ...)", hdr)
+    if not path.is_file():
+        raise HsError("no such file", path)
+    for hdr in (path.with_suffix(".hdr"), path.with_suffix(".HDR"), Path(str(path) + ".hdr")):
+        if hdr.is_file():
+            return hdr, path
+    raise HsError("ENVI binary has no .hdr header beside it", path)
+
+
+def read_header(hdr: Path) -> dict:
+    """Parse and validate an ENVI header (sizes, data type, interleave, byte order)."""
+    try:
+        h = envi.read_envi_header(str(hdr))
+    except Exception as exc:  # SPy raises several types for malformed headers
+        raise HsError(f"not a readable ENVI header ({exc})", hdr) from exc
+    for key in ("samples", "lines", "bands", "data type", "interleave"):
+        if key not in h:
+            raise HsError(f"ENVI header lacks '{key}'", hdr)
+    try:
+        for key in ("samples", "lines", "bands", "data type", "byte order", "header offset"):
+            h[key] = int(h.get(key, 0))
+    except ValueError as exc:
+        raise HsError(f"ENVI header has a non-integer size field ({exc})", hdr) from exc
+    if h["data type"] not in DATA_TYPES:
+        raise HsError(f"unsupported ENVI data type {h['data type']} (supported: 1, 2, 4, 5, 12)", hdr)
+    h["interleave"] = str(h["interleave"]).strip().lower()
+    if h["interleave"] not in INTERLEAVES:
+        raise HsError(f"unknown interleave '{h['interleave']}' (expected bil, bip or bsq)", hdr)
+    if h["byte order"] not in (0, 1):
+        raise HsError(f"byte order must be 0 or 1, got {h['byte order']}", hdr)
+    if min(h["samples"], h["lines"], h["bands"]) <= 0:
+        raise HsError("ENVI header sizes must be positive", hdr)
+    return h
+
+
+def wavelengths_from_header(h: dict, hdr: Path) -> np.ndarray | None:
+    if "wavelength" not in h:
+        return default_wavelengths(h["bands"])
+    try:
+        wl = np.array([float(v) for v in h["wavelength"]])
+    except ValueError as exc:
+        raise HsError("ENVI 'wavelength' list is not numeric", hdr) from exc
+    if wl.size != h["bands"]:
+        raise HsError(f"ENVI 'wavelength' lists {wl.size} values for {h['bands']} bands", hdr)
+    if str(h.get("wavelength units", "nm")).lower() in ("micrometers", "um", "microns"):
+        wl = wl * 1000.0
+    return wl
+
+
+def open_envi(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, dict, Path]:
+    """Memory-map an ENVI cube: returns an ``(H, W, B)`` view in the file's dtype, wavelengths,
+    the parsed header and the binary's path. Nothing is read until the view is used."""
+    hdr, binary = header_and_data(path)
+    h = read_header(hdr)
+    dtype = np.dtype(DATA_TYPES[h["data type"]])
+    expected = h["header offset"] + h["samples"] * h["lines"] * h["bands"] * dtype.itemsize
+    actual = binary.stat().st_size
+    if actual < expected:
+        raise HsError(
+            f"binary holds {actual} bytes but the header's sizes ({h['lines']} lines x {h['samples']} "
+            f"samples x {h['bands']} bands, {dtype}) need {expected}: truncated or mismatched",
+            binary,
+        )
+    if actual > expected:
+        raise HsError(f"binary holds {actual} bytes, more than the header's {expected}: mismatched header", binary)
+    try:
+        img = envi.open(str(hdr), str(binary))
+        view = img.open_memmap(interleave="bip")
+    except Exception as exc:
+        raise HsError(f"cannot open ENVI cube ({exc})", hdr) from exc
+    return view, wavelengths_from_header(h, hdr), h, binary
+
+
+def read(path: str | Path, dtype=np.float32) -> Cube:
+    view, wl, h, binary = open_envi(path)
+    if wl is None:
+        raise HsError(f"ENVI header has no 'wavelength' list for its {h['bands']} bands", path)
+    data = view if dtype is None else np.asarray(view, dtype=dtype)
+    meta = {
+        "format": "envi",
+        "source": str(binary),
+        "interleave": h["interleave"],
+        "file_dtype": str(np.dtype(DATA_TYPES[h["data type"]])),
+    }
+    for key, value in h.items():
+        if key.startswith(META_PREFIX):
+            meta[key[len(META_PREFIX) :].replace(" ", "_")] = _parse_scalar(value)
+    if "tint" in h:
+        meta["tint_ms"] = _parse_scalar(h["tint"])
+    return Cube(data, wl, meta)
+
+
+def _parse_scalar(value):
+    with contextlib.suppress(TypeError, ValueError):
+        return float(value)
+    return value
+
+
+def write(
+    cube: Cube,
+    path: str | Path,
+    overwrite: bool = False,
+    dtype: str = "float32",
+    interleave: str = "bsq",
+) -> list[Path]:
+    """Write ``NAME.hdr`` + ``NAME.raw`` atomically (both appear together or not at all)."""
+    path = Path(path)
+    hdr = path.with_suffix(".hdr")
+    binary = path.with_suffix(".raw") if path.suffix.lower() in (".hdr", "") else path
+    for p in (hdr, binary):
+        check_writable(p, overwrite)
+    np_dtype = np.dtype(dtype)
+    if np_dtype not in (np.dtype(np.float32), np.dtype(np.uint16)):
+        raise HsError(f"ENVI output dtype must be float32 or uint16, not {dtype}", path)
+    if interleave not in INTERLEAVES:
+        raise HsError(f"unknown interleave '{interleave}'", path)
+    data = cube.data
+    if np_dtype == np.uint16:
+        data = np.clip(np.rint(data), 0, 65535)
+    metadata = {
+        "wavelength": [f"{w:g}" for w in cube.wavelengths],
+        "wavelength units": "Nanometers",
+        "description": "written by hstool",
+    }
+    for key, value in cube.meta.items():
+        if isinstance(value, (int, float, str)) and key not in ("format", "interleave", "file_dtype"):
+            text = str(value)
+            if not any(c in text for c in "{}=\n"):
+                metadata[META_PREFIX + key.replace("_", " ")] = text
+    hdr.parent.mkdir(parents=True, exist_ok=True)
+    tmpdir = Path(tempfile.mkdtemp(prefix=".hstool-", dir=hdr.parent))
+    try:
+        tmp_hdr = tmpdir / "cube.hdr"
+        envi.save_image(
+            str(tmp_hdr), data, dtype=np_dtype, interleave=interleave, metadata=metadata, ext=".raw", force=True
+        )
+        os.replace(tmpdir / "cube.raw", binary)
+        os.replace(tmp_hdr, hdr)
+    except OSError as exc:
+        raise HsError(f"cannot write ENVI cube ({exc.strerror or exc})", path) from exc
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return [hdr, binary]

@@ -1,0 +1,108 @@
+"""RGB images: PNG (8/16-bit), JPEG, TIFF, and anything else imageio reads.
+
+PNG, JPEG and TIFF go through OpenCV because Pillow (imageio's default PNG backend) silently
+truncates 16-bit RGB PNGs to 8 bits; OpenCV keeps the bit depth and exposes the PNG compression
+level and the JPEG quality and chroma subsampling. Other formats fall back to imageio.
+Arrays are RGB order, ``(H, W, 3)``; readers return float32 scaled to [0, 1] by the bit depth.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import imageio.v3 as iio
+import numpy as np
+
+from ..atomic import atomic_path
+from ..errors import HsError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+CV_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+JPEG_SAMPLING = {
+    "444": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+    "422": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+    "420": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
+}
+
+
+def read_native(path: str | Path) -> np.ndarray:
+    """The image's pixels in their stored integer type, RGB(A) channel order or 2-D for grey."""
+    path = Path(path)
+    if not path.is_file():
+        raise HsError("no such file", path)
+    arr = None
+    if path.suffix.lower() in CV_SUFFIXES:
+        arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if arr is not None and arr.ndim == 3:
+            arr = arr[..., [2, 1, 0, 3][: arr.shape[2]]] if arr.shape[2] in (3, 4) else arr
+    if arr is None:
+        try:
+            arr = iio.imread(path)
+        except Exception as exc:
+            raise HsError("not a readable image (the decoder cannot read it)", path) from exc
+    return np.asarray(arr)
+
+
+def scale_of(dtype: np.dtype) -> float:
+    """Full-scale value of an image type: 255 for 8-bit, 65535 for 16-bit, 1 for float."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        return float(np.iinfo(dtype).max)
+    return 1.0
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Read an RGB image as float32 ``(H, W, 3)`` in [0, 1], keeping its bit depth's precision.
+
+    An alpha channel is dropped; a grey or multi-channel image is refused with a clear error.
+    """
+    arr = read_native(path)
+    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 1):
+        raise HsError("image is greyscale; an RGB image is needed", path)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise HsError(f"expected an RGB image, got shape {arr.shape}", path)
+    return (arr[..., :3].astype(np.float32) / np.float32(scale_of(arr.dtype))).astype(np.float32)
+
+
+def write_rgb(
+    path: str | Path,
+    rgb: np.ndarray,
+    overwrite: bool = False,
+    png_compression: int = 6,
+    jpeg_quality: int = 95,
+    jpeg_sampling: str = "420",
+) -> Path:
+    """Write an integer RGB array (uint8, or uint16 for PNG/TIFF) atomically.
+
+    ``png_compression`` is zlib's level 0-9 (the decoded pixels do not depend on it);
+    ``jpeg_quality`` 0-100 and ``jpeg_sampling`` '444', '422' or '420' set the JPEG encoder.
+    """
+    path = Path(path)
+    rgb = np.asarray(rgb)
+    if rgb.dtype not in (np.uint8, np.uint16):
+        raise HsError(f"image data must be uint8 or uint16, got {rgb.dtype}", path)
+    suffix = path.suffix.lower()
+    if suffix not in CV_SUFFIXES:
+        raise HsError(f"unsupported image extension '{suffix}' (use .png, .jpg or .tif)", path)
+    if suffix in (".jpg", ".jpeg") and rgb.dtype != np.uint8:
+        raise HsError("JPEG holds 8-bit data only; use PNG or TIFF for 16-bit", path)
+    if jpeg_sampling not in JPEG_SAMPLING:
+        raise HsError(f"JPEG sampling must be one of {', '.join(JPEG_SAMPLING)}", path)
+    bgr = rgb[..., ::-1] if rgb.ndim == 3 else rgb
+    params: list[int] = []
+    if suffix == ".png":
+        params = [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)]
+    elif suffix in (".jpg", ".jpeg"):
+        params = [
+            cv2.IMWRITE_JPEG_QUALITY,
+            int(jpeg_quality),
+            cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+            JPEG_SAMPLING[jpeg_sampling],
+        ]
+    ok, buf = cv2.imencode(suffix, np.ascontiguousarray(bgr), params)
+    if not ok:
+        raise HsError("OpenCV could not encode the image", path)
+    with atomic_path(path, overwrite) as tmp:
+        tmp.write_bytes(buf.tobytes())
+    return path

@@ -1,0 +1,61 @@
+"""NumPy cubes: ``.npy`` holds the (H, W, B) array alone; ``.npz`` holds ``cube``,
+``wavelengths`` and ``meta`` (a JSON string)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_path
+from ..cube import Cube, default_wavelengths
+from ..errors import HsError
+
+
+def read(path: str | Path, dtype=np.float32) -> Cube:
+    path = Path(path)
+    if not path.is_file():
+        raise HsError("no such file", path)
+    meta: dict = {}
+    wl = None
+    try:
+        if path.suffix.lower() == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                key = next((k for k in ("cube", "data") if k in z.files), None)
+                if key is None:
+                    raise HsError(f"npz has no 'cube' array (arrays: {', '.join(z.files) or 'none'})", path)
+                data = z[key]
+                for k in ("wavelengths", "bands"):
+                    if k in z.files:
+                        wl = np.asarray(z[k], dtype=np.float64).reshape(-1)
+                if "meta" in z.files:
+                    meta = json.loads(str(z["meta"]))
+        else:
+            data = np.load(path, mmap_mode="r", allow_pickle=False)
+    except HsError:
+        raise
+    except Exception as exc:
+        raise HsError(f"not a readable NumPy file ({exc})", path) from exc
+    if data.ndim != 3 or not np.issubdtype(data.dtype, np.number):
+        raise HsError(f"expected a numeric (H, W, B) array, got {data.dtype} {data.shape}", path)
+    if wl is None:
+        wl = default_wavelengths(data.shape[2])
+        if wl is None:
+            raise HsError(f"no wavelengths stored for a {data.shape[2]}-band cube (use .npz)", path)
+    if dtype is not None:
+        data = np.asarray(data, dtype=dtype)
+    meta.update(format=path.suffix.lower().lstrip("."), source=str(path))
+    return Cube(data, wl, meta)
+
+
+def write(cube: Cube, path: str | Path, overwrite: bool = False) -> list[Path]:
+    path = Path(path)
+    with atomic_path(path, overwrite) as tmp:
+        with open(tmp, "wb") as fh:
+            if path.suffix.lower() == ".npz":
+                meta = {k: v for k, v in cube.meta.items() if k not in ("format", "source")}
+                np.savez(fh, cube=np.asarray(cube.data), wavelengths=cube.wavelengths, meta=json.dumps(meta, default=str))
+            else:
+                np.save(fh, np.ascontiguousarray(cube.data))
+    return [path]

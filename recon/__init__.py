@@ -1,0 +1,1 @@
+"""recon: spectral reconstruction models, their registry and the inference engine."""
