@@ -1,0 +1,136 @@
+"""``hstool calibrate``: Specim IQ capture folders to calibrated cubes (ARAD layout by default)."""
+
+from __future__ import annotations
+
+import functools
+import json as jsonlib
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..camera.calibration import MODES, parse_columns
+from ..camera.calibration import calibrate as calibrate_capture
+from ..hsdata import CUBE_FORMATS, HsError, atomic_path, output_path, write_cube
+from ..hsdata.render import write_preview
+from ..hsdata.specim import find_captures
+from ..hsdata.spectral import METHODS, parse_band_grid
+from .batch import report_failures, run_batch
+from .options import CubeFormat, Json, Overwrite, Preview, Workers
+from .output import err, print_json, table
+
+
+def _process(item: tuple[Path, Path], options: dict) -> dict:
+    """Calibrate one capture and write cube, sidecar JSON (all metadata) and optional preview."""
+    folder, target = item
+    start = time.perf_counter()
+    cube = calibrate_capture(
+        folder, to=options["to"], drop_columns=options["drop"], bands=options["bands"],
+        method=options["method"], fwhm=options["fwhm"], extrapolate=options["extrapolate"], gain=options["gain"],
+    )
+    overwrite = options["overwrite"]
+    fmt = options["format"]
+    files = write_cube(cube, target, "mat" if fmt == "mat5" else fmt, overwrite, **options["write"])
+    sidecar = target.with_suffix(".json")
+    with atomic_path(sidecar, overwrite) as tmp:
+        tmp.write_text(jsonlib.dumps({**cube.meta, "wavelengths": cube.wavelengths.tolist()}, indent=2, default=str))
+    files.append(sidecar)
+    if options["preview"]:
+        files.append(write_preview(cube, target.with_suffix(".png"), overwrite))
+    return {
+        "capture": str(folder),
+        "output": str(files[0]),
+        "files": [str(f) for f in files],
+        "shape": list(cube.shape),
+        "dropped_columns": len(cube.meta["dropped_columns"]),
+        "nan_values": cube.meta["nan_values"],
+        "saturated_values": cube.meta["saturated_values"],
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise HsError("output folder is not a directory", out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HsError(f"cannot create the output folder ({exc.strerror or exc})", out) from exc
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise HsError("output folder is not writable", out)
+
+
+def calibrate(
+    raw: Annotated[Path, typer.Argument(help="A Specim IQ capture folder (NAME/capture/NAME.hdr) or a folder of them.")],
+    out: Annotated[Path, typer.Argument(help="Output folder (created if missing).")],
+    to: Annotated[str, typer.Option("--to", help="reflectance, radiance (needs --gain) or dn (dark-subtracted).")] = "reflectance",
+    drop_columns: Annotated[str, typer.Option(
+        "--drop-columns",
+        help="Detector columns (raw samples = upright rows) to remove: 'challenge' (15 at each slit end, "
+        "512 -> 482 as in the NTIRE 2020 data, whose own list is not public), 'auto' (detect from the "
+        "references), 'none', or a list like 0:15,497:512.",
+    )] = "challenge",
+    bands: Annotated[str, typer.Option("--bands", help="Target band grid START:STOP:STEP or a comma list (nm); 'none' keeps the sensor's 204.")] = "400:700:10",
+    method: Annotated[str, typer.Option("--method", help="Resampling: linear (at band centres), gaussian or triangular (band integration).")] = "linear",
+    fwhm: Annotated[float | None, typer.Option("--fwhm", help="Width (nm) of the gaussian/triangular response; default the grid step.")] = None,
+    extrapolate: Annotated[bool, typer.Option("--extrapolate", help="Allow target bands outside the sensor's range (edge values held).")] = False,
+    gain: Annotated[Path | None, typer.Option("--gain", help="Radiometric gain file (ENVI .cal) for --to radiance.")] = None,
+    format: CubeFormat = "mat",
+    preview: Preview = False,
+    workers: Workers = 1,
+    overwrite: Overwrite = False,
+    json: Json = False,
+) -> None:
+    """Calibrate Specim IQ captures to reflectance (default), radiance or DN cubes, remove bad
+    detector columns and resample to 31 bands (400-700 nm, 10 nm): the NTIRE 2020 / ARAD recipe.
+
+    Writes OUT/NAME.mat (or .hdr/.raw, .npy, .npz), OUT/NAME.json with all metadata (source,
+    mode, formula, dropped columns, wavelengths, integration time, date) and with --preview an
+    sRGB OUT/NAME.png. Existing outputs are skipped unless --overwrite.
+
+    Example: [bold]hstool calibrate captures/ cubes/ --drop-columns auto --preview -j 2[/]
+    """
+    if to not in MODES:
+        raise HsError(f"--to must be one of {', '.join(MODES)}, not '{to}'")
+    if method not in METHODS:
+        raise HsError(f"--method must be one of {', '.join(METHODS)}, not '{method}'")
+    if format not in CUBE_FORMATS + ("mat5",):
+        raise HsError(f"--format must be one of {', '.join(CUBE_FORMATS + ('mat5',))}, not '{format}'")
+    grid = None if bands.strip().lower() in ("none", "all", "native") else parse_band_grid(bands)
+    parse_columns(drop_columns, 1 << 30)  # syntax check before any work
+    if gain is not None and not gain.is_file():
+        raise HsError("no such gain file", gain)
+    captures = find_captures(raw)
+    stems = [c.name for c in captures]
+    dupes = sorted({s for s in stems if stems.count(s) > 1})
+    if dupes:
+        raise HsError(f"several captures share the name {', '.join(dupes)}; calibrate them into separate folders", raw)
+    _check_out_dir(out)
+    fmt = "mat" if format == "mat5" else format
+    todo, skipped = [], []
+    for folder in captures:
+        target = output_path(out, folder.name, fmt)
+        (skipped if target.exists() and not overwrite else todo).append((folder, target))
+    if skipped:
+        err.print(f"skipped {len(skipped)} existing output(s) (use --overwrite to redo them)")
+    options = {
+        "to": to, "drop": drop_columns, "bands": grid, "method": method, "fwhm": fwhm, "extrapolate": extrapolate,
+        "gain": gain, "format": format, "preview": preview, "overwrite": overwrite,
+        "write": {"version": "5"} if format == "mat5" else {},
+    }
+    results, failures = run_batch(
+        todo, functools.partial(_process, options=options), "calibrating", workers, name=lambda item: item[0].name
+    ) if todo else ([], [])
+    rows = [r for _, r in results]
+    if json:
+        print_json({"written": rows, "skipped": [str(t) for _, t in skipped],
+                    "failed": [{"capture": str(f.item[0]), "error": f.message} for f in failures]})
+    elif rows:
+        err.print(table("calibrated", ["capture", "output", "shape", "dropped", "NaN values", "s"],
+                        [[Path(r["capture"]).name, r["output"], "x".join(map(str, r["shape"])),
+                          r["dropped_columns"], r["nan_values"], r["seconds"]] for r in rows]))
+    code = report_failures(failures, len(todo))
+    if code:
+        raise typer.Exit(code)

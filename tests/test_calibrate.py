@@ -1,0 +1,242 @@
+"""Calibration of synthetic Specim IQ captures against their known answers, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+from hstool.camera.calibration import (
+    calibrate,
+    challenge_columns,
+    detect_bad_columns,
+    parse_columns,
+)
+from hstool.hsdata import ARAD_WAVELENGTHS, HsError, read_cube
+from hstool.hsdata.specim import SpecimCapture
+from hstool.hsdata.specim_synthetic import write_synthetic_capture
+from hstool.hsdata.spectral import resample_bands
+
+BAD = (9, 30, 31, 55)  # includes an adjacent pair
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    return write_synthetic_capture(
+        tmp_path_factory.mktemp("caps"), "scene", 1, samples=64, lines=48, bad_columns=BAD, gain=True
+    )
+
+
+def _raw_sensor(path, name, lines, samples, bands=204):
+    """Raw scene straight from the BIL bytes, (lines, samples, bands) float64: independent of SPy."""
+    raw = np.fromfile(path / "capture" / f"{name}.raw", dtype="<u2").astype(np.float64)
+    return raw.reshape(lines, bands, samples).transpose(0, 2, 1)
+
+
+def _ref_mean(path, prefix, name, samples, bands=204):
+    raw = np.fromfile(path / "capture" / f"{prefix}{name}.raw", dtype="<u2").astype(np.float64)
+    return raw.reshape(-1, bands, samples).mean(axis=0).T  # (samples, bands)
+
+
+def _good(bad, samples=64):
+    return np.setdiff1d(np.arange(samples), bad)
+
+
+def mrae(a, b):
+    return float(np.mean(np.abs(a - b) / b))
+
+
+def test_reflectance_recovers_ground_truth_at_native_bands(synth):
+    cube = calibrate(synth.path, drop_columns="none", bands=None)
+    assert cube.shape == (64, 48, 204) and cube.meta["units"] == "reflectance"
+    good = _good(BAD)
+    assert mrae(cube.data[good], synth.reflectance.data[good]) <= 1e-3
+    # the planted interference is real: those rows are far off
+    assert mrae(cube.data[list(BAD)], synth.reflectance.data[list(BAD)]) > 1e-2
+
+
+def test_reflectance_resampled_to_arad_grid(synth):
+    cube = calibrate(synth.path, drop_columns=list(BAD))
+    assert cube.shape == (60, 48, 31)
+    np.testing.assert_array_equal(cube.wavelengths, ARAD_WAVELENGTHS)
+    truth = resample_bands(synth.reflectance.data[_good(BAD)], synth.reflectance.wavelengths, ARAD_WAVELENGTHS)
+    assert mrae(cube.data, truth) <= 1e-3
+    assert cube.meta["dropped_columns"] == list(BAD) and cube.meta["tint_ms"] == 40.0
+
+
+@pytest.mark.parametrize("method", ["linear", "gaussian", "triangular"])
+def test_band_integration_folds_into_the_pass(synth, method):
+    full = calibrate(synth.path, drop_columns="none", bands=None)
+    grid = np.arange(420.0, 981.0, 20.0)
+    cube = calibrate(synth.path, drop_columns="none", bands=grid, method=method)
+    expected = resample_bands(full.data, full.wavelengths, grid, method=method)
+    np.testing.assert_allclose(cube.data, expected, rtol=2e-5, atol=2e-6)
+
+
+def test_no_extrapolation_unless_asked(synth):
+    with pytest.raises(HsError, match="outside the source range"):
+        calibrate(synth.path, bands="350:700:10")
+    cube = calibrate(synth.path, bands="390:400:10", extrapolate=True, drop_columns="none")
+    assert cube.bands == 2 and np.isfinite(cube.data).all()
+
+
+def test_auto_detector_finds_exactly_the_planted_columns(synth):
+    found, _ = detect_bad_columns(SpecimCapture.open(synth.path))
+    assert found == list(BAD)
+    cube = calibrate(synth.path, drop_columns="auto")
+    assert cube.meta["dropped_columns"] == list(BAD) and cube.height == 64 - len(BAD)
+
+
+def test_auto_detector_on_another_capture(tmp_path):
+    sc = write_synthetic_capture(tmp_path, "other", 7, samples=96, lines=8, ref_lines=10, bad_columns=(0, 47, 95), seed=5)
+    assert detect_bad_columns(SpecimCapture.open(sc.path))[0] == [0, 47, 95]
+
+
+def test_default_drop_reproduces_512_to_482(tmp_path):
+    sc = write_synthetic_capture(tmp_path, "wide", 2, samples=512, lines=3, ref_lines=4, bad_columns=())
+    cube = calibrate(sc.path)
+    assert cube.shape == (482, 3, 31)
+    assert cube.meta["dropped_columns"] == list(range(15)) + list(range(497, 512)) == challenge_columns(512)
+    truth = resample_bands(sc.reflectance.data[15:497], sc.reflectance.wavelengths, ARAD_WAVELENGTHS)
+    assert mrae(cube.data, truth) <= 2e-3  # 4 reference lines only: noisier references
+
+
+def test_parse_columns():
+    assert parse_columns("0:3, 7", 10) == [0, 1, 2, 7]
+    assert parse_columns("none", 10) == [] and parse_columns("auto", 10) == "auto"
+    assert parse_columns(None, 10) == "challenge"
+    with pytest.raises(HsError, match="0..9"):
+        parse_columns("8:12", 10)
+    with pytest.raises(HsError, match="--drop-columns"):
+        parse_columns("x:y", 10)
+
+
+def test_dn_is_dark_subtracted_raw(synth):
+    cube = calibrate(synth.path, to="dn", drop_columns="none", bands=None)
+    raw = _raw_sensor(synth.path, "scene", 48, 64)
+    dark = _ref_mean(synth.path, "DARKREF_", "scene", 64)
+    np.testing.assert_allclose(cube.data, np.rot90(raw - dark, 3), rtol=1e-6, atol=1e-3)
+    assert cube.meta["units"] == "dn"
+
+
+def test_radiance_formula(synth):
+    cube = calibrate(synth.path, to="radiance", drop_columns="none", bands=None, gain=synth.gain_path)
+    raw = _raw_sensor(synth.path, "scene", 48, 64)
+    dark = _ref_mean(synth.path, "DARKREF_", "scene", 64)
+    expected = np.rot90((raw - dark) * synth.gain.astype(np.float64) / 40.0, 3)  # L = (raw - dark) * G / t
+    np.testing.assert_allclose(cube.data, expected, rtol=1e-5, atol=1e-7)
+    # physically: the synthetic gain maps the panel to a known radiance, so L = R * L_panel
+    panel = synth.gain[0] * synth.response[0] / 40.0
+    good = _good(BAD)
+    assert mrae(cube.data[good], synth.reflectance.data[good] * panel) <= 1e-3
+    assert cube.meta["units"] == "radiance" and "gain" in cube.meta["formula"]
+
+
+def test_radiance_needs_a_gain(tmp_path):
+    sc = write_synthetic_capture(tmp_path, "nogain", 0, samples=16, lines=4, ref_lines=4, bad_columns=())
+    with pytest.raises(HsError, match="gain"):
+        calibrate(sc.path, to="radiance")
+
+
+def test_preset_white_uses_whitedark_and_the_tint_ratio(tmp_path):
+    sc = write_synthetic_capture(
+        tmp_path, "preset", 4, samples=40, lines=24, bad_columns=(), preset_white=True, white_tint_ms=16.0
+    )
+    cap = SpecimCapture.open(sc.path)
+    assert cap.preset_white and cap.white.tint_ms == 16.0
+    cube = calibrate(cap, drop_columns="none", bands=None)
+    assert mrae(cube.data, sc.reflectance.data) <= 1e-3
+    assert "whitedark" in cube.meta["formula"] and cube.meta["tint_ratio"] == pytest.approx(0.4)
+
+
+def test_guarded_denominators_become_nan_and_are_counted(tmp_path, synth):
+    dst = tmp_path / "scene"
+    shutil.copytree(synth.path, dst)
+    white = dst / "capture" / "WHITEREF_scene.raw"
+    data = np.fromfile(white, dtype="<u2").reshape(-1, 204, 64)
+    data[:, 100, 20] = 0  # white below dark: column 20, band 100 (690.64 nm)
+    data[:, 150, 40] = 0
+    data.tofile(white)
+    native = calibrate(dst, drop_columns="none", bands=None)
+    assert native.meta["guarded_cells"] == 2 and native.meta["nan_values"] == 2 * 48
+    nan = np.isnan(native.data)
+    assert nan[20, :, 100].all() and nan[40, :, 150].all() and nan.sum() == 2 * 48
+    arad = calibrate(dst, drop_columns="none")
+    # 690.64 nm only feeds the 690 nm target (687.65-690.64); band 150 (841 nm) is outside 400-700
+    assert np.argwhere(np.isnan(arad.data))[:, [0, 2]].tolist() == [[20, 29]] * 48
+    assert arad.meta["nan_values"] == 48
+
+
+def test_white_below_dark_is_refused(tmp_path, synth):
+    dst = tmp_path / "scene"
+    shutil.copytree(synth.path, dst)
+    cap = dst / "capture"
+    for ext in (".raw",):
+        (cap / f"WHITEREF_scene{ext}").rename(cap / "tmp")
+        (cap / f"DARKREF_scene{ext}").rename(cap / f"WHITEREF_scene{ext}")
+        (cap / "tmp").rename(cap / f"DARKREF_scene{ext}")
+    with pytest.raises(HsError, match="references swapped"):
+        calibrate(dst)
+
+
+# -- CLI --------------------------------------------------------------------------------------
+@pytest.fixture
+def batch(tmp_path):
+    raw = tmp_path / "raw"
+    for i, name in enumerate(("a", "b", "c")):
+        write_synthetic_capture(raw, name, i, samples=32, lines=12, ref_lines=8, bad_columns=(5,))
+    return raw
+
+
+def test_cli_batch_with_a_broken_capture(hstool, batch, tmp_path):
+    (batch / "b" / "capture" / "DARKREF_b.hdr").unlink()
+    (batch / "b" / "manifest.xml").unlink()
+    out = tmp_path / "out"
+    res = hstool("calibrate", batch, out, "--preview", "--drop-columns", "auto", "--workers", "2")
+    assert res.exit_code == 1
+    assert "DARKREF_b.hdr" in res.stderr and "1 of 3 failed" in res.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.mat", "a.png", "c.json", "c.mat", "c.png"]
+    with h5py.File(out / "a.mat", "r") as f:  # ARAD layout: MATLAB column-major cube, bands
+        assert f["cube"].shape == (31, 12, 31) and f["bands"].shape == (31, 1)
+    cube = read_cube(out / "a.mat")
+    assert cube.shape == (31, 12, 31)  # 32 detector columns minus the detected bad one
+    meta = json.loads((out / "a.json").read_text())
+    assert meta["dropped_columns"] == [5] and meta["mode"] == "reflectance" and len(meta["wavelengths"]) == 31
+    assert meta["tint_ms"] == 40.0 and meta["date"] == "2026-11-25"
+
+
+def test_cli_skips_existing_outputs_unless_overwrite(hstool, batch, tmp_path):
+    out = tmp_path / "out"
+    assert hstool("calibrate", batch / "a", out, "--format", "npy").exit_code == 0
+    before = (out / "a.npy").stat().st_mtime_ns
+    res = hstool("calibrate", batch, out, "--format", "npy", "--json")
+    assert res.exit_code == 0 and "skipped 1 existing" in res.stderr
+    report = json.loads(res.stdout)
+    assert report["skipped"] == [str(out / "a.npy")] and len(report["written"]) == 2
+    assert (out / "a.npy").stat().st_mtime_ns == before
+    res = hstool("calibrate", batch / "a", out, "--format", "npy", "--overwrite")
+    assert res.exit_code == 0 and (out / "a.npy").stat().st_mtime_ns != before
+
+
+def test_cli_envi_radiance_and_bad_options(hstool, tmp_path):
+    sc = write_synthetic_capture(tmp_path / "raw", "r", 0, samples=24, lines=6, ref_lines=4, bad_columns=(), gain=True)
+    out = tmp_path / "out"
+    res = hstool("calibrate", sc.path, out, "--to", "radiance", "--gain", sc.gain_path, "--format", "envi",
+                 "--bands", "none", "--drop-columns", "none")
+    assert res.exit_code == 0, res.stderr
+    cube = read_cube(out / "r.hdr")
+    assert cube.shape == (24, 6, 204)
+    assert hstool("calibrate", sc.path, out, "--to", "albedo").exit_code == 1
+    assert hstool("calibrate", sc.path, out, "--method", "cubic").exit_code == 1
+
+
+def test_cli_unwritable_output_writes_nothing(hstool, batch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    res = hstool("calibrate", batch, blocker)
+    assert res.exit_code == 1 and "not a directory" in res.stderr
+    assert blocker.read_text() == "not a folder"
+    res = hstool("calibrate", batch, blocker / "sub")
+    assert res.exit_code == 1 and not (blocker / "sub").exists()
