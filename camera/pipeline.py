@@ -1,0 +1,418 @@
+"""A capture as a chain of stages, the NTIRE tracks as named presets, and ``simulate``.
+
+``Pipeline`` holds every parameter of :mod:`hstool.camera.stages`; ``track(name, **overrides)``
+returns a preset:
+
+- ``clean`` (NTIRE 2020 track 1, bit-exact): ``rgb = cube @ css / 256`` with the CIE 1964 CSS
+  whose columns sum 255; clip to [0, 1], x255, floor to uint8, PNG. No noise, gamma or white
+  balance.
+- ``realworld`` (NTIRE 2020 track 2 as published by the organisers, with their example D40
+  camera; the challenge's own camera and noise were kept secret): RGGB mosaic of
+  ``cube @ css`` (columns sum 65535); scale so the mean over the green sites is 5000 e-; Poisson
+  shot noise and Gaussian dark noise of 10 e- (the organisers' code uses 10**2 as the standard
+  deviation: ``dark_noise_quirk=True``); divide back, round, clip to [0, 65535] uint16;
+  OpenCV edge-aware demosaic; /65535; clip, x255, floor to uint8; JPEG quality 80, 4:2:0.
+- ``ntire2022`` (ARAD_1K style, for comparison): no mosaic, exposure scaled so the image mean is
+  0.18, Poisson shot noise only with 750 e- at the mean green level, JPEG quality 65. The
+  organisers' QE camera is not public; the stand-in CSS is the Nikon 5100 measured by NPL
+  (colour-science). Their exact noise reference level is not public either: here ``npe`` is the
+  mean photo-electron count of the green channel, as in the 2020 code.
+
+``simulate(cube, pipeline, rng)`` returns exactly what decoding the written file gives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from hstool.hsdata import ARAD_WAVELENGTHS, Cube, HsError, atomic_path
+
+from . import stages
+from .sensitivity import CSS, load_css
+
+TRACKS = ("clean", "realworld", "ntire2022")
+SUFFIXES = {"clean": "_clean", "realworld": "_RealWorld", "ntire2022": "_ntire2022"}
+EXTENSIONS = {"png": ".png", "jpeg": ".jpg"}
+
+
+@dataclass
+class Pipeline:
+    """Every parameter of a simulated capture (defaults: the clean track).
+
+    Units: the CSS projection ``cube @ css`` is in *signal units*; ``full_scale`` signal units
+    are white (1.0) in the output image. With a raw stage (mosaic, or ``raw_bits``) the signal is
+    converted to integer codes ``0 .. 2**raw_bits - 1`` (full scale at the top code), demosaiced
+    and divided by the top code. Noise parameters are in electrons (e-).
+    """
+
+    name: str = "custom"
+    css: CSS | str = "cie1964"
+    #: signal units that map to 1.0 in the image (clean: 256 as the organisers divide; d40: 65535)
+    full_scale: float = 256.0
+    #: multiplier of the projected signal (a brightness / exposure time factor)
+    exposure: float = 1.0
+    #: if set, the exposure is chosen per image so that the mean of the image is this (ntire2022: 0.18)
+    target_mean: float | None = None
+    #: negative cube values: refused unless clipped to 0 here
+    clip_negative: bool = False
+    #: Bayer pattern (RGGB, BGGR, GRBG, GBRG) or None for a 3-channel sensor
+    pattern: str | None = None
+    #: mean photo-electrons over the green sites (organisers' targetNpe); None = no noise
+    npe: float | None = None
+    shot_noise: bool = True
+    #: Gaussian dark noise standard deviation in e-
+    dark_noise: float = 0.0
+    #: reproduce the organisers' std = dark_noise**2
+    dark_noise_quirk: bool = False
+    #: Gaussian read noise standard deviation in e-
+    read_noise: float = 0.0
+    #: photo-response non-uniformity: relative gain spread of the pixels (0 = none)
+    prnu: float = 0.0
+    prnu_seed: int = 0
+    #: ADC bits of the raw mosaic (16 for the organisers); None = no raw quantisation
+    raw_bits: int | None = None
+    demosaic: str = "ea"
+    #: response curve: 1.0 linear, a number for x**(1/gamma), or "srgb"
+    gamma: float | str = 1.0
+    #: output quantisation bits (8 or 16 fill the container; fewer are stored scaled up)
+    bits: int = 8
+    rounding: str = "floor"
+    encoding: str = "png"
+    jpeg_quality: int = 80
+    jpeg_sampling: str = "420"
+    png_compression: int = 1
+
+    def __post_init__(self) -> None:
+        self.css = load_css(self.css)
+        if self.pattern is not None:
+            self.pattern = str(self.pattern).upper()
+            stages.channel_layout(self.pattern)
+            if self.raw_bits is None:
+                self.raw_bits = 16
+        self.demosaic = str(self.demosaic).lower()
+        if self.demosaic not in stages.DEMOSAIC_METHODS:
+            raise HsError(f"unknown demosaic method '{self.demosaic}' (use {', '.join(stages.DEMOSAIC_METHODS)})")
+        self.encoding = {"jpg": "jpeg"}.get(str(self.encoding).lower(), str(self.encoding).lower())
+        if self.encoding not in stages.ENCODINGS:
+            raise HsError(f"unknown encoding '{self.encoding}' (use png or jpeg)")
+        if self.rounding not in stages.ROUNDING:
+            raise HsError(f"rounding must be one of {', '.join(stages.ROUNDING)}")
+        if not 1 <= int(self.bits) <= 16:
+            raise HsError(f"output bits must be 1-16, got {self.bits}")
+        if self.encoding == "jpeg" and self.bits > 8:
+            raise HsError("JPEG holds 8-bit data only; use --bits 8 or PNG")
+        if self.raw_bits is not None and not 1 <= int(self.raw_bits) <= 16:
+            raise HsError(f"raw bits must be 1-16, got {self.raw_bits}")
+        if self.full_scale <= 0 or self.exposure <= 0:
+            raise HsError("full_scale and exposure must be positive")
+        if self.npe is not None and self.npe <= 0:
+            raise HsError(f"npe must be positive, got {self.npe}")
+        if min(self.dark_noise, self.read_noise, self.prnu) < 0:
+            raise HsError("noise levels must be >= 0")
+        if not 0 <= self.jpeg_quality <= 100:
+            raise HsError(f"JPEG quality must be 0-100, got {self.jpeg_quality}")
+        if self.jpeg_sampling not in stages.JPEG_SAMPLING:
+            raise HsError(f"JPEG sampling must be one of {', '.join(stages.JPEG_SAMPLING)}")
+        if isinstance(self.gamma, str) and self.gamma.lower() != "srgb":
+            self.gamma = float(self.gamma)
+
+    @property
+    def suffix(self) -> str:
+        """Output-name suffix: ``_clean``, ``_RealWorld`` (as the challenge named its files), ..."""
+        return SUFFIXES.get(self.name, f"_{self.name}")
+
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS[self.encoding]
+
+    @property
+    def raw_max(self) -> int | None:
+        return None if self.raw_bits is None else 2 ** int(self.raw_bits) - 1
+
+    def matrix(self, wavelengths: np.ndarray = ARAD_WAVELENGTHS) -> np.ndarray:
+        """The linear map spectrum -> ideal camera RGB in [0, 1] image units, ``(B, 3)`` float64,
+        before noise, mosaic, quantisation and clipping (at unit exposure when ``target_mean`` is set).
+        clean: ``css / 256``; realworld: ``css_d40 / 65535``."""
+        exposure = 1.0 if self.target_mean is not None else self.exposure
+        return self.css.on(wavelengths) * exposure / self.full_scale
+
+    def replace(self, **changes) -> Pipeline:
+        """A copy with some parameters changed (``css`` keeps the exposure convention, see
+        :func:`track`)."""
+        return _with_overrides(self, changes)
+
+    def describe(self) -> dict:
+        """Parameters as a JSON-friendly dict (the CSS by name)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "css"}
+        out["css"] = self.css.name
+        return out
+
+
+def _with_overrides(base: Pipeline, overrides: dict) -> Pipeline:
+    known = {f.name for f in fields(Pipeline)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise HsError(f"unknown pipeline parameter(s): {', '.join(sorted(unknown))}")
+    if "css" in overrides and "full_scale" not in overrides:
+        new = load_css(overrides["css"])
+        old = base.css
+        if new.name != old.name or not np.array_equal(new.values, old.values):
+            # keep the track's convention: a flat unit spectrum gives the same image level
+            overrides["full_scale"] = base.full_scale * new.white / old.white
+        overrides["css"] = new
+    return dataclasses.replace(base, **overrides)
+
+
+def track(name: str = "clean", **overrides) -> Pipeline:
+    """The preset of a challenge track, with any parameter overridden.
+
+    Overriding ``css`` without ``full_scale`` rescales ``full_scale`` by the ratio of the CSS's
+    column sums, so the track's exposure convention is kept.
+
+    >>> track("realworld", npe=2000).pattern
+    'RGGB'
+    """
+    key = name.lower().replace("-", "").replace("_", "")
+    if key == "realworld":
+        base = Pipeline(
+            name="realworld", css="d40", full_scale=65535.0, pattern="RGGB", npe=5000.0, dark_noise=10.0,
+            raw_bits=16, demosaic="ea", encoding="jpeg", jpeg_quality=80, jpeg_sampling="420",
+        )
+    elif key == "clean":
+        base = Pipeline(name="clean", css="cie1964", full_scale=256.0, encoding="png", bits=8)
+    elif key == "ntire2022":
+        base = Pipeline(
+            name="ntire2022", css="nikon5100", full_scale=65535.0, target_mean=0.18, npe=750.0,
+            encoding="jpeg", jpeg_quality=65, jpeg_sampling="420",
+        )
+    else:
+        raise HsError(f"unknown track '{name}' (use {', '.join(TRACKS)})")
+    return _with_overrides(base, overrides) if overrides else base
+
+
+def _as_pipeline(pipeline: str | Pipeline) -> Pipeline:
+    return pipeline if isinstance(pipeline, Pipeline) else track(pipeline)
+
+
+def _as_rng(rng: int | np.random.Generator | np.random.SeedSequence | None) -> np.random.Generator:
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+def _as_cube(cube: Cube | np.ndarray) -> Cube:
+    if isinstance(cube, Cube):
+        return cube
+    arr = np.asarray(cube)
+    if arr.ndim != 3 or arr.shape[2] != ARAD_WAVELENGTHS.size:
+        raise HsError(f"an array cube must be (H, W, 31) on the ARAD grid, got {arr.shape}; pass a Cube")
+    return Cube(arr, ARAD_WAVELENGTHS)
+
+
+def _check_values(data: np.ndarray, clip_negative: bool, source) -> np.ndarray:
+    """Refuse negative values (or clip them). NaN and inf are caught after the projection, where
+    they surface in every channel (NaN * 0 and inf * 0 are NaN), at a tenth of the cost."""
+    lo = float(np.min(data)) if data.size else 0.0
+    if lo < 0:
+        if not clip_negative:
+            raise HsError(
+                f"cube has negative values (min {lo:.4g}); clip them with clip_negative / --clip-negative", source
+            )
+        data = np.clip(data, 0, None)
+    return data
+
+
+@dataclass
+class _Projection:
+    """``cube @ css`` times the exposure, and how to redo image rows exactly."""
+
+    signal: np.ndarray  # (H, W, 3) float64 in signal units, possibly a transposed view
+    approximate: bool  # summed in another order than numpy's cube @ css (a few ulp off)
+    data: np.ndarray
+    css: np.ndarray
+    exposure: float
+
+    def exact_rows(self, rows: np.ndarray) -> np.ndarray:
+        out = stages.project(self.data[rows], self.css)
+        return out * self.exposure if self.exposure != 1.0 else out
+
+
+def _project(cube: Cube | np.ndarray, p: Pipeline) -> _Projection:
+    cube = _as_cube(cube)
+    source = cube.meta.get("source")
+    if cube.height < 1 or cube.width < 1:
+        raise HsError(f"cube is empty, shape {cube.shape}", source)
+    data = _check_values(np.asarray(cube.data), p.clip_negative, source)
+    try:
+        css = p.css.on(cube.wavelengths)
+    except HsError as exc:
+        raise HsError(exc.message, source) from None
+    signal, exact = stages.project_fast(data, css)
+    if not np.isfinite(signal).all():
+        raise HsError("cube has NaN or infinite values", source)
+    exposure = p.exposure
+    if p.target_mean is not None:
+        mean = float(signal.mean()) / p.full_scale
+        if mean <= 0:
+            raise HsError("cannot set the exposure: the scene is black", source)
+        exposure = exposure * p.target_mean / mean
+    if exposure != 1.0:
+        signal = signal * exposure
+    # with an automatic exposure the factor itself depends on the sums: nothing to settle
+    return _Projection(signal, not exact and p.target_mean is None, data, css, exposure)
+
+
+def _settle_ties(z: np.ndarray, proj: _Projection, to_z, half: bool, top: float) -> np.ndarray:
+    """Make a noise-free output bit-identical to numpy's ``cube @ css``.
+
+    ``z`` are the values about to be rounded (floor: boundaries at integers; ``half``: at
+    k + 0.5, numpy's ``rint``), computed from the fast projection, whose sums differ from
+    numpy's by a few ulp. That matters only for a value on a boundary (a flat 0.5 cube through
+    the D40's 65535 sums gives exactly 32767.5): image rows holding one are projected again
+    exactly and ``to_z`` maps them to values. Natural images have none. ``top``: the largest
+    value that matters (the top code), which sets the tolerance.
+    """
+    if not proj.approximate:
+        return z
+    d = np.floor(z) if half else np.rint(z)
+    np.subtract(z, d, out=d)
+    if half:
+        d -= 0.5
+    np.abs(d, out=d)
+    near = (d <= 1e-9 * max(1.0, top)).any(axis=(1, 2))
+    if near.any():
+        rows = np.flatnonzero(near)
+        z = np.array(z)
+        z[rows] = to_z(proj.exact_rows(rows))
+    return z
+
+
+def capture_raw(cube: Cube | np.ndarray, pipeline: str | Pipeline = "clean", rng=None) -> np.ndarray:
+    """The sensor's output before demosaicing: the mosaic ``(H, W)`` (or ``(H, W, 3)`` without a
+    pattern), noise included; integer codes ``0 .. 2**raw_bits - 1`` when the pipeline has a raw
+    ADC, else float64 in signal units (``full_scale`` is white)."""
+    p = _as_pipeline(pipeline)
+    proj = _project(cube, p)
+    raw_max = p.raw_max
+    scale = raw_max / p.full_scale if raw_max is not None and raw_max != p.full_scale else None
+
+    def to_raw(s: np.ndarray) -> np.ndarray:
+        return s * scale if scale is not None else s
+
+    signal = to_raw(proj.signal)
+    if p.npe is None and raw_max is not None:
+        signal = _settle_ties(signal, proj, to_raw, half=True, top=raw_max)
+    if p.pattern is not None:
+        signal = stages.mosaic(signal, p.pattern)
+    if p.npe is not None:
+        green = stages.site_mask(signal.shape, p.pattern, 1) if p.pattern else None
+        ref = signal if p.pattern else signal[..., 1]
+        gain = stages.electrons_per_unit(ref, p.npe, green)
+        prnu = stages.prnu_map(signal.shape, p.prnu, p.prnu_seed) if p.prnu > 0 else None
+        signal = stages.add_noise(
+            signal, _as_rng(rng), gain, p.shot_noise, p.dark_noise, p.read_noise, prnu, p.dark_noise_quirk
+        )
+    return signal if raw_max is None else stages.quantise_raw(signal, raw_max)
+
+
+def capture(cube: Cube | np.ndarray, pipeline: str | Pipeline = "clean", rng=None) -> np.ndarray:
+    """Run every stage up to (not including) encoding: the integer RGB image ``(H, W, 3)``
+    (uint8 for 8 bits, else uint16) that the encoder receives."""
+    p = _as_pipeline(pipeline)
+    if p.pattern is None and p.raw_bits is None and p.npe is None:
+        # clean: floor(clip(cube @ css / 256, 0, 1) * 255)
+        proj = _project(cube, p)
+
+        def to_levels(s: np.ndarray) -> np.ndarray:
+            return _levels(s / p.full_scale, p)
+
+        top = 2 ** int(p.bits) - 1
+        z = _settle_ties(to_levels(proj.signal), proj, to_levels, half=p.rounding == "round", top=top)
+        return _codes(z, p)
+    raw = capture_raw(cube, p, rng)
+    if p.raw_max is None:
+        return _finish(raw / p.full_scale, p)
+    if p.pattern is not None:
+        raw = stages.demosaic(raw, p.pattern, p.demosaic)
+    # integer codes -> output codes through a lookup table: the same float operations as
+    # (raw / raw_max -> response -> clip -> x(2**bits - 1) -> floor), evaluated once per code
+    lut = _finish(np.arange(p.raw_max + 1, dtype=np.float64) / p.raw_max, p)
+    return lut[raw]
+
+
+def _levels(rgb: np.ndarray, p: Pipeline) -> np.ndarray:
+    """Response curve, clip to [0, 1], times the top code: the values that are then floored
+    (the same operations as :func:`stages.quantise`). ``rgb`` is a temporary and is reused."""
+    z = stages.response(rgb, p.gamma)
+    np.clip(z, 0, 1, out=z)
+    z *= 2 ** int(p.bits) - 1
+    return z
+
+
+def _codes(z: np.ndarray, p: Pipeline) -> np.ndarray:
+    bits = int(p.bits)
+    if p.rounding == "round":
+        z = np.rint(z)
+    codes = z.astype(np.uint8 if bits <= 8 else np.uint16)
+    if bits not in (8, 16):  # store fewer bits scaled to the container's full range
+        container = 255 if bits < 8 else 65535
+        codes = np.rint(codes.astype(np.float64) * (container / (2**bits - 1))).astype(
+            np.uint8 if bits < 8 else np.uint16
+        )
+    return codes
+
+
+def _finish(rgb: np.ndarray, p: Pipeline) -> np.ndarray:
+    return _codes(_levels(rgb, p), p)
+
+
+def _encode(image: np.ndarray, p: Pipeline) -> bytes:
+    return stages.encode(image, p.encoding, p.jpeg_quality, p.jpeg_sampling, p.png_compression)
+
+
+def simulate(
+    cube: Cube | np.ndarray,
+    pipeline: str | Pipeline = "clean",
+    rng: int | np.random.Generator | None = None,
+) -> np.ndarray:
+    """Simulate the camera: ``(H, W, 3)`` float32 in [0, 1], exactly what decoding the file that
+    :func:`simulate_to_file` writes gives (JPEG is encoded and decoded in memory).
+
+    ``rng``: a seed or a ``numpy.random.Generator`` for the noise (ignored by noise-free tracks).
+
+    >>> rgb = simulate(cube, "realworld", rng=0)  # doctest: +SKIP
+    """
+    p = _as_pipeline(pipeline)
+    image = capture(cube, p, rng)
+    if p.encoding == "jpeg":
+        image = stages.decode(_encode(image, p))
+    return stages.to_float(image)
+
+
+def render(cube: Cube | np.ndarray, pipeline: str | Pipeline = "clean", rng=None) -> bytes:
+    """The encoded image file (PNG or JPEG bytes) of the simulated capture."""
+    p = _as_pipeline(pipeline)
+    return _encode(capture(cube, p, rng), p)
+
+
+def simulate_to_file(
+    cube: Cube | np.ndarray,
+    path: str | Path,
+    pipeline: str | Pipeline = "clean",
+    rng: int | np.random.Generator | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Simulate and write the encoded image atomically (temporary file, then rename)."""
+    p = _as_pipeline(pipeline)
+    path = Path(path)
+    allowed = (".png",) if p.encoding == "png" else (".jpg", ".jpeg")
+    if path.suffix.lower() not in allowed:
+        raise HsError(f"the {p.encoding.upper()} pipeline writes {p.extension} files, not '{path.suffix}'", path)
+    data = render(cube, p, rng)
+    with atomic_path(path, overwrite) as tmp:
+        tmp.write_bytes(data)
+    return path

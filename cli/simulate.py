@@ -1,0 +1,191 @@
+"""``hstool simulate``: the RGB images a camera would record from hyperspectral cubes."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from hstool.camera import Pipeline, list_css, load_css, plot_css, scale_brightness, shuffle_patches, track
+from hstool.camera.pipeline import render
+from hstool.hsdata import HsError, atomic_path, check_writable, list_files, read_cube, write_cube
+from hstool.hsdata.formats import DEFAULT_SUFFIX
+
+from .batch import report_failures, run_batch
+from .options import CubeFormat, InputFormat, Json, Overwrite, Seed, Workers
+from .output import err, fmt, print_json, table
+
+Opt = typer.Option
+
+
+def file_seed(seed: int, stem: str) -> np.random.SeedSequence:
+    """The seed sequence of one file: from the run's seed and the file's stem, so the output of a
+    file does not depend on the worker count, the order or the other files of the batch."""
+    key = int.from_bytes(hashlib.sha256(stem.encode()).digest()[:8], "little")
+    return np.random.SeedSequence(entropy=seed, spawn_key=(key,))
+
+
+@dataclass
+class Job:
+    source: Path
+    output: Path
+    cube_output: Path | None
+    pipeline: Pipeline
+    seed: int
+    brightness: float | None
+    shuffle: int | None
+    in_format: str | None
+    cube_format: str
+    overwrite: bool
+
+
+def run_job(job: Job) -> dict:
+    """Read, transform, simulate and write one file (module level, so worker processes can run it)."""
+    t0 = time.perf_counter()
+    cube = read_cube(job.source, job.in_format)
+    cube.meta.setdefault("source", str(job.source))
+    noise_ss, shuffle_ss = file_seed(job.seed, job.source.stem).spawn(2)
+    if job.brightness is not None:
+        cube = scale_brightness(cube, job.brightness)
+    if job.shuffle:
+        (data,) = shuffle_patches(np.asarray(cube.data), block=job.shuffle, rng=np.random.default_rng(shuffle_ss))
+        cube = cube.with_data(data, shuffle=job.shuffle)
+    encoded = render(cube, job.pipeline, np.random.default_rng(noise_ss))  # fails before anything is written
+    check_writable(job.output, job.overwrite)
+    if job.cube_output is not None:
+        options = {"version": "5"} if job.cube_format == "mat5" else {}
+        fmt_name = "mat" if job.cube_format == "mat5" else job.cube_format
+        write_cube(cube, job.cube_output, fmt_name, overwrite=job.overwrite, **options)
+    with atomic_path(job.output, job.overwrite) as tmp:
+        tmp.write_bytes(encoded)
+    return {
+        "input": str(job.source),
+        "output": str(job.output),
+        "cube": str(job.cube_output) if job.cube_output else None,
+        "shape": list(cube.shape[:2]),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
+def _show_css(as_json: bool) -> None:
+    rows = [
+        {"name": c.name, "range_nm": f"{c.range[0]:g}-{c.range[1]:g}", "samples": c.wavelengths.size,
+         "column_sums": [round(float(v), 3) for v in c.values.sum(axis=0)], "description": c.description,
+         "source": c.source}
+        for c in list_css()
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    err.print(table("camera spectral sensitivities (--css NAME, or a .csv/.npz path)",
+                    ["name", "range nm", "samples", "description"],
+                    [[r["name"], r["range_nm"], r["samples"], r["description"]] for r in rows]))
+
+
+def simulate(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Cube files or folders, then the output folder.", metavar="CUBES... OUT", show_default=False)] = None,
+    track_name: Annotated[str, Opt("--track", "-t", help="clean, realworld or ntire2022.")] = "clean",
+    css: Annotated[str | None, Opt("--css", help="Library CSS name (see --list-css) or a .csv/.npz file.")] = None,
+    npe: Annotated[float | None, Opt("--npe", help="Mean photo-electrons at the green sites (noise level).")] = None,
+    no_noise: Annotated[bool, Opt("--no-noise", help="Switch all sensor noise off.")] = False,
+    dark_noise: Annotated[float | None, Opt("--dark-noise", help="Gaussian dark noise, std in e-.")] = None,
+    dark_noise_quirk: Annotated[bool, Opt(
+        "--dark-noise-quirk", help="Organisers' behaviour: std = dark_noise**2 (NTIRE 2020 code).")] = False,
+    read_noise: Annotated[float | None, Opt("--read-noise", help="Gaussian read noise, std in e-.")] = None,
+    prnu: Annotated[float | None, Opt("--prnu", help="Pixel gain non-uniformity (relative std).")] = None,
+    pattern: Annotated[str | None, Opt("--pattern", help="Bayer pattern RGGB, BGGR, GRBG, GBRG, or none.")] = None,
+    demosaic: Annotated[str | None, Opt("--demosaic", help="ea (edge-aware), bilinear or vng.")] = None,
+    raw_bits: Annotated[int | None, Opt("--raw-bits", min=1, max=16, help="ADC bits of the raw mosaic.")] = None,
+    exposure: Annotated[float | None, Opt("--exposure", help="Multiply the projected signal.")] = None,
+    target_mean: Annotated[float | None, Opt("--target-mean", help="Auto exposure to this image mean.")] = None,
+    gamma: Annotated[str | None, Opt("--gamma", help="Response curve: 1 (linear), e.g. 2.2, or srgb.")] = None,
+    bits: Annotated[int | None, Opt("--bits", min=1, max=16, help="Output bits (16 needs PNG).")] = None,
+    encoding: Annotated[str | None, Opt("--encoding", help="png or jpeg.")] = None,
+    jpeg_quality: Annotated[int | None, Opt("--jpeg-quality", min=0, max=100, help="JPEG quality.")] = None,
+    jpeg_sampling: Annotated[str | None, Opt("--jpeg-sampling", help="JPEG chroma: 444, 422, 420.")] = None,
+    png_compression: Annotated[int | None, Opt("--png-compression", min=0, max=9, help="zlib level.")] = None,
+    clip_negative: Annotated[bool, Opt("--clip-negative", help="Clip negative cube values to 0.")] = False,
+    brightness: Annotated[float | None, Opt("--brightness", help="Scale the cube by K before simulating.")] = None,
+    shuffle: Annotated[int | None, Opt(
+        "--shuffle", min=1, help="Permute NxN patches; the permuted cube is written beside the RGB.")] = None,
+    cube_format: CubeFormat = "mat",
+    in_format: InputFormat = None,
+    list_css_: Annotated[bool, Opt("--list-css", help="List the library CSS and exit.")] = False,
+    plot_css_: Annotated[tuple[str, Path] | None, Opt(
+        "--plot-css", help="Plot CSS NAME|PATH to a PNG and exit.", metavar="CSS OUT.png")] = None,
+    seed: Seed = 0,
+    workers: Workers = 1,
+    overwrite: Overwrite = False,
+    json: Json = False,
+) -> None:
+    """Simulate the RGB image a camera records from each hyperspectral cube.
+
+    Tracks reproduce NTIRE 2020 ([bold]clean[/] bit-exact PNG, [bold]realworld[/] mosaic + noise +
+    JPEG) and NTIRE 2022; every stage can be overridden. Names keep the stem:
+    ARAD_HS_0451.mat -> ARAD_HS_0451_clean.png / ARAD_HS_0451_RealWorld.jpg.
+
+    Example: [bold]hstool simulate cubes/ rgb/ --track realworld --seed 1 -j 2[/]
+    """
+    if list_css_:
+        _show_css(json)
+        return
+    if plot_css_ is not None:
+        name, target = plot_css_
+        written = plot_css(load_css(name), target, overwrite)
+        print_json({"plot": str(written)}) if json else err.print(f"wrote {written}")
+        return
+    if not paths or len(paths) < 2:
+        raise HsError("give one or more cube files or folders, then the output folder (CUBES... OUT)")
+    *inputs, out = paths
+    if out.exists() and not out.is_dir():
+        raise HsError("the output must be a folder", out)
+    overrides = {
+        "css": css, "npe": npe, "dark_noise": dark_noise, "read_noise": read_noise, "prnu": prnu,
+        "demosaic": demosaic, "raw_bits": raw_bits, "exposure": exposure, "target_mean": target_mean,
+        "gamma": gamma, "bits": bits, "encoding": encoding, "jpeg_quality": jpeg_quality,
+        "jpeg_sampling": jpeg_sampling, "png_compression": png_compression,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if pattern is not None:
+        overrides["pattern"] = None if pattern.lower() == "none" else pattern
+    if no_noise:
+        overrides["npe"] = None
+    if dark_noise_quirk:
+        overrides["dark_noise_quirk"] = True
+    if clip_negative:
+        overrides["clip_negative"] = True
+    pipe = track(track_name, **overrides)
+    if cube_format not in (*DEFAULT_SUFFIX, "mat5"):
+        raise HsError(f"--format must be one of {', '.join((*DEFAULT_SUFFIX, 'mat5'))}, not '{cube_format}'")
+
+    sources = [f for p in inputs for f in list_files(p)]
+    jobs, skipped = [], []
+    for src in sources:
+        stem = src.stem + pipe.suffix
+        target = out / (stem + pipe.extension)
+        cube_target = out / (stem + DEFAULT_SUFFIX.get(cube_format, ".mat")) if shuffle else None
+        if src.resolve() in (target.resolve(), cube_target.resolve() if cube_target else None):
+            raise HsError("output would overwrite an input file", src)
+        if not overwrite and (target.exists() or (cube_target is not None and cube_target.exists())):
+            skipped.append(target)
+            continue
+        jobs.append(Job(src, target, cube_target, pipe, seed, brightness, shuffle, in_format, cube_format, overwrite))
+    if skipped:
+        err.print(f"{len(skipped)} output(s) exist, skipped (use --overwrite to replace)")
+    results, failures = run_batch(jobs, run_job, f"simulate {pipe.name}", workers, name=lambda j: j.source.name)
+    if json:
+        print_json({"pipeline": pipe.describe(), "written": [r for _, r in results],
+                    "skipped": [str(s) for s in skipped],
+                    "failed": [{"input": str(f.item.source), "error": f.message} for f in failures]})
+    elif results:
+        err.print(table(f"{pipe.name}: {len(results)} written to {out}", ["input", "output", "seconds"],
+                        [[Path(r["input"]).name, Path(r["output"]).name, fmt(r["seconds"], 3)] for _, r in results]))
+    code = report_failures(failures, len(jobs))
+    if code:
+        raise typer.Exit(code)

@@ -1,0 +1,342 @@
+"""camera: parity with straight implementations of the NTIRE 2020 formulas, noise statistics,
+the CSS library and user files, transforms."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import make_cube
+
+from hstool.camera import (
+    CSS,
+    TRACKS,
+    capture,
+    capture_raw,
+    list_css,
+    load_css,
+    read_css,
+    scale_brightness,
+    shuffle_patches,
+    simulate,
+    simulate_to_file,
+    stages,
+    track,
+)
+from hstool.camera.sensitivity import DATA_DIR
+from hstool.hsdata import ARAD_WAVELENGTHS, Cube, HsError, read_rgb
+
+# sha256 sums from ../shared/data/PROVENANCE.md (organisers' repository, commit 7c7712a)
+SHA256 = {
+    "cie_1964_w_gain.npz": "ccd04e1228b8129cd028eb863b352d34ab4d415cc9e762931a32b03cd00c638d",
+    "example_D40_camera_w_gain.npz": "3e6396b050d390a2dcac5dc112bba98c1cf49ffcb4a5a4ce9464fa344683e106",
+    "ciexyz64.csv": "98054e9a1ef2246161852e4dcb7f1ca359a85ec34ac3ebd5c559e6df2dea278f",
+}
+
+
+def organiser_filters(name: str) -> np.ndarray:
+    with np.load(DATA_DIR / name) as z:
+        return z["filters"]
+
+
+def bright_cube(seed: int = 0, height: int = 16, width: int = 20) -> Cube:
+    """A cube reaching above 1 in places, so that clipping is exercised."""
+    c = make_cube(height, width, seed=seed)
+    return c.with_data((c.data * 2.2).astype(np.float32))
+
+
+# --- data files -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(SHA256))
+def test_shipped_files_match_provenance(name):
+    assert hashlib.sha256((DATA_DIR / name).read_bytes()).hexdigest() == SHA256[name]
+
+
+def test_css_column_sums_and_derivation():
+    clean, d40 = load_css("cie1964"), load_css("d40")
+    np.testing.assert_allclose(clean.values.sum(axis=0), [255, 255, 255], rtol=1e-14)
+    np.testing.assert_allclose(d40.values.sum(axis=0), [65535, 65535, 65535], rtol=1e-14)
+    np.testing.assert_array_equal(clean.wavelengths, ARAD_WAVELENGTHS)
+    # cie_1964_w_gain is the CIE 1964 table (ciexyz64.csv) at 400:10:700, columns scaled to 255
+    table = np.loadtxt(DATA_DIR / "ciexyz64.csv", delimiter=",")
+    rows = table[np.isin(table[:, 0], ARAD_WAVELENGTHS), 1:]
+    np.testing.assert_allclose(clean.values, rows / rows.sum(axis=0) * 255, rtol=0, atol=1e-12)
+
+
+def test_library_names_and_ranges():
+    names = [c.name for c in list_css()]
+    assert names == ["cie1964", "d40", "cie1931", "nikon5100", "sigma_sd_merrill"]
+    for c in list_css():
+        rgb = c.on(ARAD_WAVELENGTHS)  # every library CSS works on the ARAD grid
+        assert rgb.shape == (31, 3) and np.all(rgb >= 0)
+        # a flat unit spectrum gives about the shipped white level in every channel
+        np.testing.assert_allclose(rgb.sum(axis=0), c.values.sum(axis=0), rtol=0.01)
+
+
+def test_css_on_other_grid_keeps_the_response():
+    cube = make_cube(8, 10)
+    fine = np.arange(400.0, 700.1, 5.0)
+    fine_data = np.stack([np.interp(fine, ARAD_WAVELENGTHS, s) for s in cube.data.reshape(-1, 31)])
+    fine_cube = Cube(fine_data.reshape(8, 10, -1).astype(np.float32), fine)
+    coarse = simulate(cube, track("clean", bits=16))
+    other = simulate(fine_cube, track("clean", bits=16))
+    np.testing.assert_allclose(other, coarse, rtol=0.02, atol=1e-3)
+
+
+def test_user_css_csv_round_trip(tmp_path):
+    from hstool.camera import write_css_csv
+
+    d40 = load_css("d40")
+    back = read_css(write_css_csv(d40, tmp_path / "cam.csv"))
+    np.testing.assert_array_equal(back.values, d40.values)
+    np.testing.assert_array_equal(back.wavelengths, d40.wavelengths)
+    # no header, semicolons
+    rows = "\n".join(f"{w:g};{r!r};{g!r};{b!r}" for w, (r, g, b) in zip(d40.wavelengths, d40.values))
+    (tmp_path / "raw.csv").write_text(rows + "\n")
+    np.testing.assert_array_equal(load_css(tmp_path / "raw.csv").values, d40.values)
+    # the same camera from a user file simulates the same image
+    cube = make_cube(8, 10)
+    a = simulate(cube, track("realworld", css=tmp_path / "cam.csv"), rng=3)
+    b = simulate(cube, "realworld", rng=3)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_user_css_npz_and_bad_files(tmp_path):
+    np.savez(tmp_path / "mine.npz", filters=organiser_filters("cie_1964_w_gain.npz"), bands=ARAD_WAVELENGTHS[None])
+    np.testing.assert_array_equal(load_css(tmp_path / "mine.npz").values, load_css("cie1964").values)
+    (tmp_path / "three.csv").write_text("wavelength,R,G\n400,1,2\n410,1,2\n")
+    with pytest.raises(HsError, match="4: wavelength,R,G,B"):
+        read_css(tmp_path / "three.csv")
+    (tmp_path / "text.csv").write_text("400,a,b,c\n")
+    with pytest.raises(HsError, match="not numeric"):
+        read_css(tmp_path / "text.csv")
+    np.savez(tmp_path / "keys.npz", x=np.ones(3))
+    with pytest.raises(HsError, match="filters"):
+        read_css(tmp_path / "keys.npz")
+    with pytest.raises(HsError, match="unknown CSS"):
+        load_css("no_such_camera")
+    with pytest.raises(HsError, match="negative"):
+        CSS("neg", [400, 410], [[1, 1, -1], [1, 1, 1]])
+
+
+# --- clean track: bit-exact ------------------------------------------------------------------
+
+
+def test_clean_png_equals_organisers_formula(tmp_path):
+    cube = bright_cube()
+    css = organiser_filters("cie_1964_w_gain.npz")
+    rgb = cube.data @ css / 256  # Arad et al. 2020: clean RGB = cube @ CIE 1964 (sum 255) / 256
+    expected = (np.clip(rgb, 0, 1) * 255).astype(np.uint8)  # floor, as astype does
+    assert (rgb > 1).any()  # clipping exercised
+    path = simulate_to_file(cube, tmp_path / "a_clean.png", "clean")
+    decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)[..., ::-1]
+    assert decoded.dtype == np.uint8
+    np.testing.assert_array_equal(decoded, expected)
+    np.testing.assert_array_equal(simulate(cube, "clean"), read_rgb(path))
+    with pytest.raises(HsError, match="exists"):
+        simulate_to_file(cube, path, "clean")
+
+
+def test_pipeline_matrix_and_names():
+    clean, real, n22 = (track(t) for t in TRACKS)
+    np.testing.assert_array_equal(clean.matrix(ARAD_WAVELENGTHS), organiser_filters("cie_1964_w_gain.npz") / 256)
+    np.testing.assert_array_equal(real.matrix(), organiser_filters("example_D40_camera_w_gain.npz") / 65535)
+    assert (clean.suffix, clean.extension) == ("_clean", ".png")
+    assert (real.suffix, real.extension) == ("_RealWorld", ".jpg")
+    assert n22.suffix == "_ntire2022" and n22.target_mean == 0.18
+    # the matrix is the noise-free linear map: clean output = floor of cube @ matrix
+    cube = make_cube(8, 10)
+    lin = cube.data @ clean.matrix(cube.wavelengths)
+    assert np.all(np.abs(simulate(cube, clean) - lin) <= 1 / 255 + 1e-6)
+
+
+def test_gamma_and_16_bit(tmp_path):
+    cube = bright_cube()
+    rgb = np.clip(cube.data @ organiser_filters("cie_1964_w_gain.npz") / 256, 0, 1)
+    got = capture(cube, track("clean", gamma=2.2))
+    np.testing.assert_array_equal(got, (np.clip(rgb ** (1 / 2.2), 0, 1) * 255).astype(np.uint8))
+    p16 = track("clean", bits=16)
+    path = simulate_to_file(cube, tmp_path / "x.png", p16)
+    assert cv2.imread(str(path), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+    np.testing.assert_array_equal(read_rgb(path), simulate(cube, p16))
+    np.testing.assert_array_equal(capture(cube, p16), (rgb * 65535).astype(np.uint16))
+    with pytest.raises(HsError, match="8-bit"):
+        track("realworld", bits=16)
+
+
+# --- real-world track --------------------------------------------------------------------------
+
+
+def test_realworld_noise_off_equals_organisers_formula(tmp_path):
+    cube = bright_cube(seed=1)
+    css = organiser_filters("example_D40_camera_w_gain.npz")
+    full = cube.data @ css  # columns sum 65535, no /256
+    bayer = np.empty(full.shape[:2])
+    bayer[0::2, 0::2] = full[0::2, 0::2, 0]  # R
+    bayer[0::2, 1::2] = full[0::2, 1::2, 1]  # G
+    bayer[1::2, 0::2] = full[1::2, 0::2, 1]  # G
+    bayer[1::2, 1::2] = full[1::2, 1::2, 2]  # B
+    raw = np.clip(np.round(bayer), 0, 65535).astype(np.uint16)
+    rgb = cv2.cvtColor(raw, cv2.COLOR_BayerBG2BGR_EA)[..., ::-1] / 65535
+    expected = (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+    p = track("realworld", npe=None)
+    np.testing.assert_array_equal(capture_raw(cube, p), raw)
+    np.testing.assert_array_equal(capture(cube, p), expected)
+    _, buf = cv2.imencode(".jpg", np.ascontiguousarray(expected[..., ::-1]),
+                           [cv2.IMWRITE_JPEG_QUALITY, 80, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+                            cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420])
+    path = simulate_to_file(cube, tmp_path / "a_RealWorld.jpg", p)
+    assert path.read_bytes() == buf.tobytes()
+    np.testing.assert_array_equal(simulate(cube, p), read_rgb(path))
+
+
+def test_band_major_cubes_round_like_numpy():
+    # ARAD_1K files read through h5py are band-major views; the fast projection must still round
+    # exactly as numpy's cube @ css, including values sitting on a tie (flat 0.5 x 65535 sums)
+    d40 = organiser_filters("example_D40_camera_w_gain.npz")
+    flat = Cube(np.full((31, 20, 16), 0.5, np.float32).transpose(2, 1, 0), ARAD_WAVELENGTHS)
+    raw = capture_raw(flat, track("realworld", npe=None, pattern=None))
+    np.testing.assert_array_equal(raw, np.clip(np.round(np.ascontiguousarray(flat.data) @ d40), 0, 65535))
+    assert {32767, 32768} <= set(np.unique(raw))  # ties resolved both ways, as numpy's sums fall
+    cube = bright_cube(seed=2)
+    view = cube.with_data(np.ascontiguousarray(cube.data.transpose(2, 1, 0)).transpose(2, 1, 0))
+    assert not view.data.flags.c_contiguous
+    np.testing.assert_array_equal(capture(view, "clean"), capture(cube, "clean"))
+    np.testing.assert_array_equal(capture(view, track("realworld", npe=None)), capture(cube, track("realworld", npe=None)))
+
+
+@pytest.mark.parametrize("pattern", stages.PATTERNS)
+@pytest.mark.parametrize("method", stages.DEMOSAIC_METHODS)
+def test_demosaic_keeps_colours_for_every_pattern(pattern, method):
+    colour = np.array([52000, 30000, 9000], dtype=np.float64)
+    flat = np.broadcast_to(colour, (12, 14, 3)).copy()
+    raw = stages.quantise_raw(stages.mosaic(flat, pattern), 65535)
+    out = stages.demosaic(raw, pattern, method)
+    assert out.dtype == np.uint16
+    # interior pixels (VNG works at 8-bit precision: one 8-bit step = 257)
+    np.testing.assert_allclose(out[3:-3, 3:-3].reshape(-1, 3), np.tile(colour, (48, 1)), atol=300)
+
+
+@pytest.mark.parametrize("pattern", stages.PATTERNS)
+def test_red_scene_gives_red_image(pattern):
+    # a camera seeing red only: its R filter above 600 nm, G and B blind there; a red scene
+    wl = ARAD_WAVELENGTHS
+    css = CSS("redcam", wl, np.stack([(wl >= 600) * 1000.0, (wl < 550) * 1000.0, (wl < 480) * 1000.0], 1))
+    data = np.zeros((10, 12, 31), np.float32)
+    data[..., wl >= 620] = 0.9
+    out = simulate(Cube(data, wl), track("realworld", css=css, pattern=pattern, npe=None, encoding="png"))
+    assert out[..., 0].min() > 0.5 and out[..., 1:].max() == 0
+
+
+def test_noise_variance_matches_model():
+    # flat grey cube: the d40 columns sum 65535, so every site sees s = 0.3 * 65535 DN
+    h, w, level = 256, 320, 0.3
+    cube = Cube(np.full((h, w, 31), level, np.float32), ARAD_WAVELENGTHS)
+    s = level * 65535
+    layout = stages.channel_layout("RGGB")
+    for extra, quirk, read, prnu in ((0, False, 0, 0), (0, True, 0, 0), (0, False, 25.0, 0), (0, False, 0, 0.01)):
+        p = track("realworld", dark_noise_quirk=quirk, read_noise=read, prnu=prnu)
+        raw = capture_raw(cube, p, rng=11).astype(np.float64)
+        gain = 5000 / s  # electrons per DN: mean green = targetNpe = 5000 e-
+        dark = 10.0**2 if quirk else 10.0
+        model = s / gain + (dark**2 + read**2) / gain**2 + (prnu * s) ** 2 + 1 / 12  # + rounding
+        for ch in range(3):
+            sites = stages.site_mask(raw.shape, "RGGB", ch)
+            measured = raw[sites].var()
+            assert abs(measured / model - 1) < 0.05, (ch, quirk, read, prnu, measured, model)
+            assert abs(raw[sites].mean() - s) < 5 * np.sqrt(model / sites.sum())
+        assert layout[0, 0] == 0
+
+
+def test_noise_reproducible_with_seed():
+    cube = make_cube(16, 20)
+    a = simulate(cube, "realworld", rng=7)
+    b = simulate(cube, "realworld", rng=np.random.default_rng(7))
+    c = simulate(cube, "realworld", rng=8)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    # the noise is real: it changes the image relative to the noise-free capture
+    assert not np.array_equal(capture_raw(cube, "realworld", 7), capture_raw(cube, track("realworld", npe=None)))
+
+
+def test_ntire2022_exposure_and_noise():
+    cube = make_cube(32, 40)
+    out = simulate(cube, "ntire2022", rng=0)
+    assert out.shape == (32, 40, 3)
+    assert abs(float(out.mean()) - 0.18) < 0.01
+    # exposure is automatic: a darker scene gives the same mean
+    assert abs(float(simulate(scale_brightness(cube, 0.25), "ntire2022", rng=0).mean()) - 0.18) < 0.01
+    raw = capture_raw(cube, "ntire2022", rng=0)
+    assert raw.ndim == 3 and raw.dtype == np.float64  # no mosaic, no raw quantisation
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+def test_bad_cubes_are_refused():
+    good = make_cube(6, 8)
+    narrow = Cube(np.ones((4, 4, 11), np.float32), np.arange(500.0, 601.0, 10.0))
+    with pytest.raises(HsError, match="do not cover CSS 'cie1964'"):
+        simulate(narrow)
+    wide = Cube(np.ones((4, 4, 3), np.float32), [380.0, 550.0, 720.0])
+    with pytest.raises(HsError, match="outside the range"):
+        simulate(wide)
+    neg = good.data.copy()
+    neg[0, 0, 0] = -0.01
+    with pytest.raises(HsError, match="negative"):
+        simulate(good.with_data(neg))
+    clipped = simulate(good.with_data(neg), track("clean", clip_negative=True))
+    neg[0, 0, 0] = 0
+    np.testing.assert_array_equal(clipped, simulate(good.with_data(neg)))
+    nan = good.data.copy()
+    nan[1, 1, 1] = np.nan
+    with pytest.raises(HsError, match="NaN"):
+        simulate(good.with_data(nan, source="x.mat"))
+    with pytest.raises(HsError, match="unknown track"):
+        track("dirty")
+    with pytest.raises(HsError, match="unknown pipeline parameter"):
+        track("clean", nosie=1)
+    with pytest.raises(HsError, match="Bayer pattern"):
+        track("realworld", pattern="RGBG")
+
+
+# --- transforms ----------------------------------------------------------------------------------
+
+
+def test_shuffle_keeps_cube_and_rgb_aligned():
+    cube = make_cube(18, 22)  # 18x22: two rows and two columns beyond the last 4x4 block
+    shuffled_cube, shuffled_rgb = shuffle_patches(cube.data, simulate(cube), block=4, rng=5)
+    np.testing.assert_array_equal(simulate(cube.with_data(shuffled_cube)), shuffled_rgb)
+    assert not np.array_equal(shuffled_cube, cube.data)
+    np.testing.assert_array_equal(shuffled_cube[16:], cube.data[16:])
+    np.testing.assert_array_equal(shuffled_cube[:, 20:], cube.data[:, 20:])
+    # a permutation of whole patches: the multiset of 4x4 patches is unchanged
+    def patches(a):
+        return sorted(a[i:i + 4, j:j + 4].tobytes() for i in range(0, 16, 4) for j in range(0, 20, 4))
+    assert patches(shuffled_cube) == patches(cube.data)
+    again = shuffle_patches(cube.data, block=4, rng=5)[0]
+    np.testing.assert_array_equal(again, shuffled_cube)
+
+
+def test_brightness():
+    cube = make_cube(8, 10)
+    half = scale_brightness(cube, 0.5)
+    np.testing.assert_array_equal(half.data, cube.data * np.float32(0.5))
+    assert half.meta["brightness"] == 0.5 and half.data.dtype == np.float32
+    css = organiser_filters("cie_1964_w_gain.npz")
+    expected = (np.clip(half.data @ css / 256, 0, 1) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(capture(half, "clean"), expected)
+    with pytest.raises(HsError):
+        scale_brightness(cube, -1)
+
+
+def test_plot_css(tmp_path):
+    from hstool.camera import plot_css
+
+    path = plot_css(load_css("nikon5100"), tmp_path / "n.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert isinstance(path, Path)
