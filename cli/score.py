@@ -1,0 +1,204 @@
+"""``hstool score``: the challenge metrics of reconstructions against ground truth."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from hstool.hsdata import HsError, atomic_path, check_writable, list_files, read_rgb
+from hstool.recon import evaluate as ev
+
+from .batch import run_batch
+from .options import Json, Overwrite, Seed, Workers
+from .output import err, print_json, table
+
+Opt = typer.Option
+HEADERS = {
+    "mrae": "MRAE",
+    "rmse": "RMSE",
+    "psnr": "PSNR dB",
+    "sam": "SAM rad",
+    "ssim": "SSIM",
+    "weighted": "Weighted",
+    "backprojection": "Back-proj.",
+    "physical": "Physical",
+}
+
+
+@dataclass
+class Job:
+    pred: Path
+    gt: Path
+    metrics: tuple[str, ...]
+    crop: int
+    eps: float | None
+    ignore_zeros: bool
+    pipeline: Any  # hstool.camera.Pipeline or None
+    rgb: Path | None
+    maps: Path | None
+    overwrite: bool
+    clusters: int
+    seed: int
+
+
+def run_job(job: Job) -> dict:
+    """Read and score one pair (module level, so worker processes can run it)."""
+    pred, gt = ev.read_pair(job.pred, job.gt)
+    rgb = read_rgb(job.rgb) if job.rgb is not None else None
+    try:
+        row = ev.score_pair(
+            pred,
+            gt,
+            job.metrics,
+            crop=job.crop,
+            eps=job.eps,
+            ignore_zeros=job.ignore_zeros,
+            pipeline=job.pipeline,
+            rgb=rgb,
+            clusters=job.clusters,
+            seed=ev.file_seed(job.seed, job.gt.stem),
+        )
+    except HsError as exc:
+        if exc.path is not None:
+            raise
+        raise HsError(exc.message, job.rgb if "RGB" in exc.message else job.pred) from None
+    if job.maps is not None:
+        p, g = ev.metrics.crop(pred.data, job.crop), ev.metrics.crop(gt.data, job.crop)
+        ev.write_error_maps(
+            p,
+            g,
+            job.maps,
+            job.gt.stem,
+            gt.wavelengths,
+            eps=job.eps,
+            ignore_zeros=job.ignore_zeros,
+            overwrite=job.overwrite,
+        )
+    return {"image": job.gt.stem, "pred": str(job.pred), "gt": str(job.gt), **row}
+
+
+def score(
+    pred: Annotated[Path, typer.Argument(help="Reconstructed cube file or folder.")],
+    gt: Annotated[Path, typer.Argument(help="Ground-truth cube file or folder (paired by file stem).")],
+    metrics: Annotated[
+        str, Opt("--metrics", "-m", help="Comma list of mrae, rmse, psnr, sam, ssim, weighted.")
+    ] = "mrae,rmse,psnr,sam",
+    crop: Annotated[
+        int, Opt("--crop", min=0, help="Drop N px from each border first (NTIRE 2022: 128).")
+    ] = 0,
+    eps: Annotated[float | None, Opt("--eps", help="Guarded MRAE: divide by gt + EPS.")] = None,
+    ignore_zeros: Annotated[bool, Opt("--ignore-zeros", help="Guarded MRAE: leave gt zeros out.")] = False,
+    rgb: Annotated[
+        Path | None, Opt("--rgb", help="Input RGB folder: add physical consistency.", file_okay=False)
+    ] = None,
+    css: Annotated[
+        str | None, Opt("--css", help="Camera CSS for back-projection (clean-track units).")
+    ] = None,
+    track_name: Annotated[
+        str | None, Opt("--track", "-t", help="Track whose camera projects: clean, realworld, ntire2022.")
+    ] = None,
+    maps: Annotated[
+        Path | None,
+        Opt("--maps", help="Write MRAE error maps and worst-pixel spectra here.", file_okay=False),
+    ] = None,
+    csv_path: Annotated[
+        Path | None, Opt("--csv", help="Also write the table as CSV.", dir_okay=False)
+    ] = None,
+    clusters: Annotated[
+        int, Opt("--clusters", min=1, help="Clusters of the weighted MRAE (k-means seeded with 0).")
+    ] = 1000,
+    seed: Seed = 0,
+    workers: Workers = 1,
+    overwrite: Overwrite = False,
+    json: Json = False,
+) -> None:
+    """Score reconstructions as the NTIRE challenges did: MRAE (no epsilon: a zero in the ground truth
+    gives inf, see --eps / --ignore-zeros), RMSE, PSNR, SAM, SSIM and the weighted MRAE of 1000
+    spectral clusters; with --css/--track the back-projection MRAE (pred and gt through the camera's
+    linear map), with --rgb also the physical consistency: the reconstruction run through the
+    track's pipeline again and compared with its input image (ARAD_HS_0451 ↔ ARAD_HS_0451_clean.png).
+
+    Example: [bold]hstool score recon/ gt/ -m mrae,rmse,weighted --rgb rgb/ --track clean --maps maps/[/]
+    """
+    names = tuple(m.strip().lower() for m in metrics.split(",") if m.strip())
+    bad = [m for m in names if m not in ev.SCORE_METRICS]
+    if bad or not names:
+        raise HsError(
+            f"unknown metric(s) {', '.join(bad) or '(none)'} (known: {', '.join(ev.SCORE_METRICS)})"
+        )
+    pipeline = None
+    if css is not None or track_name is not None or rgb is not None:
+        from hstool.camera import track
+
+        pipeline = track(track_name or "clean", **({"css": css} if css else {}))
+    pairs, lone_pred, lone_gt = ev.pair_files(list_files(pred), list_files(gt))
+    for side, lone in (("predictions", lone_pred), ("ground truths", lone_gt)):
+        if lone:
+            err.print(f"[yellow]{len(lone)} unpaired {side}:[/] " + ", ".join(p.name for p in lone))
+    if not pairs:
+        raise HsError(f"no pairs: no file stem in {pred} matches one in {gt}")
+    images = list_files(rgb, kinds=("image",)) if rgb is not None else []
+    if csv_path is not None:
+        check_writable(csv_path, overwrite, tuple(p for pair in pairs for p in pair))
+    jobs = [
+        Job(
+            p,
+            g,
+            names,
+            crop,
+            eps,
+            ignore_zeros,
+            pipeline,
+            ev.find_rgb(images, g.stem, pipeline.suffix) if rgb is not None else None,
+            maps,
+            overwrite,
+            clusters,
+            seed,
+        )
+        for p, g in pairs
+    ]
+    results, failures = run_batch(jobs, run_job, "score", workers, name=lambda j: j.gt.name)
+    rows = [r for _, r in results]
+    columns = [*names, *(["backprojection"] if pipeline is not None else []), *(["physical"] if rgb else [])]
+    mean = ev.mean_row(rows, columns)
+    for r in rows:
+        if r["gt_zeros"] and any(r.get(k) == float("inf") for k in ("mrae", "weighted", "backprojection")):
+            err.print(
+                f"[yellow]{r['image']}: MRAE is inf: the ground truth has {r['gt_zeros']} zero values "
+                "(organisers' definition; --eps or --ignore-zeros give a finite score)[/]"
+            )
+    if csv_path is not None and rows:
+        with atomic_path(csv_path, overwrite) as tmp, open(tmp, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["image", *columns, "pred", "gt"])
+            w.writerows([[r["image"], *[repr(r[c]) for c in columns], r["pred"], r["gt"]] for r in rows])
+            w.writerow(["mean", *[repr(mean[c]) for c in columns], "", ""])
+    if json:
+        print_json(
+            {
+                "images": rows,
+                "mean": mean,
+                "metrics": columns,
+                "crop": crop,
+                "unpaired": {"pred": [str(p) for p in lone_pred], "gt": [str(p) for p in lone_gt]},
+                "failed": [{"pred": str(f.item.pred), "error": f.message} for f in failures],
+            }
+        )
+    elif rows:
+        body = [[r["image"], *[r[c] for c in columns]] for r in rows] + [
+            ["mean", *[mean[c] for c in columns]]
+        ]
+        err.print(
+            table(
+                f"{len(rows)} image(s)" + (f", {crop} px border cropped" if crop else ""),
+                ["image", *[HEADERS[c] for c in columns]],
+                body,
+            )
+        )
+    if failures:
+        err.print(f"[bold red]{len(failures)} of {len(jobs)} pair(s) failed[/]")
+        raise typer.Exit(1)

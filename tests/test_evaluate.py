@@ -1,0 +1,142 @@
+"""The Table 3 protocol (``recon.evaluate``) with a reference reconstruction, and ``hstool evaluate``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hstool.camera import simulate, track
+from hstool.hsdata import Cube, HsError, read_rgb, write_cube
+from hstool.recon import clusters, evaluate, metrics
+
+
+def linear_fn(cube: Cube, pipeline="clean"):
+    """Reference reconstruction: the least-squares linear map RGB -> spectrum fitted on the cube itself."""
+    rgb = simulate(cube, pipeline, 0).reshape(-1, 3).astype(np.float64)
+    w = np.linalg.lstsq(rgb, cube.data.reshape(-1, cube.bands).astype(np.float64), rcond=None)[0]
+
+    def recon(image: np.ndarray) -> np.ndarray:
+        return (image.astype(np.float64) @ w).astype(np.float32)
+
+    recon.w = w
+    return recon
+
+
+def test_clean_protocol_matches_hand_computation(tmp_cube):
+    cube = tmp_cube(28, 36, seed=1)
+    fn = linear_fn(cube)
+    row = evaluate.evaluate_cube(cube, fn, "clean", seed=5, clusters=100)
+    gt = cube.data
+    pred = fn(simulate(cube, "clean"))  # the clean track is noise-free: no seed needed
+    assert row["mrae"] == pytest.approx(np.mean(np.abs(gt - pred) / gt), rel=1e-6)
+    assert row["rmse"] == pytest.approx(np.sqrt(np.mean((gt.astype(np.float64) - pred) ** 2)), rel=1e-6)
+    for k in (0.5, 2):
+        scaled = gt * np.float32(k)
+        p = fn(simulate(Cube(scaled, cube.wavelengths), "clean"))
+        assert row[f"brightness_{k:g}"] == pytest.approx(np.mean(np.abs(scaled - p) / scaled), rel=1e-5)
+    # a pixel-wise map is blind to where a pixel is: shuffling 4x4 patches moves the errors, not their mean
+    assert row["spatial"] == pytest.approx(row["mrae"], rel=1e-6)
+    matrix = track("clean").matrix(cube.wavelengths)
+    assert row["backprojection"] == pytest.approx(metrics.backprojection_mrae(pred, gt, matrix), rel=1e-6)
+    assert row["weighted"] == pytest.approx(clusters.weighted_mrae(pred, gt, 100, 0), rel=1e-6)
+    regen = simulate(Cube(np.clip(pred, 0, None), cube.wavelengths), "clean")
+    rgb = simulate(cube, "clean")
+    keep = rgb != 0
+    assert row["physical"] == pytest.approx(np.mean(np.abs(regen - rgb)[keep] / rgb[keep]), rel=1e-6)
+    assert row["gt_zeros"] == 0
+    assert 0 < row["mrae"] < 0.2 and row["brightness_2"] != row["mrae"]
+
+
+def test_spatial_shuffle_hurts_a_spatial_method(tmp_cube):
+    cube = tmp_cube(32, 32, seed=2)
+    fn = linear_fn(cube)
+
+    def blurred(image):  # uses the neighbourhood: a shuffled image breaks it
+        from scipy import ndimage
+
+        return fn(ndimage.uniform_filter(image, (5, 5, 1), mode="nearest"))
+
+    row = evaluate.evaluate_cube(cube, blurred, "clean", clusters=50)
+    assert row["spatial"] > 1.5 * row["mrae"]
+
+
+def test_realworld_noise_seeded_like_hstool_simulate(hstool, tmp_path, tmp_cube):
+    cube = tmp_cube(24, 32, seed=3)
+    path = tmp_path / "ARAD_HS_0007.npy"
+    write_cube(cube, path)
+    fn = linear_fn(cube, "realworld")
+    a = evaluate.evaluate_file(path, fn, "realworld", seed=3, clusters=50)
+    assert a == evaluate.evaluate_file(path, fn, "realworld", seed=3, clusters=50)
+    assert a["mrae"] != evaluate.evaluate_file(path, fn, "realworld", seed=4, clusters=50)["mrae"]
+    # the main input is the very image `hstool simulate --seed 3` writes
+    result = hstool("simulate", path, tmp_path / "rgb", "--track", "realworld", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    pred = fn(read_rgb(tmp_path / "rgb" / "ARAD_HS_0007_RealWorld.jpg"))
+    assert a["mrae"] == pytest.approx(metrics.mrae(pred, cube.data), rel=1e-6)
+    assert a["physical"] > 0  # fresh noise: never exactly consistent
+
+
+def test_bad_reconstructions_are_named(tmp_cube):
+    cube = tmp_cube(16, 16)
+    with pytest.raises(HsError, match="main test: band mismatch: reconstruction has 30 bands"):
+        evaluate.evaluate_cube(cube, lambda rgb: np.zeros((16, 16, 30), np.float32))
+
+    def nan_fn(rgb):
+        out = np.ones((16, 16, 31), np.float32)
+        out[3, 3, 3] = np.nan
+        return out
+
+    with pytest.raises(HsError, match="reconstruction contains 1 NaN"):
+        evaluate.evaluate_cube(cube, nan_fn)
+    # a black reconstruction scores 1 everywhere (and re-images as black even on the noisy track)
+    black = evaluate.evaluate_cube(
+        cube, lambda rgb: np.zeros((16, 16, 31), np.float32), "realworld", clusters=10
+    )
+    assert black["mrae"] == black["physical"] == black["spatial"] == pytest.approx(1.0)
+    with pytest.raises(HsError, match="no ground-truth cubes"):
+        evaluate.evaluate([], nan_fn)
+
+
+def test_cli_evaluate_matches_library(hstool, tmp_path, tmp_cube):
+    pytest.importorskip("hstool.recon.engine")
+    import torch
+
+    from hstool.recon.models.linear import LinearRecon
+    from hstool.recon.weights import save_weights
+
+    (tmp_path / "gt").mkdir()
+    cubes = [tmp_cube(24, 28, seed=s) for s in (4, 5)]
+    for i, c in enumerate(cubes):
+        write_cube(c, tmp_path / "gt" / f"ARAD_HS_{i:04d}.mat")
+    fn = linear_fn(cubes[0])
+    model = LinearRecon(31)
+    model.weight.copy_(torch.from_numpy(fn.w).float())
+    weights = save_weights(model, tmp_path / "lin.safetensors", {"architecture": "linear", "track": "clean"})
+
+    args = [
+        "evaluate",
+        "--model",
+        "linear",
+        "--weights",
+        weights,
+        tmp_path / "gt",
+        "--clusters",
+        "60",
+        "--device",
+        "cpu",
+    ]
+    result = hstool(*args, "--json", "--limit", "1")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert [r["image"] for r in out["images"]] == ["ARAD_HS_0000"]
+    want = evaluate.evaluate([tmp_path / "gt" / "ARAD_HS_0000.mat"], fn, "clean", 0, clusters=60)
+    for key in evaluate.TABLE3:
+        assert out["mean"][key] == pytest.approx(want["mean"][key], rel=1e-4, abs=1e-7), key
+    table = hstool(*args)
+    assert table.exit_code == 0, table.output
+    assert "Table" in table.stderr and "mean" in table.stderr and table.stdout == ""
+    (tmp_path / "empty").mkdir()
+    empty = hstool("evaluate", "--model", "linear", "--weights", weights, tmp_path / "empty")
+    assert empty.exit_code == 1 and "folder holds no" in empty.stderr

@@ -1,0 +1,172 @@
+"""``hstool score`` through the CLI on real files: pairing, values, CSV/JSON, maps and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from hstool.hsdata import Cube, read_rgb, write_cube
+
+
+def cube_pair(tmp_cube, seed=0, size=(20, 24), gain=1.05):
+    gt = tmp_cube(*size, seed=seed)
+    noise = np.random.default_rng(seed).normal(0, 0.02, gt.shape)
+    pred = gt.with_data((gt.data * gain * (1 + noise)).astype(np.float32))
+    return pred, gt
+
+
+@pytest.fixture
+def folders(tmp_path, tmp_cube):
+    """gt/: a.mat, b.mat, c.npy (no prediction); pred/: a.npy, b.npz, d.npy (no ground truth)."""
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "pred").mkdir()
+    cubes = {}
+    for i, (stem, pfmt, gfmt) in enumerate([("a", "npy", "mat"), ("b", "npz", "mat")]):
+        pred, gt = cube_pair(tmp_cube, seed=i)
+        write_cube(pred, tmp_path / "pred" / f"{stem}.{pfmt}")
+        write_cube(gt, tmp_path / "gt" / f"{stem}.{gfmt}")
+        cubes[stem] = (pred.data.astype(np.float64), gt.data.astype(np.float64))
+    write_cube(tmp_cube(8, 8), tmp_path / "gt" / "c.npy")
+    write_cube(tmp_cube(8, 8), tmp_path / "pred" / "d.npy")
+    return tmp_path, cubes
+
+
+def test_pairs_by_stem_across_formats_and_matches_hand_values(hstool, folders):
+    root, cubes = folders
+    result = hstool("score", root / "pred", root / "gt", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert [r["image"] for r in out["images"]] == ["a", "b"]
+    assert [p.rsplit("/", 1)[-1] for p in out["unpaired"]["pred"]] == ["d.npy"]
+    assert [p.rsplit("/", 1)[-1] for p in out["unpaired"]["gt"]] == ["c.npy"]
+    assert (
+        "1 unpaired predictions: d.npy" in result.stderr
+        and "1 unpaired ground truths: c.npy" in result.stderr
+    )
+    for row in out["images"]:
+        p, g = cubes[row["image"]]
+        assert row["mrae"] == pytest.approx(np.mean(np.abs(g - p) / g), rel=1e-6)
+        assert row["rmse"] == pytest.approx(np.sqrt(np.mean((g - p) ** 2)), rel=1e-6)
+        assert row["psnr"] == pytest.approx(-10 * np.log10(np.mean((g - p) ** 2)), rel=1e-6)
+    assert out["mean"]["mrae"] == pytest.approx(np.mean([r["mrae"] for r in out["images"]]))
+    # the human table goes to stderr with a mean row
+    table = hstool("score", root / "pred", root / "gt")
+    assert table.exit_code == 0 and "mean" in table.stderr and "MRAE" in table.stderr and table.stdout == ""
+
+
+def test_all_metrics_crop_and_csv(hstool, folders, tmp_path):
+    root, cubes = folders
+    target = tmp_path / "scores.csv"
+    args = [
+        "score",
+        root / "pred" / "a.npy",
+        root / "gt" / "a.mat",
+        "-m",
+        "mrae,sam,ssim,weighted",
+        "--crop",
+        "3",
+    ]
+    result = hstool(*args, "--csv", target)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(target.open()))
+    assert [r["image"] for r in rows] == ["a", "mean"]
+    p, g = (c[3:-3, 3:-3] for c in cubes["a"])
+    assert float(rows[0]["mrae"]) == pytest.approx(np.mean(np.abs(g - p) / g), rel=1e-6)
+    cos = np.sum(p * g, -1) / np.linalg.norm(p, axis=-1) / np.linalg.norm(g, axis=-1)
+    assert float(rows[0]["sam"]) == pytest.approx(np.mean(np.arccos(np.clip(cos, -1, 1))), rel=1e-5)
+    assert 0.5 < float(rows[0]["ssim"]) < 1.0
+    # 14x18 pixels after the crop < 1000 clusters: each spectrum is its own cluster, weighted == plain MRAE
+    assert float(rows[0]["weighted"]) == pytest.approx(float(rows[0]["mrae"]), rel=1e-6)
+    assert hstool(*args, "--csv", target).exit_code == 1  # exists: refused without --overwrite
+    assert hstool(*args, "--csv", target, "--overwrite").exit_code == 0
+
+
+def test_rgb_consistency_track_and_maps(hstool, tmp_path, tmp_cube):
+    from hstool.camera import simulate_to_file, track
+    from hstool.recon import evaluate, metrics
+
+    pred, gt = cube_pair(tmp_cube, seed=3)
+    for d in ("pred", "gt", "rgb"):
+        (tmp_path / d).mkdir()
+    write_cube(pred, tmp_path / "pred" / "ARAD_HS_0451.npy")
+    write_cube(gt, tmp_path / "gt" / "ARAD_HS_0451.mat")
+    simulate_to_file(gt, tmp_path / "rgb" / "ARAD_HS_0451_clean.png", "clean")
+    result = hstool(
+        "score",
+        tmp_path / "pred",
+        tmp_path / "gt",
+        "--rgb",
+        tmp_path / "rgb",
+        "--track",
+        "clean",
+        "--maps",
+        tmp_path / "maps",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)["images"][0]
+    matrix = track("clean").matrix(gt.wavelengths)
+    rgb = read_rgb(tmp_path / "rgb" / "ARAD_HS_0451_clean.png")
+    assert row["physical"] == pytest.approx(evaluate.physical_consistency(pred, rgb, "clean"), rel=1e-6)
+    assert row["physical_linear"] == pytest.approx(metrics.rgb_consistency(pred.data, rgb, matrix), rel=1e-6)
+    assert row["backprojection"] == pytest.approx(
+        metrics.backprojection_mrae(pred.data, gt.data, matrix), rel=1e-6
+    )
+    assert row["physical"] > 0.02  # pred is 5% too bright, so its RGB is too
+    maps = sorted(p.name for p in (tmp_path / "maps").iterdir())
+    assert maps == ["ARAD_HS_0451_mrae.png", "ARAD_HS_0451_worst.png"]
+    assert read_rgb(tmp_path / "maps" / maps[0]).shape[1] > 300
+    # the ground truth re-generates its own clean image exactly; the linear projection only up to 8 bits
+    write_cube(gt, tmp_path / "pred" / "ARAD_HS_0451.npy", overwrite=True)
+    again = hstool("score", tmp_path / "pred", tmp_path / "gt", "--rgb", tmp_path / "rgb", "--json")
+    row = json.loads(again.stdout)["images"][0]
+    assert row["physical"] == 0.0 and row["backprojection"] == 0.0 and 0 < row["physical_linear"] < 0.02
+
+
+def test_zeros_in_ground_truth_give_inf_with_a_hint(hstool, tmp_path, tmp_cube):
+    pred, gt = cube_pair(tmp_cube)
+    data = gt.data.copy()
+    data[0, 0, :4] = 0
+    write_cube(gt.with_data(data), tmp_path / "gt.npy")
+    write_cube(pred, tmp_path / "pred.npy")
+    result = hstool("score", tmp_path / "pred.npy", tmp_path / "gt.npy", "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["images"][0]["mrae"] == "inf"
+    assert "4 zero values" in result.stderr
+    guarded = hstool("score", tmp_path / "pred.npy", tmp_path / "gt.npy", "--json", "--ignore-zeros")
+    assert 0 < json.loads(guarded.stdout)["images"][0]["mrae"] < 1
+
+
+def test_bad_input_one_clear_line(hstool, tmp_path, tmp_cube):
+    (tmp_path / "empty").mkdir()
+    pred, gt = cube_pair(tmp_cube)
+    write_cube(gt, tmp_path / "gt.npy")
+    write_cube(pred, tmp_path / "other.npy")
+
+    def fails(*args, match):
+        result = hstool("score", *args)
+        assert result.exit_code == 1, result.output
+        assert match in result.stderr and "Traceback" not in result.output
+        return result
+
+    fails(tmp_path / "empty", tmp_path / "gt.npy", match="folder holds no")
+    (tmp_path / "p").mkdir()
+    (tmp_path / "g").mkdir()
+    write_cube(pred, tmp_path / "p" / "x.npy")
+    write_cube(pred, tmp_path / "p" / "x2.npy")
+    write_cube(gt, tmp_path / "g" / "y.npy")
+    fails(tmp_path / "p", tmp_path / "g", match="no pairs")
+    write_cube(Cube(pred.data[:10], pred.wavelengths), tmp_path / "small.npy")
+    fails(tmp_path / "small.npy", tmp_path / "gt.npy", match="shape mismatch")
+    write_cube(Cube(pred.data[..., :30], pred.wavelengths[:30]), tmp_path / "bands.npz")
+    fails(tmp_path / "bands.npz", tmp_path / "gt.npy", match="band mismatch: prediction has 30 bands")
+    nan = pred.data.copy()
+    nan[1, 2, 3] = np.nan
+    write_cube(pred.with_data(nan), tmp_path / "nan.npy")
+    r = fails(tmp_path / "nan.npy", tmp_path / "gt.npy", match="prediction contains 1 NaN")
+    assert "nan.npy" in r.stderr
+    fails(tmp_path / "other.npy", tmp_path / "gt.npy", "-m", "mrae,psnrr", match="unknown metric(s) psnrr")
+    fails(tmp_path / "other.npy", tmp_path / "gt.npy", "--crop", "12", match="leaves nothing")
