@@ -1,0 +1,102 @@
+"""Export a reconstruction model to ONNX with dynamic height and width, and check it.
+
+The TorchScript-based exporter (``dynamo=False``) is used on purpose: it runs offline with no
+extra package (the torch.export-based exporter needs ``onnxscript``), gives the same file for
+the same model, and records ``dynamic_axes`` for the image height and width, so one ``.onnx``
+serves every image size that is a multiple of the model's ``spec.multiple`` (padding to that
+multiple, as ``recon.engine`` does, stays the caller's job outside PyTorch).
+
+>>> from hstool.recon.registry import build_model          # doctest: +SKIP
+>>> path = export_onnx(build_model("mstpp"), "mstpp.onnx")  # doctest: +SKIP
+>>> check_onnx(build_model("mstpp"), path, (64, 96)) < 1e-4  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from hstool.hsdata import HsError, atomic_path
+
+INPUT_NAME = "rgb"
+OUTPUT_NAME = "cube"
+
+
+def _multiple(model: nn.Module) -> int:
+    spec = getattr(model, "spec", None)
+    return int(getattr(spec, "multiple", 1) or 1)
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    opset: int = 17,
+    height: int = 64,
+    width: int = 64,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``model`` as ONNX: input ``rgb`` (N, 3, H, W) float32, output ``cube`` (N, B, H, W).
+
+    Batch, height and width are dynamic axes; ``height``/``width`` only set the example traced
+    (rounded up to the model's ``multiple``). The file is written atomically (temporary name,
+    then rename) and refuses to replace an existing file unless ``overwrite``.
+    """
+    path = Path(path)
+    m = _multiple(model)
+    height, width = -(-height // m) * m, -(-width // m) * m
+    was_training = model.training
+    model.eval()
+    example = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+    try:
+        with atomic_path(path, overwrite=overwrite) as tmp, torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # legacy-exporter deprecation and tracer notices
+            torch.onnx.export(
+                model,
+                (example,),
+                str(tmp),
+                dynamo=False,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={
+                    INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+                    OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+                },
+                do_constant_folding=True,
+            )
+    except HsError:
+        raise
+    except Exception as exc:  # exporter errors name the operator; keep that, name the file
+        raise HsError(f"ONNX export failed: {exc}", path) from exc
+    finally:
+        model.train(was_training)
+    return path
+
+
+def check_onnx(model: nn.Module, path: str | Path, size: tuple[int, int] = (48, 80), seed: int = 0) -> float:
+    """Max |onnxruntime − PyTorch| on a random RGB batch of ``size`` (H, W) (rounded to ``multiple``).
+
+    Use a size different from the export size to confirm the height/width axes are dynamic.
+    Needs ``onnxruntime`` (``pip install hstool[onnx]``).
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise HsError("onnxruntime is not installed (pip install 'hstool[onnx]')", path) from exc
+    m = _multiple(model)
+    h, w = (-(-s // m) * m for s in size)
+    rgb = np.random.default_rng(seed).random((1, 3, h, w), dtype=np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run([OUTPUT_NAME], {INPUT_NAME: rgb})[0]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        want = model(torch.from_numpy(rgb)).numpy()
+    model.train(was_training)
+    if got.shape != want.shape:
+        raise HsError(f"ONNX output shape {got.shape} differs from PyTorch {want.shape}", path)
+    return float(np.abs(got - want).max())

@@ -1,0 +1,189 @@
+"""AWAN: adaptive weighted attention network (IPIC SSR, NTIRE 2020 clean-track winner).
+
+Written from the challenge report (section 5.1), the paper, and the facts of the reference code
+(Deep-imagelab/AWAN, as the MST++ toolbox carries it in ``architecture/AWAN.py``): a 3×3
+convolution + PReLU and a 3×3 head convolution, 8 dual residual attention blocks (DRAB), a 3×3
+tail convolution with a long skip, PReLU, a 3×3 convolution to the spectrum, and a patch-level
+second-order non-local block (PSNL) at the very end. All convolutions reflection-pad and have
+no bias. A DRAB is a residual pair of 3×3 convolutions (PReLUs), then a 5×5 convolution whose
+output is added to the running "res" stream of the previous block (the long dual skip), PReLU,
+adaptive weighted channel attention (AWCA: a 1×1 convolution gives a softmax weight per pixel,
+the weighted spatial pooling feeds a 2-layer MLP, reduction 16, PReLU, sigmoid), and a 3×3
+convolution added back to the block input (the short skip), PReLU.
+
+PSNL splits the map into four quadrants and runs a second-order non-local block in each: with
+θ = 1×1(x) and g = 1×1(x) reduced 8×, affinity A_ij = (θ_i − mean_c θ_i)·θ_j / C', softmax over
+j, y = A·g, and x + W(y) with W a zero-initialised 1×1 convolution. A is (HW/4)², quadratic in
+the image: the reference materialises it (a 482×512 image needs > 24 GB). Here it is computed
+exactly through ``scaled_dot_product_attention``, whose fused kernels (flash attention, on CPU
+too) never hold A, and in query chunks of at most ``attention_budget`` affinity elements
+(default 2²⁶, 256 MB of fp32) so that even its plain fallback stays bounded; memory is linear in
+the pixel count (a 482×512 PSNL: 16 s, < 100 MB on 2 CPU cores). The engine tiles large
+images, so each quadrant is also at most a quarter of a tile. ONNX export traces one unchunked
+call, which onnxruntime runs as a plain M×M product: export tile-sized inputs.
+
+Parameter count at 3 → 31 channels: ours 4,039,425 = 4.04 M; published 4.04 M (the MST++
+toolbox's model-zoo table, which builds AWAN with 96 features). The NTIRE 2020 entry itself
+used 200 features (17.46 M; ``build_model("awan", channels=200)``). ``awan_s`` keeps 8 DRABs
+with 24 features (0.26 M): our own smaller configuration for CPU training.
+
+Tiling: no downsampling (``multiple=1``). Convolutional receptive radius 44 px (2 + 8·(1+1+2+1)
++ 2); AWCA and PSNL are global over what the model sees (PSNL over a quadrant of it, so its
+partition moves with the tile). At initialisation 99.9 % of an output pixel's input-gradient mass
+lies within 13 px; ``halo=48`` covers the whole convolutional radius. Tiled and whole-image
+results differ slightly.
+
+Reference: J. Li, C. Wu, R. Song, Y. Li, F. Liu, "Adaptive Weighted Attention Network with Camera
+Spectral Sensitivity Prior for Spectral Reconstruction from RGB Images", CVPRW 2020.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hstool.recon.registry import register_model
+
+
+class ConvPad(nn.Module):
+    """Reflection-padded convolution without bias."""
+
+    def __init__(self, cin: int, cout: int, k: int):
+        super().__init__()
+        self.pad = nn.ReflectionPad2d(k // 2) if k > 1 else nn.Identity()
+        self.conv = nn.Conv2d(cin, cout, k, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.pad(x))
+
+
+class AWCA(nn.Module):
+    """Adaptive weighted channel attention: softmax-weighted spatial pooling -> MLP -> sigmoid."""
+
+    def __init__(self, ch: int, reduction: int = 16):
+        super().__init__()
+        self.mask = nn.Conv2d(ch, 1, 1, bias=False)
+        r = max(ch // reduction, 1)
+        self.fc = nn.Sequential(
+            nn.Linear(ch, r, bias=False), nn.PReLU(), nn.Linear(r, ch, bias=False), nn.Sigmoid()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = self.mask(x).flatten(2).softmax(dim=-1)  # (N, 1, HW)
+        pooled = (x.flatten(2) * weights).sum(dim=-1)  # (N, C)
+        return x * self.fc(pooled)[:, :, None, None]
+
+
+class SecondOrderNonLocal(nn.Module):
+    """Second-order non-local block, computed in query chunks (exact, linear memory)."""
+
+    def __init__(self, ch: int, reduction: int = 8, attention_budget: int = 1 << 26):
+        super().__init__()
+        self.inter = max(ch // reduction, 1)
+        self.g = nn.Conv2d(ch, self.inter, 1, bias=False)
+        self.W = nn.Conv2d(self.inter, ch, 1, bias=False)  # zero-initialised: the block starts as identity
+        nn.init.zeros_(self.W.weight)
+        self.theta = nn.Conv2d(ch, self.inter, 1, bias=False)
+        self.attention_budget = attention_budget
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (N, 1, M, C'): a single "head", so SDPA can take its fused kernels (flash attention on
+        # CPU and CUDA), which never hold the M×M affinity
+        theta = self.theta(x).flatten(2).transpose(1, 2)[:, None].contiguous()  # fused kernels need
+        g = self.g(x).flatten(2).transpose(1, 2)[:, None].contiguous()  # a contiguous last dimension
+        q = theta - theta.mean(dim=3, keepdim=True)  # second order: centred over channels
+        scale = 1.0 / self.inter
+        m = theta.shape[2]
+        # query chunks bound the memory even where SDPA falls back to its plain math path
+        chunk = max(1, self.attention_budget // max(m, 1))
+        if torch.jit.is_tracing() or chunk >= m:
+            y = F.scaled_dot_product_attention(q, theta, g, scale=scale)
+        else:
+            y = torch.cat(
+                [
+                    F.scaled_dot_product_attention(q[:, :, i : i + chunk], theta, g, scale=scale)
+                    for i in range(0, m, chunk)
+                ],
+                dim=2,
+            )
+        y = y[:, 0].transpose(1, 2).unflatten(2, x.shape[2:])
+        return x + self.W(y)
+
+
+class PSNL(nn.Module):
+    """Patch-level second-order non-local: the non-local block run on each image quadrant."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.non_local = SecondOrderNonLocal(ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h1, w1 = x.shape[2] // 2, x.shape[3] // 2
+        top = torch.cat([self.non_local(x[:, :, :h1, :w1]), self.non_local(x[:, :, :h1, w1:])], dim=3)
+        bottom = torch.cat([self.non_local(x[:, :, h1:, :w1]), self.non_local(x[:, :, h1:, w1:])], dim=3)
+        return torch.cat([top, bottom], dim=2)
+
+
+class DRAB(nn.Module):
+    """Dual residual attention block; returns (output, res stream)."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv1, self.act1 = ConvPad(ch, ch, 3), nn.PReLU()
+        self.conv2, self.act2 = ConvPad(ch, ch, 3), nn.PReLU()
+        self.up_conv, self.up_act = ConvPad(ch, ch, 5), nn.PReLU()
+        self.attention = AWCA(ch)
+        self.down_conv, self.down_act = ConvPad(ch, ch, 3), nn.PReLU()
+
+    def forward(self, x: torch.Tensor, res: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        skip = x
+        x = self.act2(self.conv2(self.act1(self.conv1(x))) + skip)
+        res = self.up_act(self.up_conv(x) + res)
+        x = self.down_act(self.down_conv(self.attention(res)) + skip)
+        return x, res
+
+
+class AWAN(nn.Module):
+    """AWAN: (N, 3, H, W) RGB -> (N, out_bands, H, W)."""
+
+    def __init__(self, in_channels: int = 3, out_bands: int = 31, channels: int = 96, blocks: int = 8):
+        super().__init__()
+        self.input_conv, self.input_act = ConvPad(in_channels, channels, 3), nn.PReLU()
+        self.head_conv = ConvPad(channels, channels, 3)
+        self.backbone = nn.ModuleList(DRAB(channels) for _ in range(blocks))
+        self.tail_conv = ConvPad(channels, channels, 3)
+        self.output_act = nn.PReLU()
+        self.output_conv = ConvPad(channels, out_bands, 3)
+        self.tail_nonlocal = PSNL(out_bands)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.head_conv(self.input_act(self.input_conv(x)))
+        skip = res = out
+        for block in self.backbone:
+            out, res = block(out, res)
+        out = self.output_conv(self.output_act(self.tail_conv(out) + skip))
+        return self.tail_nonlocal(out)
+
+
+@register_model(
+    "awan_s",
+    kind="deep",
+    multiple=1,
+    halo=48,
+    description="AWAN with 24 features instead of 96 (0.26 M) — for CPU training",
+    reference="Li et al., AWAN, CVPRW 2020 (smaller configuration of ours)",
+    channels=24,
+)
+@register_model(
+    "awan",
+    kind="deep",
+    multiple=1,
+    halo=48,
+    description="AWAN adaptive weighted attention network, NTIRE 2020 clean-track winner (4.04 M)",
+    reference="Li et al., Adaptive Weighted Attention Network with Camera Spectral Sensitivity Prior "
+    "for Spectral Reconstruction from RGB Images, CVPRW 2020",
+)
+def awan(out_bands: int = 31, channels: int = 96, blocks: int = 8) -> AWAN:
+    """AWAN with 8 DRABs of 96 features (the MST++ toolbox configuration)."""
+    return AWAN(3, out_bands, channels, blocks)
