@@ -31,6 +31,7 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+
 from hstool.camera.calibration import calibrate, challenge_columns
 from hstool.cli.output import err, print_json, table
 from hstool.hsdata import ARAD_WAVELENGTHS

@@ -34,7 +34,7 @@ def _describe(exc: BaseException) -> str:
 def _call(fn: Callable, item: Any) -> tuple[bool, Any]:
     try:
         return True, fn(item)
-    except Exception as exc:  # reported per file, the batch goes on
+    except Exception as exc:  # noqa: BLE001 -- reported per file, the batch goes on
         return False, _describe(exc)
 
 
@@ -79,7 +79,7 @@ def run_batch(
                     i = futures[fut]
                     try:
                         done[i] = fut.result()
-                    except Exception as exc:  # a worker died
+                    except Exception as exc:  # noqa: BLE001 -- a worker died
                         done[i] = (False, _describe(exc))
                     if not done[i][0]:
                         error(done[i][1])

@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
+from hstool.hsdata import HsError
 from hstool.hsdata.describe import describe
 
 from .options import Json
-from .output import err, fmt, print_json, table
+from .output import err, error, fmt, print_json, table
 
 
 def info(
@@ -22,11 +23,26 @@ def info(
 
     Example: [bold]hstool info ARAD_HS_0451.mat capture/scene.hdr photo.jpg[/]
     """
-    reports = [describe(p, format) for p in paths]
+    reports, failed = [], 0
+    for p in paths:
+        if len(paths) == 1:
+            reports.append(describe(p, format))  # an error is the command's error (one line, exit 1)
+            continue
+        try:
+            reports.append(describe(p, format))
+        except HsError as exc:  # report it and go on with the other files
+            from .main import DEBUG
+
+            if DEBUG["on"]:
+                raise
+            error(" ".join(str(exc).split()))
+            failed += 1
     if json:
-        print_json(reports if len(reports) > 1 else reports[0])
-        return
-    for r in reports:
-        rows = [[k, fmt(v) if not isinstance(v, dict) else ", ".join(f"{a}={fmt(b)}" for a, b in v.items())]
-                for k, v in r.items() if k != "path"]
-        err.print(table(str(r["path"]), ["field", "value"], rows))
+        print_json(reports if len(paths) > 1 else reports[0])
+    else:
+        for r in reports:
+            rows = [[k, fmt(v) if not isinstance(v, dict) else ", ".join(f"{a}={fmt(b)}" for a, b in v.items())]
+                    for k, v in r.items() if k != "path"]
+            err.print(table(str(r["path"]), ["field", "value"], rows))
+    if failed:
+        raise typer.Exit(1)

@@ -17,7 +17,7 @@ import typer
 
 from hstool.hsdata import HsError
 
-from .output import err, error
+from .output import error
 
 app = typer.Typer(
     name="hstool",
@@ -52,7 +52,7 @@ def main(
 
 
 def guarded(fn: Callable) -> Callable:
-    """Turn library errors into one line and exit code 1 (2 for an interrupted run)."""
+    """Turn library errors into one line and exit code 1 (130 for an interrupted run)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -66,14 +66,15 @@ def guarded(fn: Callable) -> Callable:
         except HsError as exc:
             if DEBUG["on"]:
                 raise
-            error(str(exc))
+            error(" ".join(str(exc).split()))  # one line even when a library's message has several
             raise typer.Exit(1) from None
         except (OSError, ValueError, RuntimeError, MemoryError) as exc:
             if DEBUG["on"]:
                 raise
             where = f"{exc.filename}: " if isinstance(exc, OSError) and exc.filename else ""
-            error(f"{where}{exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}")
-            err.print("(run with --debug for the traceback)")
+            problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            problem = " ".join(problem.split()) or type(exc).__name__  # one line, never empty
+            error(f"{where}{problem} (run with --debug for the traceback)")
             raise typer.Exit(1) from None
 
     return wrapper
@@ -83,11 +84,32 @@ def add(command: Callable, name: str) -> None:
     app.command(name)(guarded(command))
 
 
-# One line per command module; a command appears here only once it is built.
-from . import info  # noqa: E402
+# One module per command, in the order `hstool --help` lists them.
+from . import (
+    calibrate,
+    demo,
+    evaluate,
+    info,
+    models,
+    recon,
+    render,
+    score,
+    simulate,
+    synth,
+    train,
+)
 
+add(demo.demo, "demo")
+add(calibrate.calibrate, "calibrate")
+add(simulate.simulate, "simulate")
+add(recon.recon, "recon")
+add(score.score, "score")
+add(evaluate.evaluate, "evaluate")
+add(train.train, "train")
+add(models.models, "models")
+add(synth.synth, "synth")
+add(render.render, "render")
 add(info.info, "info")
-
 
 def run() -> None:
     """Console-script entry point."""

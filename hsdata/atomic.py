@@ -15,6 +15,17 @@ from pathlib import Path
 from .errors import HsError
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: mode of a newly created file under this process's umask (mkstemp's own 0600 would leave outputs
+#: unreadable to the group and other users)
+FILE_MODE = 0o666 & ~_umask()
+
+
 def check_writable(path: str | Path, overwrite: bool = False, inputs: tuple[Path, ...] = ()) -> Path:
     """Refuse an output path that exists (unless ``overwrite``) or that is one of the ``inputs``."""
     path = Path(path)
@@ -47,6 +58,7 @@ def atomic_paths(*paths: str | Path, overwrite: bool = False) -> Iterator[list[P
             except OSError as exc:
                 raise HsError(f"cannot write here ({exc.strerror or exc})", target.parent) from exc
             os.close(fd)
+            os.chmod(tmp, FILE_MODE)
             temps.append(Path(tmp))
         yield temps
         for tmp, target in zip(temps, targets):

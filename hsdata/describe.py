@@ -54,7 +54,7 @@ def describe(path: str | Path, format: str | None = None) -> dict[str, Any]:
     wl = cube.wavelengths
     steps = np.diff(wl)
     step = float(np.median(steps)) if steps.size else float("nan")
-    meta = {k: v for k, v in cube.meta.items() if k not in ("format", "source")}
+    meta = {k: v for k, v in cube.meta.items() if k not in ("format", "source", "mat_version")}
     return {
         "path": str(path),
         "format": cube.meta.get("format", fmt) + (f" v{cube.meta['mat_version']}" if "mat_version" in cube.meta else ""),

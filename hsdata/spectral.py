@@ -12,6 +12,8 @@ import numpy as np
 from .errors import HsError
 
 METHODS = ("linear", "gaussian", "triangular")
+#: a grid longer than this is a typo (e.g. a step in um given as nm), not a spectrometer
+MAX_BANDS = 100_000
 
 
 def parse_band_grid(text: str) -> np.ndarray:
@@ -24,15 +26,17 @@ def parse_band_grid(text: str) -> np.ndarray:
     try:
         if ":" in text:
             start, stop, step = (float(v) for v in text.split(":"))
-            if step <= 0 or stop < start:
+            if not np.isfinite([start, stop, step]).all() or step <= 0 or stop < start:
                 raise ValueError
             n = int(np.floor((stop - start) / step + 1e-9)) + 1
+            if n > MAX_BANDS:
+                raise HsError(f"band grid '{text}' has {n} bands (at most {MAX_BANDS})")
             return start + step * np.arange(n)
         values = np.array([float(v) for v in text.split(",") if v.strip()])
     except ValueError:
         raise HsError(f"band grid '{text}' is not START:STOP:STEP or a comma list of nm") from None
-    if values.size == 0 or np.any(np.diff(values) <= 0):
-        raise HsError(f"band grid '{text}' must list increasing wavelengths")
+    if values.size == 0 or not np.isfinite(values).all() or np.any(np.diff(values) <= 0):
+        raise HsError(f"band grid '{text}' must list increasing, finite wavelengths")
     return values
 
 
@@ -60,6 +64,10 @@ def resampling_matrix(
         raise HsError(f"unknown resampling method '{method}' (use {', '.join(METHODS)})")
     if src.size < 2:
         raise HsError("resampling needs at least two source bands")
+    if not (np.isfinite(src).all() and np.isfinite(dst).all()) or np.any(np.diff(src) <= 0):
+        raise HsError("source wavelengths must increase strictly and all wavelengths be finite")
+    if fwhm is not None and not fwhm > 0:
+        raise HsError(f"fwhm must be positive, got {fwhm}")
     tol = 1e-6 * max(1.0, abs(src[-1]))
     outside = (dst < src[0] - tol) | (dst > src[-1] + tol)
     if outside.any() and not extrapolate:

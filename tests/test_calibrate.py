@@ -8,6 +8,7 @@ import shutil
 import h5py
 import numpy as np
 import pytest
+
 from hstool.camera.calibration import (
     calibrate,
     challenge_columns,

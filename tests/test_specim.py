@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+
 from hstool.hsdata import HsError
 from hstool.hsdata.formats.envi import open_envi
 from hstool.hsdata.specim import (

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import check_writable
 from ..cube import Cube
 from ..errors import HsError
 from . import envi, image, mat, npy
@@ -20,7 +21,7 @@ SUFFIXES = {
 }
 CUBE_FORMATS = ("mat", "envi", "npy", "npz")
 #: the suffix a writer gives a file of each format
-DEFAULT_SUFFIX = {"mat": ".mat", "envi": ".hdr", "npy": ".npy", "npz": ".npz"}
+DEFAULT_SUFFIX = {"mat": ".mat", "mat5": ".mat", "envi": ".hdr", "npy": ".npy", "npz": ".npz"}
 
 
 def detect_format(path: str | Path, format: str | None = None) -> str:
@@ -56,15 +57,35 @@ def write_cube(
     cube: Cube, path: str | Path, format: str | None = None, overwrite: bool = False, **options
 ) -> list[Path]:
     """Write ``cube`` atomically; returns the files written. Options go to the format's writer
-    (``version='5'`` for .mat, ``dtype``/``interleave`` for ENVI)."""
+    (``version='5'`` for .mat, ``dtype``/``interleave`` for ENVI); ``format='mat5'`` is short for
+    ``format='mat', version='5'``. The file the cube was read from is never overwritten."""
+    if format == "mat5":
+        format, options = "mat", {**options, "version": "5"}
     fmt = detect_format(path, format)
+    if fmt in ("npy", "npz"):
+        path = Path(path).with_suffix("." + fmt)
+    targets = envi.output_pair(path) if fmt == "envi" else (Path(path),)
+    inputs = _source_files(cube)
+    for target in targets:  # inputs are never overwritten, --overwrite or not
+        check_writable(target, overwrite=True, inputs=inputs)
     if fmt == "mat":
         return mat.write(cube, path, overwrite, **options)
     if fmt == "envi":
         return envi.write(cube, path, overwrite, **options)
     if fmt in ("npy", "npz"):
-        return npy.write(cube, Path(path).with_suffix("." + fmt), overwrite)
+        return npy.write(cube, path, overwrite)
     raise HsError("cannot write a cube as an image; use `hstool render` for a preview", path)
+
+
+def _source_files(cube: Cube) -> tuple[Path, ...]:
+    """The file(s) ``cube`` was read from (an ENVI binary and its header)."""
+    source = cube.meta.get("source")
+    if not source:
+        return ()
+    src = Path(source)
+    if cube.meta.get("format") == "envi":
+        return (src, src.with_suffix(".hdr"), src.with_suffix(".HDR"), Path(str(src) + ".hdr"))
+    return (src,)
 
 
 def output_path(folder: str | Path, stem: str, format: str) -> Path:

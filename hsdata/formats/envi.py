@@ -1,8 +1,8 @@
 """ENVI header + binary cubes through Spectral Python (SPy).
 
 Reads BIL/BIP/BSQ, data types 1, 2, 4, 5, 12 (uint8, int16, float32, float64, uint16) in either
-byte order, memory-mapped: the cube is a transposed *view* of the file until a dtype conversion
-asks for one in-memory copy. Writes float32 or uint16 with the wavelength list.
+byte order, memory-mapped: with ``dtype=None`` the cube is a transposed *view* of the file; a
+``dtype`` asks for one private in-memory copy. Writes float32 or uint16 with the wavelength list.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import spectral.io.envi as envi
+from spectral.io import envi
 
 from ..atomic import check_writable
 from ..cube import Cube, default_wavelengths
@@ -115,7 +115,9 @@ def read(path: str | Path, dtype=np.float32) -> Cube:
     view, wl, h, binary = open_envi(path)
     if wl is None:
         raise HsError(f"ENVI header has no 'wavelength' list for its {h['bands']} bands", path)
-    data = view if dtype is None else np.asarray(view, dtype=dtype)
+    # dtype given: one private, writable, C-ordered copy (np.asarray would hand back the read-only
+    # file mapping itself when the types already match, transposed for BIL/BSQ).
+    data = view if dtype is None else np.array(view, dtype=dtype, order="C")
     meta = {
         "format": "envi",
         "source": str(binary),
@@ -136,6 +138,14 @@ def _parse_scalar(value):
     return value
 
 
+def output_pair(path: str | Path) -> tuple[Path, Path]:
+    """The header and binary a write to ``path`` produces: ``NAME.hdr`` + ``NAME.raw`` (or the
+    binary name given)."""
+    path = Path(path)
+    binary = path.with_suffix(".raw") if path.suffix.lower() in (".hdr", "") else path
+    return path.with_suffix(".hdr"), binary
+
+
 def write(
     cube: Cube,
     path: str | Path,
@@ -145,8 +155,7 @@ def write(
 ) -> list[Path]:
     """Write ``NAME.hdr`` + ``NAME.raw`` atomically (both appear together or not at all)."""
     path = Path(path)
-    hdr = path.with_suffix(".hdr")
-    binary = path.with_suffix(".raw") if path.suffix.lower() in (".hdr", "") else path
+    hdr, binary = output_pair(path)
     for p in (hdr, binary):
         check_writable(p, overwrite)
     np_dtype = np.dtype(dtype)
@@ -156,9 +165,9 @@ def write(
         raise HsError(f"unknown interleave '{interleave}'", path)
     data = cube.data
     if np_dtype == np.uint16:
-        data = np.clip(np.rint(data), 0, 65535)
+        data = np.clip(np.rint(np.nan_to_num(data, nan=0.0)), 0, 65535)  # NaN -> 0, +inf -> 65535
     metadata = {
-        "wavelength": [f"{w:g}" for w in cube.wavelengths],
+        "wavelength": [repr(float(w)) for w in cube.wavelengths],  # all digits: grids round-trip exactly
         "wavelength units": "Nanometers",
         "description": "written by hstool",
     }

@@ -89,7 +89,10 @@ def write_rgb(
         raise HsError("JPEG holds 8-bit data only; use PNG or TIFF for 16-bit", path)
     if jpeg_sampling not in JPEG_SAMPLING:
         raise HsError(f"JPEG sampling must be one of {', '.join(JPEG_SAMPLING)}", path)
-    bgr = rgb[..., ::-1] if rgb.ndim == 3 else rgb
+    if rgb.ndim == 3 and rgb.shape[2] == 4:  # RGBA -> BGRA: alpha stays last
+        bgr = rgb[..., [2, 1, 0, 3]]
+    else:
+        bgr = rgb[..., ::-1] if rgb.ndim == 3 else rgb
     params: list[int] = []
     if suffix == ".png":
         params = [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)]

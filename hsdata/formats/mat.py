@@ -55,7 +55,7 @@ def _read_v73(path: Path, dtype) -> Cube:
             stored = f["cube"][()]
             bands = f["bands"][()] if "bands" in f else None
             norm = f["norm_factor"][()] if "norm_factor" in f else None
-    except OSError as exc:
+    except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:  # h5py's errors, a group as 'cube'
         raise HsError(f"not a readable MATLAB v7.3 file ({exc})", path) from exc
     if stored.ndim != 3:
         raise HsError(f"'cube' must be 3-D, got shape {stored.shape}", path)
@@ -91,16 +91,22 @@ def _userblock() -> bytes:
     return header.ljust(512, b"\x00")
 
 
-def _h5_var(f: h5py.File, name: str, matlab_array: np.ndarray) -> None:
-    """Store an array as MATLAB would: dimensions reversed (column-major), with its class."""
+def _h5_var(f: h5py.File, name: str, matlab_array: np.ndarray, compression: int | None = None) -> None:
+    """Store an array as MATLAB would: dimensions reversed (column-major), with its class.
+    ``compression`` (gzip level 1-9, with the shuffle filter: both HDF5 built-ins that MATLAB
+    itself writes and reads) applies to arrays of more than 1000 elements."""
     arr = np.asarray(matlab_array)
     if arr.ndim < 2:
         arr = arr.reshape(1, -1)
-    ds = f.create_dataset(name, data=np.ascontiguousarray(arr.T))
+    packed = {"compression": "gzip", "compression_opts": compression, "shuffle": True}
+    options = packed if compression and arr.size > 1000 else {}
+    ds = f.create_dataset(name, data=np.ascontiguousarray(arr.T), **options)
     ds.attrs["MATLAB_class"] = np.bytes_(MATLAB_CLASS[arr.dtype])
 
 
-def write(cube: Cube, path: str | Path, overwrite: bool = False, version: str = "7.3") -> list[Path]:
+def write(
+    cube: Cube, path: str | Path, overwrite: bool = False, version: str = "7.3", compression: int | None = None
+) -> list[Path]:
     path = Path(path)
     data = np.asarray(cube.data)
     if data.dtype not in MATLAB_CLASS:
@@ -110,7 +116,7 @@ def write(cube: Cube, path: str | Path, overwrite: bool = False, version: str = 
     with atomic_path(path, overwrite) as tmp:
         if version in ("7.3", "73"):
             with h5py.File(tmp, "w", userblock_size=512) as f:
-                _h5_var(f, "cube", data)
+                _h5_var(f, "cube", data, compression)
                 _h5_var(f, "bands", bands)
                 if norm is not None:
                     _h5_var(f, "norm_factor", np.array([[float(norm)]]))
@@ -120,7 +126,7 @@ def write(cube: Cube, path: str | Path, overwrite: bool = False, version: str = 
             variables = {"cube": data, "bands": bands}
             if norm is not None:
                 variables["norm_factor"] = np.array([[float(norm)]])
-            scipy.io.savemat(tmp, variables, do_compression=False)
+            scipy.io.savemat(tmp, variables, do_compression=bool(compression))
         else:
             raise HsError(f"unknown MATLAB version '{version}' (use 7.3 or 5)", path)
     return [path]

@@ -43,19 +43,18 @@ def read(path: str | Path, dtype=np.float32) -> Cube:
         wl = default_wavelengths(data.shape[2])
         if wl is None:
             raise HsError(f"no wavelengths stored for a {data.shape[2]}-band cube (use .npz)", path)
-    if dtype is not None:
-        data = np.asarray(data, dtype=dtype)
+    if dtype is not None:  # a private, writable array, not the read-only file mapping
+        data = np.array(data, dtype=dtype) if isinstance(data, np.memmap) else data.astype(dtype, copy=False)
     meta.update(format=path.suffix.lower().lstrip("."), source=str(path))
     return Cube(data, wl, meta)
 
 
 def write(cube: Cube, path: str | Path, overwrite: bool = False) -> list[Path]:
     path = Path(path)
-    with atomic_path(path, overwrite) as tmp:
-        with open(tmp, "wb") as fh:
-            if path.suffix.lower() == ".npz":
-                meta = {k: v for k, v in cube.meta.items() if k not in ("format", "source")}
-                np.savez(fh, cube=np.asarray(cube.data), wavelengths=cube.wavelengths, meta=json.dumps(meta, default=str))
-            else:
-                np.save(fh, np.ascontiguousarray(cube.data))
+    with atomic_path(path, overwrite) as tmp, open(tmp, "wb") as fh:
+        if path.suffix.lower() == ".npz":
+            meta = {k: v for k, v in cube.meta.items() if k not in ("format", "source")}
+            np.savez(fh, cube=np.asarray(cube.data), wavelengths=cube.wavelengths, meta=json.dumps(meta, default=str))
+        else:
+            np.save(fh, np.ascontiguousarray(cube.data))
     return [path]

@@ -1,0 +1,125 @@
+"""``hstool recon``: reconstruct hyperspectral cubes from RGB images with a registered model.
+
+Outputs are named by the input's stem with a known track suffix removed, so that a scorer pairs
+them with the ground truth by stem: ``ARAD_HS_0451_clean.png`` -> ``OUT/ARAD_HS_0451.mat``
+(suffixes ``_clean``, ``_RealWorld``, ``_ntire2022``, ``_rgb``, any case).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from hstool.hsdata import (
+    CUBE_FORMATS,
+    Cube,
+    HsError,
+    check_writable,
+    list_files,
+    output_path,
+    read_rgb,
+    write_cube,
+)
+
+from .batch import report_failures, run_batch
+from .options import CubeFormat, Device, Json, Overwrite, Preview, Workers
+from .output import err, fmt, print_json, table
+
+_RECONSTRUCTORS: dict[tuple, Any] = {}
+
+
+def _reconstructor(settings: tuple):
+    """One loaded model per process and settings (worker processes build their own)."""
+    if settings not in _RECONSTRUCTORS:
+        from hstool.recon import Reconstructor
+
+        name, weights, track, device, precision, ensemble, tile, consistent, exposure = settings
+        _RECONSTRUCTORS[settings] = Reconstructor(
+            name, weights or "bundled", track, device, precision, ensemble, tile, consistent, exposure)
+    return _RECONSTRUCTORS[settings]
+
+
+def _one(job: tuple[Path, Path], settings: tuple, format: str, preview: bool, overwrite: bool) -> dict:
+    src, dst = job
+    check_writable(dst, overwrite, inputs=(src,))
+    rgb = read_rgb(src)
+    rec = _reconstructor(settings)
+    t = time.perf_counter()
+    cube = rec(rgb)
+    seconds = time.perf_counter() - t
+    result = Cube(cube, rec.wavelengths, {"units": "reflectance", "source": str(src),
+                                          "model": rec.meta.get("architecture", settings[0])})
+    options = {"version": "5"} if format == "mat5" else {}
+    written = write_cube(result, dst, "mat" if format == "mat5" else format, overwrite=overwrite, **options)
+    if preview:
+        from hstool.hsdata.render import write_preview
+
+        written.append(write_preview(result, dst.with_name(dst.stem + "_preview.png"), overwrite=overwrite))
+    return {"input": str(src), "output": str(written[0]), "shape": list(cube.shape), "seconds": round(seconds, 3),
+            **rec.last_info}
+
+
+def recon(
+    inputs: Annotated[list[Path], typer.Argument(help="RGB images (.png 8/16-bit, .jpg, .tif) or folders of them.")],
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model name (see `hstool models`); "
+                                              "optional with --weights.")] = None,
+    weights: Annotated[Path | None, typer.Option("--weights", "-w", help="Own weights file from `hstool train` "
+                                                 "(default: the bundled ones).", exists=True, dir_okay=False)] = None,
+    track: Annotated[str, typer.Option("--track", help="Which bundled weights / camera: clean or realworld.")] = "clean",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.", file_okay=False)] = Path("."),
+    format: CubeFormat = "mat",
+    device: Device = "auto",
+    precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16 (GPU only; CPU runs fp32).")] = "fp32",
+    tile: Annotated[int | None, typer.Option("--tile", min=0, help="Tile side in pixels (0: never tile; "
+                                             "default: tile images over 1 Mpixel with 512).")] = None,
+    ensemble: Annotated[bool, typer.Option("--ensemble", help="Average over the four flips.")] = False,
+    consistent: Annotated[bool, typer.Option("--consistent", help="Project spectra onto the non-negative ones that "
+                                             "re-project exactly to the input RGB (camera of --track or --css).")] = False,
+    css: Annotated[str | None, typer.Option("--css", help="Camera response for --consistent (name or file); "
+                                            "default the track's.")] = None,
+    exposure_invariant: Annotated[bool, typer.Option("--exposure-invariant", help="Normalise input intensity before "
+                                                     "the model and restore it after.")] = False,
+    preview: Preview = False,
+    workers: Workers = 1,
+    overwrite: Overwrite = False,
+    json: Json = False,
+) -> None:
+    """Reconstruct a 31-band cube from each RGB image.
+
+    Example: [bold]hstool recon photos/ --model rootpoly --track realworld --out cubes/ --consistent[/]
+    """
+    if model is None and weights is None:
+        raise HsError("give --model NAME (bundled weights) or --weights FILE")
+    if format not in CUBE_FORMATS + ("mat5",):
+        raise HsError(f"unknown output format '{format}' (use {', '.join(CUBE_FORMATS + ('mat5',))})")
+    from hstool.recon.train import strip_track_suffix
+
+    files = [f for p in inputs for f in list_files(p, kinds=("image",))]
+    jobs, seen = [], {}
+    for f in files:
+        dst = output_path(out, strip_track_suffix(f.stem), "mat" if format == "mat5" else format)
+        if dst in seen:
+            raise HsError(f"{f.name} and {seen[dst].name} would both write {dst.name}", f)
+        seen[dst] = f
+        jobs.append((f, dst))
+    consistent_arg: Any = (css or True) if consistent else None
+    if css and not consistent:
+        raise HsError("--css is used with --consistent")
+    settings = (model, str(weights) if weights else None, track, device, precision, ensemble, tile,
+                consistent_arg, exposure_invariant)
+    _reconstructor(settings)  # load once up front: a bad model or weights file fails before any file
+    fn = functools.partial(_one, settings=settings, format=format, preview=preview, overwrite=overwrite)
+    results, failures = run_batch(jobs, fn, "recon", workers, name=lambda job: job[0].name)
+    rows = [r for _, r in results]
+    if json:
+        print_json(rows)
+    elif rows:
+        cols = ["input", "output", "shape", "seconds"] + (["corrected", "infeasible"] if consistent else [])
+        err.print(table(f"{len(rows)} cube(s) in {out}", cols,
+                        [[Path(r["input"]).name, r["output"], "x".join(map(str, r["shape"])), fmt(r["seconds"], 3)]
+                         + ([r.get("corrected", 0), r.get("infeasible", 0)] if consistent else []) for r in rows]))
+    raise typer.Exit(report_failures(failures, len(jobs)))

@@ -1,0 +1,78 @@
+"""``hstool train``: train a registered model and write a weights file with its metadata."""
+
+from __future__ import annotations
+
+import json as jsonlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hstool.hsdata import HsError
+
+from .options import Device, Json, Overwrite, Seed
+from .output import err, fmt, print_json
+
+
+def _parse_config(items: list[str] | None) -> dict:
+    config = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise HsError(f"--config takes KEY=VALUE, got '{item}'")
+        try:
+            config[key] = jsonlib.loads(value)
+        except jsonlib.JSONDecodeError:
+            config[key] = value
+    return config
+
+
+def train(
+    model: Annotated[str, typer.Option("--model", "-m", help="Registered model name (see `hstool models`).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Weights file to write (.safetensors).", dir_okay=False)],
+    data: Annotated[str, typer.Option("--data", help="Cube folder (any hsdata format) or 'synth'.")] = "synth",
+    track: Annotated[str, typer.Option("--track", help="Camera track to simulate: clean, realworld, ntire2022.")] = "clean",
+    val: Annotated[str, typer.Option("--val", help="Validation: 'synth' (test-split scenes), a cube folder, or 'none'.")] = "synth",
+    rgb: Annotated[str | None, typer.Option("--rgb", help="Folder of RGB images paired with --data cubes by stem (ARAD layout).")] = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs (deep models).")] = 10,
+    steps_per_epoch: Annotated[int, typer.Option("--steps-per-epoch", min=1, help="Optimiser steps per epoch.")] = 200,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Crops per step.")] = 8,
+    crop: Annotated[int, typer.Option("--crop", min=8, help="Crop side in pixels.")] = 64,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (Adam, cosine schedule).")] = 4e-4,
+    loss: Annotated[str, typer.Option("--loss", help="mrae, l1 or mse.")] = "mrae",
+    seed: Seed = 0,
+    brightness_aug: Annotated[bool, typer.Option("--brightness-aug", help="Scale each training cube by x0.5..x2.")] = False,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Checkpoint (OUT.ckpt) to continue from.", exists=True, dir_okay=False)] = None,
+    config: Annotated[list[str] | None, typer.Option("--config", help="Model option KEY=VALUE (repeatable), e.g. degree=3.")] = None,
+    scenes: Annotated[int, typer.Option("--scenes", min=1, help="Synthetic scenes pooled per epoch / sampled for pixel models (cube files at most, for folders).")] = 16,
+    scene_size: Annotated[int, typer.Option("--scene-size", min=16, help="Side of generated synthetic scenes.")] = 256,
+    pixels: Annotated[int, typer.Option("--pixels", min=100, help="Training pixels for pixel-wise models.")] = 200_000,
+    val_scenes: Annotated[int, typer.Option("--val-scenes", min=1, help="Validation scenes.")] = 4,
+    val_size: Annotated[int, typer.Option("--val-size", min=16, help="Side of synthetic validation scenes.")] = 256,
+    fp16: Annotated[bool | None, typer.Option("--fp16/--fp32", help="Store weights in fp16 (default: deep models).")] = None,
+    speed: Annotated[bool, typer.Option("--speed/--no-speed", help="Time one 482x512 image after training "
+                                        "(pixel models, or on CUDA) and record it.")] = True,
+    device: Device = "auto",
+    overwrite: Overwrite = False,
+    json: Json = False,
+) -> None:
+    """Train a model on synthetic scenes or cube folders (RGB simulated for the track).
+
+    Example: [bold]hstool train --model rootpoly --data synth --track realworld --out rootpoly_rw.safetensors[/]
+    """
+    from hstool.recon.train import TrainConfig
+    from hstool.recon.train import train as run_training
+
+    cfg = TrainConfig(
+        model=model, out=out, data=data, track=track, val=None if val == "none" else val, rgb=rgb, epochs=epochs,
+        steps_per_epoch=steps_per_epoch, batch=batch, crop=crop, lr=lr, loss=loss, seed=seed,
+        brightness_aug=brightness_aug, device=device, resume=resume, config=_parse_config(config), scenes=scenes,
+        scene_size=scene_size, pixels=pixels, val_scenes=val_scenes, val_size=val_size, fp16=fp16,
+        overwrite=overwrite, speed=speed,
+    )
+    meta = run_training(cfg, console=err)
+    if json:
+        print_json({"out": str(out), **meta})
+        return
+    err.print(f"wrote [bold]{out}[/] (val MRAE {fmt(meta['val_mrae']) if meta['val_mrae'] is not None else '-'}, "
+              f"{meta['train_seconds']} s)")

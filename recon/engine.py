@@ -1,0 +1,282 @@
+"""The inference engine every model shares: device, padding, tiling, precision, ensembling.
+
+:func:`predict` runs a registered model on one RGB image of any size:
+
+- the image is reflect-padded (numpy's ``reflect``, which also handles pads wider than the
+  image) to a multiple of the model's ``spec.multiple``;
+- a large image is cut into windows of ``tile`` pixels that overlap: each interior window edge
+  carries ``overlap`` pixels of context (default ``spec.halo``) that are discarded, and
+  neighbouring windows cross-fade over a further ``blend`` pixels with raised-cosine weights.
+  When the model's receptive radius is at most ``overlap`` every kept pixel is exactly what the
+  whole-image pass gives, so tiling changes nothing; for wider models the cross-fade hides
+  seams. Windows are accumulated into the output array one by one, so memory is the output plus
+  one window's activations (a 3840x2160 image: 1 GB of float32 output);
+- pixel-wise models (``spec.kind == "pixel"``) need no context and run in row strips;
+- ``ensemble=True`` averages the outputs for the four flips of each window (each un-flipped),
+  the geometric self-ensemble of Lim et al. (EDSR, CVPR-W 2017) used by NTIRE entries;
+- fp16/bf16 autocast on CUDA (``precision``); CPU always computes in fp32;
+- the result is clamped at zero (spectra are non-negative).
+
+:class:`Reconstructor` bundles a loaded model with these settings and the optional physical
+consistency projection and exposure normalisation: ``rec(rgb) -> (H, W, B)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from hstool.hsdata import HsError
+
+from .registry import ModelSpec
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+#: Default window side when ``tile`` is None and the image is large (see :func:`auto_tile`).
+AUTO_TILE = 512
+#: Images up to this many pixels run whole when ``tile`` is None.
+AUTO_WHOLE_PIXELS = 1024 * 1024
+#: Pixels per strip for pixel-wise models.
+STRIP_PIXELS = 1 << 16
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; otherwise ``cpu``, ``cuda``, ``cuda:N``, ``mps``."""
+    if isinstance(device, torch.device):
+        return device
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise HsError(f"unknown device '{device}' (use auto, cpu, cuda or cuda:N)") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise HsError(f"device '{device}' requested but CUDA is not available (use --device cpu)")
+    return dev
+
+
+def _spec(model: torch.nn.Module) -> ModelSpec:
+    spec = getattr(model, "spec", None)
+    if spec is None:  # a bare module: treat as a fully convolutional deep model
+        return ModelSpec("custom", factory=lambda: model, kind="deep", multiple=1, halo=32)
+    return spec
+
+
+def _ramp(length: int, lo_margin: int, lo_blend: int, hi_margin: int, hi_blend: int) -> np.ndarray:
+    """1-D window weight: 0 over the discarded margins, raised-cosine ramps, 1 in the middle."""
+    w = np.ones(length, np.float64)
+    if lo_margin or lo_blend:
+        w[:lo_margin] = 0.0
+        i = np.arange(lo_blend)
+        w[lo_margin:lo_margin + lo_blend] = 0.5 - 0.5 * np.cos(np.pi * (i + 0.5) / lo_blend)
+    if hi_margin or hi_blend:
+        if hi_margin:
+            w[length - hi_margin:] = 0.0
+        i = np.arange(hi_blend)[::-1]
+        end = length - hi_margin
+        w[end - hi_blend:end] = np.minimum(w[end - hi_blend:end],
+                                           0.5 - 0.5 * np.cos(np.pi * (i + 0.5) / hi_blend))
+    return w
+
+
+def _starts(length: int, window: int, stride: int) -> list[int]:
+    if length <= window:
+        return [0]
+    starts = list(range(0, length - window, stride))
+    starts.append(length - window)
+    return starts
+
+
+def _run(model: torch.nn.Module, x: np.ndarray, device: torch.device, dtype: torch.dtype,
+         ensemble: bool) -> np.ndarray:
+    """(h, w, 3) float32 -> (h, w, B) float32, one forward pass (or four with ``ensemble``)."""
+    t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].to(device)
+    flips = [(), (3,), (2,), (2, 3)] if ensemble else [()]
+    acc = None
+    with torch.inference_mode():
+        for dims in flips:
+            inp = torch.flip(t, dims) if dims else t
+            if device.type == "cuda" and dtype != torch.float32:
+                with torch.autocast("cuda", dtype=dtype):
+                    y = model(inp)
+            else:
+                y = model(inp)
+            y = y.float()
+            if dims:
+                y = torch.flip(y, dims)
+            acc = y if acc is None else acc + y
+        acc = acc / len(flips)
+    return acc[0].permute(1, 2, 0).cpu().numpy()
+
+
+def predict(
+    model: torch.nn.Module,
+    rgb: np.ndarray,
+    device: str | torch.device = "auto",
+    tile: int | None = None,
+    overlap: int | None = None,
+    precision: str = "fp32",
+    ensemble: bool = False,
+    blend: int | None = None,
+) -> np.ndarray:
+    """Reconstruct ``rgb`` (H, W, 3) in [0, 1] with ``model`` -> (H, W, B) float32, >= 0.
+
+    Parameters
+    ----------
+    device: ``auto``/``cpu``/``cuda``/``cuda:N``; the model is moved there.
+    tile: window side in pixels (rounded down to the model's multiple); ``0`` never tiles;
+        ``None`` runs images up to 1024x1024 whole and tiles larger ones with 512.
+    overlap: context pixels discarded at each interior window edge (default ``spec.halo``).
+    precision: ``fp32``, ``fp16`` or ``bf16`` (autocast, CUDA only; CPU runs fp32).
+    ensemble: average over the four flips.
+    blend: width of the raised-cosine cross-fade between windows (default ``max(8, overlap // 2)``).
+    """
+    rgb = np.asarray(rgb, dtype=np.float32)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise HsError(f"expected an RGB image shaped (H, W, 3), got {rgb.shape}")
+    if precision not in PRECISIONS:
+        raise HsError(f"unknown precision '{precision}' (use fp32, fp16 or bf16)")
+    spec = _spec(model)
+    dev = resolve_device(device)
+    dtype = PRECISIONS[precision] if dev.type == "cuda" else torch.float32
+    model.to(dev).eval()
+    h, w, _ = rgb.shape
+
+    if spec.kind == "pixel":  # no context: row strips, no padding, flips change nothing
+        rows = max(1, STRIP_PIXELS // max(w, 1))
+        out = None
+        for r0 in range(0, h, rows):
+            y = _run(model, rgb[r0:r0 + rows], dev, dtype, False)
+            if out is None:
+                out = np.empty((h, w, y.shape[2]), np.float32)
+            np.maximum(y, 0, out=out[r0:r0 + rows])
+        return out
+
+    m = max(1, spec.multiple)
+    ph, pw = -h % m, -w % m
+    padded = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="reflect") if (ph or pw) else rgb
+    H, W = padded.shape[:2]
+    if tile is None:
+        tile = 0 if H * W <= AUTO_WHOLE_PIXELS else AUTO_TILE
+    if tile and tile < max(H, W):
+        margin = spec.halo if overlap is None else int(overlap)
+        fade = max(8, margin // 2) if blend is None else int(blend)
+        side = max(m, (int(tile) // m) * m)
+        stride = side - 2 * margin - fade
+        if stride < 1:
+            raise HsError(f"tile {tile} too small for overlap {margin} and blend {fade}: "
+                          f"use --tile of at least {2 * margin + fade + m}")
+        return _predict_tiled(model, padded, (h, w), side, stride, margin, fade, dev, dtype, ensemble)
+    y = _run(model, padded, dev, dtype, ensemble)
+    return np.maximum(y[:h, :w], 0)
+
+
+def _predict_tiled(model, padded, size, side, stride, margin, fade, dev, dtype, ensemble) -> np.ndarray:
+    h, w = size
+    H, W = padded.shape[:2]
+    wy, wx = min(side, H), min(side, W)
+    ys, xs = _starts(H, wy, stride), _starts(W, wx, stride)
+    out = None
+    weight = np.zeros((h, w), np.float32)
+    for y0 in ys:
+        ry = _ramp(wy, margin if y0 > 0 else 0, fade if y0 > 0 else 0,
+                   margin if y0 + wy < H else 0, fade if y0 + wy < H else 0)
+        for x0 in xs:
+            rx = _ramp(wx, margin if x0 > 0 else 0, fade if x0 > 0 else 0,
+                       margin if x0 + wx < W else 0, fade if x0 + wx < W else 0)
+            y1, x1 = min(y0 + wy, h), min(x0 + wx, w)
+            if y1 <= y0 or x1 <= x0:
+                continue  # a window entirely in the padding
+            pred = _run(model, padded[y0:y0 + wy, x0:x0 + wx], dev, dtype, ensemble)
+            if out is None:
+                out = np.zeros((h, w, pred.shape[2]), np.float32)
+            wt = np.outer(ry[:y1 - y0], rx[:x1 - x0]).astype(np.float32)
+            np.maximum(pred, 0, out=pred)
+            out[y0:y1, x0:x1] += pred[:y1 - y0, :x1 - x0] * wt[..., None]
+            weight[y0:y1, x0:x1] += wt
+    out /= weight[..., None]
+    return out
+
+
+def robust_intensity(rgb: np.ndarray) -> float:
+    """Per-image intensity for exposure normalisation: the mean of all RGB values (scales
+    exactly with exposure)."""
+    return float(np.mean(rgb, dtype=np.float64))
+
+
+class Reconstructor:
+    """A model plus engine settings: ``rec(rgb (H, W, 3)) -> (H, W, B) float32``.
+
+    Parameters
+    ----------
+    name, weights, track: as :func:`hstool.recon.create_model` (``name=None`` with a weights path
+        takes the architecture from the file).
+    device, precision, ensemble, tile: as :func:`predict`.
+    consistent: ``None``/``False`` (off), ``True`` (the camera of ``track``), a CSS name, a
+        ``CSS``, a ``Pipeline`` or a (B, 3) matrix: project every spectrum onto the non-negative
+        spectra that re-project exactly to the input RGB (:mod:`hstool.recon.consistency`).
+    exposure_invariant: divide the input by its intensity (per pixel RGB sum for pixel-wise models,
+        the image mean for deep ones), scaled to the training data's mean level, run the model,
+        and multiply back.
+
+    After each call ``last_info`` holds ``{"infeasible": n, "corrected": m}`` when consistent.
+    """
+
+    def __init__(self, name: str | None, weights: Any = "bundled", track: str = "clean", device: str = "auto",
+                 precision: str = "fp32", ensemble: bool = False, tile: int | None = None,
+                 consistent: Any = None, exposure_invariant: bool = False):
+        from .weights import create_model, model_wavelengths
+
+        self.model = create_model(name, weights, track)
+        self.spec = self.model.spec
+        self.meta = self.model.meta
+        self.track = self.meta.get("track", track) if weights not in (None, "bundled") else track
+        self.device = resolve_device(device)
+        self.model.to(self.device)
+        self.precision, self.ensemble, self.tile = precision, ensemble, tile
+        self.wavelengths = model_wavelengths(self.model)
+        self.exposure_invariant = exposure_invariant
+        self.matrix = None
+        if consistent is not None and consistent is not False:
+            from .consistency import consistency_matrix
+
+            self.matrix = consistency_matrix(consistent, self.wavelengths, self.track)
+        self.last_info: dict[str, int] = {}
+
+    def _model_rgb(self, rgb: np.ndarray) -> np.ndarray:
+        return predict(self.model, rgb, self.device, self.tile, None, self.precision, self.ensemble)
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        rgb = np.asarray(rgb, np.float32)
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise HsError(f"expected an RGB image shaped (H, W, 3), got {rgb.shape}")
+        if not np.all(np.isfinite(rgb)):
+            raise HsError("RGB input holds NaN or infinite values")
+        if self.exposure_invariant:
+            spectra = self._exposure_normalised(rgb)
+        else:
+            spectra = self._model_rgb(rgb)
+        if self.matrix is not None:
+            from .consistency import project_consistent
+
+            spectra, info = project_consistent(spectra, rgb, self.matrix)
+            self.last_info = info
+        return spectra
+
+    def _exposure_normalised(self, rgb: np.ndarray) -> np.ndarray:
+        ref = float(self.meta.get("rgb_mean") or 0.2)
+        if self.spec.kind == "pixel":
+            k = rgb.sum(axis=2, keepdims=True, dtype=np.float32)  # per-pixel intensity
+            safe = np.where(k > 0, k, 1).astype(np.float32)
+            out = self._model_rgb(rgb * (3 * ref / safe))
+            out *= safe / np.float32(3 * ref)
+            out[k[..., 0] <= 0] = 0
+            return out
+        k = robust_intensity(rgb)
+        if not k > 0 or not math.isfinite(k):
+            return self._model_rgb(rgb)
+        out = self._model_rgb(rgb * np.float32(ref / k))
+        out *= np.float32(k / ref)
+        return out

@@ -1,0 +1,469 @@
+"""Training: any registered model, on cube folders, ARAD RGB/cube pairs or synthetic scenes.
+
+Deep models (``kind="deep"``) learn from random crops: a cube crop is drawn (from a folder in any
+hsdata format, or from a pool of :func:`hsdata.synth.generate_scene` scenes, train split,
+refreshed one scene per step), optionally scaled in brightness (x0.5..x2, log-uniform), passed
+through :func:`camera.simulate` for the track (so noise, mosaic and JPEG are drawn afresh each
+time), and flipped at random; with ``rgb`` the RGB comes from existing files paired by stem
+instead. Loss: MRAE (``|p - g| / max(g, 1e-3)``, as the NTIRE 2020 winners trained), L1 or MSE;
+Adam with a per-step cosine schedule (MST++ recipe, Cai et al. CVPR-W 2022); a checkpoint after
+each epoch (``--resume`` continues it exactly: every epoch's randomness derives from
+``(seed, epoch)``); validation MRAE per epoch through the inference engine on fixed scenes
+(synthetic test split, seeds 0..N-1, or a cube folder).
+
+Pixel-wise models (``kind="pixel"``) are fitted in closed form on pixels sampled from the same
+sources (``fit(rgb_pixels, spectra)`` classmethod of the module).
+
+The weights file gets the full metadata (:mod:`hstool.recon.weights`), including the exact
+``hstool train`` command that reproduces it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import math
+import os
+import shlex
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hstool.hsdata import ARAD_WAVELENGTHS, Cube, HsError, list_files, read_cube, read_rgb
+
+from .engine import predict, resolve_device
+from .registry import build_model, model_spec
+from .weights import INPUT_NORM, round_to_stored, save_weights
+
+#: Suffixes the NTIRE datasets append to an RGB image's stem (stripped to pair with its cube).
+TRACK_SUFFIXES = ("_clean", "_realworld", "_ntire2022", "_rgb")
+LOSSES = ("mrae", "l1", "mse")
+
+
+def strip_track_suffix(stem: str) -> str:
+    """``ARAD_HS_0451_clean`` -> ``ARAD_HS_0451`` (case-insensitive; other stems unchanged)."""
+    low = stem.lower()
+    for suffix in TRACK_SUFFIXES:
+        if low.endswith(suffix):
+            return stem[: -len(suffix)]
+    return stem
+
+
+@dataclass
+class TrainConfig:
+    """Every option of ``hstool train``; :meth:`command` renders the equivalent command line."""
+
+    model: str
+    out: Path
+    data: str = "synth"
+    track: str = "clean"
+    val: str | None = "synth"
+    rgb: str | None = None
+    epochs: int = 10
+    steps_per_epoch: int = 200
+    batch: int = 8
+    crop: int = 64
+    lr: float = 4e-4
+    loss: str = "mrae"
+    seed: int = 0
+    brightness_aug: bool = False
+    device: str = "auto"
+    resume: Path | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    scenes: int = 16
+    scene_size: int = 256
+    pixels: int = 200_000
+    val_scenes: int = 4
+    val_size: int = 256
+    fp16: bool | None = None
+    overwrite: bool = False
+    speed: bool = True
+
+    def command(self) -> str:
+        spec = model_spec(self.model)
+        args = ["hstool", "train", "--model", self.model, "--data", str(self.data), "--track", self.track,
+                "--val", str(self.val or "none")]
+        if self.rgb:
+            args += ["--rgb", str(self.rgb)]
+        if spec.kind == "deep":
+            args += ["--epochs", str(self.epochs), "--steps-per-epoch", str(self.steps_per_epoch),
+                     "--batch", str(self.batch), "--crop", str(self.crop), "--lr", f"{self.lr:g}",
+                     "--loss", self.loss]
+        else:
+            args += ["--pixels", str(self.pixels)]
+        args += ["--scenes", str(self.scenes), "--scene-size", str(self.scene_size),
+                 "--val-scenes", str(self.val_scenes), "--val-size", str(self.val_size), "--seed", str(self.seed)]
+        if self.brightness_aug:
+            args.append("--brightness-aug")
+        for k, v in sorted(self.config.items()):
+            args += ["--config", f"{k}={v}"]
+        args += ["--out", str(self.out)]
+        return shlex.join(args)
+
+
+# ---------------------------------------------------------------- data
+
+
+class CubeSource:
+    """Where training cubes come from: synthetic scenes, a cube folder, or RGB/cube pairs."""
+
+    def __init__(self, cfg: TrainConfig, wavelengths: np.ndarray):
+        from hstool.camera import track
+
+        self.cfg = cfg
+        self.wavelengths = wavelengths
+        self.pipeline = track(cfg.track)
+        self.align = 1 if cfg.track == "clean" else 16  # keep Bayer phase and JPEG blocks aligned
+        self.files: list[Path] = []
+        self.pairs: dict[Path, Path] = {}
+        self._cache: OrderedDict[Path, Cube] = OrderedDict()
+        self.pool: list[Cube] = []
+        if cfg.data != "synth":
+            self.files = list_files(cfg.data)
+            if cfg.rgb:
+                rgbs = {strip_track_suffix(p.stem): p for p in list_files(cfg.rgb, kinds=("image",))}
+                self.pairs = {f: rgbs[f.stem] for f in self.files if f.stem in rgbs}
+                if not self.pairs:
+                    raise HsError("no RGB image pairs with a cube by stem (e.g. ARAD_HS_0001_clean.png "
+                                  "with ARAD_HS_0001.mat)", cfg.rgb)
+                self.files = sorted(self.pairs)
+        elif cfg.rgb:
+            raise HsError("--rgb pairs need a cube folder as --data, not synth")
+
+    def describe(self) -> tuple[str, str]:
+        """(description, sha256) of the training data."""
+        h = hashlib.sha256()
+        if self.cfg.data == "synth":
+            from hstool.hsdata import synth
+
+            h.update(Path(synth.__file__).read_bytes())
+            h.update(f"train:{self.cfg.seed}:{self.cfg.scenes}:{self.cfg.scene_size}".encode())
+            return ((f"synthetic scenes (hsdata.synth, train split, {self.cfg.scene_size}x{self.cfg.scene_size}, "
+                    f"seeds drawn from --seed {self.cfg.seed}), RGB simulated on the fly for track "
+                    f"'{self.cfg.track}'"), h.hexdigest())
+        for f in self.files:
+            h.update(f.name.encode())
+            h.update(str(f.stat().st_size).encode())
+            with open(f, "rb") as fh:
+                h.update(fh.read(1 << 16))
+            if f in self.pairs:
+                h.update(self.pairs[f].name.encode())
+        what = f"{len(self.files)} cubes from {self.cfg.data}"
+        what += f" paired with RGB from {self.cfg.rgb}" if self.pairs else f", RGB simulated for track '{self.cfg.track}'"
+        return what, h.hexdigest()
+
+    def _scene(self, rng: np.random.Generator) -> Cube:
+        from hstool.hsdata import synth
+
+        s = self.cfg.scene_size
+        return synth.generate_scene(int(rng.integers(2**31)), size=(s, s), wavelengths=self.wavelengths,
+                                    split="train")
+
+    def _read(self, path: Path) -> Cube:
+        if path in self._cache:
+            self._cache.move_to_end(path)
+            return self._cache[path]
+        cube = read_cube(path)
+        if cube.bands != self.wavelengths.size or not np.allclose(cube.wavelengths, self.wavelengths):
+            raise HsError(f"cube has {cube.bands} bands {cube.wavelengths[0]:g}-{cube.wavelengths[-1]:g} nm; "
+                          f"the model expects {self.wavelengths.size}", path)
+        self._cache[path] = cube
+        while len(self._cache) > 8:
+            self._cache.popitem(last=False)
+        return cube
+
+    def start_epoch(self, rng: np.random.Generator) -> None:
+        if self.cfg.data == "synth":
+            self.pool = [self._scene(rng) for _ in range(max(1, self.cfg.scenes))]
+
+    def refresh(self, rng: np.random.Generator) -> None:
+        """Replace one pooled synthetic scene (one generation per step)."""
+        if self.pool:
+            self.pool[int(rng.integers(len(self.pool)))] = self._scene(rng)
+
+    def _pick(self, rng: np.random.Generator) -> tuple[Cube, Path | None]:
+        if self.pool:
+            return self.pool[int(rng.integers(len(self.pool)))], None
+        path = self.files[int(rng.integers(len(self.files)))]
+        return self._read(path), path
+
+    def _brightness(self, rng: np.random.Generator) -> float:
+        return float(np.exp(rng.uniform(np.log(0.5), np.log(2.0)))) if self.cfg.brightness_aug else 1.0
+
+    def crop(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """A random (rgb (c, c, 3), cube (c, c, B)) training pair, flipped at random."""
+        from hstool.camera import simulate
+
+        cube, path = self._pick(rng)
+        h, w = cube.height, cube.width
+        if h < size or w < size:
+            raise HsError(f"cube is {h}x{w}, smaller than --crop {size}", path)
+        a = self.align
+        y = int(rng.integers((h - size) // a + 1)) * a
+        x = int(rng.integers((w - size) // a + 1)) * a
+        k = self._brightness(rng)
+        gt = np.asarray(cube.data[y:y + size, x:x + size], np.float32) * np.float32(k)
+        if path is not None and path in self.pairs:
+            rgb_full = read_rgb(self.pairs[path])
+            if rgb_full.shape[:2] != (h, w):
+                raise HsError(f"RGB is {rgb_full.shape[:2]}, cube is {(h, w)}", self.pairs[path])
+            rgb = np.clip(rgb_full[y:y + size, x:x + size] * np.float32(k), 0, 1)
+        else:
+            rgb = simulate(Cube(gt, cube.wavelengths, dict(cube.meta)), self.pipeline, rng)
+        if rng.random() < 0.5:
+            rgb, gt = rgb[:, ::-1], gt[:, ::-1]
+        if rng.random() < 0.5:
+            rgb, gt = rgb[::-1], gt[::-1]
+        return np.ascontiguousarray(rgb), np.ascontiguousarray(gt)
+
+    def pixels(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """``count`` random (rgb, spectrum) pixels from ``scenes`` whole scenes or files."""
+        from hstool.camera import simulate
+
+        n_src = max(1, self.cfg.scenes if self.cfg.data == "synth" else min(self.cfg.scenes, len(self.files)))
+        per = math.ceil(count / n_src)
+        rgbs, specs = [], []
+        order = rng.permutation(len(self.files)) if self.files else None
+        for i in range(n_src):
+            if self.cfg.data == "synth":
+                cube, path = self._scene(rng), None
+            else:
+                path = self.files[int(order[i % len(order)])]
+                cube = self._read(path)
+            k = self._brightness(rng)
+            gt = np.asarray(cube.data, np.float32) * np.float32(k)
+            if path is not None and path in self.pairs:
+                rgb = np.clip(read_rgb(self.pairs[path]) * np.float32(k), 0, 1)
+            else:
+                rgb = simulate(Cube(gt, cube.wavelengths, dict(cube.meta)), self.pipeline, rng)
+            idx = rng.choice(gt.shape[0] * gt.shape[1], min(per, gt.shape[0] * gt.shape[1]), replace=False)
+            rgbs.append(rgb.reshape(-1, 3)[idx])
+            specs.append(gt.reshape(-1, gt.shape[2])[idx])
+        return np.concatenate(rgbs)[:count], np.concatenate(specs)[:count]
+
+
+def validation_set(cfg: TrainConfig, wavelengths: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Fixed (rgb, cube) pairs: synthetic test-split scenes 0..N-1 (RGB noise seeded by index)
+    or the cubes of a folder (first ``val_scenes``)."""
+    from hstool.camera import simulate, track
+
+    if not cfg.val or cfg.val == "none":
+        return []
+    pipeline = track(cfg.track)
+    cubes = []
+    if cfg.val == "synth":
+        from hstool.hsdata import synth
+
+        cubes = [synth.generate_scene(i, size=(cfg.val_size, cfg.val_size), wavelengths=wavelengths, split="test")
+                 for i in range(cfg.val_scenes)]
+    else:
+        cubes = [read_cube(p) for p in list_files(cfg.val)[: cfg.val_scenes]]
+    return [(simulate(c, pipeline, i), np.asarray(c.data, np.float32)) for i, c in enumerate(cubes)]
+
+
+def validate(model: torch.nn.Module, pairs, device) -> float | None:
+    """Mean MRAE (zeros in the ground truth skipped) over the validation pairs, via the engine."""
+    if not pairs:
+        return None
+    from .metrics import mrae
+
+    was_training = model.training
+    model.eval()
+    scores = [mrae(predict(model, rgb, device), gt, ignore_zeros=True) for rgb, gt in pairs]
+    model.train(was_training)
+    return float(np.mean(scores))
+
+
+def loss_fn(name: str):
+    if name == "mrae":
+        return lambda p, g: torch.mean(torch.abs(p - g) / g.clamp(min=1e-3))
+    if name == "l1":
+        return lambda p, g: torch.mean(torch.abs(p - g))
+    if name == "mse":
+        return lambda p, g: torch.mean((p - g) ** 2)
+    raise HsError(f"unknown loss '{name}' (use {', '.join(LOSSES)})")
+
+
+def measure_speed(model: torch.nn.Module, device: torch.device, repeats: int = 5) -> dict[str, Any]:
+    """Seconds per 482x512 image on ``device``: the best of ``repeats`` runs after a warm-up (the
+    minimum is the least disturbed by other load on a shared machine)."""
+    rgb = np.random.default_rng(0).random((482, 512, 3), dtype=np.float32)
+    predict(model, rgb, device)
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        predict(model, rgb, device)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - t)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    return {"seconds_per_482x512": round(best, 5), "device": name, "torch": torch.__version__}
+
+
+def _model_config(name: str, config: dict[str, Any], bands: int) -> dict[str, Any]:
+    spec = model_spec(name)
+    params = inspect.signature(spec.factory).parameters
+    unknown = [k for k in config if k not in params]
+    if unknown:
+        raise HsError(f"model '{name}' has no option {', '.join(unknown)} (options: {', '.join(params)})")
+    full = {k: p.default for k, p in params.items()
+            if p.default is not inspect.Parameter.empty and isinstance(p.default, (int, float, str, bool))}
+    full.update({**spec.defaults, **config})
+    if "out_bands" in params:
+        full["out_bands"] = bands
+    return full
+
+
+# ---------------------------------------------------------------- training
+
+
+def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
+    """Train (or fit) ``cfg.model`` and write ``cfg.out``; returns the metadata written."""
+    console = console or Console(stderr=True)
+    spec = model_spec(cfg.model)
+    out = Path(cfg.out)
+    if out.exists() and not cfg.overwrite:
+        raise HsError("output exists (use --overwrite to replace it)", out)
+    if cfg.loss not in LOSSES:
+        raise HsError(f"unknown loss '{cfg.loss}' (use {', '.join(LOSSES)})")
+    wavelengths = ARAD_WAVELENGTHS.copy()
+    if cfg.data != "synth":
+        first = read_cube(list_files(cfg.data)[0], dtype=None)
+        wavelengths = first.wavelengths
+    device = resolve_device(cfg.device)
+    source = CubeSource(cfg, wavelengths)
+    data_desc, data_hash = source.describe()
+    val_pairs = validation_set(cfg, wavelengths)
+    config = _model_config(cfg.model, cfg.config, wavelengths.size)
+    torch.manual_seed(cfg.seed)
+    t0 = time.perf_counter()
+    if spec.kind == "pixel":
+        model, rgb_mean, history = _fit_pixel(cfg, spec, source, config, console)
+        fp16 = bool(cfg.fp16)
+    else:
+        model, rgb_mean, history = _train_deep(cfg, spec, source, config, val_pairs, device, console)
+        fp16 = True if cfg.fp16 is None else cfg.fp16
+    model.spec = spec
+    round_to_stored(model, fp16)
+    val = validate(model, val_pairs, device)
+    meta = {
+        "architecture": cfg.model,
+        "config": config,
+        "wavelengths": [float(w) for w in wavelengths],
+        "input": INPUT_NORM,
+        "track": cfg.track,
+        "css": source.pipeline.css.name,
+        "train_command": cfg.command(),
+        "data": data_desc,
+        "data_short": "synth" if cfg.data == "synth" else Path(cfg.data).name,
+        "data_hash": data_hash,
+        "val_data": (f"synthetic test split, seeds 0-{cfg.val_scenes - 1}, {cfg.val_size}x{cfg.val_size}"
+                     if cfg.val == "synth" else str(cfg.val)),
+        "val_mrae": val,
+        "rgb_mean": rgb_mean,
+        "history": history,
+        "train_seconds": round(time.perf_counter() - t0, 1),
+        "dtype": "fp16" if fp16 else "fp32",
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if cfg.speed and (spec.kind == "pixel" or device.type == "cuda"):
+        meta["speed"] = measure_speed(model, device)
+    save_weights(model, out, meta, fp16=fp16, overwrite=cfg.overwrite)
+    return meta
+
+
+def _fit_pixel(cfg, spec, source: CubeSource, config, console):
+    rng = np.random.default_rng(cfg.seed)
+    with console.status(f"sampling {cfg.pixels} pixels"):
+        rgb, spectra = source.pixels(rng, cfg.pixels)
+    cls = type(build_model(cfg.model, **config))
+    kwargs = {k: v for k, v in config.items() if k != "out_bands"}
+    if "seed" in inspect.signature(cls.fit).parameters:
+        kwargs["seed"] = cfg.seed
+    with console.status(f"fitting {cfg.model} on {len(rgb)} pixels"):
+        model = cls.fit(rgb, spectra, **kwargs)
+    return model, float(rgb.mean()), []
+
+
+def checkpoint_path(out: Path) -> Path:
+    """Where ``train`` keeps its per-epoch checkpoint: ``W.safetensors`` -> ``W.ckpt``."""
+    return Path(out).with_suffix(".ckpt")
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _train_deep(cfg, spec, source: CubeSource, config, val_pairs, device, console):
+    model = build_model(cfg.model, **config).to(device)
+    model.spec = spec
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    total = max(1, cfg.epochs * cfg.steps_per_epoch)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
+    criterion = loss_fn(cfg.loss)
+    start, history, rgb_sum, rgb_n = 0, [], 0.0, 0
+    ckpt_path = checkpoint_path(cfg.out)
+    if cfg.resume:
+        try:
+            ckpt = torch.load(cfg.resume, map_location=device, weights_only=False)
+        except Exception as exc:
+            raise HsError(f"not a training checkpoint ({exc})", cfg.resume) from exc
+        if ckpt.get("model_name") != cfg.model or ckpt.get("config") != config:
+            raise HsError(f"checkpoint is for {ckpt.get('model_name')} {ckpt.get('config')}, not "
+                          f"{cfg.model} {config}", cfg.resume)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        start, history = ckpt["epoch"] + 1, ckpt["history"]
+        rgb_sum, rgb_n = ckpt["rgb_sum"], ckpt["rgb_n"]
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[note]}"),
+                        TimeElapsedColumn(), console=console)
+    with progress:
+        task = progress.add_task("train", total=(cfg.epochs - start) * cfg.steps_per_epoch, loss="-", note="")
+        for epoch in range(start, cfg.epochs):
+            rng = np.random.default_rng([cfg.seed, epoch])
+            torch.manual_seed(cfg.seed * 100_003 + epoch)
+            source.start_epoch(rng)
+            model.train()
+            running = None
+            for _ in range(cfg.steps_per_epoch):
+                pairs = [source.crop(rng, cfg.crop) for _ in range(cfg.batch)]
+                source.refresh(rng)
+                rgb = torch.from_numpy(np.stack([p[0] for p in pairs]).transpose(0, 3, 1, 2)).to(device)
+                gt = torch.from_numpy(np.stack([p[1] for p in pairs]).transpose(0, 3, 1, 2)).to(device)
+                rgb_sum += float(rgb.sum())
+                rgb_n += rgb.numel()
+                loss = criterion(model(rgb), gt)
+                if not torch.isfinite(loss):
+                    raise HsError(f"loss became {float(loss)} in epoch {epoch + 1}; lower --lr")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                value = loss.item()
+                running = value if running is None else 0.95 * running + 0.05 * value
+                progress.update(task, advance=1, loss=f"{running:.4f}",
+                                note=f"epoch {epoch + 1}/{cfg.epochs} lr {sched.get_last_lr()[0]:.2e}")
+            val = validate(model, val_pairs, device)
+            history.append({"epoch": epoch + 1, "loss": running, "val_mrae": val})
+            progress.console.print(f"epoch {epoch + 1}/{cfg.epochs}: loss {running:.4f}"
+                                   + (f", val MRAE {val:.4f}" if val is not None else ""))
+            _save_checkpoint(ckpt_path, {
+                "model_name": cfg.model, "config": config, "epoch": epoch, "history": history,
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "rgb_sum": rgb_sum, "rgb_n": rgb_n, "command": cfg.command(),
+            })
+    model.eval()
+    return model, (rgb_sum / rgb_n if rgb_n else None), history

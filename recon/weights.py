@@ -1,0 +1,172 @@
+"""Weight files: safetensors tensors plus the metadata that says what they are.
+
+A weights file is a plain ``.safetensors`` file (readable by any safetensors client) whose
+header metadata holds, JSON-encoded per key: ``architecture`` (registry name), ``config``
+(factory keyword arguments), ``wavelengths`` (output band grid, nm), ``input`` (how RGB is
+normalised), ``track`` and ``css`` (the camera the model was trained for), ``train_command``,
+``data`` and ``data_hash``, ``val_mrae``, ``rgb_mean`` (mean training RGB, used by
+``--exposure-invariant``), ``speed`` (when measured) and ``hstool_version``.
+
+Bundled weights live in ``recon/weights/<name>_<track>.safetensors``; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from hstool.hsdata import ARAD_WAVELENGTHS, HsError, atomic_path
+
+from .registry import build_model, model_spec
+
+BUNDLED_DIR = Path(__file__).parent / "weights"
+#: How every bundled model expects its input (the engine feeds read_rgb's output unchanged).
+INPUT_NORM = "RGB float in [0, 1] (8-bit / 255, 16-bit / 65535) as decoded, no mean/std normalisation"
+
+
+def hstool_version() -> str:
+    try:
+        return version("hstool")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def bundled_path(name: str, track: str = "clean") -> Path:
+    """Where the bundled weights of ``name`` for ``track`` live (the file may not exist)."""
+    return BUNDLED_DIR / f"{name}_{track}.safetensors"
+
+
+def bundled_weights() -> list[Path]:
+    """Every bundled weights file, sorted."""
+    return sorted(BUNDLED_DIR.glob("*.safetensors")) if BUNDLED_DIR.is_dir() else []
+
+
+def save_weights(model: torch.nn.Module, path: str | Path, meta: dict[str, Any], fp16: bool = False,
+                 overwrite: bool = False) -> Path:
+    """Write ``model``'s state dict and ``meta`` atomically.
+
+    ``fp16=True`` stores floating-point *parameters* in half precision (buffers such as batch-norm
+    statistics and the fitted values of pixel models stay fp32). Call :func:`round_to_stored`
+    first when the in-memory model must equal what a later load gives.
+    """
+    params = {n for n, _ in model.named_parameters()}
+    tensors = {}
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        if fp16 and name in params and t.is_floating_point():
+            t = t.half()
+        tensors[name] = t
+    header = {str(k): json.dumps(v) for k, v in meta.items()}
+    header.setdefault("hstool_version", json.dumps(hstool_version()))
+    path = Path(path)
+    with atomic_path(path, overwrite) as tmp:
+        save_file(tensors, str(tmp), metadata=header)
+    return path
+
+
+def round_to_stored(model: torch.nn.Module, fp16: bool) -> None:
+    """Round parameters in place as :func:`save_weights` will store them."""
+    if not fp16:
+        return
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.is_floating_point():
+                p.copy_(p.half().float())
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The metadata of a weights file, without reading its tensors."""
+    path = Path(path)
+    if not path.is_file():
+        raise HsError("no such weights file", path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise HsError(f"not a safetensors weights file ({exc})", path) from exc
+    meta = {}
+    for k, v in raw.items():
+        try:
+            meta[k] = json.loads(v)
+        except json.JSONDecodeError:
+            meta[k] = v  # written by another tool: keep the string
+    return meta
+
+
+def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(state_dict, metadata)`` of a weights file."""
+    meta = read_metadata(path)
+    try:
+        return load_file(str(path)), meta
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise HsError(f"cannot read the tensors ({exc})", path) from exc
+
+
+def model_wavelengths(model: torch.nn.Module) -> np.ndarray:
+    """The output band grid of a model built by :func:`create_model` (ARAD's when unknown)."""
+    wl = getattr(model, "meta", {}).get("wavelengths")
+    return np.asarray(wl, dtype=np.float64) if wl is not None else ARAD_WAVELENGTHS.copy()
+
+
+def create_model(name: str | None, weights: str | Path | None = "bundled", track: str = "clean") -> torch.nn.Module:
+    """Build model ``name`` in eval mode, with weights loaded.
+
+    Parameters
+    ----------
+    name: registry name; ``None`` takes it from the weights file's ``architecture``.
+    weights: ``"bundled"`` (``recon/weights/<name>_<track>.safetensors``), ``None`` (fresh,
+        untrained) or the path of a weights file written by ``hstool train``.
+    track: which bundled weights (``clean``, ``realworld``).
+
+    The module gets ``.spec`` (:class:`ModelSpec`) and ``.meta`` (the file's metadata, ``{}``
+    when untrained).
+
+    >>> model = create_model("rootpoly", track="realworld")  # doctest: +SKIP
+    """
+    if weights is None:
+        if name is None:
+            raise HsError("a model name is needed when no weights file is given")
+        spec = model_spec(name)
+        model = build_model(name)
+        meta: dict[str, Any] = {}
+    else:
+        if isinstance(weights, str) and weights == "bundled":
+            if name is None:
+                raise HsError("a model name is needed for bundled weights")
+            model_spec(name)
+            path = bundled_path(name, track)
+            if not path.is_file():
+                raise HsError(
+                    f"no bundled weights for model '{name}' on track '{track}'; train some with "
+                    f"`hstool train --model {name} --track {track} --out W.safetensors` and pass --weights W.safetensors"
+                )
+        else:
+            path = Path(weights)
+        state, meta = load_weights(path)
+        arch = meta.get("architecture")
+        if name is None:
+            if not arch:
+                raise HsError("weights file names no architecture; give the model name", path)
+            name = arch
+        elif arch and arch != name:
+            raise HsError(f"weights are for model '{arch}', not '{name}'", path)
+        spec = model_spec(name)
+        config = meta.get("config") or {}
+        model = build_model(name, **config)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()
+            raise HsError(f"weights do not fit model '{name}' ({first[1].strip() if len(first) > 1 else first[0]})",
+                          path) from exc
+    model.eval()
+    model.spec = spec
+    model.meta = meta
+    return model

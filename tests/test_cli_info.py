@@ -1,0 +1,153 @@
+"""``hstool info`` and the CLI's error contract: one line naming the file, exit 1, no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import scipy.io
+
+from hstool.hsdata import ARAD_WAVELENGTHS, HsError, write_cube, write_rgb
+
+
+def test_help_lists_info(hstool):
+    result = hstool("--help")
+    assert result.exit_code == 0
+    assert "info" in result.output and "--debug" in result.output
+    assert hstool("info", "--help").exit_code == 0
+
+
+def test_info_json_fields_for_each_cube_format(hstool, tmp_path, tmp_cube):
+    cube = tmp_cube(norm_factor=4095.0)
+    data = cube.data.copy()
+    data[0, 0, 0], data[1, 1, 1], data[2, 2, 2] = np.nan, np.inf, -np.inf
+    cube = cube.with_data(data)
+    finite = data[np.isfinite(data)].astype(np.float64)
+    paths = []
+    for name, opts in [("c.mat", {}), ("c5.mat", {"version": "5"}), ("c.hdr", {}), ("c.npy", {}), ("c.npz", {})]:
+        paths += write_cube(cube, tmp_path / name, **opts)[:1]
+    result = hstool("info", "--json", *paths)
+    assert result.exit_code == 0, result.output
+    reports = json.loads(result.stdout)
+    assert [r["format"] for r in reports] == ["mat v7.3", "mat v5", "envi", "npy", "npz"]
+    for r in reports:
+        assert r["shape"] == [24, 32, 31] and r["dtype"] == "float32", r["path"]
+        assert (r["wavelength_min"], r["wavelength_max"], r["wavelength_step"]) == (400.0, 700.0, 10.0)
+        assert r["nan_count"] == 1 and r["inf_count"] == 2
+        assert r["min"] == pytest.approx(finite.min()) and r["max"] == pytest.approx(finite.max())
+        assert r["mean"] == pytest.approx(finite.mean(), rel=1e-9)
+    assert reports[0]["meta"]["norm_factor"] == 4095.0
+    assert reports[2]["units"] == "reflectance" and reports[2]["meta"]["interleave"] == "bsq"
+
+
+def test_info_table_and_images(hstool, tmp_path, tmp_cube):
+    write_cube(tmp_cube(wavelengths=np.arange(400.0, 1001.0, 20.0)), tmp_path / "vnir.hdr")
+    rgb16 = np.full((5, 6, 3), 65535, np.uint16)
+    rgb16[0, 0] = 0
+    write_rgb(tmp_path / "a.png", rgb16)
+    write_rgb(tmp_path / "b.jpg", np.full((5, 6, 3), 200, np.uint8))
+    result = hstool("info", tmp_path / "vnir.hdr", tmp_path / "a.png", tmp_path / "b.jpg")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    for text in ("vnir.hdr", "envi", "[24, 32, 31]", "400.0000", "1000.0000", "20.0000", "reflectance", "a.png"):
+        assert text in out, text
+    reports = json.loads(hstool("info", "--json", tmp_path / "a.png", tmp_path / "b.jpg").stdout)
+    assert reports[0]["bit_depth"] == 16 and reports[0]["dtype"] == "uint16"
+    assert (reports[0]["min"], reports[0]["max"]) == (0.0, 1.0)
+    assert reports[1]["bit_depth"] == 8 and reports[1]["shape"] == [5, 6, 3]
+
+
+def test_info_force_format(hstool, tmp_path, tmp_cube):
+    write_cube(tmp_cube(), tmp_path / "c.npy")
+    (tmp_path / "c.npy").rename(tmp_path / "c.bin")
+    result = hstool("info", "--json", "--format", "npy", tmp_path / "c.bin")
+    assert result.exit_code == 0 and json.loads(result.stdout)["shape"] == [24, 32, 31]
+
+
+def bad_inputs(folder):
+    """A missing file, a corrupt .mat, an ENVI header whose binary is too short, a .mat without
+    `cube`, an unknown interleave and a text file named .png."""
+    (folder / "corrupt.mat").write_bytes(b"MATLAB 5.0 MAT-file, garbage" + bytes(range(256)) * 2)
+    (folder / "short.hdr").write_text(
+        "ENVI\nsamples = 4\nlines = 3\nbands = 2\ndata type = 4\ninterleave = bil\nbyte order = 0\n"
+        "wavelength = {500, 600}\n"
+    )
+    (folder / "short.raw").write_bytes(b"\0" * (4 * 3 * 2 * 4 - 4))
+    (folder / "weird.hdr").write_text((folder / "short.hdr").read_text().replace("bil", "xyz"))
+    (folder / "weird.raw").write_bytes(b"\0" * (4 * 3 * 2 * 4))
+    with h5py.File(folder / "nocube.mat", "w") as f:
+        f["bands"] = ARAD_WAVELENGTHS
+    (folder / "text.png").write_text("this is not an image\n")
+    return {
+        "missing.mat": "no such file",
+        "corrupt.mat": "not a readable MATLAB",
+        "short.hdr": "truncated",
+        "weird.hdr": "interleave",
+        "nocube.mat": "no 'cube'",
+        "text.png": "not a readable image",
+    }
+
+
+def test_bad_inputs_give_one_line_and_exit_1(hstool, tmp_path):
+    for name, problem in bad_inputs(tmp_path).items():
+        result = hstool("info", tmp_path / name)
+        assert result.exit_code == 1, (name, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1, (name, result.output)
+        assert name.split(".")[0] in lines[0] and problem in lines[0], (name, lines[0])
+        assert lines[0].startswith("error:") and "Traceback" not in result.output
+        assert result.stdout == ""
+
+
+def test_one_bad_file_does_not_hide_the_others(hstool, tmp_path, tmp_cube):
+    write_cube(tmp_cube(), tmp_path / "good.npy")
+    (tmp_path / "text.png").write_text("no")
+    result = hstool("info", "--json", tmp_path / "text.png", tmp_path / "good.npy")
+    assert result.exit_code == 1
+    assert "text.png" in result.stderr and "Traceback" not in result.output
+    assert [r["path"] for r in json.loads(result.stdout)] == [str(tmp_path / "good.npy")]
+
+
+def test_debug_shows_the_traceback(hstool, tmp_path):
+    scipy.io.savemat(tmp_path / "nocube.mat", {"rad": np.ones((2, 2, 31))})
+    result = hstool("--debug", "info", tmp_path / "nocube.mat")
+    assert result.exit_code != 0 and isinstance(result.exception, HsError)
+    # and for real: a subprocess prints Python's traceback only with --debug
+    code = "import sys; from hstool.cli.main import run; sys.argv[0] = 'hstool'; run()"
+    env = {**os.environ, "HSTOOL_DEBUG": ""}
+    for flags, shown in ([], False), (["--debug"], True):
+        proc = subprocess.run(
+            [sys.executable, "-c", code, *flags, "info", str(tmp_path / "nocube.mat")],
+            capture_output=True, text=True, env=env, timeout=120, check=False,
+        )
+        assert proc.returncode == 1
+        assert ("Traceback" in proc.stderr) is shown
+        assert "nocube.mat" in proc.stderr and "no 'cube'" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [ValueError("first line\nsecond line"), FileNotFoundError(2, "No such file or directory", "x.raw"), MemoryError()],
+)
+def test_guard_turns_other_library_errors_into_one_line(runner, exc):
+    import typer
+
+    from hstool.cli.main import DEBUG, guarded
+
+    def failing() -> None:
+        raise exc
+
+    app = typer.Typer()
+    app.command()(guarded(failing))
+    DEBUG["on"] = False
+    result = runner.invoke(app, [])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and len(lines[0]) > len("error: ") + 5
+    if isinstance(exc, OSError):
+        assert "x.raw" in lines[0]

@@ -1,0 +1,436 @@
+"""Round trips through real files for every cube and image format, and bad-input handling."""
+
+from __future__ import annotations
+
+import os
+
+import h5py
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import scipy.io
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hstool.hsdata import (
+    ARAD_WAVELENGTHS,
+    Cube,
+    HsError,
+    atomic_path,
+    read_cube,
+    read_rgb,
+    write_cube,
+    write_rgb,
+)
+from hstool.hsdata.formats import envi as envi_format
+from hstool.hsdata.formats import npy as npy_format
+from hstool.hsdata.spectral import parse_band_grid
+
+ENVI_TYPES = {1: np.uint8, 2: np.int16, 4: np.float32, 5: np.float64, 12: np.uint16}
+
+
+def write_envi_by_hand(folder, cube_hwb, wl, interleave, code, byte_order, offset=0, name="cube"):
+    """An ENVI pair written with numpy and a hand-written header, independent of the code under test."""
+    h, w, b = cube_hwb.shape
+    order = {"bsq": (2, 0, 1), "bil": (0, 2, 1), "bip": (0, 1, 2)}[interleave]
+    dtype = np.dtype(ENVI_TYPES[code]).newbyteorder("<" if byte_order == 0 else ">")
+    raw = folder / f"{name}.raw"
+    raw.write_bytes(b"\xab" * offset + np.ascontiguousarray(cube_hwb.transpose(order)).astype(dtype).tobytes())
+    header = (
+        f"ENVI\ndescription = {{hand written}}\nsamples = {w}\nlines = {h}\nbands = {b}\n"
+        f"header offset = {offset}\nfile type = ENVI Standard\ndata type = {code}\n"
+        f"interleave = {interleave}\nbyte order = {byte_order}\nwavelength units = Nanometers\n"
+        "wavelength = {" + ", ".join(repr(float(x)) for x in wl) + "}\n"
+    )
+    hdr = folder / f"{name}.hdr"
+    hdr.write_text(header)
+    return hdr, raw
+
+
+# --------------------------------------------------------------------------------------- ENVI
+
+
+@pytest.mark.parametrize("interleave", ["bil", "bip", "bsq"])
+@pytest.mark.parametrize("code", sorted(ENVI_TYPES))
+@pytest.mark.parametrize("byte_order", [0, 1])
+def test_envi_read_every_layout_type_and_byte_order(tmp_path, interleave, code, byte_order):
+    h, w, b = 5, 7, 4
+    wl = np.array([450.5, 500.0, 550.25, 700.0])
+    values = (np.arange(h * w * b).reshape(h, w, b) % 97 + 3).astype(ENVI_TYPES[code])
+    if code == 2:
+        values = values.astype(np.int16) - 50  # negative values survive
+    hdr, raw = write_envi_by_hand(tmp_path, values, wl, interleave, code, byte_order)
+    for path in (hdr, raw):  # either file of the pair opens the cube
+        cube = read_cube(path)
+        assert cube.data.dtype == np.float32
+        assert cube.shape == (h, w, b)
+        np.testing.assert_array_equal(cube.data, values.astype(np.float32))
+        np.testing.assert_allclose(cube.wavelengths, wl)
+        assert cube.meta["interleave"] == interleave
+    native = read_cube(hdr, dtype=None)
+    assert native.data.dtype.newbyteorder("=") == np.dtype(ENVI_TYPES[code])
+    np.testing.assert_array_equal(native.data, values)
+
+
+def test_envi_header_offset_and_micrometre_wavelengths(tmp_path):
+    values = np.random.default_rng(1).random((3, 4, 2)).astype(np.float32)
+    hdr, _ = write_envi_by_hand(tmp_path, values, [0.5, 0.6], "bil", 4, 0, offset=16)
+    hdr.write_text(hdr.read_text().replace("Nanometers", "Micrometers"))
+    cube = read_cube(hdr)
+    np.testing.assert_array_equal(cube.data, values)
+    np.testing.assert_allclose(cube.wavelengths, [500.0, 600.0])
+
+
+@pytest.mark.parametrize("interleave", ["bil", "bip", "bsq"])
+def test_envi_write_float32_and_uint16_round_trip(tmp_path, tmp_cube, interleave):
+    cube = tmp_cube(norm_factor=4095.0)
+    written = write_cube(cube, tmp_path / "f.hdr", interleave=interleave)
+    assert sorted(p.name for p in written) == ["f.hdr", "f.raw"]
+    back = read_cube(tmp_path / "f.hdr")
+    np.testing.assert_array_equal(back.data, cube.data)
+    np.testing.assert_allclose(back.wavelengths, cube.wavelengths)
+    assert back.meta["interleave"] == interleave
+    assert back.meta["units"] == "reflectance" and back.meta["norm_factor"] == 4095.0
+
+    counts = cube.with_data(cube.data * 40000)  # DN-like values; some exceed the uint16 range
+    write_cube(counts, tmp_path / "u.raw", dtype="uint16", interleave=interleave)
+    back = read_cube(tmp_path / "u.hdr", dtype=None)
+    assert back.data.dtype == np.uint16 and back.meta["file_dtype"] == "uint16"
+    expected = np.clip(np.rint(counts.data), 0, 65535)
+    np.testing.assert_array_equal(back.data, expected)
+    # the header an independent reader sees: spectral's own parser
+    import spectral.io.envi as spy
+
+    h = spy.read_envi_header(str(tmp_path / "u.hdr"))
+    assert h["interleave"] == interleave and int(h["data type"]) == 12
+    np.testing.assert_allclose([float(v) for v in h["wavelength"]], ARAD_WAVELENGTHS)
+    specim = tmp_cube(4, 3, wavelengths=397.32 + 2.98643 * np.arange(204) + 1e-7 * np.arange(204) ** 2)
+    write_cube(specim, tmp_path / "s.hdr", interleave=interleave)
+    np.testing.assert_array_equal(read_cube(tmp_path / "s.hdr").wavelengths, specim.wavelengths)
+
+
+def test_envi_dtype_none_keeps_a_memmap_and_default_read_is_a_private_copy(tmp_path):
+    h, w, b = 64, 48, 31  # the memmap path is size-independent; a small file shows it
+    values = np.random.default_rng(2).random((h, w, b)).astype(np.float32)
+    hdr, _ = write_envi_by_hand(tmp_path, values, ARAD_WAVELENGTHS, "bil", 4, 0)
+    mapped = read_cube(hdr, dtype=None)
+    assert isinstance(mapped.data, np.memmap)
+    np.testing.assert_array_equal(mapped.data[10:12, 5:9], values[10:12, 5:9])
+    loaded = read_cube(hdr)
+    assert loaded.data.flags.writeable and loaded.data.flags.c_contiguous
+    loaded.data *= 2  # an in-memory copy: changing it leaves the file alone
+    np.testing.assert_array_equal(read_cube(hdr).data, values)
+
+
+def test_envi_bad_inputs(tmp_path):
+    values = np.ones((4, 5, 3), np.float32)
+    hdr, raw = write_envi_by_hand(tmp_path, values, [400, 500, 600], "bsq", 4, 0)
+    raw.write_bytes(raw.read_bytes()[:-8])  # truncated binary
+    with pytest.raises(HsError, match="truncated") as e:
+        read_cube(hdr)
+    assert e.value.path == raw
+    raw.write_bytes(b"\0" * (4 * 5 * 3 * 4 + 40))  # header sizes smaller than the file
+    with pytest.raises(HsError, match="mismatched"):
+        read_cube(hdr)
+    hdr, raw = write_envi_by_hand(tmp_path, values, [400, 500, 600], "bsq", 4, 0, name="il")
+    hdr.write_text(hdr.read_text().replace("interleave = bsq", "interleave = bxx"))
+    with pytest.raises(HsError, match="interleave") as e:
+        read_cube(hdr)
+    assert e.value.path == hdr
+    hdr.write_text(hdr.read_text().replace("interleave = bxx", "interleave = bsq").replace("data type = 4", "data type = 6"))
+    with pytest.raises(HsError, match="data type"):
+        read_cube(hdr)
+    lone = tmp_path / "lone.hdr"
+    lone.write_text((tmp_path / "il.hdr").read_text())
+    with pytest.raises(HsError, match="no binary"):
+        read_cube(lone)
+    with pytest.raises(HsError, match="no such file"):
+        read_cube(tmp_path / "missing.hdr")
+
+
+wl_lists = st.lists(st.floats(300, 2500, allow_nan=False), min_size=1, max_size=12, unique=True).map(sorted)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    wl=wl_lists,
+    interleave=st.sampled_from(["bil", "bip", "bsq"]),
+    upper=st.booleans(),
+    spaces=st.sampled_from(["", " ", "\n  "]),
+)
+def test_envi_header_parsing_property(tmp_path_factory, wl, interleave, upper, spaces):
+    """Any increasing wavelength list, layout and whitespace in the header survives parsing."""
+    folder = tmp_path_factory.mktemp("h")
+    values = np.arange(2 * 3 * len(wl), dtype=np.float32).reshape(2, 3, len(wl))
+    hdr, _ = write_envi_by_hand(folder, values, wl, interleave, 4, 0)
+    text = hdr.read_text().replace("wavelength = {", "wavelength = {" + spaces).replace(", ", "," + spaces)
+    if upper:
+        text = text.replace(f"interleave = {interleave}", f"interleave = {interleave.upper()}")
+    hdr.write_text(text)
+    cube = read_cube(hdr)
+    np.testing.assert_array_equal(cube.wavelengths, wl)
+    np.testing.assert_array_equal(cube.data, values)
+
+
+# ---------------------------------------------------------------------------------------- MATLAB
+
+
+def test_mat_v73_written_by_plain_h5py_like_arad_1k(tmp_path):
+    """ARAD_1K: MATLAB v7.3 stores H x W x C column-major, so h5py sees cube as (C, W, H) = (31, 512, 482)."""
+    h, w, c = 482, 512, 31
+    stored = np.zeros((c, w, h), np.float32)
+    stored += np.arange(c, dtype=np.float32)[:, None, None] / 100  # band index in every pixel
+    stored[7, 500, 10] = 5.0  # pixel (row 10, column 500), band 7
+    stored[3, 2, 470] = 9.0  # pixel (row 470, column 2), band 3
+    path = tmp_path / "ARAD_1K_0001.mat"
+    with h5py.File(path, "w") as f:
+        f["cube"] = stored
+        f["bands"] = ARAD_WAVELENGTHS.reshape(-1, 1)  # MATLAB row vector 1 x 31
+        f["norm_factor"] = np.array([[4095.0]])
+    cube = read_cube(path)
+    assert cube.shape == (482, 512, 31) and (cube.height, cube.width) == (482, 512)
+    assert cube.data[10, 500, 7] == 5.0 and cube.data[470, 2, 3] == 9.0
+    assert cube.data[0, 0, 30] == np.float32(0.30)
+    np.testing.assert_array_equal(cube.wavelengths, ARAD_WAVELENGTHS)
+    assert cube.meta["norm_factor"] == 4095.0 and cube.meta["mat_version"] == "7.3"
+
+
+def test_mat_v73_write_round_trip_and_matlab_layout(tmp_path, tmp_cube):
+    cube = tmp_cube(norm_factor=2.5)
+    path = tmp_path / "out.mat"
+    assert write_cube(cube, path) == [path]
+    with open(path, "rb") as fh:
+        assert fh.read(19) == b"MATLAB 7.3 MAT-file"  # the header MATLAB's load looks for
+    with h5py.File(path, "r") as f:  # what h5py users (and the challenge scorers) see
+        assert f["cube"].shape == (31, 32, 24)  # C x W x H
+        np.testing.assert_array_equal(f["cube"][()], cube.data.transpose(2, 1, 0))
+        assert f["cube"].attrs["MATLAB_class"] == b"single"
+        np.testing.assert_array_equal(np.ravel(f["bands"][()]), ARAD_WAVELENGTHS)
+        assert float(np.ravel(f["norm_factor"][()])[0]) == 2.5
+    back = read_cube(path)
+    np.testing.assert_array_equal(back.data, cube.data)
+    assert back.meta["norm_factor"] == 2.5
+
+
+def test_mat_v5_round_trip_and_ntire2020_files(tmp_path, tmp_cube):
+    cube = tmp_cube(wavelengths=np.arange(400.0, 721.0, 20.0))
+    path = tmp_path / "v5.mat"
+    write_cube(cube, path, version="5")
+    m = scipy.io.loadmat(path)  # scipy sees the MATLAB axis meaning: H x W x C
+    assert m["cube"].shape == (24, 32, 17)
+    np.testing.assert_array_equal(m["cube"], cube.data)
+    back = read_cube(path)
+    np.testing.assert_array_equal(back.data, cube.data)
+    np.testing.assert_allclose(back.wavelengths, cube.wavelengths)
+    assert back.meta["mat_version"] == "5"
+    # an NTIRE 2020 file: only `cube`, H x W x C float64, no band list (ARAD's grid assumed)
+    arr = np.random.default_rng(3).random((6, 9, 31))
+    scipy.io.savemat(tmp_path / "ARAD_HS_0451.mat", {"cube": arr})
+    back = read_cube(tmp_path / "ARAD_HS_0451.mat")
+    assert back.shape == (6, 9, 31) and back.data.dtype == np.float32
+    np.testing.assert_allclose(back.data, arr, rtol=1e-6)
+    np.testing.assert_array_equal(back.wavelengths, ARAD_WAVELENGTHS)
+
+
+def test_mat_bad_inputs(tmp_path):
+    scipy.io.savemat(tmp_path / "nocube.mat", {"rad": np.ones((2, 2, 31))})
+    with pytest.raises(HsError, match="no 'cube'.*rad"):
+        read_cube(tmp_path / "nocube.mat")
+    with h5py.File(tmp_path / "nocube73.mat", "w") as f:
+        f["rad"] = np.ones((31, 2, 2))
+    with pytest.raises(HsError, match="no 'cube'"):
+        read_cube(tmp_path / "nocube73.mat")
+    with h5py.File(tmp_path / "group.mat", "w") as f:  # a MATLAB struct named cube
+        f.create_group("cube")["data"] = np.ones((31, 2, 2))
+    with pytest.raises(HsError, match="not a readable MATLAB v7.3"):
+        read_cube(tmp_path / "group.mat")
+    (tmp_path / "corrupt.mat").write_bytes(b"MATLAB 5.0 MAT-file" + b"\x07" * 200)
+    with pytest.raises(HsError, match="not a readable MATLAB") as e:
+        read_cube(tmp_path / "corrupt.mat")
+    assert e.value.path == tmp_path / "corrupt.mat"
+    scipy.io.savemat(tmp_path / "odd.mat", {"cube": np.ones((2, 2, 7))})
+    with pytest.raises(HsError, match="bands"):
+        read_cube(tmp_path / "odd.mat")
+
+
+# ----------------------------------------------------------------------------------------- NumPy
+
+
+def test_npy_and_npz_round_trip(tmp_path, tmp_cube):
+    cube = tmp_cube(norm_factor=3.0, source_scene="x")
+    write_cube(cube, tmp_path / "c.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), cube.data)
+    back = read_cube(tmp_path / "c.npy")
+    np.testing.assert_array_equal(back.data, cube.data)
+    np.testing.assert_array_equal(back.wavelengths, ARAD_WAVELENGTHS)
+    assert back.data.flags.writeable
+    assert isinstance(read_cube(tmp_path / "c.npy", dtype=None).data, np.memmap)
+
+    other = tmp_cube(wavelengths=np.linspace(420, 680, 14))
+    write_cube(other, tmp_path / "c.npz")
+    back = read_cube(tmp_path / "c.npz")
+    np.testing.assert_array_equal(back.data, other.data)
+    np.testing.assert_allclose(back.wavelengths, other.wavelengths)
+    assert back.meta["units"] == "reflectance" and back.meta["format"] == "npz"
+    write_cube(other, tmp_path / "o.npy")
+    with pytest.raises(HsError, match="wavelengths"):  # .npy stores no grid: only 31 bands pass
+        read_cube(tmp_path / "o.npy")
+    np.save(tmp_path / "flat.npy", np.ones((4, 5)))
+    with pytest.raises(HsError, match=r"\(H, W, B\)"):
+        read_cube(tmp_path / "flat.npy")
+
+
+# ---------------------------------------------------------------------------------------- images
+
+
+def test_rgb_png_tiff_keep_bit_depth(tmp_path):
+    rng = np.random.default_rng(4)
+    rgb16 = rng.integers(0, 65536, (9, 11, 3)).astype(np.uint16)
+    rgb8 = rng.integers(0, 256, (9, 11, 3)).astype(np.uint8)
+    for name, arr in [("a16.png", rgb16), ("a8.png", rgb8), ("a16.tif", rgb16), ("a8.tiff", rgb8)]:
+        write_rgb(tmp_path / name, arr)
+        got = read_rgb(tmp_path / name)
+        assert got.dtype == np.float32 and got.shape == (9, 11, 3)
+        np.testing.assert_array_equal(got, arr.astype(np.float32) / np.iinfo(arr.dtype).max, err_msg=name)
+    # files from an independent writer (imageio/Pillow), channel order included
+    iio.imwrite(tmp_path / "pil8.png", rgb8)
+    np.testing.assert_array_equal(read_rgb(tmp_path / "pil8.png"), rgb8 / np.float32(255))
+    iio.imwrite(tmp_path / "pil16.tif", rgb16)
+    np.testing.assert_array_equal(read_rgb(tmp_path / "pil16.tif"), rgb16 / np.float32(65535))
+    rgba = np.concatenate([rgb8, np.full((9, 11, 1), 77, np.uint8)], axis=-1)
+    write_rgb(tmp_path / "rgba.png", rgba)
+    np.testing.assert_array_equal(iio.imread(tmp_path / "rgba.png"), rgba)  # alpha stays alpha
+    np.testing.assert_array_equal(read_rgb(tmp_path / "rgba.png"), rgb8 / np.float32(255))
+    # a 16-bit file whose values need all 16 bits: not silently truncated to 8
+    assert len(np.unique(np.round(read_rgb(tmp_path / "a16.png") * 65535) % 256)) > 1
+
+
+def test_rgb_jpeg_and_bad_images(tmp_path):
+    y, x = np.mgrid[0:32, 0:40]
+    rgb = np.stack([y * 8, x * 6, np.full_like(x, 128)], axis=-1).astype(np.uint8)  # smooth
+    write_rgb(tmp_path / "a.jpg", rgb, jpeg_quality=95, jpeg_sampling="444")
+    got = read_rgb(tmp_path / "a.jpg")
+    assert got.shape == (32, 40, 3)
+    assert np.abs(got - rgb / 255).mean() < 0.01
+    assert got[0, 39, 1] > 0.8 and got[31, 0, 0] > 0.8  # R grows down, G grows right: RGB order
+    with pytest.raises(HsError, match="8-bit"):
+        write_rgb(tmp_path / "b.jpg", rgb.astype(np.uint16))
+    (tmp_path / "fake.png").write_text("not an image\n")
+    with pytest.raises(HsError, match="not a readable image") as e:
+        read_rgb(tmp_path / "fake.png")
+    assert e.value.path == tmp_path / "fake.png"
+    write_rgb(tmp_path / "grey.png", rgb[..., 0])
+    with pytest.raises(HsError, match="greyscale"):
+        read_rgb(tmp_path / "grey.png")
+    with pytest.raises(HsError, match="RGB image, not a hyperspectral cube"):
+        read_cube(tmp_path / "a.jpg")
+
+
+# ------------------------------------------------------------------------ band-grid parsing
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    start=st.floats(200, 1500, allow_nan=False).map(lambda v: round(v, 2)),
+    step=st.floats(0.1, 50).map(lambda v: round(v, 3)).filter(lambda v: v > 0),
+    n=st.integers(1, 400),
+)
+def test_parse_band_grid_property(start, step, n):
+    stop = start + step * (n - 1)
+    grid = parse_band_grid(f"{start}:{stop!r}:{step}")
+    assert grid.size == n
+    assert grid[0] == start and abs(grid[-1] - stop) < 1e-6 * max(1.0, stop)
+    assert np.all(np.diff(grid) > 0)
+    listed = parse_band_grid(",".join(repr(float(v)) for v in grid))
+    np.testing.assert_array_equal(listed, grid)
+
+
+@given(st.text(max_size=20))
+@settings(max_examples=200, deadline=None)
+def test_parse_band_grid_never_crashes(text):
+    """Arbitrary text gives a grid of finite increasing values or an HsError, nothing else."""
+    try:
+        grid = parse_band_grid(text)
+    except HsError:
+        return
+    assert grid.size >= 1 and np.all(np.isfinite(grid)) and np.all(np.diff(grid) > 0)
+
+
+@pytest.mark.parametrize("bad", ["0:inf:1", "400,nan,500", "700:400:10", "400:700:0", "400:700", "", "a,b", "500,400", "0:1e9:0.001"])
+def test_parse_band_grid_rejects(bad):
+    with pytest.raises(HsError):
+        parse_band_grid(bad)
+
+
+# ----------------------------------------------------------- outputs: atomic, never over inputs
+
+
+def test_existing_outputs_and_inputs_are_protected(tmp_path, tmp_cube):
+    cube = tmp_cube()
+    for name in ("c.mat", "c.npy", "c.npz", "c.hdr"):
+        write_cube(cube, tmp_path / name)
+        before = {p: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+        with pytest.raises(HsError, match="exists"):
+            write_cube(cube, tmp_path / name)
+        assert {p: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
+        src = read_cube(tmp_path / name)
+        with pytest.raises(HsError, match="input"):  # even with overwrite: never the file it came from
+            write_cube(src, tmp_path / name, overwrite=True)
+        write_cube(cube.with_data(cube.data * 2), tmp_path / name, overwrite=True)
+        np.testing.assert_allclose(read_cube(tmp_path / name).data, cube.data * 2)
+    write_rgb(tmp_path / "p.png", np.zeros((2, 2, 3), np.uint8))
+    with pytest.raises(HsError, match="exists"):
+        write_rgb(tmp_path / "p.png", np.zeros((2, 2, 3), np.uint8))
+
+
+def test_failed_writes_leave_no_file(tmp_path, tmp_cube, monkeypatch):
+    cube = tmp_cube()
+
+    def half_then_fail(fh, arr, *a, **k):
+        fh.write(b"\x93NUMPY partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(npy_format.np, "save", half_then_fail)
+    with pytest.raises(OSError):
+        write_cube(cube, tmp_path / "c.npy")
+    monkeypatch.undo()
+
+    def save_fails(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(envi_format.envi, "save_image", save_fails)
+    with pytest.raises(HsError, match="No space"):
+        write_cube(cube, tmp_path / "e.hdr")
+    monkeypatch.undo()
+
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "x.mat") as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("writer crashed")
+    assert os.listdir(tmp_path) == []
+
+
+def test_cube_validation():
+    with pytest.raises(HsError, match="3-D"):
+        Cube(np.zeros((3, 4)), ARAD_WAVELENGTHS)
+    with pytest.raises(HsError, match="31 wavelengths"):
+        Cube(np.zeros((3, 4, 5)), ARAD_WAVELENGTHS)
+    with pytest.raises(HsError, match="increase"):
+        Cube(np.zeros((3, 4, 2)), [500, 400])
+
+
+def test_mat5_format_name_and_output_path(tmp_path, tmp_cube):
+    from hstool.hsdata import output_path
+
+    target = output_path(tmp_path, "scene", "mat5")
+    assert target == tmp_path / "scene.mat"
+    write_cube(tmp_cube(), target, "mat5")
+    assert "cube" in scipy.io.loadmat(target)  # scipy reads only v5
+
+
+def test_written_files_are_readable_by_others(tmp_path, tmp_cube):
+    old = os.umask(0o022)
+    try:
+        for p in write_cube(tmp_cube(), tmp_path / "c.mat") + write_cube(tmp_cube(), tmp_path / "c.hdr"):
+            assert p.stat().st_mode & 0o777 == 0o644, p
+    finally:
+        os.umask(old)

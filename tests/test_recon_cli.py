@@ -1,0 +1,87 @@
+"""``hstool recon`` and ``hstool models`` through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from hstool.camera import simulate_to_file, track
+from hstool.hsdata import read_cube, read_rgb
+
+
+@pytest.fixture
+def clean_png(tmp_cube, tmp_path):
+    cube = tmp_cube(20, 28)
+    return simulate_to_file(cube, tmp_path / "in" / "ARAD_HS_0451_clean.png", "clean", rng=0), cube
+
+
+def test_recon_writes_a_cube_named_by_stem(hstool, clean_png, tmp_path):
+    png, _ = clean_png
+    out = tmp_path / "out"
+    r = hstool("recon", png, "--model", "linear", "--out", out, "--format", "npy", "--preview")
+    assert r.exit_code == 0, r.output
+    cube = read_cube(out / "ARAD_HS_0451.npy")
+    assert cube.shape == (20, 28, 31) and cube.data.min() >= 0
+    np.testing.assert_allclose(cube.wavelengths, np.arange(400, 701, 10))
+    assert (out / "ARAD_HS_0451_preview.png").exists()
+    r = hstool("recon", png, "--model", "linear", "--out", out, "--format", "npy")
+    assert r.exit_code == 1 and "exists" in r.output  # no silent overwrite
+
+
+def test_consistent_output_reprojects_to_the_input(hstool, clean_png, tmp_path):
+    png, _ = clean_png
+    r = hstool("recon", png.parent, "--model", "rootpoly", "--out", tmp_path / "o", "--format", "npz",
+               "--consistent", "--json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert rows[0]["infeasible"] == 0
+    cube = read_cube(tmp_path / "o" / "ARAD_HS_0451.npz")
+    rgb = read_rgb(png)
+    back = cube.data.astype(np.float64) @ track("clean").matrix(cube.wavelengths)
+    assert np.abs(back - rgb).max() < 1e-5 and cube.data.min() >= 0
+
+
+def test_bad_inputs_fail_one_line_each_and_the_rest_carry_on(hstool, clean_png, tmp_path):
+    png, _ = clean_png
+    folder = png.parent
+    (folder / "broken.png").write_bytes(b"not an image")
+    cv2.imwrite(str(folder / "grey.png"), np.full((6, 6), 128, np.uint8))
+    cv2.imwrite(str(folder / "deep16.png"), np.full((7, 9, 3), 30000, np.uint16))
+    cv2.imwrite(str(folder / "tiny.png"), np.full((5, 5, 3), 90, np.uint8))
+    out = tmp_path / "o"
+    r = hstool("recon", folder, "--model", "sparse", "--track", "realworld", "--out", out, "--format", "npy")
+    assert r.exit_code == 1
+    assert hstool("recon", png, "--model", "linear", "--out", out, "--format", "mat5").exit_code == 0
+    assert read_cube(out / "ARAD_HS_0451.mat").shape == (20, 28, 31)
+    errors = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2, r.output
+    assert any("broken.png" in e for e in errors) and any("grey.png" in e and "greyscale" in e for e in errors)
+    assert "2 of 5 failed" in r.output
+    assert read_cube(out / "deep16.npy").shape == (7, 9, 31)
+    assert read_cube(out / "tiny.npy").shape == (5, 5, 31)
+    assert (out / "ARAD_HS_0451.npy").exists()
+
+
+def test_recon_needs_a_model_and_knows_its_models(hstool, clean_png):
+    png, _ = clean_png
+    r = hstool("recon", png)
+    assert r.exit_code == 1 and "--model" in r.output
+    r = hstool("recon", png, "--model", "nosuchmodel")
+    assert r.exit_code == 1 and "unknown model" in r.output
+
+
+def test_models_lists_kinds_parameters_and_bundled_weights(hstool):
+    r = hstool("models", "--json")
+    assert r.exit_code == 0, r.output
+    rows = {m["name"]: m for m in json.loads(r.stdout)}
+    lin = rows["linear"]
+    assert lin["kind"] == "pixel" and lin["parameters"] == 3 * 31
+    assert {b["track"] for b in lin["bundled"]} == {"clean", "realworld"}
+    assert all(b["val_mrae"] > 0 and b["train_command"].startswith("hstool train") for b in lin["bundled"])
+    r = hstool("models", "root*")
+    assert r.exit_code == 0 and "rootpoly" in r.output and "linear" not in r.output
+    r = hstool("models", "export", "linear")
+    assert r.exit_code == 1 and "usage" in r.output

@@ -1,0 +1,126 @@
+"""``hstool train``: tiny deep model on synthetic scenes, checkpoints and resume, pixel fits."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from hstool.recon import create_model, list_models
+from hstool.recon.registry import register_model
+from hstool.recon.train import TrainConfig, checkpoint_path, validate, validation_set
+
+
+class Tiny(nn.Module):
+    """Two convolutions (receptive radius 2)."""
+
+    def __init__(self, out_bands: int = 31, width: int = 8):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, out_bands, 3, padding=1))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+if "_tiny_test" not in list_models():
+    register_model("_tiny_test", kind="deep", multiple=1, halo=4, description="test only")(
+        lambda out_bands=31, width=8: Tiny(out_bands, width))
+
+TINY = ["--model", "_tiny_test", "--data", "synth", "--steps-per-epoch", "2", "--batch", "2", "--crop", "16",
+        "--scenes", "2", "--scene-size", "32", "--val-scenes", "1", "--val-size", "32", "--seed", "3",
+        "--device", "cpu", "--brightness-aug", "--no-speed"]
+
+
+def state(path):
+    return {k: v.clone() for k, v in create_model("_tiny_test", path).state_dict().items()}
+
+
+def test_train_writes_loadable_weights_with_metadata(hstool, tmp_path):
+    full = tmp_path / "full.safetensors"
+    r = hstool("train", *TINY, "--epochs", "2", "--out", full)
+    assert r.exit_code == 0, r.output
+    model = create_model("_tiny_test", full)
+    meta = model.meta
+    assert meta["architecture"] == "_tiny_test" and meta["track"] == "clean" and meta["css"]
+    assert meta["config"] == {"out_bands": 31, "width": 8} and meta["dtype"] == "fp16"
+    assert meta["train_command"].startswith("hstool train --model _tiny_test --data synth --track clean")
+    assert "--brightness-aug" in meta["train_command"] and len(meta["history"]) == 2
+    assert np.isfinite(meta["val_mrae"]) and meta["data_hash"] and meta["rgb_mean"] > 0
+    # train -> save -> load -> recon: the loaded weights score exactly what training recorded
+    pairs = validation_set(TrainConfig(model="_tiny_test", out=full, val_scenes=1, val_size=32),
+                           np.asarray(meta["wavelengths"]))
+    assert abs(validate(model, pairs, torch.device("cpu")) - meta["val_mrae"]) < 1e-7
+    # deterministic for --seed
+    again = tmp_path / "again.safetensors"
+    assert hstool("train", *TINY, "--epochs", "2", "--out", again).exit_code == 0
+    a, b = state(full), state(again)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_after_an_interruption_equals_the_straight_run(hstool, tmp_path, monkeypatch):
+    straight = tmp_path / "straight.safetensors"
+    assert hstool("train", *TINY, "--epochs", "2", "--out", straight).exit_code == 0
+    # interrupt the same run during epoch 2 (epoch 1 = 2 steps x 2 crops)
+    from hstool.recon.train import CubeSource
+
+    calls = {"n": 0}
+    crop = CubeSource.crop
+
+    def interrupted(self, rng, size):
+        calls["n"] += 1
+        if calls["n"] > 4:
+            raise KeyboardInterrupt
+        return crop(self, rng, size)
+
+    monkeypatch.setattr(CubeSource, "crop", interrupted)
+    cut = tmp_path / "cut.safetensors"
+    r = hstool("train", *TINY, "--epochs", "2", "--out", cut)
+    assert r.exit_code == 130 and not cut.exists() and checkpoint_path(cut).exists()
+    monkeypatch.setattr(CubeSource, "crop", crop)
+    r = hstool("train", *TINY, "--epochs", "2", "--out", cut, "--resume", checkpoint_path(cut))
+    assert r.exit_code == 0, r.output
+    a, b = state(straight), state(cut)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert len(create_model("_tiny_test", cut).meta["history"]) == 2
+    r = hstool("train", *TINY, "--epochs", "2", "--out", tmp_path / "x.safetensors", "--resume", straight)
+    assert r.exit_code == 1 and "checkpoint" in r.output
+
+
+def test_pixel_model_train_is_closed_form_and_deterministic(hstool, tmp_path):
+    args = ["--model", "rootpoly", "--data", "synth", "--pixels", "3000", "--scenes", "2", "--scene-size", "32",
+            "--val-scenes", "1", "--val-size", "32", "--config", "degree=3"]
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    assert hstool("train", *args, "--out", a).exit_code == 0
+    assert hstool("train", *args, "--out", b, "--json", "--no-speed").exit_code == 0
+    ma, mb = create_model("rootpoly", a), create_model("rootpoly", b)
+    assert torch.equal(ma.weight, mb.weight) and ma.weight.shape == (13, 31)
+    assert ma.meta["config"] == {"out_bands": 31, "degree": 3} and "--config degree=3" in ma.meta["train_command"]
+    assert "seconds_per_482x512" in ma.meta["speed"]
+    r = hstool("train", *args, "--out", a)  # exists
+    assert r.exit_code == 1 and "exists" in r.output
+    r = hstool("train", *args[:-2], "--config", "bogus=1", "--out", tmp_path / "c.safetensors")
+    assert r.exit_code == 1 and "no option bogus" in r.output
+
+
+def test_train_on_cube_folders_and_arad_rgb_pairs(hstool, tmp_cube, tmp_path):
+    from hstool.camera import simulate_to_file
+    from hstool.hsdata import write_cube
+
+    cubes, rgbs = tmp_path / "cubes", tmp_path / "rgb"
+    for i in range(2):
+        cube = tmp_cube(24, 32, seed=i)
+        write_cube(cube, cubes / f"ARAD_HS_{i:04d}.npy")
+        simulate_to_file(cube, rgbs / f"ARAD_HS_{i:04d}_clean.png", "clean", rng=i)
+    common = ["--val", cubes, "--val-scenes", "1", "--no-speed", "--seed", "1"]
+    w = tmp_path / "lin.safetensors"
+    r = hstool("train", "--model", "linear", "--data", cubes, "--rgb", rgbs, "--pixels", "500", *common, "--out", w)
+    assert r.exit_code == 0, r.output
+    meta = create_model("linear", w).meta
+    assert "2 cubes" in meta["data"] and "paired with RGB" in meta["data"] and meta["val_mrae"] < 1
+    deep = tmp_path / "tiny.safetensors"
+    r = hstool("train", "--model", "_tiny_test", "--data", cubes, "--epochs", "1", "--steps-per-epoch", "1",
+               "--batch", "2", "--crop", "16", "--loss", "l1", *common, "--out", deep)
+    assert r.exit_code == 0, r.output
+    assert "RGB simulated" in create_model("_tiny_test", deep).meta["data"]
+    r = hstool("train", "--model", "linear", "--data", cubes, "--rgb", cubes, *common, "--out", tmp_path / "x.st")
+    assert r.exit_code == 1 and "holds no image files" in r.output
