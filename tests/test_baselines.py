@@ -91,18 +91,3 @@ def test_sparse_coding_recovers_spectra_of_a_few_materials():
     baseline = np.mean(np.abs(gt.mean(0) - gt) / gt)
     assert err < 0.5 and err < baseline / 4, (err, baseline)
     np.testing.assert_allclose(run(model, 2 * rgb[2000:2010]), 2 * pred[:10], rtol=1e-4, atol=1e-6)
-
-
-@pytest.mark.parametrize("track", ["clean", "realworld"])
-@pytest.mark.parametrize("name", ["linear", "rootpoly", "sparse"])
-def test_bundled_weights_load_and_run(name, track):
-    assert name in list_models()
-    model = create_model(name, "bundled", track)
-    meta = model.meta
-    assert meta["architecture"] == name and meta["track"] == track
-    assert meta["train_command"].startswith(f"hstool train --model {name} ")
-    assert f"--track {track}" in meta["train_command"]
-    assert 0 < meta["val_mrae"] < 1 and len(meta["wavelengths"]) == 31 and meta["data_hash"]
-    rgb = np.random.default_rng(5).random((9, 11, 3), dtype=np.float32) * 0.3
-    y = predict(model, rgb, "cpu")
-    assert y.shape == (9, 11, 31) and np.isfinite(y).all() and y.min() >= 0

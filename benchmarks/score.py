@@ -9,7 +9,7 @@ weighted MRAE leaves ground-truth zeros out (``ignore_zeros``) so that both colu
 scikit-learn's MiniBatchKMeans stops early when its inertia stops improving, so its time varies
 from scene to scene.
 
-    python benchmarks/clusters.py [--scenes 2] [--seed 0]
+    python benchmarks/score.py [--scenes 2] [--seed 0]
 
 Needs scikit-learn (``pip install -e .[dev]``). Scenes come from ``hstool.hsdata.synth`` when it
 exists, else from a built-in generator of piecewise-smooth material maps.
