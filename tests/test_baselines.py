@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from hstool.recon import create_model, list_models, predict
 from hstool.recon.models.linear import LinearRecon
 from hstool.recon.models.rootpoly import RootPolyRecon
 from hstool.recon.models.sparse import SparseRecon, omp
