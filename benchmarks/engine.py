@@ -15,11 +15,10 @@ Models: ``linear`` (bundled clean weights, pixel-wise: strips) and ``conv`` (3 -
 from __future__ import annotations
 
 import argparse
-import json
 import resource
-import subprocess
-import sys
 import time
+
+from recon import run_capped  # benchmarks/recon.py, beside this script
 
 CHILD = r"""
 import json, resource, sys, time
@@ -27,10 +26,8 @@ import numpy as np, torch
 from torch import nn
 from hstool.recon import create_model, predict
 from hstool.recon.registry import ModelSpec
-name, h, w, tile, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
-if limit > 0:
-    resource.setrlimit(resource.RLIMIT_AS, (int(limit * 2**30), int(limit * 2**30)))
-torch.set_num_threads(1 if sys.argv[6] == "1" else torch.get_num_threads())
+name, h, w, tile = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+torch.set_num_threads(1 if sys.argv[5] == "1" else torch.get_num_threads())
 if name == "linear":
     model = create_model("linear", "bundled", "clean")
 else:
@@ -50,12 +47,11 @@ print(json.dumps({"seconds": sec, "peak_mb": peak / 1024, "before_mb": base / 10
 
 
 def run_child(name: str, h: int, w: int, tile: int, limit_gb: float, one_thread: bool) -> dict:
-    proc = subprocess.run([sys.executable, "-c", CHILD, name, str(h), str(w), str(tile), str(limit_gb),
-                           "1" if one_thread else "0"], check=False, capture_output=True, text=True)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        return {"error": last[:80]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    """One configuration in a fresh interpreter capped at ``limit_gb`` of address space."""
+    r = run_capped(["-c", CHILD, name, str(h), str(w), str(tile), "1" if one_thread else "0"], limit_gb)
+    if "error" in r:
+        r["error"] = r["error"][:80]
+    return r
 
 
 def main() -> None:

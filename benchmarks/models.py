@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
-import time
+
+from recon import median, round_robin, run_capped  # benchmarks/recon.py, beside this script
 
 # Published cost at a 256×256 input (G multiply-accumulates, "GFLOPs" in the MST++ toolbox README).
 PUBLISHED_GFLOPS = {"hscnnp": 304.0, "hrnet": 163.81, "awan": 270.61, "mstpp": 23.05}
@@ -44,42 +44,20 @@ def measure(name: str, size: int, repeats: int, threads: int) -> dict:
         counter = FlopCounterMode(display=False)
         with counter:
             model(x)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - t0)
-    times.sort()
+        times = round_robin({"forward": lambda: model(x)}, repeats)["forward"]
     return {
         "model": name,
         "params": params,
         "gmacs": counter.get_total_flops() / 2e9,
-        "seconds": times[len(times) // 2],
+        "seconds": median(times),
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
     }
 
 
 def run_child(name: str, size: int, repeats: int, threads: int, mem_gb: float, timeout: float) -> dict:
     """``measure`` in a fresh interpreter capped at ``mem_gb`` of address space."""
-    limit = int(mem_gb * 2**30)
-
-    def cap() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    cmd = [sys.executable, __file__, "--child", name, "--size", str(size), "--repeats", str(repeats)]
-    cmd += ["--threads", str(threads)]
-    try:
-        proc = subprocess.run(
-            cmd, check=False, capture_output=True, text=True, timeout=timeout, preexec_fn=cap
-        )
-    except subprocess.TimeoutExpired:
-        return {"model": name, "error": f"timed out after {timeout:.0f} s"}
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        if "MemoryError" in proc.stderr or "alloc" in proc.stderr.lower() or proc.returncode < 0:
-            tail = f"out of memory under the {mem_gb:g} GB cap ({tail[:80]})"
-        return {"model": name, "error": tail}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    argv = [__file__, "--child", name, "--size", str(size), "--repeats", str(repeats), "--threads", str(threads)]
+    return {"model": name, **run_capped(argv, mem_gb, timeout)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -73,7 +73,7 @@ def recon(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.", file_okay=False)] = Path("."),
     format: CubeFormat = "mat",
     device: Device = "auto",
-    precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16 (GPU only; CPU runs fp32).")] = "fp32",
+    precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16 (fp16: GPU only; bf16: GPU or a CPU with native bf16).")] = "fp32",
     tile: Annotated[int | None, typer.Option("--tile", min=0, help="Tile side in pixels (0: never tile; "
                                              "default: tile images over 1 Mpixel with 512).")] = None,
     ensemble: Annotated[bool, typer.Option("--ensemble", help="Average over the four flips.")] = False,

@@ -182,3 +182,68 @@ def test_exposure_invariant_wrapper_flattens_relative_error():
         for k in (0.5, 2.0):
             rel = np.abs(rec(rgb * np.float32(k)) / k - base) / base
             assert (rel.max() < 1e-5) == flat, (invariant, k, rel.max())
+
+
+# ---------------------------------------------------------------- speed paths (channels-last, CPU bf16)
+
+
+def test_channels_last_gives_the_nchw_result_and_is_chosen_per_model(rgb):
+    from hstool.recon import engine
+
+    cpu, f32 = torch.device("cpu"), torch.float32
+    nchw_model, nhwc_model = conv_model(multiple=8), conv_model(multiple=8)
+    engine.CHANNELS_LAST = False
+    try:
+        nchw = predict(nchw_model, rgb, "cpu")
+    finally:
+        engine.CHANNELS_LAST = None
+    nhwc = predict(nhwc_model, rgb, "cpu")
+    assert nhwc_model[0].weight.is_contiguous()  # predict leaves a caller's weights alone
+    assert nhwc.flags.c_contiguous and nhwc.shape == (70, 90, 31)
+    np.testing.assert_allclose(nhwc, nchw, atol=1e-6)
+    np.testing.assert_allclose(nhwc, reference(conv_model(multiple=8), rgb, 8), atol=1e-6)
+    assert engine.use_channels_last(conv_model(), cpu, f32)
+    transformer = conv_model()
+    transformer.norm = nn.LayerNorm(8)  # tokens-last models keep NCHW
+    assert not engine.use_channels_last(transformer, cpu, f32)
+    opted_out = conv_model()
+    opted_out.channels_last = False
+    assert not engine.use_channels_last(opted_out, cpu, f32)
+    assert not engine.use_channels_last(nn.Conv2d(3, 31, 1), cpu, f32)  # bare module: NCHW, to be safe
+    rec = Reconstructor("_test_affine", weights=None, device="cpu")  # its own model: NHWC weights
+    assert rec.model.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    np.testing.assert_allclose(rec(rgb), np.maximum(reference(Affine(), rgb), 0), atol=1e-6)
+
+
+class Echo(nn.Module):
+    """Returns its input tensor itself: the engine's zero-copy paths must not clamp the caller's array."""
+
+    channels_last = True
+
+    def forward(self, x):
+        return x
+
+
+def test_zero_copy_output_never_writes_into_the_input():
+    rgb = np.random.default_rng(8).random((40, 16, 3), dtype=np.float32) - 0.5
+    before = rgb.copy()
+    model = Echo()
+    model.spec = ModelSpec("echo", Echo, kind="deep", multiple=1, halo=2)
+    out = predict(model, rgb, "cpu")
+    np.testing.assert_array_equal(rgb, before)
+    np.testing.assert_array_equal(out, np.maximum(before, 0))
+    tiled = predict(model, rgb, "cpu", tile=16, overlap=2, blend=2)  # full-width windows: views of rgb
+    np.testing.assert_array_equal(rgb, before)
+    np.testing.assert_allclose(tiled, np.maximum(before, 0), atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available() or not torch.ops.mkldnn._is_mkldnn_bf16_supported(),
+                    reason="CPU without native bf16 kernels: bf16 runs fp32")
+def test_cpu_bf16_is_close_for_deep_models_and_off_for_pixel_models(rgb):
+    model = conv_model()
+    fp32, bf16 = predict(model, rgb, "cpu"), predict(model, rgb, "cpu", precision="bf16")
+    rel = np.abs(bf16 - fp32).mean() / np.abs(fp32).mean()
+    assert 1e-5 < rel < 2e-2, rel  # bf16 keeps 8 bits of mantissa: ~0.4 % per rounding
+    linear = LinearRecon.fit(np.random.default_rng(3).random((500, 3)), np.random.default_rng(4).random((500, 31)))
+    linear.spec = ModelSpec("linear", LinearRecon, kind="pixel", halo=0)
+    np.testing.assert_array_equal(predict(linear, rgb, "cpu", precision="bf16"), predict(linear, rgb, "cpu"))
