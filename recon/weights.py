@@ -143,8 +143,10 @@ def create_model(name: str | None, weights: str | Path | None = "bundled", track
             model_spec(name)
             path = bundled_path(name, track)
             if not path.is_file():
+                small = bundled_path(f"{name}_s", track)
+                hint = f"use --model {name}_s (its bundled smaller configuration) or " if small.is_file() else ""
                 raise HsError(
-                    f"no bundled weights for model '{name}' on track '{track}'; train some with "
+                    f"no bundled weights for model '{name}' on track '{track}'; {hint}train some with "
                     f"`hstool train --model {name} --track {track} --out W.safetensors` and pass --weights W.safetensors"
                 )
         else:

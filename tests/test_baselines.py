@@ -8,7 +8,7 @@ import torch
 
 from hstool.recon.models.linear import LinearRecon
 from hstool.recon.models.rootpoly import RootPolyRecon
-from hstool.recon.models.sparse import SparseRecon, omp
+from hstool.recon.models.sparse import SparseRecon, omp, omp_decode
 
 WL = np.arange(400.0, 701.0, 10.0)
 
@@ -68,6 +68,24 @@ def test_omp_finds_an_exact_sparse_code():
     index, coef = omp((atoms @ code)[None], atoms, 2)
     assert sorted(index[0].tolist()) == [3, 17]
     np.testing.assert_allclose(sorted(coef[0].tolist()), [-0.7, 1.5], atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("atoms", [1, 5, 64])
+def test_omp_decode_matches_omp(dtype, atoms):
+    """The closed-form path for 1 and 2 atoms reproduces omp + decoding up to float rounding,
+    zero signals and chunk boundaries included; 3 atoms go through omp itself."""
+    g = torch.Generator().manual_seed(atoms)
+    proj = torch.randn(3, atoms, generator=g, dtype=dtype)
+    dic = torch.randn(31, atoms, generator=g, dtype=dtype)
+    y = torch.rand(2500, 3, generator=g, dtype=dtype)
+    y[:5] = 0
+    for sparsity in (1, 2, 3):
+        index, coef = omp(y, proj, sparsity)
+        expected = (coef[:, None, :] @ dic.t()[index])[:, 0]
+        got = omp_decode(y, proj, dic, sparsity, chunk=1000)
+        tol = 1e-5 if dtype == torch.float32 else 1e-12
+        torch.testing.assert_close(got, expected, rtol=tol, atol=tol)
 
 
 def test_sparse_coding_recovers_spectra_of_a_few_materials():

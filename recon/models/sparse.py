@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from hstool.recon.models.linear import least_squares
 from hstool.recon.registry import register_model
@@ -74,12 +75,94 @@ def omp(y: torch.Tensor, atoms: torch.Tensor, sparsity: int) -> tuple[torch.Tens
         index = torch.cat([index, corr.argmax(1, keepdim=True)], 1)
         sel = at[index]  # (P, j+1, D)
         gram = sel @ sel.transpose(1, 2)
-        ridge = 1e-10 if y.dtype == torch.float64 else 1e-6
+        ridge = _ridge(y.dtype)
         gram = gram + torch.eye(j + 1, dtype=y.dtype, device=y.device) * (
             ridge * gram.diagonal(dim1=1, dim2=2).mean(1, keepdim=True)[..., None] + torch.finfo(y.dtype).tiny)
         coef = _solve_small(gram, (sel @ y[:, :, None])[..., 0])
         resid = y - (coef[:, None, :] @ sel)[:, 0]
     return index, coef
+
+
+def _ridge(dtype: torch.dtype) -> float:
+    return 1e-10 if dtype == torch.float64 else 1e-6
+
+
+def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise dot products of (P, D) tensors, summed left to right without fused multiply-adds
+    (as ``(a * b).sum(1)`` rounds for small D, and faster)."""
+    out = a[:, 0] * b[:, 0]
+    for j in range(1, a.shape[1]):
+        out.add_(a[:, j] * b[:, j])
+    return out
+
+
+def _best_atoms(y: torch.Tensor, unit: torch.Tensor, exclude: torch.Tensor | None, chunk: int) -> torch.Tensor:
+    """``argmax_k |y @ unit|`` per row (P,), first index on ties as ``torch.argmax``, skipping the
+    atom ``exclude`` (P,) of each row; in cache-sized chunks of rows.
+
+    Row maxima (``amax``) are much faster than ``argmax`` on CPU, so the index is recovered with
+    one more reduction: ``|c| - max`` is exactly +0 at the maxima and negative elsewhere, and its
+    bit pattern read as a signed integer, with ``K - 1 - k`` or-ed into the low bits, is
+    largest at the first maximum.
+    """
+    n, k = y.shape[0], unit.shape[1]
+    if k == 1:
+        return torch.zeros(n, dtype=torch.long, device=y.device)
+    itype = {2: torch.int16, 4: torch.int32, 8: torch.int64}[y.element_size()]
+    rev = torch.arange(k - 1, -1, -1, dtype=itype, device=y.device)
+    bits = (1 << (k - 1).bit_length()) - 1
+    key = torch.empty(n, dtype=itype, device=y.device)
+    buf = torch.empty(min(n, chunk), k, dtype=y.dtype, device=y.device)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        corr = torch.mm(y[start:stop], unit, out=buf[:stop - start]).abs_()
+        if exclude is not None:
+            corr.scatter_(1, exclude[start:stop, None], -1.0)
+        corr.sub_(corr.amax(1, keepdim=True))
+        torch.amax(corr.view(itype).bitwise_or_(rev), 1, out=key[start:stop])
+    # NaN rows give NaN bit patterns; clamp keeps their (meaningless) index in range
+    return (k - 1 - (key & bits)).clamp_(0, k - 1).long()
+
+
+def omp_decode(y: torch.Tensor, atoms: torch.Tensor, decoder: torch.Tensor, sparsity: int,
+               chunk: int = 4096) -> torch.Tensor:
+    """``decoder[:, index] @ coef`` for ``index, coef = omp(y, atoms, sparsity)``: (P, D) -> (P, B).
+
+    For at most two atoms per signal the least-squares refits are 1x1 and 2x2 systems, solved in
+    closed form vectorised over signals with Gram entries gathered from the dictionary's Gram
+    matrix, and the atom selection runs in cache-sized chunks; the arithmetic is that of
+    :func:`omp` up to float rounding. Larger sparsities go through :func:`omp`.
+    """
+    dim = y.shape[1]
+    s = min(sparsity, dim, atoms.shape[1])
+    dt = decoder.t().contiguous()  # (K, B)
+    if s > 2 or s < 1:
+        index, coef = omp(y, atoms, sparsity)
+        return (coef[:, None, :] @ dt[index])[:, 0]
+    k = atoms.shape[1]
+    norms = atoms.norm(dim=0).clamp(min=torch.finfo(atoms.dtype).tiny)
+    unit = atoms / norms
+    at = atoms.t().contiguous()  # (K, D)
+    gram = (at[:, None, :] @ at.t()[None])[:, 0]  # (K, K), entries computed as in omp
+    diag = gram.diagonal().contiguous()
+    ridge, tiny = _ridge(y.dtype), torch.finfo(y.dtype).tiny
+    y = y.contiguous()
+    i0 = _best_atoms(y, unit, None, chunk)
+    p0 = at.index_select(0, i0)
+    b0 = _rowdot(p0, y)
+    c0 = b0 / (diag + (ridge * diag + tiny)).index_select(0, i0)
+    if s == 1:
+        return F.embedding_bag(i0[:, None], dt, per_sample_weights=c0[:, None], mode="sum")
+    i1 = _best_atoms(torch.addcmul(y, p0, c0[:, None], value=-1), unit, i0, chunk)
+    p1 = at.index_select(0, i1)
+    b1 = _rowdot(p1, y)
+    g00, g11 = diag.index_select(0, i0), diag.index_select(0, i1)
+    g01 = gram.flatten().index_select(0, i0 * k + i1)
+    add = ((g00 + g11) / 2).mul_(ridge).add_(tiny)
+    a00, a11 = g00.add_(add), g11.add_(add)
+    det = a00 * a11 - g01 * g01
+    coef = torch.stack([b0 * a11 - b1 * g01, a00 * b1 - g01 * b0], 1).div_(det[:, None])
+    return F.embedding_bag(torch.stack([i0, i1], 1), dt, per_sample_weights=coef, mode="sum")
 
 
 def ksvd(spectra: np.ndarray, atoms: int, sparsity: int, iterations: int, rng: np.random.Generator) -> np.ndarray:
@@ -127,8 +210,7 @@ class SparseRecon(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
         y = x.to(self.projection.dtype).permute(0, 2, 3, 1).reshape(-1, 3)
-        index, coef = omp(y, self.projection, self.sparsity)
-        spectra = (coef[:, None, :] @ self.dictionary.t()[index])[:, 0]
+        spectra = omp_decode(y, self.projection, self.dictionary, self.sparsity)
         return spectra.reshape(n, h, w, -1).permute(0, 3, 1, 2)
 
     @classmethod
