@@ -11,7 +11,7 @@ from .batch import progress
 from .options import Device, Json, Seed
 from .output import err, print_json, table
 
-DEFAULT_MODEL = "rootpoly"  # best of the bundled models on held-out scenes (README, "Models")
+DEFAULT_MODEL = "linear"  # the best bundled model across both tracks on held-out scenes (README, "Models")
 
 
 def demo(
