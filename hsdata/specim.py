@@ -106,12 +106,17 @@ def find_captures(path: str | Path) -> list[Path]:
     return found
 
 
+def _xml_root(path: Path, what: str) -> ET.Element:
+    """The root element of an XML file; an unreadable one is an :class:`HsError` naming ``what``."""
+    try:
+        return ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise HsError(f"unreadable {what} ({exc})", path) from exc
+
+
 def _parse_manifest(path: Path) -> dict[str, Path]:
     """``type -> header path`` from ``manifest.xml`` (entries with extension ``hdr``)."""
-    try:
-        root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError) as exc:
-        raise HsError(f"unreadable manifest ({exc})", path) from exc
+    root = _xml_root(path, "manifest")
     parts = {}
     for elem in root.iter("file"):
         if (elem.get("extension") or "").lower() == "hdr" and elem.text:
@@ -121,10 +126,7 @@ def _parse_manifest(path: Path) -> dict[str, Path]:
 
 def parse_metadata_xml(path: Path) -> dict[str, str]:
     """``<key field="NAME">VALUE</key>`` pairs of ``metadata/NAME.xml``."""
-    try:
-        root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError) as exc:
-        raise HsError(f"unreadable capture metadata ({exc})", path) from exc
+    root = _xml_root(path, "capture metadata")
     out = {}
     for elem in root.iter("key"):
         name = elem.get("field")
