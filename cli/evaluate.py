@@ -14,6 +14,7 @@ from hstool.recon import evaluate as ev
 from .batch import run_batch
 from .options import Device, Json, Seed
 from .output import err, print_json, table
+from .score import warn_infinite
 
 Opt = typer.Option
 
@@ -64,12 +65,7 @@ def evaluate(
     results, failures = run_batch(paths, job, f"evaluate {model} ({pipe.name})", workers=1)
     rows = [r for _, r in results]
     mean = ev.mean_row(rows, ev.TABLE3)
-    for r in rows:
-        if r["gt_zeros"] and r["mrae"] == float("inf"):
-            err.print(
-                f"[yellow]{r['image']}: MRAE is inf: the ground truth has {r['gt_zeros']} zero values "
-                "(organisers' definition; --eps or --ignore-zeros give a finite score)[/]"
-            )
+    warn_infinite(rows, ev.TABLE3)
     if json:
         print_json(
             {

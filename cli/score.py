@@ -81,6 +81,16 @@ def run_job(job: Job) -> dict:
     return {"image": job.gt.stem, "pred": str(job.pred), "gt": str(job.gt), **row}
 
 
+def warn_infinite(rows: list[dict], keys: tuple[str, ...]) -> None:
+    """Say which images scored an infinite MRAE because their ground truth holds zeros."""
+    for r in rows:
+        if r["gt_zeros"] and any(r.get(k) == float("inf") for k in keys):
+            err.print(
+                f"[yellow]{r['image']}: MRAE is inf: the ground truth has {r['gt_zeros']} zero values "
+                "(organisers' definition; --eps or --ignore-zeros give a finite score)[/]"
+            )
+
+
 def score(
     pred: Annotated[Path, typer.Argument(help="Reconstructed cube file or folder.")],
     gt: Annotated[Path, typer.Argument(help="Ground-truth cube file or folder (paired by file stem).")],
@@ -165,12 +175,7 @@ def score(
     rows = [r for _, r in results]
     columns = [*names, *(["backprojection"] if pipeline is not None else []), *(["physical"] if rgb else [])]
     mean = ev.mean_row(rows, columns)
-    for r in rows:
-        if r["gt_zeros"] and any(r.get(k) == float("inf") for k in ("mrae", "weighted", "backprojection")):
-            err.print(
-                f"[yellow]{r['image']}: MRAE is inf: the ground truth has {r['gt_zeros']} zero values "
-                "(organisers' definition; --eps or --ignore-zeros give a finite score)[/]"
-            )
+    warn_infinite(rows, ("mrae", "weighted", "backprojection"))
     if csv_path is not None and rows:
         with atomic_path(csv_path, overwrite) as tmp, open(tmp, "w", newline="") as fh:
             w = csv.writer(fh)
