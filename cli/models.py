@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -12,43 +12,7 @@ from hstool.hsdata import HsError
 from .options import Json, Overwrite
 from .output import err, fmt, print_json, table
 
-
-def _count_parameters(name: str) -> int:
-    """Trainable parameters, or fitted buffer values for pixel-wise models (built on the meta
-    device, so nothing is allocated)."""
-    import torch
-
-    from hstool.recon import build_model, model_spec
-
-    with torch.device("meta"):
-        model = build_model(name)
-    tensors = list(model.buffers()) if model_spec(name).kind == "pixel" else list(model.parameters())
-    return int(sum(t.numel() for t in tensors))
-
-
-def describe_models(pattern: str = "*") -> list[dict[str, Any]]:
-    """One record per registered model matching ``pattern``, with its bundled weights' metadata."""
-    from hstool.recon import list_models, model_spec
-    from hstool.recon.weights import bundled_weights, read_metadata
-
-    files = bundled_weights()
-    rows = []
-    for name in list_models(pattern):
-        spec = model_spec(name)
-        bundled = []
-        for f in files:
-            if not f.stem.startswith(name + "_"):
-                continue
-            meta = read_metadata(f)
-            if meta.get("architecture") != name:
-                continue
-            bundled.append({"file": f.name, "track": meta.get("track"), "css": meta.get("css"),
-                            "data": meta.get("data"), "data_short": meta.get("data_short"), "val_mrae": meta.get("val_mrae"),
-                            "speed": meta.get("speed"), "train_command": meta.get("train_command")})
-        rows.append({"name": name, "kind": spec.kind, "parameters": _count_parameters(name),
-                     "multiple": spec.multiple, "halo": spec.halo, "description": spec.description,
-                     "reference": spec.reference, "bundled": bundled})
-    return rows
+ONNX_TOLERANCE = 1e-4  # issue 7: the exported model matches PyTorch to 1e-4
 
 
 def _speed(b: dict) -> str:
@@ -76,18 +40,23 @@ def models(
             raise HsError("usage: hstool models export NAME OUT.onnx [--track T | --weights FILE]")
         from hstool.hsdata import check_writable
         from hstool.recon import create_model
-        from hstool.recon.export import export_onnx
+        from hstool.recon.export import check_onnx, export_onnx
 
         check_writable(args[2], overwrite)
         model = create_model(args[1], weights if weights else "bundled", track)
         path = export_onnx(model, args[2], opset=opset)
+        diff = check_onnx(model, path)
+        if diff > ONNX_TOLERANCE:
+            raise HsError(f"onnxruntime differs from PyTorch by {diff:.2e} (> {ONNX_TOLERANCE:g})", path)
         if json:
-            print_json({"model": args[1], "output": str(path)})
+            print_json({"model": args[1], "output": str(path), "max_abs_diff": diff})
         else:
-            err.print(f"wrote [bold]{path}[/]")
+            err.print(f"wrote [bold]{path}[/] (onnxruntime matches PyTorch: max difference {diff:.1e})")
         return
     if len(args) > 1:
         raise HsError("give at most one PATTERN (or: export NAME OUT.onnx)")
+    from hstool.recon.weights import describe_models
+
     rows = describe_models(args[0] if args else "*")
     if json:
         print_json(rows)

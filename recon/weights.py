@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from hstool.hsdata import ARAD_WAVELENGTHS, HsError, atomic_path
 
-from .registry import build_model, model_spec
+from .registry import build_model, list_models, model_spec
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
 #: How every bundled model expects its input (the engine feeds read_rgb's output unchanged).
@@ -172,3 +172,34 @@ def create_model(name: str | None, weights: str | Path | None = "bundled", track
     model.spec = spec
     model.meta = meta
     return model
+
+
+def _count_parameters(name: str) -> int:
+    """Trainable parameters, or fitted buffer values for pixel-wise models (built on the meta
+    device, so nothing is allocated)."""
+    with torch.device("meta"):
+        model = build_model(name)
+    tensors = list(model.buffers()) if model_spec(name).kind == "pixel" else list(model.parameters())
+    return int(sum(t.numel() for t in tensors))
+
+
+def describe_models(pattern: str = "*") -> list[dict[str, Any]]:
+    """One record per registered model matching ``pattern``, with its bundled weights' metadata."""
+    files = bundled_weights()
+    rows = []
+    for name in list_models(pattern):
+        spec = model_spec(name)
+        bundled = []
+        for f in files:
+            if not f.stem.startswith(name + "_"):
+                continue
+            meta = read_metadata(f)
+            if meta.get("architecture") != name:
+                continue
+            bundled.append({"file": f.name, "track": meta.get("track"), "css": meta.get("css"),
+                            "data": meta.get("data"), "data_short": meta.get("data_short"), "val_mrae": meta.get("val_mrae"),
+                            "speed": meta.get("speed"), "train_command": meta.get("train_command")})
+        rows.append({"name": name, "kind": spec.kind, "parameters": _count_parameters(name),
+                     "multiple": spec.multiple, "halo": spec.halo, "description": spec.description,
+                     "reference": spec.reference, "bundled": bundled})
+    return rows

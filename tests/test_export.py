@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -40,3 +42,11 @@ def test_export_refuses_to_overwrite(tmp_path):
     assert target.read_bytes() == b"keep me"
     export_onnx(fresh("hscnnp_s"), target, overwrite=True)
     assert target.read_bytes() != b"keep me"
+
+
+def test_models_export_command_checks_onnxruntime(hstool, tmp_path):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "m.onnx"
+    r = hstool("models", "export", "mstpp_s", out, "--json")
+    assert r.exit_code == 0, r.output
+    assert out.stat().st_size > 0 and 0 <= json.loads(r.stdout)["max_abs_diff"] < 1e-4
