@@ -42,6 +42,12 @@ def train(
     loss: Annotated[str, typer.Option("--loss", help="mrae, l1 or mse.")] = "mrae",
     seed: Seed = 0,
     brightness_aug: Annotated[bool, typer.Option("--brightness-aug", help="Scale each training cube by x0.5..x2.")] = False,
+    illuminant_aug: Annotated[bool, typer.Option("--illuminant-aug", help="Relight each training cube by a smooth "
+                                                 "random spectral curve (an unseen illuminant).")] = False,
+    css_loss: Annotated[float, typer.Option("--css-loss", help="Weight TAU of AWAN's camera prior: add TAU x the loss "
+                                            "on the RGB that prediction and truth project to (0: off).")] = 0.0,
+    keep: Annotated[str, typer.Option("--keep", help="Weights to write: 'last' epoch or 'best' (lowest validation "
+                                      "MRAE).")] = "last",
     resume: Annotated[Path | None, typer.Option("--resume", help="Checkpoint (OUT.ckpt) to continue from.", exists=True, dir_okay=False)] = None,
     config: Annotated[list[str] | None, typer.Option("--config", help="Model option KEY=VALUE (repeatable), e.g. degree=3.")] = None,
     scenes: Annotated[int, typer.Option("--scenes", min=1, help="Synthetic scenes pooled per epoch / sampled for pixel models (cube files at most, for folders).")] = 16,
@@ -66,7 +72,7 @@ def train(
     cfg = TrainConfig(
         model=model, out=out, data=data, track=track, val=None if val == "none" else val, rgb=rgb, epochs=epochs,
         steps_per_epoch=steps_per_epoch, batch=batch, crop=crop, lr=lr, loss=loss, seed=seed,
-        brightness_aug=brightness_aug, device=device, resume=resume, config=_parse_config(config), scenes=scenes,
+        brightness_aug=brightness_aug, illuminant_aug=illuminant_aug, keep=keep, css_loss=css_loss, device=device, resume=resume, config=_parse_config(config), scenes=scenes,
         scene_size=scene_size, pixels=pixels, val_scenes=val_scenes, val_size=val_size, fp16=fp16,
         overwrite=overwrite, speed=speed,
     )

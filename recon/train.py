@@ -2,11 +2,17 @@
 
 Deep models (``kind="deep"``) learn from random crops: a cube crop is drawn (from a folder in any
 hsdata format, or from a pool of :func:`hsdata.synth.generate_scene` scenes, train split,
-refreshed one scene per step), optionally scaled in brightness (x0.5..x2, log-uniform), passed
-through :func:`camera.simulate` for the track (so noise, mosaic and JPEG are drawn afresh each
-time), and flipped at random; with ``rgb`` the RGB comes from existing files paired by stem
-instead. Loss: MRAE (``|p - g| / max(g, 1e-3)``, as the NTIRE 2020 winners trained), L1 or MSE;
-Adam with a per-step cosine schedule (MST++ recipe, Cai et al. CVPR-W 2022); a checkpoint after
+refreshed one scene per step), optionally scaled in brightness (x0.5..x2, log-uniform) and
+relit (``illuminant_aug``: multiplied by a smooth random spectral curve, :func:`relight_curve` —
+the same surfaces under an illuminant no library holds), passed through :func:`camera.simulate`
+for the track (so noise, mosaic and JPEG are drawn afresh each time), and flipped at random; with
+``rgb`` the RGB comes from existing files paired by stem instead. Loss: MRAE
+(``|p - g| / max(g, 1e-3)``, as the NTIRE 2020 winners trained), L1 or MSE, plus optionally
+``css_loss`` times the same loss on the RGB both spectra project to (AWAN's prior);
+Adam with a per-step cosine schedule (MST++ recipe, Cai et al. CVPR-W 2022); the last epoch's
+weights are written, or with ``keep="best"`` those of the epoch with the lowest validation MRAE
+(the MST++ toolbox's selection — the validation scenes then choose the weights, so judge them on
+other scenes, as ``benchmarks/heldout.py`` does); a checkpoint after
 each epoch (``--resume`` continues it exactly: every epoch's randomness derives from
 ``(seed, epoch)``); validation MRAE per epoch through the inference engine on fixed scenes
 (synthetic test split, seeds 0..N-1, or a cube folder).
@@ -46,6 +52,31 @@ from .weights import INPUT_NORM, round_to_stored, save_weights
 #: Suffixes the NTIRE datasets append to an RGB image's stem (stripped to pair with its cube).
 TRACK_SUFFIXES = ("_clean", "_realworld", "_ntire2022", "_rgb")
 LOSSES = ("mrae", "l1", "mse")
+#: which epoch's weights ``train`` writes: the last, or the one with the lowest validation MRAE
+KEEP = ("last", "best")
+
+
+#: standard deviations of the Legendre P1..P3 coefficients of the log relighting curve: P1 (a
+#: blue-red tilt of about +-35 % at the ends, as between CIE D40 and D100) dominates
+RELIGHT_SIGMA = (0.3, 0.15, 0.1)
+
+
+def relight_curve(rng: np.random.Generator, wavelengths: np.ndarray) -> np.ndarray:
+    """A smooth positive spectral factor with unit mean, ``exp(sum_k a_k P_k(x))`` over the band
+    range mapped to x in [-1, 1], ``a_k ~ N(0, RELIGHT_SIGMA[k])``: multiplying a radiance cube by
+    it changes the illuminant (radiance = reflectance x illuminant) without touching the surfaces."""
+    wl = np.asarray(wavelengths, np.float64)
+    x = 2 * (wl - wl[0]) / max(float(wl[-1] - wl[0]), 1e-9) - 1
+    coef = np.concatenate([[0.0], rng.normal(0.0, RELIGHT_SIGMA)])
+    curve = np.exp(np.polynomial.legendre.legval(x, coef))
+    return (curve / curve.mean()).astype(np.float32)
+
+
+def _only_brightness(k: np.ndarray, rgb_path: Path) -> None:
+    """Existing RGB files can be rescaled, not relit: refuse a per-band gain for them."""
+    if not np.all(k == k[0]):
+        raise HsError("--illuminant-aug needs RGB simulated from the cubes; it cannot relight an existing "
+                      "RGB image (drop --rgb or --illuminant-aug)", rgb_path)
 
 
 def strip_track_suffix(stem: str) -> str:
@@ -75,6 +106,9 @@ class TrainConfig:
     loss: str = "mrae"
     seed: int = 0
     brightness_aug: bool = False
+    illuminant_aug: bool = False
+    keep: str = "last"
+    css_loss: float = 0.0
     device: str = "auto"
     resume: Path | None = None
     config: dict[str, Any] = field(default_factory=dict)
@@ -103,6 +137,12 @@ class TrainConfig:
                  "--val-scenes", str(self.val_scenes), "--val-size", str(self.val_size), "--seed", str(self.seed)]
         if self.brightness_aug:
             args.append("--brightness-aug")
+        if self.illuminant_aug:
+            args.append("--illuminant-aug")
+        if self.keep != "last" and spec.kind == "deep":
+            args += ["--keep", self.keep]
+        if self.css_loss and spec.kind == "deep":
+            args += ["--css-loss", f"{self.css_loss:g}"]
         for k, v in sorted(self.config.items()):
             args += ["--config", f"{k}={v}"]
         args += ["--out", str(self.out)]
@@ -195,8 +235,15 @@ class CubeSource:
         path = self.files[int(rng.integers(len(self.files)))]
         return self._read(path), path
 
-    def _brightness(self, rng: np.random.Generator) -> float:
-        return float(np.exp(rng.uniform(np.log(0.5), np.log(2.0)))) if self.cfg.brightness_aug else 1.0
+    def _gain(self, rng: np.random.Generator, wavelengths: np.ndarray) -> np.ndarray:
+        """Per-band factor of one training cube: brightness (x0.5..x2, log-uniform) times a
+        relighting curve, each only when enabled (so disabled options draw nothing)."""
+        k = np.ones(len(wavelengths), np.float32)
+        if self.cfg.brightness_aug:
+            k *= np.float32(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
+        if self.cfg.illuminant_aug:
+            k *= relight_curve(rng, wavelengths)
+        return k
 
     def crop(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
         """A random (rgb (c, c, 3), cube (c, c, B)) training pair, flipped at random."""
@@ -209,13 +256,14 @@ class CubeSource:
         a = self.align
         y = int(rng.integers((h - size) // a + 1)) * a
         x = int(rng.integers((w - size) // a + 1)) * a
-        k = self._brightness(rng)
-        gt = np.asarray(cube.data[y:y + size, x:x + size], np.float32) * np.float32(k)
+        k = self._gain(rng, cube.wavelengths)
+        gt = np.asarray(cube.data[y:y + size, x:x + size], np.float32) * k
         if path is not None and path in self.pairs:
+            _only_brightness(k, self.pairs[path])
             rgb_full = read_rgb(self.pairs[path])
             if rgb_full.shape[:2] != (h, w):
                 raise HsError(f"RGB is {rgb_full.shape[:2]}, cube is {(h, w)}", self.pairs[path])
-            rgb = np.clip(rgb_full[y:y + size, x:x + size] * np.float32(k), 0, 1)
+            rgb = np.clip(rgb_full[y:y + size, x:x + size] * k[0], 0, 1)
         else:
             rgb = simulate(Cube(gt, cube.wavelengths, dict(cube.meta)), self.pipeline, rng)
         if rng.random() < 0.5:
@@ -238,10 +286,11 @@ class CubeSource:
             else:
                 path = self.files[int(order[i % len(order)])]
                 cube = self._read(path)
-            k = self._brightness(rng)
-            gt = np.asarray(cube.data, np.float32) * np.float32(k)
+            k = self._gain(rng, cube.wavelengths)
+            gt = np.asarray(cube.data, np.float32) * k
             if path is not None and path in self.pairs:
-                rgb = np.clip(read_rgb(self.pairs[path]) * np.float32(k), 0, 1)
+                _only_brightness(k, self.pairs[path])
+                rgb = np.clip(read_rgb(self.pairs[path]) * k[0], 0, 1)
             else:
                 rgb = simulate(Cube(gt, cube.wavelengths, dict(cube.meta)), self.pipeline, rng)
             idx = rng.choice(gt.shape[0] * gt.shape[1], min(per, gt.shape[0] * gt.shape[1]), replace=False)
@@ -292,6 +341,24 @@ def loss_fn(name: str):
     raise HsError(f"unknown loss '{name}' (use {', '.join(LOSSES)})")
 
 
+def with_css_loss(criterion, matrix: np.ndarray, tau: float):
+    """``criterion(p, g) + tau * criterion(p @ M, g @ M)`` on (N, B, H, W) tensors, ``M`` the
+    camera's (B, 3) spectrum -> RGB map: AWAN's camera-spectral-sensitivity prior (Li et al.,
+    CVPR-W 2020), which charges a spectrum for the RGB it would have produced (their code uses L1
+    on quantised RGB; here the training loss itself, differentiable). MRAE is exposure-free, so the
+    map at unit exposure serves every track."""
+    if not tau:
+        return criterion
+    m = torch.as_tensor(np.asarray(matrix), dtype=torch.float32)
+
+    def loss(p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        mm = m.to(p.device)
+        project = lambda x: torch.einsum("nbhw,bc->nchw", x, mm)
+        return criterion(p, g) + tau * criterion(project(p), project(g))
+
+    return loss
+
+
 def measure_speed(model: torch.nn.Module, device: torch.device, repeats: int = 5) -> dict[str, Any]:
     """Seconds per 482x512 image on ``device``: the best of ``repeats`` runs after a warm-up (the
     minimum is the least disturbed by other load on a shared machine)."""
@@ -334,6 +401,12 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
         raise HsError("output exists (use --overwrite to replace it)", out)
     if cfg.loss not in LOSSES:
         raise HsError(f"unknown loss '{cfg.loss}' (use {', '.join(LOSSES)})")
+    if cfg.css_loss < 0:
+        raise HsError(f"--css-loss must be >= 0, not {cfg.css_loss:g}")
+    if cfg.keep not in KEEP:
+        raise HsError(f"unknown --keep '{cfg.keep}' (use {', '.join(KEEP)})")
+    if cfg.keep == "best" and cfg.val is None:
+        raise HsError("--keep best needs validation data (not --val none)")
     wavelengths = ARAD_WAVELENGTHS.copy()
     if cfg.data != "synth":
         first = read_cube(list_files(cfg.data)[0], dtype=None)
@@ -374,6 +447,9 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
         "dtype": "fp16" if fp16 else "fp32",
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    if history:
+        meta["kept_epoch"] = (min(history, key=lambda h: h["val_mrae"])["epoch"] if cfg.keep == "best"
+                              else len(history))
     if cfg.speed and (spec.kind == "pixel" or device.type == "cuda"):
         meta["speed"] = measure_speed(model, device)
     save_weights(model, out, meta, fp16=fp16, overwrite=cfg.overwrite)
@@ -411,8 +487,8 @@ def _train_deep(cfg, spec, source: CubeSource, config, val_pairs, device, consol
     total = max(1, cfg.epochs * cfg.steps_per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda step: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
-    criterion = loss_fn(cfg.loss)
-    start, history, rgb_sum, rgb_n = 0, [], 0.0, 0
+    criterion = with_css_loss(loss_fn(cfg.loss), source.pipeline.matrix(source.wavelengths), cfg.css_loss)
+    start, history, rgb_sum, rgb_n, best = 0, [], 0.0, 0, None
     ckpt_path = checkpoint_path(cfg.out)
     if cfg.resume:
         try:
@@ -426,7 +502,7 @@ def _train_deep(cfg, spec, source: CubeSource, config, val_pairs, device, consol
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         start, history = ckpt["epoch"] + 1, ckpt["history"]
-        rgb_sum, rgb_n = ckpt["rgb_sum"], ckpt["rgb_n"]
+        rgb_sum, rgb_n, best = ckpt["rgb_sum"], ckpt["rgb_n"], ckpt.get("best")
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[note]}"),
                         TimeElapsedColumn(), console=console)
@@ -458,12 +534,18 @@ def _train_deep(cfg, spec, source: CubeSource, config, val_pairs, device, consol
                                 note=f"epoch {epoch + 1}/{cfg.epochs} lr {sched.get_last_lr()[0]:.2e}")
             val = validate(model, val_pairs, device)
             history.append({"epoch": epoch + 1, "loss": running, "val_mrae": val})
+            if cfg.keep == "best" and val is not None and (best is None or val < best["val_mrae"]):
+                best = {"epoch": epoch + 1, "val_mrae": val,
+                        "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
             progress.console.print(f"epoch {epoch + 1}/{cfg.epochs}: loss {running:.4f}"
                                    + (f", val MRAE {val:.4f}" if val is not None else ""))
             _save_checkpoint(ckpt_path, {
                 "model_name": cfg.model, "config": config, "epoch": epoch, "history": history,
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "rgb_sum": rgb_sum, "rgb_n": rgb_n, "command": cfg.command(),
+                "rgb_sum": rgb_sum, "rgb_n": rgb_n, "command": cfg.command(), "best": best,
             })
+    if best is not None:
+        model.load_state_dict(best["model"])
+        console.print(f"keeping epoch {best['epoch']} (lowest validation MRAE, {best['val_mrae']:.4f})")
     model.eval()
     return model, (rgb_sum / rgb_n if rgb_n else None), history

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -124,3 +125,91 @@ def test_train_on_cube_folders_and_arad_rgb_pairs(hstool, tmp_cube, tmp_path):
     assert "RGB simulated" in create_model("_tiny_test", deep).meta["data"]
     r = hstool("train", "--model", "linear", "--data", cubes, "--rgb", cubes, *common, "--out", tmp_path / "x.st")
     assert r.exit_code == 1 and "holds no image files" in r.output
+    r = hstool("train", "--model", "linear", "--data", cubes, "--rgb", rgbs, "--pixels", "500", "--illuminant-aug",
+               *common, "--out", tmp_path / "relit.safetensors")
+    assert r.exit_code == 1 and "cannot relight an existing RGB image" in r.output and "ARAD_HS_" in r.output
+
+
+def test_relight_curve_is_a_smooth_unit_mean_illuminant_change():
+    from hstool.recon.train import RELIGHT_SIGMA, relight_curve
+
+    wl = np.arange(400, 701, 10.0)
+    curves = np.array([relight_curve(np.random.default_rng(i), wl) for i in range(400)])
+    assert curves.dtype == np.float32 and (curves > 0).all()
+    assert np.allclose(curves.mean(axis=1), 1, atol=1e-6)
+    # the log curve is exactly a cubic in wavelength: a change of illuminant, not of texture
+    x = np.linspace(-1, 1, wl.size)
+    for c in curves[:20]:
+        resid = np.log(c) - np.polynomial.legendre.legval(x, np.polynomial.legendre.legfit(x, np.log(c), 3))
+        assert np.abs(resid).max() < 1e-5
+    # the tilt (P1 coefficient) has the documented spread
+    tilt = np.array([np.polynomial.legendre.legfit(x, np.log(c), 3)[1] for c in curves])
+    assert abs(tilt.std() - RELIGHT_SIGMA[0]) < 0.05
+    assert np.array_equal(relight_curve(np.random.default_rng(7), wl), relight_curve(np.random.default_rng(7), wl))
+
+
+def test_illuminant_aug_relights_crops_per_band_and_enters_the_command(tmp_path):
+    from hstool.recon.train import CubeSource, relight_curve
+
+    wl = np.arange(400, 701, 10.0)
+    plain = TrainConfig(model="_tiny_test", out=tmp_path / "a.safetensors", scenes=1, scene_size=32)
+    relit = TrainConfig(model="_tiny_test", out=tmp_path / "a.safetensors", scenes=1, scene_size=32,
+                        illuminant_aug=True, brightness_aug=True)
+    assert "--illuminant-aug" in relit.command() and "--illuminant-aug" not in plain.command()
+    k_plain = CubeSource(plain, wl)._gain(np.random.default_rng(0), wl)
+    assert np.array_equal(k_plain, np.ones(wl.size, np.float32))  # disabled: nothing drawn, factor 1
+    rng = np.random.default_rng(5)
+    k = CubeSource(relit, wl)._gain(rng, wl)
+    ref = np.random.default_rng(5)
+    bright = np.exp(ref.uniform(np.log(0.5), np.log(2.0)))
+    assert np.allclose(k, bright * relight_curve(ref, wl), rtol=1e-6)
+
+
+def test_keep_best_writes_the_epoch_with_the_lowest_validation_mrae(hstool, tmp_path):
+    args = [*TINY, "--epochs", "4", "--lr", "0.2", "--loss", "mse"]
+    last, best = tmp_path / "last.safetensors", tmp_path / "best.safetensors"
+    assert hstool("train", *args, "--out", last).exit_code == 0
+    r = hstool("train", *args, "--keep", "best", "--out", best)
+    assert r.exit_code == 0, r.output
+    m_last, m_best = create_model("_tiny_test", last).meta, create_model("_tiny_test", best).meta
+    vals = [h["val_mrae"] for h in m_best["history"]]
+    assert vals == [h["val_mrae"] for h in m_last["history"]]  # same training, only the pick differs
+    k = int(np.argmin(vals))
+    assert k < len(vals) - 1, vals  # the test needs a run whose last epoch is not its best
+    assert m_best["kept_epoch"] == k + 1 and m_last["kept_epoch"] == len(vals)
+    assert "--keep best" in m_best["train_command"] and "--keep" not in m_last["train_command"]
+    assert abs(m_best["val_mrae"] - vals[k]) < 0.02 * vals[k] and m_best["val_mrae"] < m_last["val_mrae"]
+    r = hstool("train", *args, "--keep", "best", "--val", "none", "--out", tmp_path / "x.safetensors")
+    assert r.exit_code == 1 and "--keep best needs validation data" in r.output
+
+
+def test_css_loss_adds_the_loss_of_the_projected_rgb():
+    from hstool.camera import track
+    from hstool.recon.train import loss_fn, with_css_loss
+
+    wl = np.arange(400, 701, 10.0)
+    m = track("clean").matrix(wl)
+    rng = np.random.default_rng(0)
+    g = rng.uniform(0.05, 1, (2, 31, 4, 5)).astype(np.float32)
+    p = (g * rng.uniform(0.8, 1.2, g.shape)).astype(np.float32)
+    base = loss_fn("mrae")
+    assert with_css_loss(base, m, 0.0) is base
+    got = float(with_css_loss(base, m, 3.0)(torch.from_numpy(p), torch.from_numpy(g)))
+    proj = lambda x: np.einsum("nbhw,bc->nchw", x.astype(np.float64), m)
+    want = np.mean(np.abs(p - g) / g) + 3.0 * np.mean(np.abs(proj(p) - proj(g)) / proj(g))
+    assert got == pytest.approx(want, rel=1e-5)
+    # a metamer (a change in the camera's null space) costs nothing in the RGB term
+    null = np.linalg.svd(m.T)[2][-1].astype(np.float32)  # (31,) with m.T @ null = 0
+    meta = g + 0.01 * null[None, :, None, None]
+    t = lambda x: torch.from_numpy(np.ascontiguousarray(x, np.float32))
+    extra = float(with_css_loss(base, m, 3.0)(t(meta), t(g))) - float(base(t(meta), t(g)))
+    assert abs(extra) < 1e-5
+
+
+def test_train_with_css_loss_records_it(hstool, tmp_path):
+    out = tmp_path / "css.safetensors"
+    r = hstool("train", *TINY, "--epochs", "1", "--css-loss", "2", "--out", out)
+    assert r.exit_code == 0, r.output
+    assert "--css-loss 2" in create_model("_tiny_test", out).meta["train_command"]
+    r = hstool("train", *TINY, "--epochs", "1", "--css-loss", "-1", "--out", tmp_path / "neg.safetensors")
+    assert r.exit_code == 1 and "--css-loss must be >= 0" in r.output
