@@ -72,9 +72,9 @@ def train(
     cfg = TrainConfig(
         model=model, out=out, data=data, track=track, val=None if val == "none" else val, rgb=rgb, epochs=epochs,
         steps_per_epoch=steps_per_epoch, batch=batch, crop=crop, lr=lr, loss=loss, seed=seed,
-        brightness_aug=brightness_aug, illuminant_aug=illuminant_aug, keep=keep, css_loss=css_loss, device=device, resume=resume, config=_parse_config(config), scenes=scenes,
-        scene_size=scene_size, pixels=pixels, val_scenes=val_scenes, val_size=val_size, fp16=fp16,
-        overwrite=overwrite, speed=speed,
+        brightness_aug=brightness_aug, illuminant_aug=illuminant_aug, keep=keep, css_loss=css_loss, device=device,
+        resume=resume, config=_parse_config(config), scenes=scenes, scene_size=scene_size, pixels=pixels,
+        val_scenes=val_scenes, val_size=val_size, fp16=fp16, overwrite=overwrite, speed=speed,
     )
     meta = run_training(cfg, console=err)
     if json:

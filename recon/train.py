@@ -72,11 +72,13 @@ def relight_curve(rng: np.random.Generator, wavelengths: np.ndarray) -> np.ndarr
     return (curve / curve.mean()).astype(np.float32)
 
 
-def _only_brightness(k: np.ndarray, rgb_path: Path) -> None:
-    """Existing RGB files can be rescaled, not relit: refuse a per-band gain for them."""
+def _rescale_paired_rgb(rgb: np.ndarray, k: np.ndarray, rgb_path: Path) -> np.ndarray:
+    """An existing RGB image under the cube's gain ``k``: it can be rescaled (clipped to [0, 1]),
+    not relit, so a per-band gain is refused."""
     if not np.all(k == k[0]):
         raise HsError("--illuminant-aug needs RGB simulated from the cubes; it cannot relight an existing "
                       "RGB image (drop --rgb or --illuminant-aug)", rgb_path)
+    return np.clip(rgb * k[0], 0, 1)
 
 
 def strip_track_suffix(stem: str) -> str:
@@ -259,11 +261,10 @@ class CubeSource:
         k = self._gain(rng, cube.wavelengths)
         gt = np.asarray(cube.data[y:y + size, x:x + size], np.float32) * k
         if path is not None and path in self.pairs:
-            _only_brightness(k, self.pairs[path])
             rgb_full = read_rgb(self.pairs[path])
             if rgb_full.shape[:2] != (h, w):
                 raise HsError(f"RGB is {rgb_full.shape[:2]}, cube is {(h, w)}", self.pairs[path])
-            rgb = np.clip(rgb_full[y:y + size, x:x + size] * k[0], 0, 1)
+            rgb = _rescale_paired_rgb(rgb_full[y:y + size, x:x + size], k, self.pairs[path])
         else:
             rgb = simulate(Cube(gt, cube.wavelengths, dict(cube.meta)), self.pipeline, rng)
         if rng.random() < 0.5:
@@ -289,8 +290,7 @@ class CubeSource:
             k = self._gain(rng, cube.wavelengths)
             gt = np.asarray(cube.data, np.float32) * k
             if path is not None and path in self.pairs:
-                _only_brightness(k, self.pairs[path])
-                rgb = np.clip(read_rgb(self.pairs[path]) * k[0], 0, 1)
+                rgb = _rescale_paired_rgb(read_rgb(self.pairs[path]), k, self.pairs[path])
             else:
                 rgb = simulate(Cube(gt, cube.wavelengths, dict(cube.meta)), self.pipeline, rng)
             idx = rng.choice(gt.shape[0] * gt.shape[1], min(per, gt.shape[0] * gt.shape[1]), replace=False)
