@@ -7,6 +7,7 @@ from the training split), so the numbers measure generalisation to spectra no mo
     python benchmarks/heldout.py                       # every bundled model, 16 scenes of 256x320
     python benchmarks/heldout.py --models rootpoly,mstpp_s --scenes 4 --size 482x512
     python benchmarks/heldout.py --consistent          # each also with recon --consistent
+    python benchmarks/heldout.py --models linear --weights mine.safetensors   # judge an own file
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from hstool.cli.output import err, print_json, table
 from hstool.hsdata import synth, write_cube
 from hstool.recon import Reconstructor, evaluate, model_spec
-from hstool.recon.weights import bundled_weights
+from hstool.recon.weights import bundled_weights, read_metadata
 
 KEYS = evaluate.TABLE3
 
@@ -35,12 +36,12 @@ def bundled() -> list[tuple[str, str]]:
 
 
 def add_wins(rows: list[dict]) -> None:
-    """Per row, ``scenes_won`` ("k/n"): on how many scenes its MRAE is below that of the best pixel
-    baseline of its track (lowest mean MRAE; "-" for that baseline itself) — the mean alone can
+    """Per row, ``scenes_won`` ("k/n"): on how many scenes its MRAE is below that of the best bundled
+    pixel baseline of its track (lowest mean MRAE; "-" for that baseline itself) — the mean alone can
     hang on one or two scenes whose dark materials make relative errors explode."""
     for track in {r["track"] for r in rows}:
         mine = [r for r in rows if r["track"] == track]
-        pixel = [r for r in mine if r["kind"] == "pixel" and "+" not in r["model"]]
+        pixel = [r for r in mine if r["kind"] == "pixel" and r["bundled"] and "+" not in r["model"]]
         best = min(pixel, key=lambda r: r["mrae"]) if pixel else None
         for r in mine:
             if best is None or r is best:
@@ -54,6 +55,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="", help="comma list (default: every bundled model)")
     ap.add_argument("--tracks", default="clean,realworld")
+    ap.add_argument("--weights", default="",
+                    help="comma list of own weights files (from hstool train) to score too, each on its own track")
     ap.add_argument("--scenes", type=int, default=16,
                     help="held-out scenes (16: per-scene MRAE varies several-fold, 8 left the mean noisy)")
     ap.add_argument("--size", default="256x320")
@@ -66,20 +69,24 @@ def main() -> None:
     h, w = (int(v) for v in args.size.split("x"))
     wanted = set(filter(None, args.models.split(",")))
     tracks = args.tracks.split(",")
-    jobs = [(m, t) for m, t in bundled() if t in tracks and (not wanted or m in wanted)]
+    jobs = [(m, t, "bundled") for m, t in bundled() if t in tracks and (not wanted or m in wanted)]
+    for path in filter(None, args.weights.split(",")):
+        meta = read_metadata(path)
+        jobs.append((meta["architecture"], meta["track"], Path(path)))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         for i in range(args.scenes):
             cube = synth.generate_scene(args.seed + i, size=(h, w), split="test")
             paths += write_cube(cube, Path(tmp) / f"HELDOUT_{i:03d}.mat")
-        for (name, track), consistent in itertools.product(jobs, (False, True) if args.consistent else (False,)):
-            rec = Reconstructor(name, "bundled", track, device="cpu", consistent=consistent or None)
-            label = name + (" +consistent" if consistent else "")
+        for (name, track, weights), consistent in itertools.product(jobs, (False, True) if args.consistent else (False,)):
+            rec = Reconstructor(name, weights, track, device="cpu", consistent=consistent or None)
+            label = (name if weights == "bundled" else weights.name) + (" +consistent" if consistent else "")
             t0 = time.perf_counter()
             res = evaluate.evaluate(paths, rec, track, seed=0, clusters=args.clusters)
             seconds = (time.perf_counter() - t0) / len(paths)
-            rows.append({"model": label, "track": track, "kind": model_spec(name).kind, **res["mean"],
+            rows.append({"model": label, "track": track, "kind": model_spec(name).kind,
+                         "bundled": weights == "bundled", **res["mean"],
                          "per_scene_mrae": [r["mrae"] for r in res["images"]], "seconds_per_scene": seconds})
             err.print(f"{label} {track}: MRAE {res['mean']['mrae']:.4f}")
     add_wins(rows)

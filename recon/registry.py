@@ -97,7 +97,19 @@ def model_spec(name: str) -> ModelSpec:
     return _REGISTRY[name]
 
 
-def build_model(name: str, **kwargs):
-    """A fresh, untrained ``nn.Module`` of architecture ``name`` (no weights loaded)."""
+def build_model(name: str, base: str | None = None, **kwargs):
+    """A fresh, untrained ``nn.Module`` of architecture ``name`` (no weights loaded).
+
+    ``base`` names a pixel-wise model whose output the deep network ``name`` corrects
+    (:class:`hstool.recon.residual.ResidualOnBase`); its fitted values come with the weights.
+    """
     spec = model_spec(name)
-    return spec.factory(**{**spec.defaults, **kwargs})
+    model = spec.factory(**{**spec.defaults, **kwargs})
+    if base is None:
+        return model
+    if spec.kind != "deep" or model_spec(base).kind != "pixel":
+        raise HsError(f"a base must be a pixel-wise model under a deep one, not '{base}' under '{name}'")
+    from .residual import ResidualOnBase
+
+    out_bands = kwargs.get("out_bands")
+    return ResidualOnBase(build_model(base, **({"out_bands": out_bands} if out_bands else {})), model)

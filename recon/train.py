@@ -17,6 +17,10 @@ each epoch (``--resume`` continues it exactly: every epoch's randomness derives 
 ``(seed, epoch)``); validation MRAE per epoch through the inference engine on fixed scenes
 (synthetic test split, seeds 0..N-1, or a cube folder).
 
+With ``base`` (``--base linear``) a deep model learns a correction to a pixel-wise baseline
+fitted first on the training pixels (:class:`hstool.recon.residual.ResidualOnBase`): it starts
+as that baseline and trains from there.
+
 Pixel-wise models (``kind="pixel"``) are fitted in closed form on pixels sampled from the same
 sources (``fit(rgb_pixels, spectra)`` classmethod of the module).
 
@@ -111,6 +115,7 @@ class TrainConfig:
     illuminant_aug: bool = False
     keep: str = "last"
     css_loss: float = 0.0
+    base: str | None = None
     device: str = "auto"
     resume: Path | None = None
     config: dict[str, Any] = field(default_factory=dict)
@@ -145,6 +150,8 @@ class TrainConfig:
             args += ["--keep", self.keep]
         if self.css_loss and spec.kind == "deep":
             args += ["--css-loss", f"{self.css_loss:g}"]
+        if self.base and spec.kind == "deep":
+            args += ["--base", self.base, "--pixels", str(self.pixels)]
         for k, v in sorted(self.config.items()):
             args += ["--config", f"{k}={v}"]
         args += ["--out", str(self.out)]
@@ -416,10 +423,16 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
     data_desc, data_hash = source.describe()
     val_pairs = validation_set(cfg, wavelengths)
     config = _model_config(cfg.model, cfg.config, wavelengths.size)
+    if cfg.base:
+        if spec.kind != "deep":
+            raise HsError(f"--base applies to deep models; '{cfg.model}' is pixel-wise")
+        if model_spec(cfg.base).kind != "pixel":
+            raise HsError(f"--base must be a pixel-wise model (linear, rootpoly, ...), not '{cfg.base}'")
+        config["base"] = cfg.base
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
     if spec.kind == "pixel":
-        model, rgb_mean, history = _fit_pixel(cfg, spec, source, config, console)
+        model, rgb_mean, history = _fit_pixel(cfg, cfg.model, source, config, console)
         fp16 = bool(cfg.fp16)
     else:
         model, rgb_mean, history = _train_deep(cfg, spec, source, config, val_pairs, device, console)
@@ -456,15 +469,16 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
     return meta
 
 
-def _fit_pixel(cfg, spec, source: CubeSource, config, console):
+def _fit_pixel(cfg, name: str, source: CubeSource, config, console):
+    """Fit pixel-wise model ``name`` in closed form on ``cfg.pixels`` pixels drawn with ``cfg.seed``."""
     rng = np.random.default_rng(cfg.seed)
     with console.status(f"sampling {cfg.pixels} pixels"):
         rgb, spectra = source.pixels(rng, cfg.pixels)
-    cls = type(build_model(cfg.model, **config))
+    cls = type(build_model(name, **config))
     kwargs = {k: v for k, v in config.items() if k != "out_bands"}
     if "seed" in inspect.signature(cls.fit).parameters:
         kwargs["seed"] = cfg.seed
-    with console.status(f"fitting {cfg.model} on {len(rgb)} pixels"):
+    with console.status(f"fitting {name} on {len(rgb)} pixels"):
         model = cls.fit(rgb, spectra, **kwargs)
     return model, float(rgb.mean()), []
 
@@ -481,7 +495,11 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 
 
 def _train_deep(cfg, spec, source: CubeSource, config, val_pairs, device, console):
-    model = build_model(cfg.model, **config).to(device)
+    model = build_model(cfg.model, **config)
+    if cfg.base:  # fit the baseline the network corrects (a resumed run restores it below)
+        fitted, _, _ = _fit_pixel(cfg, cfg.base, source, _model_config(cfg.base, {}, config["out_bands"]), console)
+        model.base.load_state_dict(fitted.state_dict())
+    model = model.to(device)
     model.spec = spec
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     total = max(1, cfg.epochs * cfg.steps_per_epoch)

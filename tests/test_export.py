@@ -34,6 +34,17 @@ def test_export_matches_pytorch_at_another_size(tmp_path, name):
     assert not list(tmp_path.glob(".*.tmp"))  # the temporary was renamed away
 
 
+def test_export_of_a_network_on_a_linear_base(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("basisunet", base="linear").eval()
+    model.spec = model_spec("basisunet")
+    with torch.no_grad():
+        model.base.weight.uniform_(0, 1)
+        model.gain.fill_(0.5)
+    path = export_onnx(model, tmp_path / "b.onnx", height=64, width=64)
+    assert check_onnx(model, path, (48, 80)) < 1e-4
+
+
 def test_export_refuses_to_overwrite(tmp_path):
     target = tmp_path / "model.onnx"
     target.write_bytes(b"keep me")

@@ -213,3 +213,40 @@ def test_train_with_css_loss_records_it(hstool, tmp_path):
     assert "--css-loss 2" in create_model("_tiny_test", out).meta["train_command"]
     r = hstool("train", *TINY, "--epochs", "1", "--css-loss", "-1", "--out", tmp_path / "neg.safetensors")
     assert r.exit_code == 1 and "--css-loss must be >= 0" in r.output
+
+
+def test_base_model_starts_as_the_baseline():
+    from hstool.recon.registry import build_model
+    from hstool.recon.residual import ResidualOnBase
+
+    model = build_model("_tiny_test", base="linear", out_bands=31).eval()
+    assert isinstance(model, ResidualOnBase) and float(model.gain.detach()) == 0.0
+    w = torch.from_numpy(np.random.default_rng(1).random((3, 31), dtype=np.float32))
+    model.base.weight.copy_(w)
+    x = torch.from_numpy(np.random.default_rng(2).random((1, 3, 5, 7), dtype=np.float32))
+    with torch.no_grad():
+        y = model(x)
+    assert torch.allclose(y, torch.einsum("nchw,cb->nbhw", x, w), atol=1e-6)  # gain 0: exactly the baseline
+    with pytest.raises(Exception, match="pixel-wise model under a deep one"):
+        build_model("_tiny_test", base="_tiny_test")
+
+
+def test_train_with_base_fits_the_baseline_first_and_records_it(hstool, tmp_path):
+    px = ["--pixels", "3000"]
+    deep, lin = tmp_path / "deep.safetensors", tmp_path / "lin.safetensors"
+    r = hstool("train", *TINY, *px, "--epochs", "2", "--lr", "0.01", "--base", "linear", "--out", deep)
+    assert r.exit_code == 0, r.output
+    assert hstool("train", *TINY, *px, "--model", "linear", "--out", lin).exit_code == 0
+    model, fitted = create_model("_tiny_test", deep), create_model("linear", lin)
+    assert model.meta["config"] == {"out_bands": 31, "width": 8, "base": "linear"}
+    assert "--base linear --pixels 3000" in model.meta["train_command"]
+    # the deep file's baseline is the closed-form fit a plain `--model linear` run makes on the same pixels
+    assert torch.equal(model.base.weight, fitted.weight)
+    assert float(model.gain.detach()) != 0.0  # training moved off the baseline
+    pairs = validation_set(TrainConfig(model="_tiny_test", out=deep, val_scenes=1, val_size=32),
+                           np.asarray(model.meta["wavelengths"]))
+    assert abs(validate(model, pairs, torch.device("cpu")) - model.meta["val_mrae"]) < 1e-7
+    r = hstool("train", *TINY, "--model", "linear", "--base", "linear", "--out", tmp_path / "x.safetensors")
+    assert r.exit_code == 1 and "--base applies to deep models" in r.output
+    r = hstool("train", *TINY, "--base", "_tiny_test", "--out", tmp_path / "y.safetensors")
+    assert r.exit_code == 1 and "--base must be a pixel-wise model" in r.output
