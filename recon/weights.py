@@ -2,8 +2,9 @@
 
 A weights file is a plain ``.safetensors`` file (readable by any safetensors client) whose
 header metadata holds, JSON-encoded per key: ``architecture`` (registry name), ``config``
-(factory keyword arguments, plus ``base`` for a network trained on a pixel-wise baseline), ``wavelengths`` (output band grid, nm), ``input`` (how RGB is
-normalised), ``track`` and ``css`` (the camera the model was trained for), ``train_command``,
+(factory keyword arguments, plus ``base`` for a network trained on a pixel-wise baseline),
+``wavelengths`` (output band grid, nm), ``input`` (how RGB is normalised), ``track`` and ``css``
+(the camera the model was trained for), ``train_command``,
 ``data`` and ``data_hash``, ``val_mrae``, ``rgb_mean`` (mean training RGB, used by
 ``--exposure-invariant``), ``speed`` (when measured) and ``hstool_version``.
 
