@@ -162,7 +162,10 @@ def create_model(name: str | None, weights: str | Path | None = "bundled", track
             raise HsError(f"weights are for model '{arch}', not '{name}'", path)
         spec = model_spec(name)
         config = meta.get("config") or {}
-        model = build_model(name, **config)
+        try:
+            model = build_model(name, **config)
+        except (TypeError, ValueError) as exc:  # options of another hstool version
+            raise HsError(f"weights' config {config} does not fit model '{name}' ({exc})", path) from exc
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:

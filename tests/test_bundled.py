@@ -9,7 +9,8 @@ from hstool.recon.weights import bundled_weights
 
 #: (model, track) that must ship; deep models ship the small "_s" variants where the published
 #: size is too slow to train on CPU or too large for the repository (README, "Models").
-EXPECTED = [(m, t) for m in ("linear", "rootpoly", "sparse") for t in ("clean", "realworld")]
+EXPECTED = [(m, t) for m in ("linear", "rootpoly", "sparse", "hrnet_s", "awan_s", "hscnnp_s", "mstpp_s", "basisunet")
+            for t in ("clean", "realworld")]
 FILES = bundled_weights()
 
 

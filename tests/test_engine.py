@@ -107,6 +107,9 @@ def test_create_model_round_trip_through_safetensors(tmp_path):
         create_model("linear", tmp_path / "bad.safetensors")
     with pytest.raises(HsError, match="no bundled weights"):
         create_model("linear", "bundled", track="nonexistent")
+    alien = save_weights(fitted, tmp_path / "alien.safetensors", {**meta, "config": {"out_bands": 31, "degree": 9}})
+    with pytest.raises(HsError, match="alien.safetensors.*does not fit model 'linear'.*degree"):
+        create_model(None, alien)  # an option this version's model lacks: one clear line, not a TypeError
 
 
 # ---------------------------------------------------------------- consistency

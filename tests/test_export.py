@@ -34,6 +34,20 @@ def test_export_matches_pytorch_at_another_size(tmp_path, name):
     assert not list(tmp_path.glob(".*.tmp"))  # the temporary was renamed away
 
 
+def test_export_of_the_log_space_batchnorm_basisunet(tmp_path):
+    """The configuration of the bundled basisunet files: exp of a basis sum, BatchNorm folded in eval."""
+    torch.manual_seed(0)
+    model = build_model("basisunet")  # log space, BatchNorm
+    model.train()
+    with torch.no_grad():  # running statistics away from their 0/1 start, so eval-mode BN is exercised
+        for _ in range(3):
+            model(torch.rand(2, 3, 64, 64) * 0.5)
+    model.eval()
+    model.spec = model_spec("basisunet")
+    path = export_onnx(model, tmp_path / "b.onnx", height=64, width=64)
+    assert check_onnx(model, path, (48, 80)) < 1e-4
+
+
 def test_export_of_a_network_on_a_linear_base(tmp_path):
     torch.manual_seed(0)
     model = build_model("basisunet", base="linear").eval()

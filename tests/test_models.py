@@ -151,7 +151,8 @@ def test_psnl_attends_within_quadrants_only():
 
 
 def test_basisunet_spectra_lie_in_the_span_of_its_basis():
-    model = fresh("basisunet")
+    torch.manual_seed(0)
+    model = build_model("basisunet", space="linear", norm="none").eval()  # the paper's plain design
     assert tuple(model.basis.shape) == (10, 31) and isinstance(model.basis, torch.nn.Parameter)
     with torch.no_grad():
         out = model(torch.rand(1, 3, 32, 32))[0].reshape(31, -1)  # (B, pixels)
@@ -160,6 +161,38 @@ def test_basisunet_spectra_lie_in_the_span_of_its_basis():
         residual = out.double() - projector @ out.double()
     assert out.abs().max() > 0
     assert residual.abs().max() < 1e-4 * out.abs().max()
+
+
+def test_basisunet_log_space_sums_log_spectra():
+    model = fresh("basisunet")  # the default: log space
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 32, 32))[0].reshape(31, -1)
+        log_out = out.double().log()
+        basis = model.basis.double()
+        projector = basis.T @ torch.linalg.pinv(basis.T)
+        residual = log_out - projector @ log_out
+    assert (out > 0).all()
+    assert residual.abs().max() < 1e-4 * log_out.abs().max()  # the log-spectrum is in the span
+    assert torch.exp(log_out.mean()) == pytest.approx(0.1, rel=0.2)  # the flat start
+    with pytest.raises(ValueError, match="space"):
+        build_model("basisunet", space="sqrt")
+
+
+def test_basisunet_batchnorm_option_normalises_every_convolution():
+    plain, normed = build_model("basisunet", norm="none"), build_model("basisunet")  # BatchNorm by default
+    convs = [m for m in normed.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    norms = [m for m in normed.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(convs) == len(norms) == 18 and all(c.bias is None for c in convs)
+    # a bias per 3×3 convolution traded for a BatchNorm scale and shift per channel
+    assert n_params(normed) - n_params(plain) == sum(n.num_features for n in norms)
+    normed.train()
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        normed(x)
+        y = normed.enc[0][:2](x)  # first conv + BN in training mode: per-channel zero mean, unit var
+    assert y.mean((0, 2, 3)).abs().max() < 1e-5 and (y.var((0, 2, 3), unbiased=False) - 1).abs().max() < 1e-3
+    with pytest.raises(ValueError, match="norm"):
+        build_model("basisunet", norm="layer")
 
 
 def test_mstpp_attention_is_over_channels():

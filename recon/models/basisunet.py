@@ -10,10 +10,27 @@ concatenates skips directly (no cropping: "same" padding throughout).
 
 The report gives no widths and no parameter count; this configuration is ours and chosen to be
 small and fast: two 3×3 convolutions + ReLU per level with 16·2^k features (16 … 256),
-transposed 2×2 convolutions up, a 1×1 convolution to the 10 weights. Ours: 2,028,848 parameters,
-most of them in the coarse levels, so it is cheap per pixel: 3.1 GMAC at 256×256 against
-MST++'s 23. The basis is initialised with the first 10 cosine (DCT-II) functions over the band
+transposed 2×2 convolutions up, a 1×1 convolution to the 10 weights. Ours: 2,030,320 parameters
+(2,028,848 without BatchNorm), most of them in the coarse levels, so it is cheap per pixel:
+3.1 GMAC at 256×256 against MST++'s 23. The basis is initialised with the first 10 cosine (DCT-II) functions over the band
 axis, a smooth start that training reshapes.
+
+Two changes of ours, on by default and used by the bundled weights; ``space="linear",
+norm="none"`` (``--config space=linear --config norm=none``) gives the paper's plain design:
+
+- ``space="log"``: the weighted sum is a *log*-spectrum and the output its exponential, so every
+  output is positive and a near-zero band (a green leaf at 400 nm, reflectance 3e-4) is as easy
+  to reach as a bright one, which is what MRAE, a relative error, rewards. With the linear sum
+  such bands need ten weights to cancel to 1e-4; early in real-world training the U-Net missed
+  them by 100× on the 2 % of pixels that have one. The bias of the flat basis function starts the
+  output at 0.1 everywhere.
+- ``norm="batch"``: each 3×3 convolution is followed by BatchNorm (and has no bias). Without it
+  most coarse-level units die: in a plain file trained for 4,000 steps, 71 % of the bottom
+  level's channels never fired on a test scene, so most of the parameters did nothing.
+
+On 32 held-out scenes (``benchmarks/heldout.py``, 4,000–6,000 CPU steps each) the plain design scored
+0.603 MRAE on the clean track, ``space="log"`` 0.538 and both options 0.458; on the real-world
+track ``space="log"`` alone 0.802 and both 0.448 (the plain design did not train there).
 
 Tiling: ``multiple=16`` (four stride-2 steps). Receptive radius ≈ 92 px (2 + 4 + 8 + 16
 px of 3×3 convolutions per level on each side of the U, 32 at the bottom, plus the strided
@@ -32,13 +49,15 @@ from torch import nn
 from hstool.recon.registry import register_model
 
 
-def _double_conv(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, 1, 1),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, 1, 1),
-        nn.ReLU(inplace=True),
-    )
+def _double_conv(cin: int, cout: int, norm: str = "none") -> nn.Sequential:
+    """Two 3×3 convolutions + ReLU; ``norm="batch"``: conv (no bias) → BatchNorm → ReLU."""
+    layers: list[nn.Module] = []
+    for a, b in ((cin, cout), (cout, cout)):
+        layers.append(nn.Conv2d(a, b, 3, 1, 1, bias=norm == "none"))
+        if norm == "batch":
+            layers.append(nn.BatchNorm2d(b))
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
 
 
 def cosine_basis(n_basis: int, bands: int) -> torch.Tensor:
@@ -53,25 +72,34 @@ class BasisUNet(nn.Module):
     """(N, 3, H, W) RGB -> U-Net weights (N, n_basis, H, W) -> spectra (N, out_bands, H, W)."""
 
     def __init__(
-        self, in_channels: int = 3, out_bands: int = 31, n_basis: int = 10, width: int = 16, depth: int = 4
+        self, in_channels: int = 3, out_bands: int = 31, n_basis: int = 10, width: int = 16, depth: int = 4,
+        space: str = "log", norm: str = "batch",
     ):
         super().__init__()
+        if space not in ("linear", "log"):
+            raise ValueError(f"space must be 'linear' or 'log', not {space!r}")
+        if norm not in ("none", "batch"):
+            raise ValueError(f"norm must be 'none' or 'batch', not {norm!r}")
+        self.log_space = space == "log"
         widths = [width * 2**k for k in range(depth + 1)]
         self.enc = nn.ModuleList()
         self.down = nn.ModuleList()
         cin = in_channels
         for w in widths[:-1]:
-            self.enc.append(_double_conv(cin, w))
+            self.enc.append(_double_conv(cin, w, norm))
             self.down.append(nn.Conv2d(w, w, 2, 2))  # learned linear downsampling
             cin = w
-        self.bottom = _double_conv(widths[-2], widths[-1])
+        self.bottom = _double_conv(widths[-2], widths[-1], norm)
         self.up = nn.ModuleList()
         self.dec = nn.ModuleList()
         for w_low, w in zip(widths[:0:-1], widths[-2::-1]):
             self.up.append(nn.ConvTranspose2d(w_low, w, 2, 2))
-            self.dec.append(_double_conv(2 * w, w))
+            self.dec.append(_double_conv(2 * w, w, norm))
         self.to_weights = nn.Conv2d(widths[0], n_basis, 1)
         self.basis = nn.Parameter(cosine_basis(n_basis, out_bands))  # (n_basis, out_bands)
+        if self.log_space:  # flat log-spectrum log(0.1): row 0 of the basis is 1/sqrt(bands)
+            with torch.no_grad():
+                self.to_weights.bias[0] = math.log(0.1) * math.sqrt(out_bands)
 
     def weights(self, x: torch.Tensor) -> torch.Tensor:
         """Per-pixel basis weights ``(N, n_basis, H, W)``."""
@@ -86,7 +114,8 @@ class BasisUNet(nn.Module):
         return self.to_weights(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("nkhw,kb->nbhw", self.weights(x), self.basis)
+        y = torch.einsum("nkhw,kb->nbhw", self.weights(x), self.basis)
+        return torch.exp(y) if self.log_space else y
 
 
 @register_model(
@@ -98,6 +127,7 @@ class BasisUNet(nn.Module):
     reference="Fubara, Sedky, Dyke, RGB to Spectral Reconstruction via Learned Basis Functions and "
     "Weights, CVPRW 2020",
 )
-def basisunet(out_bands: int = 31, n_basis: int = 10, width: int = 16) -> BasisUNet:
-    """The StaffsCVL-style basis U-Net with 16 base features."""
-    return BasisUNet(3, out_bands, n_basis, width)
+def basisunet(out_bands: int = 31, n_basis: int = 10, width: int = 16, space: str = "log",
+              norm: str = "batch") -> BasisUNet:
+    """The StaffsCVL-style basis U-Net with 16 base features, summing log-spectra, with BatchNorm."""
+    return BasisUNet(3, out_bands, n_basis, width, space=space, norm=norm)
