@@ -12,8 +12,8 @@ The report gives no widths and no parameter count; this configuration is ours an
 small and fast: two 3×3 convolutions + ReLU per level with 16·2^k features (16 … 256),
 transposed 2×2 convolutions up, a 1×1 convolution to the 10 weights. Ours: 2,030,320 parameters
 (2,028,848 without BatchNorm), most of them in the coarse levels, so it is cheap per pixel:
-3.1 GMAC at 256×256 against MST++'s 23. The basis is initialised with the first 10 cosine (DCT-II) functions over the band
-axis, a smooth start that training reshapes.
+3.1 GMAC at 256×256 against MST++'s 23. The basis is initialised with the first 10 cosine
+(DCT-II) functions over the band axis, a smooth start that training reshapes.
 
 Two changes of ours, on by default and used by the bundled weights; ``space="linear",
 norm="none"`` (``--config space=linear --config norm=none``) gives the paper's plain design:
@@ -28,9 +28,10 @@ norm="none"`` (``--config space=linear --config norm=none``) gives the paper's p
   most coarse-level units die: in a plain file trained for 4,000 steps, 71 % of the bottom
   level's channels never fired on a test scene, so most of the parameters did nothing.
 
-On 32 held-out scenes (``benchmarks/heldout.py``, 4,000–6,000 CPU steps each) the plain design scored
-0.603 MRAE on the clean track, ``space="log"`` 0.538 and both options 0.458; on the real-world
-track ``space="log"`` alone 0.802 and both 0.448 (the plain design did not train there).
+On 32 held-out scenes (``benchmarks/heldout.py``, 4,000–6,000 CPU steps each) the plain
+design scored 0.603 MRAE on the clean track, ``space="log"`` 0.538 and both changes 0.458; on
+the real-world track ``space="log"`` alone 0.802 and both 0.448 (the plain design did not train
+there: its three runs ended no better than predicting zeros).
 
 Tiling: ``multiple=16`` (four stride-2 steps). Receptive radius ≈ 92 px (2 + 4 + 8 + 16
 px of 3×3 convolutions per level on each side of the U, 32 at the bottom, plus the strided
