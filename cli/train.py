@@ -51,6 +51,8 @@ def train(
     keep: Annotated[str, typer.Option("--keep", help="Weights to write: 'last' epoch or 'best' (lowest validation "
                                       "MRAE).")] = "last",
     resume: Annotated[Path | None, typer.Option("--resume", help="Checkpoint (OUT.ckpt) to continue from.", exists=True, dir_okay=False)] = None,
+    init: Annotated[Path | None, typer.Option("--init", help="Weights file (same model and config) to start from: "
+                                              "fine-tune it under a fresh schedule.", exists=True, dir_okay=False)] = None,
     config: Annotated[list[str] | None, typer.Option("--config", help="Model option KEY=VALUE (repeatable), e.g. degree=3.")] = None,
     scenes: Annotated[int, typer.Option("--scenes", min=1, help="Synthetic scenes pooled per epoch / sampled for pixel models (cube files at most, for folders).")] = 16,
     scene_size: Annotated[int, typer.Option("--scene-size", min=16, help="Side of generated synthetic scenes.")] = 256,
@@ -75,7 +77,7 @@ def train(
         model=model, out=out, data=data, track=track, val=None if val == "none" else val, rgb=rgb, epochs=epochs,
         steps_per_epoch=steps_per_epoch, batch=batch, crop=crop, lr=lr, loss=loss, seed=seed,
         brightness_aug=brightness_aug, illuminant_aug=illuminant_aug, keep=keep, css_loss=css_loss, base=base, device=device,
-        resume=resume, config=_parse_config(config), scenes=scenes, scene_size=scene_size, pixels=pixels,
+        resume=resume, init=init, config=_parse_config(config), scenes=scenes, scene_size=scene_size, pixels=pixels,
         val_scenes=val_scenes, val_size=val_size, fp16=fp16, overwrite=overwrite, speed=speed,
     )
     meta = run_training(cfg, console=err)

@@ -21,6 +21,11 @@ With ``base`` (``--base linear``) a deep model learns a correction to a pixel-wi
 fitted first on the training pixels (:class:`hstool.recon.residual.ResidualOnBase`): it starts
 as that baseline and trains from there.
 
+With ``init`` (``--init W.safetensors``) a deep model starts from the weights of an earlier run
+of the same architecture and configuration (a bundled file, say) under a fresh optimiser and
+schedule: fine-tuning on new data, or a second, longer stage. The new file records the starting
+file's hash and its ``train_command``, so the chain stays reproducible.
+
 Pixel-wise models (``kind="pixel"``) are fitted in closed form on pixels sampled from the same
 sources (``fit(rgb_pixels, spectra)`` classmethod of the module).
 
@@ -51,7 +56,7 @@ from hstool.hsdata import ARAD_WAVELENGTHS, Cube, HsError, list_files, read_cube
 
 from .engine import predict, resolve_device
 from .registry import build_model, model_spec
-from .weights import INPUT_NORM, round_to_stored, save_weights
+from .weights import INPUT_NORM, load_weights, round_to_stored, save_weights
 
 #: Suffixes the NTIRE datasets append to an RGB image's stem (stripped to pair with its cube).
 TRACK_SUFFIXES = ("_clean", "_realworld", "_ntire2022", "_rgb")
@@ -118,6 +123,7 @@ class TrainConfig:
     base: str | None = None
     device: str = "auto"
     resume: Path | None = None
+    init: Path | None = None
     config: dict[str, Any] = field(default_factory=dict)
     scenes: int = 16
     scene_size: int = 256
@@ -152,6 +158,8 @@ class TrainConfig:
             args += ["--css-loss", f"{self.css_loss:g}"]
         if self.base and spec.kind == "deep":
             args += ["--base", self.base, "--pixels", str(self.pixels)]
+        if self.init and spec.kind == "deep":
+            args += ["--init", str(self.init)]
         for k, v in sorted(self.config.items()):
             args += ["--config", f"{k}={v}"]
         args += ["--out", str(self.out)]
@@ -429,13 +437,15 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
         if model_spec(cfg.base).kind != "pixel":
             raise HsError(f"--base must be a pixel-wise model (linear, rootpoly, ...), not '{cfg.base}'")
         config["base"] = cfg.base
+    init = _read_init(cfg, spec, config, wavelengths)
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
     if spec.kind == "pixel":
         model, rgb_mean, history = _fit_pixel(cfg, cfg.model, source, config, console)
         fp16 = bool(cfg.fp16)
     else:
-        model, rgb_mean, history = _train_deep(cfg, spec, source, config, val_pairs, device, console)
+        model, rgb_mean, history = _train_deep(cfg, spec, source, config, val_pairs, device, console,
+                                               init[0] if init else None)
         fp16 = True if cfg.fp16 is None else cfg.fp16
     model.spec = spec
     round_to_stored(model, fp16)
@@ -460,6 +470,8 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
         "dtype": "fp16" if fp16 else "fp32",
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    if init:
+        meta["init"] = init[1]
     if history:
         meta["kept_epoch"] = (min(history, key=lambda h: h["val_mrae"])["epoch"] if cfg.keep == "best"
                               else len(history))
@@ -467,6 +479,26 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
         meta["speed"] = measure_speed(model, device)
     save_weights(model, out, meta, fp16=fp16, overwrite=cfg.overwrite)
     return meta
+
+
+def _read_init(cfg, spec, config, wavelengths) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """``(state_dict, provenance)`` of ``cfg.init``, checked against the run's model, config and bands."""
+    if not cfg.init:
+        return None
+    if spec.kind != "deep":
+        raise HsError(f"--init applies to deep models; '{cfg.model}' is fitted in closed form")
+    state, meta = load_weights(cfg.init)
+    if meta.get("architecture") != cfg.model:
+        raise HsError(f"weights are for model '{meta.get('architecture')}', not '{cfg.model}'", cfg.init)
+    if meta.get("config") != config:
+        raise HsError(f"weights were trained with config {meta.get('config')}, not {config} "
+                      "(give the same --config and --base)", cfg.init)
+    if not np.allclose(meta.get("wavelengths", []), wavelengths):
+        raise HsError("weights' band grid differs from the training data's", cfg.init)
+    provenance = {"file": Path(cfg.init).name, "sha256": hashlib.sha256(Path(cfg.init).read_bytes()).hexdigest(),
+                  "train_command": meta.get("train_command"), "val_mrae": meta.get("val_mrae"),
+                  "init": meta.get("init")}
+    return state, {k: v for k, v in provenance.items() if v is not None}
 
 
 def _fit_pixel(cfg, name: str, source: CubeSource, config, console):
@@ -494,9 +526,11 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
-def _train_deep(cfg, spec, source: CubeSource, config, val_pairs, device, console):
+def _train_deep(cfg, spec, source: CubeSource, config, val_pairs, device, console, init_state=None):
     model = build_model(cfg.model, **config)
-    if cfg.base:  # fit the baseline the network corrects (a resumed run restores it below)
+    if init_state is not None:  # the starting weights hold the baseline too (a resumed run restores both below)
+        model.load_state_dict(init_state, strict=True)
+    elif cfg.base:  # fit the baseline the network corrects (a resumed run restores it below)
         fitted, _, _ = _fit_pixel(cfg, cfg.base, source, _model_config(cfg.base, {}, config["out_bands"]), console)
         model.base.load_state_dict(fitted.state_dict())
     model = model.to(device)

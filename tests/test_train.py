@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -250,3 +252,50 @@ def test_train_with_base_fits_the_baseline_first_and_records_it(hstool, tmp_path
     assert r.exit_code == 1 and "--base applies to deep models" in r.output
     r = hstool("train", *TINY, "--base", "_tiny_test", "--out", tmp_path / "y.safetensors")
     assert r.exit_code == 1 and "--base must be a pixel-wise model" in r.output
+
+
+def test_init_starts_from_a_weights_file_and_records_it(hstool, tmp_path):
+    first, same, tuned = (tmp_path / f"{n}.safetensors" for n in ("first", "same", "tuned"))
+    assert hstool("train", *TINY, "--epochs", "1", "--lr", "0.01", "--out", first).exit_code == 0
+    # at learning rate 0 the run keeps the starting weights exactly: they were loaded, not drawn afresh
+    r = hstool("train", *TINY, "--epochs", "1", "--lr", "0", "--init", first, "--out", same)
+    assert r.exit_code == 0, r.output
+    a, b = state(first), state(same)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    r = hstool("train", *TINY, "--epochs", "1", "--lr", "0.01", "--init", first, "--out", tuned)
+    assert r.exit_code == 0, r.output
+    meta = create_model("_tiny_test", tuned).meta
+    assert meta["init"]["sha256"] == hashlib.sha256(first.read_bytes()).hexdigest()
+    assert meta["init"]["file"] == "first.safetensors"
+    assert meta["init"]["train_command"] == create_model("_tiny_test", first).meta["train_command"]
+    assert f"--init {first}" in meta["train_command"]
+    assert any(not torch.equal(a[k], v) for k, v in state(tuned).items())  # and it trained on from there
+    # a network on a baseline takes the baseline from the file too (another --seed would refit a different one)
+    px = ["--pixels", "3000"]
+    based, kept = tmp_path / "based.safetensors", tmp_path / "kept.safetensors"
+    assert hstool("train", *TINY, *px, "--epochs", "1", "--lr", "0.01", "--base", "linear", "--out", based).exit_code == 0
+    r = hstool("train", *TINY, *px, "--epochs", "1", "--lr", "0", "--base", "linear", "--init", based,
+               "--seed", "4", "--out", kept)
+    assert r.exit_code == 0, r.output
+    a, b = state(based), state(kept)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--config", "width=4"], "weights were trained with config"),
+    (["--model", "linear"], "--init applies to deep models"),
+])
+def test_init_rejects_weights_that_do_not_fit(hstool, tmp_path, extra, message):
+    first = tmp_path / "first.safetensors"
+    assert hstool("train", *TINY, "--epochs", "1", "--out", first).exit_code == 0
+    r = hstool("train", *TINY, "--init", first, *extra, "--out", tmp_path / "x.safetensors")
+    assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output
+
+
+def test_init_rejects_another_architectures_weights(hstool, tmp_path):
+    from hstool.recon.weights import bundled_path
+
+    other = bundled_path("hscnnp_s", "clean")
+    r = hstool("train", *TINY, "--init", other, "--out", tmp_path / "x.safetensors")
+    assert r.exit_code == 1 and "weights are for model 'hscnnp_s', not '_tiny_test'" in r.output
+    assert str(other) in r.output
