@@ -497,7 +497,7 @@ def _read_init(cfg, spec, config, wavelengths) -> tuple[dict[str, torch.Tensor],
         raise HsError("weights' band grid differs from the training data's", cfg.init)
     provenance = {"file": Path(cfg.init).name, "sha256": hashlib.sha256(Path(cfg.init).read_bytes()).hexdigest(),
                   "train_command": meta.get("train_command"), "val_mrae": meta.get("val_mrae"),
-                  "init": meta.get("init")}
+                  "train_seconds": meta.get("train_seconds"), "init": meta.get("init")}
     return state, {k: v for k, v in provenance.items() if v is not None}
 
 

@@ -266,8 +266,9 @@ def test_init_starts_from_a_weights_file_and_records_it(hstool, tmp_path):
     assert r.exit_code == 0, r.output
     meta = create_model("_tiny_test", tuned).meta
     assert meta["init"]["sha256"] == hashlib.sha256(first.read_bytes()).hexdigest()
-    assert meta["init"]["file"] == "first.safetensors"
-    assert meta["init"]["train_command"] == create_model("_tiny_test", first).meta["train_command"]
+    start = create_model("_tiny_test", first).meta
+    assert meta["init"]["file"] == "first.safetensors" and meta["init"]["train_seconds"] == start["train_seconds"]
+    assert meta["init"]["train_command"] == start["train_command"] and meta["init"]["val_mrae"] == start["val_mrae"]
     assert f"--init {first}" in meta["train_command"]
     assert any(not torch.equal(a[k], v) for k, v in state(tuned).items())  # and it trained on from there
     # a network on a baseline takes the baseline from the file too (another --seed would refit a different one)
