@@ -493,7 +493,8 @@ def _read_init(cfg, spec, config, wavelengths) -> tuple[dict[str, torch.Tensor],
     if meta.get("config") != config:
         raise HsError(f"weights were trained with config {meta.get('config')}, not {config} "
                       "(give the same --config and --base)", cfg.init)
-    if not np.allclose(meta.get("wavelengths", []), wavelengths):
+    grid = np.asarray(meta.get("wavelengths", []), dtype=np.float64)
+    if grid.shape != wavelengths.shape or not np.allclose(grid, wavelengths):
         raise HsError("weights' band grid differs from the training data's", cfg.init)
     provenance = {"file": Path(cfg.init).name, "sha256": hashlib.sha256(Path(cfg.init).read_bytes()).hexdigest(),
                   "train_command": meta.get("train_command"), "val_mrae": meta.get("val_mrae"),
