@@ -56,7 +56,7 @@ from hstool.hsdata import ARAD_WAVELENGTHS, Cube, HsError, list_files, read_cube
 
 from .engine import predict, resolve_device
 from .registry import build_model, model_spec
-from .weights import INPUT_NORM, load_weights, round_to_stored, save_weights
+from .weights import INPUT_NORM, create_model, round_to_stored, save_weights
 
 #: Suffixes the NTIRE datasets append to an RGB image's stem (stripped to pair with its cube).
 TRACK_SUFFIXES = ("_clean", "_realworld", "_ntire2022", "_rgb")
@@ -487,9 +487,8 @@ def _read_init(cfg, spec, config, wavelengths) -> tuple[dict[str, torch.Tensor],
         return None
     if spec.kind != "deep":
         raise HsError(f"--init applies to deep models; '{cfg.model}' is fitted in closed form")
-    state, meta = load_weights(cfg.init)
-    if meta.get("architecture") != cfg.model:
-        raise HsError(f"weights are for model '{meta.get('architecture')}', not '{cfg.model}'", cfg.init)
+    start = create_model(cfg.model, cfg.init)  # checks the architecture and that the tensors fit
+    meta = start.meta
     if meta.get("config") != config:
         raise HsError(f"weights were trained with config {meta.get('config')}, not {config} "
                       "(give the same --config and --base)", cfg.init)
@@ -499,7 +498,7 @@ def _read_init(cfg, spec, config, wavelengths) -> tuple[dict[str, torch.Tensor],
     provenance = {"file": Path(cfg.init).name, "sha256": hashlib.sha256(Path(cfg.init).read_bytes()).hexdigest(),
                   "train_command": meta.get("train_command"), "val_mrae": meta.get("val_mrae"),
                   "train_seconds": meta.get("train_seconds"), "init": meta.get("init")}
-    return state, {k: v for k, v in provenance.items() if v is not None}
+    return start.state_dict(), {k: v for k, v in provenance.items() if v is not None}
 
 
 def _fit_pixel(cfg, name: str, source: CubeSource, config, console):

@@ -203,7 +203,7 @@ def describe_models(pattern: str = "*") -> list[dict[str, Any]]:
             bundled.append({"file": f.name, "track": meta.get("track"), "css": meta.get("css"),
                             "data": meta.get("data"), "data_short": meta.get("data_short"), "val_mrae": meta.get("val_mrae"),
                             "speed": meta.get("speed"), "train_command": meta.get("train_command"),
-                            **({"init": meta["init"]} if meta.get("init") else {})})
+                            "init": meta.get("init")})
         rows.append({"name": name, "kind": spec.kind, "parameters": _count_parameters(name),
                      "multiple": spec.multiple, "halo": spec.halo, "description": spec.description,
                      "reference": spec.reference, "bundled": bundled})
