@@ -7,6 +7,7 @@ from the training split), so the numbers measure generalisation to spectra no mo
     python benchmarks/heldout.py                       # every bundled model, 32 scenes of 256x320
     python benchmarks/heldout.py --models rootpoly,mstpp_s --scenes 4 --size 482x512
     python benchmarks/heldout.py --consistent          # each also with recon --consistent
+    python benchmarks/heldout.py --ensemble            # each deep model also with recon --ensemble
     python benchmarks/heldout.py --models linear --weights mine.safetensors   # judge an own file
 """
 
@@ -65,6 +66,8 @@ def main() -> None:
     ap.add_argument("--clusters", type=int, default=1000)
     ap.add_argument("--consistent", action="store_true",
                     help="also score every model with --consistent (projection onto the camera's metamers)")
+    ap.add_argument("--ensemble", action="store_true",
+                    help="also score every deep model with --ensemble (mean over the four flips)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     h, w = (int(v) for v in args.size.split("x"))
@@ -80,9 +83,14 @@ def main() -> None:
         for i in range(args.scenes):
             cube = synth.generate_scene(args.seed + i, size=(h, w), split="test")
             paths += write_cube(cube, Path(tmp) / f"HELDOUT_{i:03d}.mat")
-        for (name, track, weights), consistent in itertools.product(jobs, (False, True) if args.consistent else (False,)):
-            rec = Reconstructor(name, weights, track, device="cpu", consistent=consistent or None)
-            label = (name if weights == "bundled" else weights.name) + (" +consistent" if consistent else "")
+        variants = [("", {})]
+        variants += [(" +consistent", {"consistent": True})] if args.consistent else []
+        variants += [(" +ensemble", {"ensemble": True})] if args.ensemble else []
+        for (name, track, weights), (suffix, options) in itertools.product(jobs, variants):
+            if options.get("ensemble") and model_spec(name).kind == "pixel":
+                continue  # a pixel-wise map gives the same answer for every flip
+            rec = Reconstructor(name, weights, track, device="cpu", **options)
+            label = (name if weights == "bundled" else weights.name) + suffix
             t0 = time.perf_counter()
             res = evaluate.evaluate(paths, rec, track, seed=0, clusters=args.clusters)
             seconds = (time.perf_counter() - t0) / len(paths)
