@@ -229,7 +229,7 @@ class CubeSource:
             self._cache.move_to_end(path)
             return self._cache[path]
         cube = read_cube(path)
-        if cube.bands != self.wavelengths.size or not np.allclose(cube.wavelengths, self.wavelengths):
+        if not _same_grid(cube.wavelengths, self.wavelengths):
             raise HsError(f"cube has {cube.bands} bands {cube.wavelengths[0]:g}-{cube.wavelengths[-1]:g} nm; "
                           f"the model expects {self.wavelengths.size}", path)
         self._cache[path] = cube
@@ -481,6 +481,12 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
     return meta
 
 
+def _same_grid(a, b) -> bool:
+    """Whether two band grids (nm) have the same length and agree to ``np.allclose``."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return a.shape == b.shape and bool(np.allclose(a, b))
+
+
 def _read_init(cfg, spec, config, wavelengths) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
     """``(state_dict, provenance)`` of ``cfg.init``, checked against the run's model, config and bands."""
     if not cfg.init:
@@ -492,8 +498,7 @@ def _read_init(cfg, spec, config, wavelengths) -> tuple[dict[str, torch.Tensor],
     if meta.get("config") != config:
         raise HsError(f"weights were trained with config {meta.get('config')}, not {config} "
                       "(give the same --config and --base)", cfg.init)
-    grid = np.asarray(meta.get("wavelengths", []), dtype=np.float64)
-    if grid.shape != wavelengths.shape or not np.allclose(grid, wavelengths):
+    if not _same_grid(meta.get("wavelengths", []), wavelengths):
         raise HsError("weights' band grid differs from the training data's", cfg.init)
     provenance = {"file": Path(cfg.init).name, "sha256": hashlib.sha256(Path(cfg.init).read_bytes()).hexdigest(),
                   "train_command": meta.get("train_command"), "val_mrae": meta.get("val_mrae"),
