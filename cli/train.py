@@ -46,6 +46,8 @@ def train(
                                                  "random spectral curve (an unseen illuminant).")] = False,
     css_loss: Annotated[float, typer.Option("--css-loss", help="Weight TAU of AWAN's camera prior: add TAU x the loss "
                                             "on the RGB that prediction and truth project to (0: off).")] = 0.0,
+    ema: Annotated[float, typer.Option("--ema", help="Decay of an exponential moving average of the weights, updated "
+                                       "every step; validate, keep and write the average (0: off; e.g. 0.999).")] = 0.0,
     base: Annotated[str | None, typer.Option("--base", help="Pixel-wise model (e.g. linear) fitted first; the network "
                                              "learns a correction to its output, starting as that baseline.")] = None,
     keep: Annotated[str, typer.Option("--keep", help="Weights to write: 'last' epoch or 'best' (lowest validation "
@@ -76,7 +78,7 @@ def train(
     cfg = TrainConfig(
         model=model, out=out, data=data, track=track, val=None if val == "none" else val, rgb=rgb, epochs=epochs,
         steps_per_epoch=steps_per_epoch, batch=batch, crop=crop, lr=lr, loss=loss, seed=seed,
-        brightness_aug=brightness_aug, illuminant_aug=illuminant_aug, keep=keep, css_loss=css_loss, base=base, device=device,
+        brightness_aug=brightness_aug, illuminant_aug=illuminant_aug, keep=keep, css_loss=css_loss, ema=ema, base=base, device=device,
         resume=resume, init=init, config=_parse_config(config), scenes=scenes, scene_size=scene_size, pixels=pixels,
         val_scenes=val_scenes, val_size=val_size, fp16=fp16, overwrite=overwrite, speed=speed,
     )

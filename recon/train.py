@@ -15,7 +15,10 @@ weights are written, or with ``keep="best"`` those of the epoch with the lowest 
 other scenes, as ``benchmarks/heldout.py`` does); a checkpoint after
 each epoch (``--resume`` continues it exactly: every epoch's randomness derives from
 ``(seed, epoch)``); validation MRAE per epoch through the inference engine on fixed scenes
-(synthetic test split, seeds 0..N-1, or a cube folder).
+(synthetic test split, seeds 0..N-1, or a cube folder). With ``ema`` (``--ema 0.999``) an
+exponential moving average of the weights (and BatchNorm statistics), updated after every step
+(:class:`torch.optim.swa_utils.AveragedModel`), is what is validated, kept and written: it
+smooths out the step-to-step noise of small CPU batches.
 
 With ``base`` (``--base linear``) a deep model learns a correction to a pixel-wise baseline
 fitted first on the training pixels (:class:`hstool.recon.residual.ResidualOnBase`): it starts
@@ -120,6 +123,7 @@ class TrainConfig:
     illuminant_aug: bool = False
     keep: str = "last"
     css_loss: float = 0.0
+    ema: float = 0.0
     base: str | None = None
     device: str = "auto"
     resume: Path | None = None
@@ -156,6 +160,8 @@ class TrainConfig:
             args += ["--keep", self.keep]
         if self.css_loss and spec.kind == "deep":
             args += ["--css-loss", f"{self.css_loss:g}"]
+        if self.ema and spec.kind == "deep":
+            args += ["--ema", f"{self.ema:g}"]
         if self.base and spec.kind == "deep":
             args += ["--base", self.base, "--pixels", str(self.pixels)]
         if self.init and spec.kind == "deep":
@@ -418,6 +424,8 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
         raise HsError(f"unknown loss '{cfg.loss}' (use {', '.join(LOSSES)})")
     if cfg.css_loss < 0:
         raise HsError(f"--css-loss must be >= 0, not {cfg.css_loss:g}")
+    if not 0 <= cfg.ema < 1:
+        raise HsError(f"--ema must be in [0, 1), not {cfg.ema:g}")
     if cfg.keep not in KEEP:
         raise HsError(f"unknown --keep '{cfg.keep}' (use {', '.join(KEEP)})")
     if cfg.keep == "best" and cfg.val is None:
@@ -545,6 +553,11 @@ def _train_deep(cfg, spec, source: CubeSource, config, val_pairs, device, consol
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda step: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
     criterion = with_css_loss(loss_fn(cfg.loss), source.pipeline.matrix(source.wavelengths), cfg.css_loss)
+    # --ema: validate, keep and write an exponential moving average of the weights (BatchNorm statistics too)
+    averaged = (torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+        if cfg.ema else None)
+    judged = averaged.module if averaged is not None else model
     start, history, rgb_sum, rgb_n, best = 0, [], 0.0, 0, None
     ckpt_path = checkpoint_path(cfg.out)
     if cfg.resume:
@@ -558,6 +571,10 @@ def _train_deep(cfg, spec, source: CubeSource, config, val_pairs, device, consol
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
+        if averaged is not None:
+            if "ema" not in ckpt:
+                raise HsError("checkpoint was written without --ema", cfg.resume)
+            averaged.load_state_dict(ckpt["ema"])
         start, history = ckpt["epoch"] + 1, ckpt["history"]
         rgb_sum, rgb_n, best = ckpt["rgb_sum"], ckpt["rgb_n"], ckpt.get("best")
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -585,24 +602,29 @@ def _train_deep(cfg, spec, source: CubeSource, config, val_pairs, device, consol
                 loss.backward()
                 opt.step()
                 sched.step()
+                if averaged is not None:
+                    averaged.update_parameters(model)
                 value = loss.item()
                 running = value if running is None else 0.95 * running + 0.05 * value
                 progress.update(task, advance=1, loss=f"{running:.4f}",
                                 note=f"epoch {epoch + 1}/{cfg.epochs} lr {sched.get_last_lr()[0]:.2e}")
-            val = validate(model, val_pairs, device)
+            val = validate(judged, val_pairs, device)
             history.append({"epoch": epoch + 1, "loss": running, "val_mrae": val})
             if cfg.keep == "best" and val is not None and (best is None or val < best["val_mrae"]):
                 best = {"epoch": epoch + 1, "val_mrae": val,
-                        "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+                        "model": {k: v.detach().clone() for k, v in judged.state_dict().items()}}
             progress.console.print(f"epoch {epoch + 1}/{cfg.epochs}: loss {running:.4f}"
                                    + (f", val MRAE {val:.4f}" if val is not None else ""))
             _save_checkpoint(ckpt_path, {
                 "model_name": cfg.model, "config": config, "epoch": epoch, "history": history,
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "rgb_sum": rgb_sum, "rgb_n": rgb_n, "command": cfg.command(), "best": best,
+                **({"ema": averaged.state_dict()} if averaged is not None else {}),
             })
     if best is not None:
         model.load_state_dict(best["model"])
         console.print(f"keeping epoch {best['epoch']} (lowest validation MRAE, {best['val_mrae']:.4f})")
+    elif averaged is not None:
+        model.load_state_dict(averaged.module.state_dict())
     model.eval()
     return model, (rgb_sum / rgb_n if rgb_n else None), history

@@ -60,9 +60,10 @@ def test_train_writes_loadable_weights_with_metadata(hstool, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_resume_after_an_interruption_equals_the_straight_run(hstool, tmp_path, monkeypatch):
+@pytest.mark.parametrize("ema", [[], ["--ema", "0.5"]], ids=["plain", "ema"])
+def test_resume_after_an_interruption_equals_the_straight_run(hstool, tmp_path, monkeypatch, ema):
     straight = tmp_path / "straight.safetensors"
-    assert hstool("train", *TINY, "--epochs", "2", "--out", straight).exit_code == 0
+    assert hstool("train", *TINY, *ema, "--epochs", "2", "--out", straight).exit_code == 0
     # interrupt the same run during epoch 2 (epoch 1 = 2 steps x 2 crops)
     from hstool.recon.train import CubeSource
 
@@ -77,10 +78,10 @@ def test_resume_after_an_interruption_equals_the_straight_run(hstool, tmp_path, 
 
     monkeypatch.setattr(CubeSource, "crop", interrupted)
     cut = tmp_path / "cut.safetensors"
-    r = hstool("train", *TINY, "--epochs", "2", "--out", cut)
+    r = hstool("train", *TINY, *ema, "--epochs", "2", "--out", cut)
     assert r.exit_code == 130 and not cut.exists() and checkpoint_path(cut).exists()
     monkeypatch.setattr(CubeSource, "crop", crop)
-    r = hstool("train", *TINY, "--epochs", "2", "--out", cut, "--resume", checkpoint_path(cut))
+    r = hstool("train", *TINY, *ema, "--epochs", "2", "--out", cut, "--resume", checkpoint_path(cut))
     assert r.exit_code == 0, r.output
     a, b = state(straight), state(cut)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -183,6 +184,27 @@ def test_keep_best_writes_the_epoch_with_the_lowest_validation_mrae(hstool, tmp_
     assert abs(m_best["val_mrae"] - vals[k]) < 0.02 * vals[k] and m_best["val_mrae"] < m_last["val_mrae"]
     r = hstool("train", *args, "--keep", "best", "--val", "none", "--out", tmp_path / "x.safetensors")
     assert r.exit_code == 1 and "--keep best needs validation data" in r.output
+
+
+def test_ema_writes_the_moving_average_of_the_step_weights(hstool, tmp_path):
+    # The first step is the same in a 1-step and a 2-step run (the cosine schedule starts at its peak
+    # either way), so the two runs give the weights after step 1 and step 2; the average starts at
+    # step 1's weights and moves 1 - decay of the way to step 2's.
+    w1, w2, avg = (tmp_path / f"{n}.safetensors" for n in ("w1", "w2", "avg"))
+    args = [*TINY, "--epochs", "1", "--lr", "0.05", "--fp32"]
+    assert hstool("train", *args, "--steps-per-epoch", "1", "--out", w1).exit_code == 0
+    assert hstool("train", *args, "--out", w2).exit_code == 0
+    r = hstool("train", *args, "--ema", "0.75", "--out", avg)
+    assert r.exit_code == 0, r.output
+    a, b, got = state(w1), state(w2), state(avg)
+    assert any(not torch.allclose(a[k], b[k]) for k in a)  # the second step moved the weights
+    for k in a:
+        assert torch.allclose(got[k], 0.75 * a[k] + 0.25 * b[k], atol=1e-7), k
+    meta = create_model("_tiny_test", avg).meta
+    assert "--ema 0.75" in meta["train_command"]
+    assert abs(meta["val_mrae"] - meta["history"][-1]["val_mrae"]) < 1e-6  # validated the average
+    r = hstool("train", *args, "--ema", "1", "--out", tmp_path / "bad.safetensors")
+    assert r.exit_code == 1 and "--ema must be in [0, 1)" in r.output
 
 
 def test_css_loss_adds_the_loss_of_the_projected_rgb():
