@@ -205,6 +205,8 @@ def test_ema_writes_the_moving_average_of_the_step_weights(hstool, tmp_path):
     assert abs(meta["val_mrae"] - meta["history"][-1]["val_mrae"]) < 1e-6  # validated the average
     r = hstool("train", *args, "--ema", "1", "--out", tmp_path / "bad.safetensors")
     assert r.exit_code == 1 and "--ema must be in [0, 1)" in r.output
+    r = hstool("train", *args, "--ema", "0.75", "--out", tmp_path / "r.safetensors", "--resume", checkpoint_path(w2))
+    assert r.exit_code == 1 and "checkpoint was written without --ema" in r.output
 
 
 def test_css_loss_adds_the_loss_of_the_projected_rgb():
