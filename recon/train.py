@@ -63,7 +63,9 @@ from .weights import INPUT_NORM, create_model, round_to_stored, save_weights
 
 #: Suffixes the NTIRE datasets append to an RGB image's stem (stripped to pair with its cube).
 TRACK_SUFFIXES = ("_clean", "_realworld", "_ntire2022", "_rgb")
-LOSSES = ("mrae", "l1", "mse")
+LOSSES = ("mrae", "l1", "mse", "rel-l1")
+#: default denominator floor of the relative losses (``--loss-floor``)
+LOSS_FLOOR = 1e-3
 #: which epoch's weights ``train`` writes: the last, or the one with the lowest validation MRAE
 KEEP = ("last", "best")
 
@@ -118,6 +120,7 @@ class TrainConfig:
     crop: int = 64
     lr: float = 4e-4
     loss: str = "mrae"
+    loss_floor: float = LOSS_FLOOR
     seed: int = 0
     brightness_aug: bool = False
     illuminant_aug: bool = False
@@ -148,6 +151,8 @@ class TrainConfig:
             args += ["--epochs", str(self.epochs), "--steps-per-epoch", str(self.steps_per_epoch),
                      "--batch", str(self.batch), "--crop", str(self.crop), "--lr", f"{self.lr:g}",
                      "--loss", self.loss]
+            if self.loss_floor != LOSS_FLOOR:
+                args += ["--loss-floor", f"{self.loss_floor:g}"]
         else:
             args += ["--pixels", str(self.pixels)]
         args += ["--scenes", str(self.scenes), "--scene-size", str(self.scene_size),
@@ -352,9 +357,20 @@ def validate(model: torch.nn.Module, pairs, device) -> float | None:
     return float(np.mean(scores))
 
 
-def loss_fn(name: str):
+def loss_fn(name: str, floor: float = LOSS_FLOOR):
+    """The training criterion on (N, B, H, W) tensors.
+
+    ``mrae`` is the metric itself, ``|p - g| / g``, with ``g`` floored at ``floor``. ``rel-l1``
+    divides by each pixel's mean over bands instead (floored likewise): as exposure-free as MRAE, but
+    a band that is nearly black does not outweigh the rest of its pixel. Under MRAE a band the RGB
+    says little about (beyond 650 nm the clean camera is almost blind) is best predicted low: too low
+    costs at most 1, too high costs ``p / g`` without bound, so a few training pixels with a black
+    red end pull every prediction there towards zero.
+    """
     if name == "mrae":
-        return lambda p, g: torch.mean(torch.abs(p - g) / g.clamp(min=1e-3))
+        return lambda p, g: torch.mean(torch.abs(p - g) / g.clamp(min=floor))
+    if name == "rel-l1":
+        return lambda p, g: torch.mean(torch.abs(p - g) / g.mean(dim=1, keepdim=True).clamp(min=floor))
     if name == "l1":
         return lambda p, g: torch.mean(torch.abs(p - g))
     if name == "mse":
@@ -422,6 +438,8 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
         raise HsError("output exists (use --overwrite to replace it)", out)
     if cfg.loss not in LOSSES:
         raise HsError(f"unknown loss '{cfg.loss}' (use {', '.join(LOSSES)})")
+    if not cfg.loss_floor > 0:
+        raise HsError(f"--loss-floor must be > 0, got {cfg.loss_floor:g}")
     if cfg.css_loss < 0:
         raise HsError(f"--css-loss must be >= 0, not {cfg.css_loss:g}")
     if not 0 <= cfg.ema < 1:
@@ -552,7 +570,7 @@ def _train_deep(cfg, spec, source: CubeSource, config, val_pairs, device, consol
     total = max(1, cfg.epochs * cfg.steps_per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda step: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
-    criterion = with_css_loss(loss_fn(cfg.loss), source.pipeline.matrix(source.wavelengths), cfg.css_loss)
+    criterion = with_css_loss(loss_fn(cfg.loss, cfg.loss_floor), source.pipeline.matrix(source.wavelengths), cfg.css_loss)
     # --ema: validate, keep and write an exponential moving average of the weights (BatchNorm statistics too)
     averaged = (torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema), use_buffers=True)

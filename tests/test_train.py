@@ -241,6 +241,40 @@ def test_train_with_css_loss_records_it(hstool, tmp_path):
     assert r.exit_code == 1 and "--css-loss must be >= 0" in r.output
 
 
+def test_relative_losses_match_their_formulas():
+    from hstool.recon.train import loss_fn
+
+    rng = np.random.default_rng(1)
+    g = rng.uniform(0.0, 0.5, (2, 31, 3, 4)).astype(np.float32)
+    g[0, -3:] = 1e-4  # a black red end: below both floors
+    p = (g + rng.normal(0, 0.05, g.shape)).astype(np.float32)
+    t = torch.from_numpy
+    for floor in (1e-3, 0.02):
+        want = np.mean(np.abs(p - g) / np.maximum(g, floor))
+        assert float(loss_fn("mrae", floor)(t(p), t(g))) == pytest.approx(want, rel=1e-5)
+        want = np.mean(np.abs(p - g) / np.maximum(g.mean(axis=1, keepdims=True), floor))
+        assert float(loss_fn("rel-l1", floor)(t(p), t(g))) == pytest.approx(want, rel=1e-5)
+    # rel-l1 is exposure-free, and its pixels' bands weigh alike: one dark band does not dominate
+    assert float(loss_fn("rel-l1")(t(3 * p), t(3 * g))) == pytest.approx(float(loss_fn("rel-l1")(t(p), t(g))), rel=1e-5)
+    over = g.copy()
+    over[0, -1] += 0.01  # 0.01 too high on a band at 1e-4: MRAE charges 10 per entry, rel-l1 a fraction of it
+    mrae_cost = float(loss_fn("mrae")(t(over), t(g)))
+    rel_cost = float(loss_fn("rel-l1")(t(over), t(g)))
+    assert mrae_cost > 50 * rel_cost > 0
+
+
+def test_train_with_loss_floor_records_it(hstool, tmp_path):
+    out = tmp_path / "floor.safetensors"
+    r = hstool("train", *TINY, "--epochs", "1", "--loss", "rel-l1", "--loss-floor", "0.02", "--out", out)
+    assert r.exit_code == 0, r.output
+    cmd = create_model("_tiny_test", out).meta["train_command"]
+    assert "--loss rel-l1 --loss-floor 0.02" in cmd
+    r = hstool("train", *TINY, "--epochs", "1", "--out", tmp_path / "d.safetensors")
+    assert "--loss-floor" not in create_model("_tiny_test", tmp_path / "d.safetensors").meta["train_command"]
+    r = hstool("train", *TINY, "--epochs", "1", "--loss-floor", "0", "--out", tmp_path / "zero.safetensors")
+    assert r.exit_code == 1 and "--loss-floor must be > 0" in r.output
+
+
 def test_base_model_starts_as_the_baseline():
     from hstool.recon.registry import build_model
     from hstool.recon.residual import ResidualOnBase
