@@ -273,6 +273,7 @@ def test_train_with_loss_floors_records_them(hstool, tmp_path):
     cmd = create_model("_tiny_test", out).meta["train_command"]
     assert "--loss rel-l1 --loss-floor 0.02" in cmd
     r = hstool("train", *TINY, "--epochs", "1", "--out", tmp_path / "d.safetensors")
+    assert r.exit_code == 0, r.output
     assert "--loss-floor" not in create_model("_tiny_test", tmp_path / "d.safetensors").meta["train_command"]
     r = hstool("train", *TINY, "--epochs", "1", "--loss-floor", "0", "--out", tmp_path / "zero.safetensors")
     assert r.exit_code == 1 and "--loss-floor must be > 0" in r.output
