@@ -368,10 +368,10 @@ def loss_fn(name: str, floor: float = LOSS_FLOOR, rel_floor: float = 0.0):
     a band that is nearly black does not outweigh the rest of its pixel. Under MRAE a band the RGB
     says little about (the clean camera's red channel has 4 % of its peak sensitivity at 680 nm) is
     best predicted low: too low costs at most 1, too high costs ``p / g`` without bound, so a few
-    training pixels with a black red end pull every prediction there towards zero. ``rel_floor`` (mrae only) is the middle way:
-    ``g`` is also floored at ``rel_floor`` times its pixel's mean, which bounds that pull while a
-    band that is black in a bright pixel (no blue in a yellow paint) still costs far more than
-    under rel-l1 when predicted above zero.
+    training pixels with a black red end pull every prediction there towards zero. ``rel_floor``
+    (mrae only) is the middle way: ``g`` is also floored at ``rel_floor`` times its pixel's mean,
+    which bounds that pull while a band that is black in a bright pixel (no blue in a yellow paint)
+    still costs far more than under rel-l1 when predicted above zero.
     """
     if name == "mrae" and rel_floor:
         return lambda p, g: torch.mean(
