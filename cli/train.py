@@ -43,6 +43,8 @@ def train(
     loss_floor: Annotated[float, typer.Option("--loss-floor", help="Floor of the denominator of mrae and rel-l1.")] = 1e-3,
     rel_floor: Annotated[float, typer.Option("--rel-floor", help="mrae: also floor each band's denominator at this "
                                              "fraction of its pixel's mean over bands (0: off).")] = 0.0,
+    mrae_mix: Annotated[float, typer.Option("--mrae-mix", help="Add this weight x MRAE to another --loss (e.g. "
+                                            "rel-l1), which still charges a black band predicted above zero.")] = 0.0,
     seed: Seed = 0,
     brightness_aug: Annotated[bool, typer.Option("--brightness-aug", help="Scale each training cube by x0.5..x2.")] = False,
     illuminant_aug: Annotated[bool, typer.Option("--illuminant-aug", help="Relight each training cube by a smooth "
@@ -80,7 +82,8 @@ def train(
 
     cfg = TrainConfig(
         model=model, out=out, data=data, track=track, val=None if val == "none" else val, rgb=rgb, epochs=epochs,
-        steps_per_epoch=steps_per_epoch, batch=batch, crop=crop, lr=lr, loss=loss, loss_floor=loss_floor, rel_floor=rel_floor, seed=seed,
+        steps_per_epoch=steps_per_epoch, batch=batch, crop=crop, lr=lr, loss=loss, loss_floor=loss_floor, rel_floor=rel_floor,
+        mrae_mix=mrae_mix, seed=seed,
         brightness_aug=brightness_aug, illuminant_aug=illuminant_aug, keep=keep, css_loss=css_loss, ema=ema, base=base, device=device,
         resume=resume, init=init, config=_parse_config(config), scenes=scenes, scene_size=scene_size, pixels=pixels,
         val_scenes=val_scenes, val_size=val_size, fp16=fp16, overwrite=overwrite, speed=speed,

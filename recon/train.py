@@ -122,6 +122,7 @@ class TrainConfig:
     loss: str = "mrae"
     loss_floor: float = LOSS_FLOOR
     rel_floor: float = 0.0
+    mrae_mix: float = 0.0
     seed: int = 0
     brightness_aug: bool = False
     illuminant_aug: bool = False
@@ -156,6 +157,8 @@ class TrainConfig:
                 args += ["--loss-floor", f"{self.loss_floor:g}"]
             if self.rel_floor:
                 args += ["--rel-floor", f"{self.rel_floor:g}"]
+            if self.mrae_mix:
+                args += ["--mrae-mix", f"{self.mrae_mix:g}"]
         else:
             args += ["--pixels", str(self.pixels)]
         args += ["--scenes", str(self.scenes), "--scene-size", str(self.scene_size),
@@ -360,7 +363,7 @@ def validate(model: torch.nn.Module, pairs, device) -> float | None:
     return float(np.mean(scores))
 
 
-def loss_fn(name: str, floor: float = LOSS_FLOOR, rel_floor: float = 0.0):
+def loss_fn(name: str, floor: float = LOSS_FLOOR, rel_floor: float = 0.0, mrae_mix: float = 0.0):
     """The training criterion on (N, B, H, W) tensors.
 
     ``mrae`` is the metric itself, ``|p - g| / g``, with ``g`` floored at ``floor``. ``rel-l1``
@@ -371,8 +374,16 @@ def loss_fn(name: str, floor: float = LOSS_FLOOR, rel_floor: float = 0.0):
     training pixels with a black red end pull every prediction there towards zero. ``rel_floor``
     (mrae only) is the middle way: ``g`` is also floored at ``rel_floor`` times its pixel's mean,
     which bounds that pull while a band that is black in a bright pixel (no blue in a yellow paint)
-    still costs far more than under rel-l1 when predicted above zero.
+    still costs far more than under rel-l1 when predicted above zero. ``mrae_mix`` (not with mrae)
+    adds that weight times MRAE (same floor) to the loss: the other way to keep both, since the
+    main loss holds the dim bands up while the MRAE term still charges a black band predicted above
+    zero at ``1 / floor`` per unit.
     """
+    if mrae_mix:
+        if name == "mrae":
+            raise HsError("--mrae-mix adds MRAE to another loss; it cannot be used with --loss mrae")
+        main, metric = loss_fn(name, floor), loss_fn("mrae", floor)
+        return lambda p, g: main(p, g) + mrae_mix * metric(p, g)
     if name == "mrae" and rel_floor:
         return lambda p, g: torch.mean(
             torch.abs(p - g) / torch.maximum(g, rel_floor * g.mean(dim=1, keepdim=True)).clamp(min=floor))
@@ -451,6 +462,8 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
         raise HsError(f"--loss-floor must be > 0, got {cfg.loss_floor:g}")
     if cfg.rel_floor and cfg.loss != "mrae" or not 0 <= cfg.rel_floor <= 1:
         raise HsError(f"--rel-floor must be in [0, 1] and needs --loss mrae, got {cfg.rel_floor:g} with {cfg.loss}")
+    if cfg.mrae_mix < 0 or cfg.mrae_mix and cfg.loss == "mrae":
+        raise HsError(f"--mrae-mix must be >= 0 and needs a loss other than mrae, got {cfg.mrae_mix:g} with {cfg.loss}")
     if cfg.css_loss < 0:
         raise HsError(f"--css-loss must be >= 0, not {cfg.css_loss:g}")
     if not 0 <= cfg.ema < 1:
@@ -581,7 +594,7 @@ def _train_deep(cfg, spec, source: CubeSource, config, val_pairs, device, consol
     total = max(1, cfg.epochs * cfg.steps_per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda step: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
-    criterion = with_css_loss(loss_fn(cfg.loss, cfg.loss_floor, cfg.rel_floor), source.pipeline.matrix(source.wavelengths), cfg.css_loss)
+    criterion = with_css_loss(loss_fn(cfg.loss, cfg.loss_floor, cfg.rel_floor, cfg.mrae_mix), source.pipeline.matrix(source.wavelengths), cfg.css_loss)
     # --ema: validate, keep and write an exponential moving average of the weights (BatchNorm statistics too)
     averaged = (torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema), use_buffers=True)

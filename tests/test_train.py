@@ -256,6 +256,9 @@ def test_relative_losses_match_their_formulas():
         assert float(loss_fn("rel-l1", floor)(t(p), t(g))) == pytest.approx(want, rel=1e-5)
         want = np.mean(np.abs(p - g) / np.maximum(np.maximum(g, 0.05 * g.mean(axis=1, keepdims=True)), floor))
         assert float(loss_fn("mrae", floor, 0.05)(t(p), t(g))) == pytest.approx(want, rel=1e-5)
+        want = (np.mean(np.abs(p - g) / np.maximum(g.mean(axis=1, keepdims=True), floor))
+                + 0.1 * np.mean(np.abs(p - g) / np.maximum(g, floor)))
+        assert float(loss_fn("rel-l1", floor, mrae_mix=0.1)(t(p), t(g))) == pytest.approx(want, rel=1e-5)
     # rel-l1 is exposure-free, and its pixels' bands weigh alike: one dark band does not dominate
     assert float(loss_fn("rel-l1")(t(3 * p), t(3 * g))) == pytest.approx(float(loss_fn("rel-l1")(t(p), t(g))), rel=1e-5)
     over = g.copy()
@@ -264,6 +267,7 @@ def test_relative_losses_match_their_formulas():
     rel_cost = float(loss_fn("rel-l1")(t(over), t(g)))
     assert mrae_cost > 50 * rel_cost > 0
     assert mrae_cost > float(loss_fn("mrae", rel_floor=0.05)(t(over), t(g))) > 5 * rel_cost  # the middle way
+    assert float(loss_fn("rel-l1", mrae_mix=0.1)(t(over), t(g))) > 5 * rel_cost  # the other one
 
 
 def test_train_with_loss_floors_records_them(hstool, tmp_path):
@@ -282,6 +286,11 @@ def test_train_with_loss_floors_records_them(hstool, tmp_path):
     assert "--loss mrae --rel-floor 0.05" in create_model("_tiny_test", tmp_path / "rf.safetensors").meta["train_command"]
     r = hstool("train", *TINY, "--epochs", "1", "--loss", "l1", "--rel-floor", "0.05", "--out", tmp_path / "x.safetensors")
     assert r.exit_code == 1 and "--rel-floor must be in [0, 1] and needs --loss mrae" in r.output
+    r = hstool("train", *TINY, "--epochs", "1", "--loss", "rel-l1", "--mrae-mix", "0.1", "--out", tmp_path / "mix.safetensors")
+    assert r.exit_code == 0, r.output
+    assert "--loss rel-l1 --mrae-mix 0.1" in create_model("_tiny_test", tmp_path / "mix.safetensors").meta["train_command"]
+    r = hstool("train", *TINY, "--epochs", "1", "--mrae-mix", "0.1", "--out", tmp_path / "y.safetensors")
+    assert r.exit_code == 1 and "--mrae-mix must be >= 0 and needs a loss other than mrae" in r.output
 
 
 def test_base_model_starts_as_the_baseline():
