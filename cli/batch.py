@@ -6,6 +6,8 @@ progress, per-file error reporting and worker processes behave the same everywhe
 
 from __future__ import annotations
 
+import multiprocessing
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -50,6 +52,15 @@ def progress() -> Progress:
     )
 
 
+def _pool_context():
+    """Start workers by fork (cheap), unless this process has initialised CUDA, which a forked
+    child cannot use ("Cannot re-initialize CUDA in forked subprocess"): then by spawn."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        return multiprocessing.get_context("spawn")
+    return None
+
+
 def run_batch(
     items: Sequence[Any],
     fn: Callable[[Any], Any],
@@ -73,7 +84,7 @@ def run_batch(
                     error(done[i][1])
                 bar.advance(task)
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
                 futures = {pool.submit(_call, fn, item): i for i, item in enumerate(items)}
                 for fut in as_completed(futures):
                     i = futures[fut]
