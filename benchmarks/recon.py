@@ -19,8 +19,9 @@ down) times, round-robin so that a shared machine's load hits every mode alike:
   (AVX512-BF16/AMX; ~0.5 % relative change, so not the default).
 
 With CUDA present a second child per model (no ``RLIMIT_AS``: CUDA reserves a huge address
-space) times ``plain`` and the engine at fp32 and fp16 on the GPU, transfers included; targets on
-an H100: MST++ < 15 ms and HRNet < 60 ms per image. Without CUDA the GPU columns say "n/a".
+space) times ``plain`` and the engine at fp32, fp16 and bf16 on the GPU, transfers included
+(``--no-cpu``: the GPU only); targets on an H100: MST++ < 15 ms and HRNet < 60 ms per image.
+Without CUDA the GPU columns say "n/a".
 
 Pixel-wise models are timed on one thread (target ≥ 20 images/s on one core). Peak memory is
 per mode: the peak resident set above the one before the mode's first call (Linux: writing 5 to
@@ -32,6 +33,7 @@ on the GPU. ``max |Δ|`` is the largest difference between the engine's and the 
     $ python benchmarks/recon.py --models mstpp,hrnet --repeats 5
     $ python benchmarks/recon.py --size 64x80 --models mstpp_s,basisunet,rootpoly --repeats 1
     $ python benchmarks/recon.py --json > recon_speed.json
+    $ python benchmarks/recon.py --no-cpu --repeats 10            # on a GPU machine: GPU columns only
 
 Run by hand, never in the test suite. ``run_capped`` and ``round_robin`` are shared with
 ``benchmarks/models.py`` and ``benchmarks/engine.py``.
@@ -190,9 +192,9 @@ def measure(name: str, h: int, w: int, device: str, repeats: int, threads: int) 
         fns["engine NCHW"] = engine_nchw(fresh())
     fns["engine"] = reconstructor()
     if spec.kind == "deep":
-        half = "fp16" if cuda else "bf16"
-        if engine.compute_dtype(dev, half) != torch.float32:
-            fns[half] = reconstructor(half)
+        for half in ("fp16", "bf16") if cuda else ("bf16",):
+            if engine.compute_dtype(dev, half) != torch.float32:
+                fns[half] = reconstructor(half)
 
     result = {"model": name, "kind": spec.kind, "device": device, "weights": weights or "untrained",
               "threads": torch.get_num_threads() if not cuda else None, "modes": {}}
@@ -248,11 +250,11 @@ def print_table(results: list[dict], size: tuple[int, int], cuda: bool) -> None:
     table = Table(title=f"Reconstruction of one {h}×{w} image: engine vs plain PyTorch (median ms)",
                   title_justify="left")
     cols = ["model", "threads", "plain", "engine NCHW", "overhead", "engine", "× plain", "bf16", "× plain",
-            "img/s", "peak MB plain", "peak MB engine", "max |Δ|", "GPU plain", "GPU engine", "GPU fp16"]
+            "img/s", "peak MB plain", "peak MB engine", "max |Δ|", "GPU plain", "GPU engine", "GPU fp16", "GPU bf16"]
     for col in cols:
         table.add_column(col, justify="left" if col == "model" else "right")
     for r in results:
-        cpu, gpu = r.get("cpu", {}), r.get("gpu")
+        cpu, gpu = r.get("cpu") or {"kind": r.get("kind", ""), "modes": {}}, r.get("gpu")
         if "error" in cpu:
             table.add_row(r["model"], "", f"[red]{cpu['error']}[/red]", *[""] * (len(cols) - 3))
             continue
@@ -262,16 +264,18 @@ def print_table(results: list[dict], size: tuple[int, int], cuda: bool) -> None:
         ratio, ratio_bf = _ratio(eng, plain), _ratio(bf, plain)
         pixel = cpu["kind"] == "pixel"
         ips = 1.0 / eng["seconds"] if eng and "seconds" in eng else None
-        gpu_cells = ["n/a"] * 3
+        gpu_cells = ["n/a"] * 4
         if gpu is not None and "error" in gpu:
-            gpu_cells = [f"[red]{gpu['error'][:40]}[/red]", "", ""]
+            gpu_cells = [f"[red]{gpu['error'][:40]}[/red]", "", "", ""]
         elif gpu is not None:
             g = gpu["modes"]
             target = GPU_TARGET_MS.get(r["model"])
             ge = g.get("engine")
             ok = ge["seconds"] * 1e3 < target if target and ge and "seconds" in ge else None
-            gpu_cells = [_fmt_ms(g.get("plain")), _mark(ok, _fmt_ms(ge)), _fmt_ms(g.get("fp16"))]
-        diff = max(v.get("max_diff", 0.0) for k, v in m.items() if k != "bf16")
+            gpu_cells = [_fmt_ms(g.get("plain")), _mark(ok, _fmt_ms(ge)), _fmt_ms(g.get("fp16")), _fmt_ms(g.get("bf16"))]
+        if gpu is not None and "modes" in gpu:  # the GPU's engine against its plain run too
+            m = {**m, **{f"gpu {k}": v for k, v in gpu["modes"].items() if k not in ("fp16", "bf16")}}
+        diff = max((v.get("max_diff", 0.0) for k, v in m.items() if k != "bf16"), default=float("nan"))
         table.add_row(
             r["model"],
             str(cpu.get("threads", "")),
@@ -308,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mem-gb", type=float, default=8.0, help="address-space cap per CPU child (0: none)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per model and device")
     parser.add_argument("--no-gpu", action="store_true", help="skip the GPU even when CUDA is available")
+    parser.add_argument("--no-cpu", action="store_true", help="time the GPU only (CUDA required)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON to stdout")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
@@ -323,16 +328,19 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from hstool.recon import list_models
+    from hstool.recon import list_models, model_spec
 
     names = [n for n in args.models.split(",") if n] or [n for n in list_models() if not n.startswith("_")]
     cuda = torch.cuda.is_available() and not args.no_gpu
+    if args.no_cpu and not cuda:
+        parser.error("--no-cpu needs a CUDA device (and no --no-gpu)")
     results = []
     for name in names:
         print(f"{name} …", file=sys.stderr, flush=True)
         child = [str(Path(__file__).resolve()), "--child", name, "--size", f"{h}x{w}",
                  "--repeats", str(args.repeats), "--threads", str(args.threads)]
-        r = {"model": name, "cpu": run_capped(child, args.mem_gb, args.timeout), "gpu": None}
+        r = {"model": name, "kind": model_spec(name).kind, "gpu": None,
+             "cpu": None if args.no_cpu else run_capped(child, args.mem_gb, args.timeout)}
         if cuda:
             r["gpu"] = run_capped([*child, "--device", "cuda"], 0, args.timeout)
         results.append(r)

@@ -174,7 +174,21 @@ def _run(model: torch.nn.Module, x: np.ndarray, device: torch.device, dtype: tor
             acc = y if acc is None else acc + y
         if len(flips) > 1:
             acc = acc / len(flips)
-    return acc[0].permute(1, 2, 0).cpu().numpy()
+    return _to_host(acc[0])
+
+
+def _to_host(y: torch.Tensor) -> np.ndarray:
+    """(B, h, w) model output -> (h, w, B) float32 array. On CUDA it is clamped at zero and laid
+    out (h, w, B) on the GPU, so the host only receives a contiguous, final array (a CPU transpose
+    of the 31-band image would cost more than the copy), copied into page-locked memory from
+    PyTorch's caching host allocator, which the GPU writes faster than pageable memory. Elsewhere
+    it is a view of the model's buffer, clamped by the caller."""
+    if y.device.type != "cuda":
+        return y.permute(1, 2, 0).cpu().numpy()
+    hwb = y.clamp(min=0).permute(1, 2, 0).contiguous()
+    host = torch.empty(hwb.shape, dtype=hwb.dtype, pin_memory=True)
+    host.copy_(hwb)
+    return host.numpy()
 
 
 def predict(
@@ -241,7 +255,8 @@ def predict(
         return _predict_tiled(model, padded, (h, w), side, stride, margin, fade, dev, dtype, ensemble, nhwc)
     y = _run(model, padded, dev, dtype, ensemble, nhwc)
     if y.shape[:2] == (h, w) and y.flags.c_contiguous and y.flags.writeable and not np.may_share_memory(y, rgb):
-        return np.maximum(y, 0, out=y)  # the model's own (h, w, B) output buffer: no further copy
+        # the model's own (h, w, B) output buffer: no further copy (clamped already on CUDA)
+        return y if dev.type == "cuda" else np.maximum(y, 0, out=y)
     out = np.empty((h, w, y.shape[2]), np.float32)
     _clamp_into(y[:h, :w], out)
     return out
