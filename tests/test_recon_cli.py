@@ -73,6 +73,14 @@ def test_recon_needs_a_model_and_knows_its_models(hstool, clean_png):
     assert r.exit_code == 1 and "unknown model" in r.output
 
 
+def test_speed_column_says_where_it_was_measured():
+    from hstool.cli.models import _speed
+
+    assert _speed({"speed": {"seconds_per_482x512": 0.2205, "device": "NVIDIA H200"}}) == "0.221 s GPU"
+    assert _speed({"speed": {"seconds_per_482x512": 0.0481, "device": "cpu (1 threads)"}}) == "0.0481 s CPU"
+    assert _speed({"speed": None}) == "-"
+
+
 def test_models_lists_kinds_parameters_and_bundled_weights(hstool):
     r = hstool("models", "--json")
     assert r.exit_code == 0, r.output
@@ -83,5 +91,6 @@ def test_models_lists_kinds_parameters_and_bundled_weights(hstool):
     assert all(b["val_mrae"] > 0 and b["train_command"].startswith("hstool train") for b in lin["bundled"])
     r = hstool("models", "root*")
     assert r.exit_code == 0 and "rootpoly" in r.output and "linear" not in r.output
+    assert "CPU" in r.output  # the pixel models' speed was measured on the CPU, and says so
     r = hstool("models", "export", "linear")
     assert r.exit_code == 1 and "usage" in r.output
