@@ -58,8 +58,8 @@ def test_tiles_and_flips_give_the_cpu_answer_on_cuda(rgb):
     model.to("cpu")
     cpu = {"tiles": predict(model, rgb, "cpu", tile=96), "flips": predict(model, rgb, "cpu", ensemble=True)}
     whole = predict(model, rgb, "cpu", tile=0)
-    for mode in gpu:
-        assert rel(gpu[mode], cpu[mode]) < 1e-3, mode
+    for mode, got in gpu.items():
+        assert rel(got, cpu[mode]) < 1e-3, mode
         assert rel(cpu[mode], whole) > 1e-4, mode  # the mode changes the answer: it was run, not skipped
 
 
