@@ -39,8 +39,8 @@ def train(
     batch: Annotated[int, typer.Option("--batch", min=1, help="Crops per step.")] = 8,
     crop: Annotated[int, typer.Option("--crop", min=8, help="Crop side in pixels.")] = 64,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (Adam, cosine schedule).")] = 4e-4,
-    loss: Annotated[str, typer.Option("--loss", help="mrae, rel-l1 (L1 over each pixel's mean), l1 or mse.")] = "mrae",
-    loss_floor: Annotated[float, typer.Option("--loss-floor", help="Floor of the denominator of mrae and rel-l1.")] = 1e-3,
+    loss: Annotated[str, typer.Option("--loss", help="mrae, rel-l1 (L1 over each pixel's mean), log-l1 (L1 of log(x + floor)), l1 or mse.")] = "mrae",
+    loss_floor: Annotated[float, typer.Option("--loss-floor", help="Floor of the denominator of mrae and rel-l1; the offset of log-l1.")] = 1e-3,
     rel_floor: Annotated[float, typer.Option("--rel-floor", help="mrae: also floor each band's denominator at this "
                                              "fraction of its pixel's mean over bands (0: off).")] = 0.0,
     mrae_mix: Annotated[float, typer.Option("--mrae-mix", help="Add this weight x MRAE to another --loss (e.g. "

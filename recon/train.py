@@ -63,7 +63,7 @@ from .weights import INPUT_NORM, create_model, round_to_stored, save_weights
 
 #: Suffixes the NTIRE datasets append to an RGB image's stem (stripped to pair with its cube).
 TRACK_SUFFIXES = ("_clean", "_realworld", "_ntire2022", "_rgb")
-LOSSES = ("mrae", "l1", "mse", "rel-l1")
+LOSSES = ("mrae", "l1", "mse", "rel-l1", "log-l1")
 #: default denominator floor of the relative losses (``--loss-floor``)
 LOSS_FLOOR = 1e-3
 #: which epoch's weights ``train`` writes: the last, or the one with the lowest validation MRAE
@@ -377,7 +377,12 @@ def loss_fn(name: str, floor: float = LOSS_FLOOR, rel_floor: float = 0.0, mrae_m
     still costs far more than under rel-l1 when predicted above zero. ``mrae_mix`` (not with mrae)
     adds that weight times MRAE (same floor) to the loss: the other way to keep both, since the
     main loss holds the dim bands up while the MRAE term still charges a black band predicted above
-    zero at ``1 / floor`` per unit.
+    zero at ``1 / floor`` per unit. ``log-l1`` is ``|log(p + floor) - log(g + floor)|`` (``p``
+    clipped at 0): MRAE to first order where ``g`` is well above the floor, but symmetric, so a band
+    predicted ten times too low costs as much as one ten times too high. It is meant for models
+    whose output is an exponential (``basisunet``): under MRAE the gradient with respect to the
+    log-output of a band predicted far too low is ``p / g``, which vanishes, so such a band stays
+    collapsed; under log-l1 it is ``p / (p + floor)``, about 1 until ``p`` nears the floor.
     """
     if mrae_mix:
         if name == "mrae":
@@ -391,6 +396,8 @@ def loss_fn(name: str, floor: float = LOSS_FLOOR, rel_floor: float = 0.0, mrae_m
         return lambda p, g: torch.mean(torch.abs(p - g) / g.clamp(min=floor))
     if name == "rel-l1":
         return lambda p, g: torch.mean(torch.abs(p - g) / g.mean(dim=1, keepdim=True).clamp(min=floor))
+    if name == "log-l1":
+        return lambda p, g: torch.mean(torch.abs(torch.log(p.clamp(min=0) + floor) - torch.log(g + floor)))
     if name == "l1":
         return lambda p, g: torch.mean(torch.abs(p - g))
     if name == "mse":

@@ -259,6 +259,8 @@ def test_relative_losses_match_their_formulas():
         want = (np.mean(np.abs(p - g) / np.maximum(g.mean(axis=1, keepdims=True), floor))
                 + 0.1 * np.mean(np.abs(p - g) / np.maximum(g, floor)))
         assert float(loss_fn("rel-l1", floor, mrae_mix=0.1)(t(p), t(g))) == pytest.approx(want, rel=1e-5)
+        want = np.mean(np.abs(np.log(np.maximum(p, 0) + floor) - np.log(g + floor)))
+        assert float(loss_fn("log-l1", floor)(t(p), t(g))) == pytest.approx(want, rel=1e-5)
     # rel-l1 is exposure-free, and its pixels' bands weigh alike: one dark band does not dominate
     assert float(loss_fn("rel-l1")(t(3 * p), t(3 * g))) == pytest.approx(float(loss_fn("rel-l1")(t(p), t(g))), rel=1e-5)
     over = g.copy()
@@ -268,6 +270,21 @@ def test_relative_losses_match_their_formulas():
     assert mrae_cost > 50 * rel_cost > 0
     assert mrae_cost > float(loss_fn("mrae", rel_floor=0.05)(t(over), t(g))) > 5 * rel_cost  # the middle way
     assert float(loss_fn("rel-l1", mrae_mix=0.1)(t(over), t(g))) > 5 * rel_cost  # the other one
+
+
+def test_log_l1_keeps_a_collapsed_band_moving():
+    """A band predicted 10x too low through an exponential output: MRAE's pull on the log-output
+    is p / g = 0.1 and shrinks as the band sinks; log-l1's stays near 1. Ten times too high costs
+    log-l1 the same as ten times too low."""
+    from hstool.recon.train import loss_fn
+
+    g = torch.full((1, 31, 2, 2), 0.2)
+    for name, want in (("mrae", 0.1), ("log-l1", 0.02 / (0.02 + 1e-3))):
+        y = torch.log(g / 10).requires_grad_()
+        loss_fn(name)(torch.exp(y), g).backward()
+        assert float(-y.grad.sum()) == pytest.approx(want, rel=1e-4)
+    low, high = (float(loss_fn("log-l1", 1e-9)(g * k, g)) for k in (0.1, 10.0))
+    assert low == pytest.approx(high, rel=1e-6) and low == pytest.approx(np.log(10), rel=1e-6)
 
 
 def test_train_with_loss_floors_records_them(hstool, tmp_path):
