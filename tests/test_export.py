@@ -34,10 +34,12 @@ def test_export_matches_pytorch_at_another_size(tmp_path, name):
     assert not list(tmp_path.glob(".*.tmp"))  # the temporary was renamed away
 
 
-def test_export_of_the_log_space_batchnorm_basisunet(tmp_path):
-    """The configuration of the bundled basisunet files: exp of a basis sum, BatchNorm folded in eval."""
+@pytest.mark.parametrize("scale", ["none", "pixel"])
+def test_export_of_the_log_space_batchnorm_basisunet(tmp_path, scale):
+    """The configurations of the bundled basisunet files: exp of a basis sum, BatchNorm folded in eval,
+    with or without the per-pixel intensity scale."""
     torch.manual_seed(0)
-    model = build_model("basisunet")  # log space, BatchNorm
+    model = build_model("basisunet", scale=scale)  # log space, BatchNorm
     model.train()
     with torch.no_grad():  # running statistics away from their 0/1 start, so eval-mode BN is exercised
         for _ in range(3):

@@ -195,6 +195,26 @@ def test_basisunet_batchnorm_option_normalises_every_convolution():
         build_model("basisunet", norm="layer")
 
 
+def test_basisunet_pixel_scale_sees_chromaticity_and_scales_the_spectrum():
+    """``scale="pixel"``: the U-Net sees each pixel's RGB over its intensity s (plus log s) and the
+    spectrum is multiplied by s, so with the log-s input cut the model is exactly exposure-equivariant
+    per pixel, as a linear map is; a black pixel gives a black spectrum."""
+    torch.manual_seed(0)
+    for space in ("log", "linear"):
+        model = build_model("basisunet", space=space, scale="pixel").eval()
+        assert model.enc[0][0].in_channels == 4
+        with torch.no_grad():
+            model.enc[0][0].weight[:, 3] = 0  # cut the log-intensity input
+            x = torch.rand(1, 3, 32, 32) + 0.05
+            k = torch.rand(1, 1, 32, 32) * 4 + 0.1  # a different exposure for every pixel
+            a, b = model(x), model(x * k)
+            assert torch.allclose(b, a * k, rtol=1e-4, atol=1e-6)
+            x[..., :4, :4] = 0
+            assert model(x)[..., :4, :4].abs().max() < 1e-3 * a.abs().max()
+    with pytest.raises(ValueError, match="scale"):
+        build_model("basisunet", scale="image")
+
+
 def test_mstpp_attention_is_over_channels():
     """S-MSA's attention map is heads × d × d (d = 31), independent of the pixel count."""
     from hstool.recon.models.mstpp import SpectralMSA
