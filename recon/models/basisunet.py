@@ -41,8 +41,10 @@ log-spectrum). Without it the network has to compute ``log s`` itself over three
 intensity with ReLUs, and MRAE charges a dark pixel's error as much as a bright one's; with it
 the spectrum scales with exposure as a linear map's does (exactly, when the ``log s`` input is
 unused). The clean file shipped before it lost to ``linear`` even on training-split scenes
-(median MRAE over 8 scenes 0.49 against 0.44); the first run with it reached validation MRAE 0.27
-on 16 test-split scenes, where that file scores 0.41 and ``linear`` 0.29.
+(median MRAE over 8 scenes 0.49 against 0.44; held out 0.458 / 0.406 on the two 32-scene sets,
+``linear`` 0.301 / 0.305). One 15-minute run with the scale (``--loss rel-l1 --mrae-mix 0.1``)
+scored 0.318 / 0.251, the same run with the linear sum 0.375 / 0.268, and the shipped file,
+after two more stages, 0.326 / 0.248 (docs/models.md, session 14).
 
 Tiling: ``multiple=16`` (four stride-2 steps). Receptive radius ≈ 92 px (2 + 4 + 8 + 16
 px of 3×3 convolutions per level on each side of the U, 32 at the bottom, plus the strided
