@@ -43,8 +43,9 @@ the spectrum scales with exposure as a linear map's does (exactly, when the ``lo
 unused). The clean file shipped before it lost to ``linear`` even on training-split scenes
 (median MRAE over 8 scenes 0.49 against 0.44; held out 0.458 / 0.406 on the two 32-scene sets,
 ``linear`` 0.301 / 0.305). One 15-minute run with the scale (``--loss rel-l1 --mrae-mix 0.1``)
-scored 0.318 / 0.251, the same run with the linear sum 0.375 / 0.268, and the shipped file,
-after two more stages, 0.326 / 0.248 (docs/models.md, session 14).
+scored 0.318 / 0.251 and the same run with the linear sum 0.375 / 0.268. The shipped file (a
+``--loss mrae`` run, then a ``rel-l1 --mrae-mix 0.1`` stage) scores 0.287 / 0.262
+(docs/models.md, session 14).
 
 Tiling: ``multiple=16`` (four stride-2 steps). Receptive radius ≈ 92 px (2 + 4 + 8 + 16
 px of 3×3 convolutions per level on each side of the U, 32 at the bottom, plus the strided
