@@ -135,13 +135,13 @@ class BasisUNet(nn.Module):
         return self.to_weights(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.pixel_scale:
-            y = torch.einsum("nkhw,kb->nbhw", self.weights(x), self.basis)
-            return torch.exp(y) if self.log_space else y
-        s = x.mean(dim=1, keepdim=True).clamp(min=PIXEL_EPS)  # the pixel's intensity
-        log_s = torch.log(s)
-        y = torch.einsum("nkhw,kb->nbhw", self.weights(torch.cat([x / s, log_s], dim=1)), self.basis)
-        return torch.exp(y + log_s) if self.log_space else y * s
+        if self.pixel_scale:
+            s = x.mean(dim=1, keepdim=True).clamp(min=PIXEL_EPS)  # the pixel's intensity
+            x = torch.cat([x / s, torch.log(s)], dim=1)
+        y = torch.einsum("nkhw,kb->nbhw", self.weights(x), self.basis)
+        if self.log_space:
+            y = torch.exp(y)
+        return y * s if self.pixel_scale else y
 
 
 @register_model(
