@@ -16,13 +16,17 @@ PSNL splits the map into four quadrants and runs a second-order non-local block 
 j, y = A·g, and x + W(y) with W a zero-initialised 1×1 convolution. A is (HW/4)², quadratic in
 the image: the reference materialises it (a 482×512 image needs > 24 GB). Here it is computed
 exactly through ``scaled_dot_product_attention``, whose fused kernels (flash attention, on CPU
-too) never hold A, and in query chunks of at most ``attention_budget`` affinity elements
-(default 2²⁶, 256 MB of fp32) so that even its plain fallback stays bounded; memory is linear in
-the pixel count (a 482×512 PSNL: 16 s, < 100 MB on 2 CPU cores). The engine tiles large
-images, so each quadrant is also at most a quarter of a tile. ONNX export traces one unchunked
-call, which onnxruntime runs as a plain M×M product: export tile-sized inputs. On CUDA in fp32
-PyTorch takes the plain path (measured on an H200: ``awan_s`` 211 ms per 482×512 image); under
-fp16 or bf16 autocast it is 29 ms, so run AWAN with ``--precision bf16`` on a GPU.
+too) never hold A, with the C' = 3 attention channels zero-padded to 16 (no dot product changes;
+the fused kernels need no fallback for odd widths, and on CPU 16 is the fastest width: a
+quadrant of a 482×512 image takes 2.0 s instead of 3.8 s), and in query chunks of at most
+``attention_budget`` affinity elements (default 2²⁸, 1 GB of fp32) so that even the plain
+fallback stays bounded; memory is linear in the pixel count (``awan_s`` on a 482×512 image: 9 s,
+< 100 MB on 2 CPU cores; 16.7 s before the padding). The engine tiles large images, so each
+quadrant is also at most a quarter of a tile. ONNX export traces one unchunked call, which
+onnxruntime runs as a plain M×M product: export tile-sized inputs. On CUDA in fp32, before the
+padding, PyTorch took the plain path (measured on an H200: ``awan_s`` 211 ms per 482×512 image;
+29 ms under fp16 or bf16 autocast); the padded width meets the memory-efficient kernel's
+alignment rule for fp32, which has not been measured on a GPU yet.
 
 Parameter count at 3 → 31 channels: ours 4,039,425 = 4.04 M; published 4.04 M (the MST++
 toolbox's model-zoo table, which builds AWAN with 96 features). The NTIRE 2020 entry itself
@@ -46,6 +50,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from hstool.recon.registry import register_model
+
+#: The non-local block's attention channels are zero-padded to a multiple of this.
+HEAD_MULTIPLE = 16
 
 
 class ConvPad(nn.Module):
@@ -80,7 +87,7 @@ class AWCA(nn.Module):
 class SecondOrderNonLocal(nn.Module):
     """Second-order non-local block, computed in query chunks (exact, linear memory)."""
 
-    def __init__(self, ch: int, reduction: int = 8, attention_budget: int = 1 << 26):
+    def __init__(self, ch: int, reduction: int = 8, attention_budget: int = 1 << 28):
         super().__init__()
         self.inter = max(ch // reduction, 1)
         self.g = nn.Conv2d(ch, self.inter, 1, bias=False)
@@ -92,9 +99,14 @@ class SecondOrderNonLocal(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (N, 1, M, C'): a single "head", so SDPA can take its fused kernels (flash attention on
         # CPU and CUDA), which never hold the M×M affinity
-        theta = self.theta(x).flatten(2).transpose(1, 2)[:, None].contiguous()  # fused kernels need
-        g = self.g(x).flatten(2).transpose(1, 2)[:, None].contiguous()  # a contiguous last dimension
+        theta = self.theta(x).flatten(2).transpose(1, 2)[:, None]
+        g = self.g(x).flatten(2).transpose(1, 2)[:, None]
         q = theta - theta.mean(dim=3, keepdim=True)  # second order: centred over channels
+        # zero channels up to a multiple of 16 change no dot product and add output channels that
+        # are cut below; the fused kernels need a contiguous last dimension, CUDA's memory-efficient
+        # one a multiple of 4 (fp32) or 8, and on CPU 16 is fastest (3 → 16: 3.8 → 2.0 s a quadrant)
+        pad = -self.inter % HEAD_MULTIPLE
+        q, theta, g = (F.pad(t, (0, pad)).contiguous() for t in (q, theta, g))
         scale = 1.0 / self.inter
         m = theta.shape[2]
         # query chunks bound the memory even where SDPA falls back to its plain math path
@@ -109,7 +121,7 @@ class SecondOrderNonLocal(nn.Module):
                 ],
                 dim=2,
             )
-        y = y[:, 0].transpose(1, 2).unflatten(2, x.shape[2:])
+        y = y[:, 0, :, : self.inter].transpose(1, 2).unflatten(2, x.shape[2:])
         return x + self.W(y)
 
 
@@ -130,6 +142,8 @@ class PSNL(nn.Module):
 class DRAB(nn.Module):
     """Dual residual attention block; returns (output, res stream)."""
 
+    fusable_pairs = (("conv1.conv", "act1"),)  # for hstool.recon.fuse (the others add a skip first)
+
     def __init__(self, ch: int):
         super().__init__()
         self.conv1, self.act1 = ConvPad(ch, ch, 3), nn.PReLU()
@@ -148,6 +162,8 @@ class DRAB(nn.Module):
 
 class AWAN(nn.Module):
     """AWAN: (N, 3, H, W) RGB -> (N, out_bands, H, W)."""
+
+    fusable_pairs = (("input_conv.conv", "input_act"),)  # for hstool.recon.fuse
 
     def __init__(self, in_channels: int = 3, out_bands: int = 31, channels: int = 96, blocks: int = 8):
         super().__init__()
