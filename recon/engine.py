@@ -19,7 +19,10 @@
   relative change), everything else computes in fp32;
 - the result is clamped at zero (spectra are non-negative).
 
-Speed (see ``benchmarks/recon.py``): inference mode; convolutional models run channels-last
+Speed (see ``benchmarks/recon.py``): inference mode; on CPU a :class:`Reconstructor` keeps freed
+memory for reuse (:func:`reuse_freed_memory`: no page faults for each layer's fresh output) and
+fuses its own model in fp32 (:mod:`hstool.recon.fuse`: BatchNorm folded, activations as oneDNN
+post-ops, MST++'s attention in fewer passes); convolutional models run channels-last
 (NHWC) on CPU, where oneDNN convolves without reordering to and from its blocked layout
 (0.6-0.9x the NCHW time here) and the (H, W, 3) input and (H, W, B) output convert without a
 copy; transformer-style models (any ``nn.LayerNorm``: MST++ works tokens-last internally) gain
@@ -34,6 +37,7 @@ consistency projection and exposure normalisation: ``rec(rgb) -> (H, W, B)``.
 
 from __future__ import annotations
 
+import ctypes
 import math
 from typing import Any
 
@@ -42,6 +46,7 @@ import torch
 
 from hstool.hsdata import HsError
 
+from .fuse import FusedConv2d, fuse_for_inference
 from .registry import ModelSpec
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -71,6 +76,40 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+#: glibc ``mallopt`` parameters (malloc.h): M_TRIM_THRESHOLD and M_MMAP_THRESHOLD.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+#: Whether a CPU :class:`Reconstructor` (and CPU training) may tune the process's allocator;
+#: see :func:`reuse_freed_memory`.
+REUSE_FREED_MEMORY = True
+_reusing: bool | None = None
+
+
+def reuse_freed_memory() -> bool:
+    """Have glibc's ``malloc`` keep freed memory for reuse instead of returning it to the kernel.
+
+    A CPU forward pass allocates a fresh buffer for every activation (a 482×512×64 float32 map is
+    63 MB), and by default glibc serves such blocks with ``mmap`` and unmaps them when freed, so
+    every layer's output is faulted in and zeroed page by page again: on this project's 2-core
+    machine that is half to two thirds of HSCNN+'s and MST++'s CPU time. With the mmap and trim
+    thresholds raised (1 GiB, 2 GiB) freed blocks stay in the heap and are reused; results are
+    unchanged, and the process keeps its peak resident memory until it exits. It is what PyTorch's
+    CPU performance guide gets by preloading jemalloc or tcmalloc, without a preload. Process-wide
+    and idempotent; a no-op (False) off glibc or with :data:`REUSE_FREED_MEMORY` false.
+    """
+    global _reusing
+    if _reusing is None:
+        _reusing = False
+        if REUSE_FREED_MEMORY:
+            try:  # Linux with glibc; elsewhere the symbol is missing or mallopt refuses (0)
+                libc = ctypes.CDLL(None)
+                mallopt = libc.mallopt
+                mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+                _reusing = bool(mallopt(_M_MMAP_THRESHOLD, 1 << 30) and mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1))
+            except (OSError, AttributeError, TypeError):
+                pass
+    return _reusing
+
+
 def _spec(model: torch.nn.Module) -> ModelSpec:
     spec = getattr(model, "spec", None)
     if spec is None:  # a bare module: treat as a fully convolutional deep model
@@ -97,7 +136,7 @@ def use_channels_last(model: torch.nn.Module, device: torch.device, dtype: torch
     if device.type not in ("cpu", "cuda"):
         return False
     mods = list(model.modules())
-    return any(isinstance(m, torch.nn.Conv2d) for m in mods) and not any(
+    return any(isinstance(m, (torch.nn.Conv2d, FusedConv2d)) for m in mods) and not any(
         isinstance(m, torch.nn.LayerNorm) for m in mods)
 
 
@@ -320,6 +359,11 @@ class Reconstructor:
         and multiply back.
 
     After each call ``last_info`` holds ``{"infeasible": n, "corrected": m}`` when consistent.
+
+    The model is prepared for inference only: in fp32 it is fused (:func:`fuse_for_inference`;
+    results equal the unfused model to float32 rounding), and a CPU Reconstructor calls
+    :func:`reuse_freed_memory`, which changes glibc's allocator for the whole process (set
+    :data:`REUSE_FREED_MEMORY` false before creating one to keep the default).
     """
 
     def __init__(self, name: str | None, weights: Any = "bundled", track: str = "clean", device: str = "auto",
@@ -333,7 +377,14 @@ class Reconstructor:
         self.track = self.meta.get("track", track) if weights not in (None, "bundled") else track
         self.device = resolve_device(device)
         self.model.to(self.device)
-        if use_channels_last(self.model, self.device, compute_dtype(self.device, precision)):
+        dtype = compute_dtype(self.device, precision)
+        if self.device.type == "cpu":
+            reuse_freed_memory()
+        if self.spec.kind == "deep" and dtype == torch.float32:
+            # BatchNorm folding, activations as convolution post-ops, a model's own exact rewrites
+            # (fp32 only: MST++'s fused Gram matrix would overflow fp16)
+            fuse_for_inference(self.model)
+        if use_channels_last(self.model, self.device, dtype):
             # 4-D weights NHWC too: saves oneDNN a reorder per convolution (a few % more)
             self.model.to(memory_format=torch.channels_last)
         self.precision, self.ensemble, self.tile = precision, ensemble, tile

@@ -57,7 +57,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hstool.hsdata import ARAD_WAVELENGTHS, Cube, HsError, list_files, read_cube, read_rgb
 
-from .engine import predict, resolve_device
+from .engine import predict, resolve_device, reuse_freed_memory
 from .registry import build_model, model_spec
 from .weights import INPUT_NORM, create_model, round_to_stored, save_weights
 
@@ -484,6 +484,8 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
         first = read_cube(list_files(cfg.data)[0], dtype=None)
         wavelengths = first.wavelengths
     device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        reuse_freed_memory()  # a fresh activation buffer per layer and step otherwise faults in anew
     source = CubeSource(cfg, wavelengths)
     data_desc, data_hash = source.describe()
     val_pairs = validation_set(cfg, wavelengths)

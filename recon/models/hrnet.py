@@ -42,13 +42,16 @@ from hstool.recon.registry import register_model
 class ConvAct(nn.Module):
     """Reflection pad, convolution (with bias), LeakyReLU(0.2)."""
 
+    fusable_pairs = (("conv", "act"),)  # for hstool.recon.fuse
+
     def __init__(self, cin: int, cout: int, k: int = 3):
         super().__init__()
         self.pad = nn.ReflectionPad2d(k // 2) if k > 1 else nn.Identity()
         self.conv = nn.Conv2d(cin, cout, k)
+        self.act = nn.LeakyReLU(0.2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.leaky_relu(self.conv(self.pad(x)), 0.2)
+        return self.act(self.conv(self.pad(x)))
 
 
 class ResidualDenseBlock(nn.Module):

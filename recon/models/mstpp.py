@@ -55,10 +55,36 @@ class SpectralMSA(nn.Module):
             nn.GELU(),
             nn.Conv2d(dim, dim, 3, 1, 1, bias=False, groups=dim),
         )
+        self.register_buffer("qk", None, persistent=False)  # set by fuse_for_inference
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[1:3]
-        tokens = x.flatten(1, 2)  # (N, HW, C)
+    def fuse_for_inference(self) -> int:
+        """Inference only: the exact algebra of :meth:`forward` in fewer passes over the pixels
+        (float32 rounding apart; :mod:`hstool.recon.fuse` calls it). The query and key projections
+        become one product whose (2·inner)² Gram matrix over the pixels gives both the norms that
+        ``F.normalize`` would divide by and the key–query products, so q and k are never normalised
+        pixel by pixel; the attention and the output projection then act on the values as one
+        (inner × dim) matrix per image."""
+        d, heads = self.dim_head, self.heads
+        wq = self.to_q.weight.detach().unflatten(0, (heads, d))
+        wk = self.to_k.weight.detach().unflatten(0, (heads, d))
+        self.qk = torch.cat([wq, wk], dim=1).flatten(0, 1)  # rows q, k of head 0, then of head 1, ...
+        return 1
+
+    def _attention_fused(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        d, heads = self.dim_head, self.heads
+        qk = F.linear(tokens, self.qk)  # (N, HW, heads·2d)
+        gram = torch.bmm(qk.transpose(1, 2), qk).unflatten(1, (heads, 2 * d)).unflatten(3, (heads, 2 * d))
+        gram = gram.diagonal(dim1=1, dim2=3).permute(0, 3, 1, 2)  # (N, heads, 2d, 2d): each head's own
+        norm = gram.diagonal(dim1=-2, dim2=-1).sqrt().clamp_min(1e-12)  # F.normalize's norm and eps
+        attn = gram[..., d:, :d] / (norm[..., d:, None] * norm[..., None, :d]) * self.rescale
+        attn = attn.softmax(dim=-1)  # (N, heads, d, d) as in forward
+        # proj(out)[p, e] = sum_(h,j) v[p, h·d + j] · sum_i attn[h, i, j] · W_proj[e, h·d + i]
+        mix = torch.einsum("nhij,ehi->nhje", attn, self.proj.weight.unflatten(1, (heads, d))).flatten(1, 2)
+        v_inp = self.to_v(tokens)
+        return torch.baddbmm(self.proj.bias, v_inp, mix), v_inp
+
+    def _attention(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The reference computation: (proj(attention), values), both (N, HW, ·)."""
         v_inp = self.to_v(tokens)
 
         def heads_first(t: torch.Tensor) -> torch.Tensor:  # (N, HW, heads*d) -> (N, heads, d, HW)
@@ -66,13 +92,16 @@ class SpectralMSA(nn.Module):
 
         q = F.normalize(heads_first(self.to_q(tokens)), dim=-1, p=2)
         k = F.normalize(heads_first(self.to_k(tokens)), dim=-1, p=2)
-        v = heads_first(v_inp)
         attn = (k @ q.transpose(-2, -1)) * self.rescale  # (N, heads, d, d): channel-to-channel
-        out = attn.softmax(dim=-1) @ v  # (N, heads, d, HW)
-        out = out.permute(0, 3, 1, 2).flatten(2)  # (N, HW, heads*d)
-        out_c = self.proj(out).unflatten(1, (h, w))
+        out = attn.softmax(dim=-1) @ heads_first(v_inp)  # (N, heads, d, HW)
+        return self.proj(out.permute(0, 3, 1, 2).flatten(2)), v_inp  # (N, HW, heads*d) projected
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[1:3]
+        tokens = x.flatten(1, 2)  # (N, HW, C)
+        out_c, v_inp = self._attention_fused(tokens) if self.qk is not None else self._attention(tokens)
         out_p = self.pos_emb(v_inp.unflatten(1, (h, w)).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        return out_c + out_p
+        return out_c.unflatten(1, (h, w)) + out_p
 
 
 class FeedForward(nn.Module):
