@@ -1,9 +1,11 @@
 """Reconstruction speed per model: the inference engine against plain PyTorch, on CPU (and GPU).
 
 For every registered model (its bundled clean-track weights when shipped, else untrained: the
-cost is the same) at one image size (default 482×512, an ARAD_1K image), a child process under
+cost is the same) at one image size (default 482×512, an ARAD_1K image), child processes under
 an address-space limit (``RLIMIT_AS``, so that one model's appetite cannot take the machine
-down) times, round-robin so that a shared machine's load hits every mode alike:
+down) time, round-robin so that a shared machine's load hits every mode alike (on CPU ``plain``
+and ``engine NCHW`` in one child, ``engine`` and ``bf16`` in another, since a CPU Reconstructor
+tunes the process's allocator; the two alternate ``--rounds`` times and their times are pooled):
 
 - ``plain``: the architecture run the way the research repositories' test scripts run it —
   ``model.eval()``, ``torch.no_grad()``, a float32 NCHW tensor from the (H, W, 3) array,
@@ -13,8 +15,10 @@ down) times, round-robin so that a shared machine's load hits every mode alike:
   (``engine.CHANNELS_LAST = False``): the same arithmetic as ``plain``, so its ratio to ``plain``
   is the engine's overhead (target ≤ 5 %);
 - ``engine``: a :class:`hstool.recon.Reconstructor` called on the array, as ``hstool recon``
-  runs it — inference mode, channels-last input and weights for convolutional models, no copies
-  of the image or the output (target ≤ 0.7× ``plain``);
+  runs it — inference mode, the model fused for inference (BatchNorm folded, activations as
+  oneDNN post-ops, MST++'s attention algebra in fewer passes), freed memory kept for reuse
+  (``engine.reuse_freed_memory``), channels-last input and weights for convolutional models, no
+  copies of the image or the output (target ≤ 0.7× ``plain``);
 - ``bf16``: the same with ``precision="bf16"``, opt-in, where the CPU has native bf16 kernels
   (AVX512-BF16/AMX; ~0.5 % relative change, so not the default).
 
@@ -149,8 +153,16 @@ def plain_forward(model, rgb, multiple: int, device):
     return np.ascontiguousarray(y.permute(1, 2, 0).cpu().numpy())
 
 
-def measure(name: str, h: int, w: int, device: str, repeats: int, threads: int) -> dict:
-    """Time ``plain`` against the engine's modes for ``name`` on ``device``; see the module doc."""
+#: Which modes each CPU child times: the engine's (a Reconstructor) apart from plain's, since a CPU
+#: Reconstructor tunes the process's allocator (``engine.reuse_freed_memory``) and plain, the
+#: research scripts' way, runs with the default one.
+CPU_GROUPS = {"plain": ("plain", "engine NCHW"), "engine": ("engine", "bf16")}
+
+
+def measure(name: str, h: int, w: int, device: str, repeats: int, threads: int, group: str = "") -> dict:
+    """Time the modes of ``group`` (every mode when empty; see the module doc) for ``name`` on
+    ``device``: per mode the seconds of each call, peak memory and the largest difference from the
+    plain output."""
     import numpy as np
     import torch
 
@@ -186,20 +198,24 @@ def measure(name: str, h: int, w: int, device: str, repeats: int, threads: int) 
         return lambda: rec(rgb)
 
     rgb = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)
+    wanted = CPU_GROUPS.get(group) or ("plain", "engine NCHW", "engine", "bf16", "fp16")
     plain_model = fresh()
-    fns = {"plain": lambda: plain_forward(plain_model, rgb, max(1, spec.multiple), dev)}
-    if spec.kind == "deep":
+    plain = lambda: plain_forward(plain_model, rgb, max(1, spec.multiple), dev)
+    ref = np.maximum(plain(), 0)  # untimed: the reference output for max |Δ|
+    # only the group's modes are built: building a CPU Reconstructor tunes the allocator
+    fns = {"plain": plain} if "plain" in wanted else {}
+    if spec.kind == "deep" and "engine NCHW" in wanted:
         fns["engine NCHW"] = engine_nchw(fresh())
-    fns["engine"] = reconstructor()
+    if "engine" in wanted:
+        fns["engine"] = reconstructor()
     if spec.kind == "deep":
         for half in ("fp16", "bf16") if cuda else ("bf16",):
-            if engine.compute_dtype(dev, half) != torch.float32:
+            if half in wanted and engine.compute_dtype(dev, half) != torch.float32:
                 fns[half] = reconstructor(half)
 
     result = {"model": name, "kind": spec.kind, "device": device, "weights": weights or "untrained",
               "threads": torch.get_num_threads() if not cuda else None, "modes": {}}
     sync = torch.cuda.synchronize if cuda else None
-    ref = None
     for key, fn in fns.items():  # first call of each mode: warm-up, output check, peak memory
         out = {}
         if cuda:
@@ -213,14 +229,38 @@ def measure(name: str, h: int, w: int, device: str, repeats: int, threads: int) 
             box = []
             out["peak_mb"] = _peak_above(lambda fn=fn, box=box: box.append(fn()))
             y = box[0]
-        if ref is None:
-            ref = np.maximum(y, 0)
         out["max_diff"] = float(np.abs(np.maximum(y, 0) - ref).max())
         result["modes"][key] = out
         del y
     for key, times in round_robin(fns, repeats, sync).items():
-        result["modes"][key].update(seconds=median(times), min_seconds=min(times))
+        result["modes"][key]["times"] = times
     return result
+
+
+def _summarise(result: dict) -> dict:
+    for mode in result.get("modes", {}).values():
+        if mode.get("times"):
+            mode.update(seconds=median(mode["times"]), min_seconds=min(mode["times"]))
+    return result
+
+
+def measure_cpu(child: list[str], rounds: int, mem_gb: float, timeout: float) -> dict:
+    """The CPU modes of one model: a child per group of :data:`CPU_GROUPS`, alternating ``rounds``
+    times so that a change of machine load hits both; times pooled, the first round's memory."""
+    merged: dict = {}
+    for _ in range(rounds):
+        for group in CPU_GROUPS:
+            r = run_capped([*child, "--group", group], mem_gb, timeout)
+            if "error" in r:
+                return r
+            if not merged:
+                merged = {**r, "modes": {}}
+            for key, mode in r["modes"].items():
+                if key in merged["modes"]:
+                    merged["modes"][key]["times"] += mode["times"]
+                else:
+                    merged["modes"][key] = mode
+    return _summarise(merged)
 
 
 # ---------------------------------------------------------------- parent: table
@@ -306,7 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="", help="comma-separated names (default: every registered model)")
     parser.add_argument("--size", default="482x512", help="HxW of the test image (default 482x512)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls per mode (median)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per mode and round (median of all)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="CPU: times the plain and the engine child run, alternating")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads for deep models on CPU (0: torch's default; pixel models use 1)")
     parser.add_argument("--mem-gb", type=float, default=8.0, help="address-space cap per CPU child (0: none)")
@@ -316,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the results as JSON to stdout")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
+    parser.add_argument("--group", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
         h, w = (int(v) for v in args.size.lower().split("x"))
@@ -323,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--size must be HxW, e.g. 482x512 (got {args.size!r})")
 
     if args.child:
-        print(json.dumps(measure(args.child, h, w, args.device, args.repeats, args.threads)))
+        print(json.dumps(measure(args.child, h, w, args.device, args.repeats, args.threads, args.group)))
         return 0
 
     import torch
@@ -340,9 +383,9 @@ def main(argv: list[str] | None = None) -> int:
         child = [str(Path(__file__).resolve()), "--child", name, "--size", f"{h}x{w}",
                  "--repeats", str(args.repeats), "--threads", str(args.threads)]
         r = {"model": name, "kind": model_spec(name).kind, "gpu": None,
-             "cpu": None if args.no_cpu else run_capped(child, args.mem_gb, args.timeout)}
+             "cpu": None if args.no_cpu else measure_cpu(child, args.rounds, args.mem_gb, args.timeout)}
         if cuda:
-            r["gpu"] = run_capped([*child, "--device", "cuda"], 0, args.timeout)
+            r["gpu"] = _summarise(run_capped([*child, "--device", "cuda"], 0, args.timeout))
         results.append(r)
     if args.json:
         print(json.dumps({"size": [h, w], "repeats": args.repeats, "cuda": cuda, "results": results}, indent=2))
