@@ -75,6 +75,8 @@ def test_conv_activation_pairs_fuse_exactly(act, channels_last):
     assert [type(m) for m in fused] == [FusedConv2d, nn.Identity] * 3
     with torch.inference_mode():
         _close(fused(x), want)
+        strided = x[:, :, ::2, 1:]  # neither NCHW- nor NHWC-contiguous
+        _close(fused(strided), model(strided))
     # with gradients (training code, say) the same module takes the unfused path, same result
     xg = x.clone().requires_grad_()
     y = fused(xg)
