@@ -14,7 +14,8 @@ not:
   second pass over a (C, H, W) tensor (``hrnet_s``: 10 % of its CPU time; within ±3 % for MST++
   and ``basisunet`` once the engine reuses freed memory);
 - a module may add its own exact rewrites through a ``fuse_for_inference()`` method (MST++
-  computes its attention from one Gram product: 14 % of ``mstpp_s``'s CPU time).
+  computes its attention from one Gram product: 14 % of ``mstpp_s``'s CPU time; HSCNN-D's dense
+  blocks write into one preallocated buffer instead of concatenating growing copies).
 
 Pairs are taken only where adjacency is certain: consecutive children of an ``nn.Sequential``,
 or pairs a module names in ``fusable_pairs`` (submodule names, dotted where nested, of a

@@ -16,6 +16,7 @@ from hstool.recon import Reconstructor, create_model, predict
 from hstool.recon.engine import compute_dtype, use_channels_last
 from hstool.recon.fuse import FusedConv2d, fold_batchnorm, fuse_for_inference
 from hstool.recon.models.mstpp import SpectralMSA
+from hstool.recon.registry import build_model
 
 ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
 needs_onednn = pytest.mark.skipif(not ONEDNN, reason="no oneDNN pointwise convolution in this torch build")
@@ -152,6 +153,19 @@ def test_mstpp_fused_attention_is_the_reference_algebra(dim):
     assert "qk" not in block.state_dict()  # never saved with the weights
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_hscnn_dense_blocks_write_into_one_buffer_exactly(channels_last):
+    torch.manual_seed(7)
+    model = build_model("hscnnp", blocks=4).eval()
+    x = torch.rand(1, 3, 23, 31)
+    if channels_last:
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        want = model(x)
+        assert fuse_for_inference(model) >= 1 and model.preallocated
+        torch.testing.assert_close(model(x), want, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("name", ["mstpp_s", "awan_s", "hrnet_s", "hscnnp_s", "basisunet"])
 def test_reconstructor_fuses_and_matches_the_plain_engine(name):
     rgb = np.random.default_rng(6).random((37, 53, 3), dtype=np.float32)
@@ -163,6 +177,8 @@ def test_reconstructor_fuses_and_matches_the_plain_engine(name):
     assert not any(isinstance(m, nn.BatchNorm2d) for m in rec.model.modules())  # folded where present
     if ONEDNN and name != "hscnnp_s":  # its ReLUs are torch.relu calls: nothing names them
         assert any(isinstance(m, FusedConv2d) for m in rec.model.modules())
+    if name == "hscnnp_s":
+        assert rec.model.preallocated
     if name == "mstpp_s":
         assert all(m.qk is not None for m in rec.model.modules() if isinstance(m, SpectralMSA))
     else:  # convolutional models stay channels-last once their convolutions are fused

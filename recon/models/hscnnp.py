@@ -61,9 +61,12 @@ class DenseFusionBlock(nn.Module):
         self.paths = TwoPath(128, 32, 16)
         self.fusion = _conv(96, growth, 1)
 
+    def grow(self, x: torch.Tensor) -> torch.Tensor:
+        """The ``growth`` new channels this block appends to ``x``."""
+        return torch.relu(self.fusion(self.paths(torch.relu(self.bottleneck(x)))))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feat = self.paths(torch.relu(self.bottleneck(x)))
-        return torch.cat([x, torch.relu(self.fusion(feat))], dim=1)
+        return torch.cat([x, self.grow(x)], dim=1)
 
 
 class HSCNND(nn.Module):
@@ -74,9 +77,30 @@ class HSCNND(nn.Module):
         self.head = TwoPath(in_channels, 32, 32)
         self.blocks = nn.Sequential(*[DenseFusionBlock(128 + 32 * i) for i in range(blocks)])
         self.conv_out = _conv(128 + 32 * blocks, out_bands, 1)
+        self.preallocated = False  # set by fuse_for_inference
+
+    def fuse_for_inference(self) -> int:
+        """Inference only (:mod:`hstool.recon.fuse` calls it): the dense blocks write their new
+        channels into one preallocated buffer instead of each concatenating a growing copy, the
+        same arithmetic (``hscnnp`` on a 482×512 image on CPU: 8.1 → 7.1 s, peak memory 4.6 →
+        2.9 GB). Training keeps ``torch.cat``: autograd forbids writing into a buffer whose
+        slices earlier layers saved."""
+        self.preallocated = True
+        return 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv_out(self.blocks(self.head(x)))
+        feat = self.head(x)
+        if not self.preallocated:
+            return self.conv_out(self.blocks(feat))
+        n, c, h, w = feat.shape
+        growth = [block.fusion.out_channels for block in self.blocks]
+        layout = torch.channels_last if feat.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        buf = torch.empty((n, c + sum(growth), h, w), dtype=feat.dtype, device=feat.device, memory_format=layout)
+        buf[:, :c] = feat
+        for block, g in zip(self.blocks, growth, strict=True):
+            buf[:, c : c + g] = block.grow(buf[:, :c])
+            c += g
+        return self.conv_out(buf)
 
 
 class ResidualBlock(nn.Module):
