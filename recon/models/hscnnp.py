@@ -82,8 +82,8 @@ class HSCNND(nn.Module):
     def fuse_for_inference(self) -> int:
         """Inference only (:mod:`hstool.recon.fuse` calls it): the dense blocks write their new
         channels into one preallocated buffer instead of each concatenating a growing copy, the
-        same arithmetic (``hscnnp`` on a 482×512 image on CPU: 8.1 → 7.1 s, peak memory 4.6 →
-        2.9 GB). Training keeps ``torch.cat``: autograd forbids writing into a buffer whose
+        same arithmetic (``hscnnp`` on a 482×512 image through the CPU engine: 10.1 → 8.0 s, peak
+        memory 5.6 → 3.2 GB; ``benchmarks/recon.py``). Training keeps ``torch.cat``: autograd forbids writing into a buffer whose
         slices earlier layers saved."""
         self.preallocated = True
         return 1
