@@ -37,7 +37,9 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _onednn_pointwise() -> bool:
+def onednn_fusion_available() -> bool:
+    """Whether this torch build has oneDNN's convolution with post-ops (else nothing is fused
+    with an activation; BatchNorm still folds)."""
     try:
         return bool(torch.backends.mkldnn.is_available()
                     and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
@@ -141,7 +143,7 @@ def _neighbours(seq: nn.Sequential) -> list[tuple[str, str]]:
 
 def fuse_for_inference(model: nn.Module) -> int:
     """Fold BatchNorms and fuse activations into convolutions, in place; returns how many."""
-    onednn = _onednn_pointwise()
+    onednn = onednn_fusion_available()
     count = 0
     for module in list(model.modules()):
         hook = getattr(module, "fuse_for_inference", None)

@@ -14,11 +14,11 @@ from torch import nn
 
 from hstool.recon import Reconstructor, create_model, predict
 from hstool.recon.engine import compute_dtype, use_channels_last
-from hstool.recon.fuse import FusedConv2d, fold_batchnorm, fuse_for_inference
+from hstool.recon.fuse import FusedConv2d, fold_batchnorm, fuse_for_inference, onednn_fusion_available
 from hstool.recon.models.mstpp import SpectralMSA
 from hstool.recon.registry import build_model
 
-ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+ONEDNN = onednn_fusion_available()
 needs_onednn = pytest.mark.skipif(not ONEDNN, reason="no oneDNN pointwise convolution in this torch build")
 
 
