@@ -360,7 +360,7 @@ class Reconstructor:
 
     After each call ``last_info`` holds ``{"infeasible": n, "corrected": m}`` when consistent.
 
-    The model is prepared for inference only: in fp32 it is fused (:func:`fuse_for_inference`;
+    The model is prepared for inference only: it is fused (:func:`fuse_for_inference`; in fp32
     results equal the unfused model to float32 rounding), and a CPU Reconstructor calls
     :func:`reuse_freed_memory`, which changes glibc's allocator for the whole process (set
     :data:`REUSE_FREED_MEMORY` false before creating one to keep the default).
@@ -380,9 +380,9 @@ class Reconstructor:
         dtype = compute_dtype(self.device, precision)
         if self.device.type == "cpu":
             reuse_freed_memory()
-        if self.spec.kind == "deep" and dtype == torch.float32:
-            # BatchNorm folding, activations as convolution post-ops, a model's own exact rewrites
-            # (fp32 only: MST++'s fused Gram matrix would overflow fp16)
+        if self.spec.kind == "deep":
+            # BatchNorm folding, activations as convolution post-ops (fp32 only; under autocast
+            # the convolution and its activation run apart), a model's own exact rewrites
             fuse_for_inference(self.model)
         if use_channels_last(self.model, self.device, dtype):
             # 4-D weights NHWC too: saves oneDNN a reorder per convolution (a few % more)

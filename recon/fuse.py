@@ -1,6 +1,6 @@
 """Inference-time fusion: fewer passes over the activations, the same arithmetic.
 
-:func:`fuse_for_inference` rewrites a model in place for fp32 inference, the way deployment
+:func:`fuse_for_inference` rewrites a model in place for inference, the way deployment
 runtimes (ONNX Runtime, OpenVINO) prepare a graph and the research repositories' test scripts do
 not:
 
@@ -13,15 +13,18 @@ not:
   pattern), so the activation is applied while the output tile is still in cache instead of in a
   second pass over a (C, H, W) tensor (``hrnet_s``: 10 % of its CPU time; within ±3 % for MST++
   and ``basisunet`` once the engine reuses freed memory);
-- a module may add its own exact rewrites through a ``fuse_for_inference()`` method (MST++
+- a module may add its own rewrites through a ``fuse_for_inference()`` method (MST++
   computes its attention from one Gram product: 14 % of ``mstpp_s``'s CPU time; HSCNN-D's dense
-  blocks write into one preallocated buffer instead of concatenating growing copies).
+  blocks write into one preallocated buffer instead of concatenating growing copies; AWAN's
+  non-local attention becomes a truncated series with an error bound of 1e-8 of its values in
+  linear instead of quadratic time: ``awan_s`` 9.2 → 0.6 s per 482×512 image on 2 CPU cores).
+  Each must hold under autocast too (MST++ sums its Gram matrix in fp32 there).
 
 Pairs are taken only where adjacency is certain: consecutive children of an ``nn.Sequential``,
 or pairs a module names in ``fusable_pairs`` (submodule names, dotted where nested, of a
 convolution and of the activation that alone consumes its output). The activation becomes
-``nn.Identity``. Results equal the unfused model to float32 rounding (the tests check 1e-5
-relative). Weights are frozen: PReLU's slope and BatchNorm's statistics are read once, so a fused
+``nn.Identity``. In fp32, results equal the unfused model to float32 rounding (the tests check
+1e-5 relative); under bf16/fp16 autocast they are as close to fp32 as the unfused model's. Weights are frozen: PReLU's slope and BatchNorm's statistics are read once, so a fused
 model is for inference only (the :class:`~hstool.recon.engine.Reconstructor` owns its model;
 :func:`~hstool.recon.engine.predict` never fuses a caller's model). Off the CPU, in autocast,
 with gradients, or where the oneDNN op is missing, a fused convolution runs ``F.conv2d`` and the

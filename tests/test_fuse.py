@@ -15,6 +15,7 @@ from torch import nn
 from hstool.recon import Reconstructor, create_model, predict
 from hstool.recon.engine import compute_dtype, use_channels_last
 from hstool.recon.fuse import FusedConv2d, fold_batchnorm, fuse_for_inference, onednn_fusion_available
+from hstool.recon.models.awan import SecondOrderNonLocal
 from hstool.recon.models.mstpp import SpectralMSA
 from hstool.recon.registry import build_model
 
@@ -48,7 +49,8 @@ def test_batchnorm_folds_into_the_convolution():
     _close(got, want)
     # by hand, for one output channel: γ (w * x + 0 − μ) / σ + β
     sigma = torch.sqrt(bn.running_var[3] + bn.eps)
-    assert float(conv.bias[3]) == pytest.approx(float(bn.bias[3] - bn.running_mean[3] * bn.weight[3] / sigma), rel=1e-5)
+    want_bias = bn.bias[3] - bn.running_mean[3] * bn.weight[3] / sigma
+    assert conv.bias[3].item() == pytest.approx(want_bias.item(), rel=1e-5)
 
 
 ACTIVATIONS = [nn.ReLU(), nn.GELU(), nn.GELU(approximate="tanh"), nn.LeakyReLU(0.2), nn.PReLU(init=0.3),
@@ -179,6 +181,8 @@ def test_reconstructor_fuses_and_matches_the_plain_engine(name):
         assert any(isinstance(m, FusedConv2d) for m in rec.model.modules())
     if name == "hscnnp_s":
         assert rec.model.preallocated
+    if name == "awan_s":  # PSNL's attention by its series
+        assert all(m.series_tolerance for m in rec.model.modules() if isinstance(m, SecondOrderNonLocal))
     if name == "mstpp_s":
         assert all(m.qk is not None for m in rec.model.modules() if isinstance(m, SpectralMSA))
     else:  # convolutional models stay channels-last once their convolutions are fused
@@ -187,11 +191,38 @@ def test_reconstructor_fuses_and_matches_the_plain_engine(name):
                    for m in rec.model.modules() if isinstance(m, (nn.Conv2d, FusedConv2d)))
 
 
-def test_reconstructor_in_bf16_is_not_fused():
-    rec = Reconstructor("mstpp_s", track="clean", device="cpu", precision="bf16")
-    if compute_dtype(torch.device("cpu"), "bf16") == torch.bfloat16:
-        assert not any(isinstance(m, FusedConv2d) for m in rec.model.modules())
-        assert all(m.qk is None for m in rec.model.modules() if isinstance(m, SpectralMSA))
+def test_mstpp_fused_attention_sums_its_gram_matrix_in_fp32_under_autocast():
+    """Under fp16 autocast the Gram matrix's diagonal (sums of squares over every pixel, here
+    ~1.6e5) would overflow fp16's 65,504; it is summed in fp32, so the output stays finite and
+    as close to fp32 as the unfused module's in fp16."""
+    torch.manual_seed(3)
+    block = SpectralMSA(31, 31, 1).eval()
+    x = torch.randn(1, 64, 64, 31) * 10.0
+    with torch.inference_mode():
+        want = block(x)
+        with torch.autocast("cpu", dtype=torch.float16):
+            unfused = block(x).float()
+            block.fuse_for_inference()
+            got = block(x).float()
+    assert torch.isfinite(got).all()
+    scale = float(want.abs().max())
+    assert float((got - want).abs().max()) <= 2 * float((unfused - want).abs().max()) + 1e-3 * scale
+
+
+@pytest.mark.parametrize("name", ["awan_s", "mstpp_s"])
+def test_reconstructor_in_bf16_is_fused_and_as_close_as_unfused_bf16(name):
+    if compute_dtype(torch.device("cpu"), "bf16") != torch.bfloat16:
+        pytest.skip("this CPU has no native bf16")
+    rgb = np.random.default_rng(8).random((37, 53, 3), dtype=np.float32)
+    model = create_model(name, "bundled", "clean")
+    want = predict(model, rgb, "cpu")  # fp32, unfused
+    unfused = predict(model, rgb, "cpu", precision="bf16")
+    rec = Reconstructor(name, track="clean", device="cpu", precision="bf16")
+    assert all(m.series_tolerance for m in rec.model.modules() if isinstance(m, SecondOrderNonLocal))
+    assert all(m.qk is not None for m in rec.model.modules() if isinstance(m, SpectralMSA))
+    got = rec(rgb)
+    error, baseline = float(np.abs(got - want).max()), float(np.abs(unfused - want).max())
+    assert error <= 1.5 * baseline + 1e-3 * float(np.abs(want).max())
 
 
 ALLOCATOR_CHILD = """

@@ -7,6 +7,8 @@ Kept fast on a 2-core CPU: full-size networks run only at tiny sizes; the ``_s``
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -114,24 +116,76 @@ def test_pure_cnn_tiles_exactly_with_its_halo():
     )
 
 
+def _nonlocal_by_the_paper(block, x):
+    """A_ij = (θ_i − mean_c θ_i)·θ_j / C', softmax over j, x + W(A g), with the M×M matrix held."""
+    theta = block.theta(x).flatten(2).transpose(1, 2)
+    g = block.g(x).flatten(2).transpose(1, 2)
+    affinity = (theta - theta.mean(2, keepdim=True)) @ theta.transpose(1, 2) / theta.shape[2]
+    y = (affinity.softmax(-1) @ g).transpose(1, 2).reshape(x.shape[0], -1, *x.shape[2:])
+    return x + block.W(y)
+
+
 def test_second_order_nonlocal_chunked_equals_the_paper_formula():
-    """A_ij = (θ_i − mean_c θ_i)·θ_j / C', softmax over j, x + W(A g): same result whole or in
-    query chunks (the chunking is what keeps AWAN's memory linear)."""
+    """Same result whole or in query chunks (the chunking is what keeps AWAN's memory linear)."""
     from hstool.recon.models.awan import SecondOrderNonLocal
 
     torch.manual_seed(0)
     block = SecondOrderNonLocal(31)
     torch.nn.init.normal_(block.W.weight)  # the paper zero-initialises W; make it count here
     x = torch.rand(2, 31, 11, 13)
-    theta = block.theta(x).flatten(2).transpose(1, 2)
-    g = block.g(x).flatten(2).transpose(1, 2)
-    affinity = (theta - theta.mean(2, keepdim=True)) @ theta.transpose(1, 2) / theta.shape[2]
-    y = (affinity.softmax(-1) @ g).transpose(1, 2).reshape(2, -1, 11, 13)
-    want = x + block.W(y)
+    want = _nonlocal_by_the_paper(block, x)
     with torch.no_grad():
         torch.testing.assert_close(block(x), want, rtol=1e-5, atol=1e-5)
         block.attention_budget = 143 * 37  # 37 query rows per chunk: 4 uneven chunks
         torch.testing.assert_close(block(x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_series_attention_is_within_its_bound_of_softmax_attention():
+    """The Taylor-series attention against softmax(q·kᵀ)·v held whole, in float64: within
+    tolerance·max|v| wherever it answers, shift-invariant in the keys, and None where the bound
+    would need more terms than allowed."""
+    from hstool.recon.models.awan import SERIES_TOLERANCE, series_attention, series_order
+
+    gen = torch.Generator().manual_seed(0)
+    q = torch.randn(2, 300, 3, generator=gen, dtype=torch.float64)
+    k = torch.randn(2, 400, 3, generator=gen, dtype=torch.float64)
+    v = torch.randn(2, 400, 3, generator=gen, dtype=torch.float64)
+    q = q / q.norm(dim=2).amax()
+    k = k - k.mean(dim=1, keepdim=True)
+    k = k / k.norm(dim=2).amax()
+    for radius in (0.0, 0.1, 1.0, 1.8):
+        keys = k * radius + 5.0  # the offset only scales each row of exp(q·kᵀ): the softmax removes it
+        want = torch.softmax(q @ keys.transpose(1, 2), dim=-1) @ v
+        got = series_attention(q, keys, v, chunk=128)  # uneven chunks on both sides
+        assert got is not None and got.dtype == torch.float64
+        assert float((got - want).abs().max()) <= SERIES_TOLERANCE * float(v.abs().max())
+    assert series_attention(q, k * 4.0, v) is None  # R = 4 needs order 26: 3654 terms > 1024
+    assert series_order(0.0, 3) == 0
+    for radius in (0.05, 0.5, 1.5):  # the lowest order whose remainder bound is within tolerance
+        order = series_order(radius, 3)
+        bound = [2 * math.exp(2 * radius) * radius ** (p + 1) / math.factorial(p + 1) for p in (order - 1, order)]
+        assert bound[1] <= SERIES_TOLERANCE < bound[0]
+
+
+def test_fused_second_order_nonlocal_uses_the_series_and_falls_back_exactly(monkeypatch):
+    from hstool.recon.models import awan
+
+    torch.manual_seed(0)
+    block = awan.SecondOrderNonLocal(31)
+    torch.nn.init.normal_(block.W.weight)
+    x = torch.rand(2, 31, 11, 13)
+    with torch.no_grad():
+        want = _nonlocal_by_the_paper(block, x)
+        wide = _nonlocal_by_the_paper(block, x * 30.0)  # |q·k| up to ~10^2: no short series
+    assert block.fuse_for_inference() == 1
+    exact = awan.F.scaled_dot_product_attention
+    calls = []
+    monkeypatch.setattr(awan.F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or exact(*a, **k))
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), want, rtol=1e-5, atol=1e-5)
+        assert not calls  # the series answered
+        torch.testing.assert_close(block(x * 30.0), wide, rtol=1e-5, atol=1e-4)
+        assert calls  # exact attention answered
 
 
 def test_psnl_attends_within_quadrants_only():

@@ -72,8 +72,10 @@ class SpectralMSA(nn.Module):
 
     def _attention_fused(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         d, heads = self.dim_head, self.heads
-        qk = F.linear(tokens, self.qk)  # (N, HW, heads·2d)
-        gram = torch.bmm(qk.transpose(1, 2), qk).unflatten(1, (heads, 2 * d)).unflatten(3, (heads, 2 * d))
+        qk = F.linear(tokens, self.qk).float()  # (N, HW, heads·2d)
+        with torch.autocast(qk.device.type, enabled=False):  # sums over every pixel: fp16 would overflow
+            gram = torch.bmm(qk.transpose(1, 2), qk)
+        gram = gram.unflatten(1, (heads, 2 * d)).unflatten(3, (heads, 2 * d))
         gram = gram.diagonal(dim1=1, dim2=3).permute(0, 3, 1, 2)  # (N, heads, 2d, 2d): each head's own
         norm = gram.diagonal(dim1=-2, dim2=-1).sqrt().clamp_min(1e-12)  # F.normalize's norm and eps
         attn = gram[..., d:, :d] / (norm[..., d:, None] * norm[..., None, :d]) * self.rescale
