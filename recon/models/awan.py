@@ -34,7 +34,7 @@ bound on |q_i·(θ_j − mean_j θ_j)| / C', is at most 0.15 on the sample scene
 weights), so a Taylor series of exp cut at order 5–6 factors A's M² weights into M × 56–84
 monomials, with a proven bound of 1e-8 × max|g| on the error; where the bound would need more
 than 1,024 terms it computes exactly as above. ``awan_s`` on a 482×512 image on 2 CPU cores:
-0.59 s instead of 9.25 s, output within 1.3e-6 of the exact one (``benchmarks/recon.py``).
+0.59 s instead of 9.0–9.3 s, output within 1.3e-6 of the exact one (``benchmarks/recon.py``).
 
 Parameter count at 3 → 31 channels: ours 4,039,425 = 4.04 M; published 4.04 M (the MST++
 toolbox's model-zoo table, which builds AWAN with 96 features). The NTIRE 2020 entry itself
