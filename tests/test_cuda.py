@@ -52,6 +52,19 @@ def test_half_precisions_stay_close_on_cuda(name, rgb):
         assert rel(half, full) < tol, (precision, rel(half, full))
 
 
+@pytest.mark.parametrize("name", DEEP)
+def test_fused_models_give_the_unfused_answer_on_cuda(name, rgb):
+    """The Reconstructor's fused model (MST++'s Gram form, AWAN's series attention in float64,
+    folded BatchNorm) against the same weights unfused, on the GPU, in fp32 (TF32 convolutions,
+    so within 1e-3 as against the CPU) and fp16 (MST++'s Gram sums would overflow it)."""
+    model = create_model(name, "bundled", "clean")
+    for precision, tol in (("fp32", 1e-3), ("fp16", 5e-3)):
+        fused = Reconstructor(name, device="cuda", precision=precision)(rgb)
+        plain = predict(model, rgb, "cuda", precision=precision)
+        assert np.all(np.isfinite(fused)), precision
+        assert rel(fused, plain) < tol, (precision, rel(fused, plain))
+
+
 def test_tiles_and_flips_give_the_cpu_answer_on_cuda(rgb):
     model = create_model("mstpp_s", "bundled", "clean")
     gpu = {"tiles": predict(model, rgb, "cuda", tile=96), "flips": predict(model, rgb, "cuda", ensemble=True)}
