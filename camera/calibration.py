@@ -245,9 +245,10 @@ def _block_calibrator(scale: np.ndarray, dark: np.ndarray, m: np.ndarray | None)
 
         def sparse(raw):
             acc = np.empty((raw.shape[0],) + off_ks.shape, dtype=np.float32)  # (Lc, K, S)
+            tmp = np.empty_like(acc)
             np.negative(off_ks, out=acc[:])
             for idx, w in taps:
-                acc += raw[:, idx, :] * w
+                acc += np.multiply(raw[:, idx, :], w, out=tmp)
             return acc.transpose(0, 2, 1), _saturated(raw[:, b0:b1])
 
         return sparse
@@ -266,7 +267,9 @@ def _block_calibrator(scale: np.ndarray, dark: np.ndarray, m: np.ndarray | None)
 
 
 def _saturated(raw: np.ndarray) -> int:
-    return int(np.count_nonzero(raw >= IQ_MAX_DN)) if raw.dtype.kind in "ui" else 0
+    if raw.dtype.kind not in "ui" or raw.size == 0 or raw.max() < IQ_MAX_DN:  # one pass, no mask, usually
+        return 0
+    return int(np.count_nonzero(raw >= IQ_MAX_DN))
 
 
 def calibrate(
@@ -376,7 +379,9 @@ def calibrate(
         meta["gain_file"] = str(gain) if not isinstance(gain, np.ndarray) else "array"
 
     result = np.empty((keep.size, L, K), dtype=np.float32)  # upright: rows = detector columns
-    bil = cap.scene.view.transpose(0, 2, 1)  # (lines, bands, samples): the file's own order
+    # (lines, bands, samples): the file's own order; a plain ndarray view of the mapping, which
+    # slices without np.memmap's Python-level __getitem__
+    bil = np.asarray(cap.scene.view).transpose(0, 2, 1)
     block = _block_calibrator(scale, dark, m)
     saturated = 0
     # a contiguous run of kept columns (the default: the slit ends dropped) is a slice, not a gather

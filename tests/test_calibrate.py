@@ -170,6 +170,24 @@ def test_guarded_denominators_become_nan_and_are_counted(tmp_path, synth):
     assert arad.meta["nan_values"] == 48
 
 
+def test_saturated_values_are_counted_in_the_bands_used(tmp_path):
+    """Raw values at the sensor's maximum are counted where they enter the output: every band
+    without resampling, only the bands the 400–700 nm grid reads with it."""
+    from hstool.hsdata.specim import IQ_MAX_DN
+
+    sc = write_synthetic_capture(tmp_path, "sat", 2, samples=40, lines=24, ref_lines=8)
+    assert calibrate(sc.path).meta["saturated_values"] == 0
+    raw = np.memmap(sc.path / "capture" / "sat.raw", dtype="<u2", mode="r+", shape=(24, 204, 40))
+    wl = np.asarray(SpecimCapture.open(sc.path).wavelengths)
+    visible, infrared = int(np.argmin(np.abs(wl - 550))), int(np.argmin(np.abs(wl - 900)))
+    raw[[0, 3, 23], visible, [0, 17, 39]] = IQ_MAX_DN  # three in a band the grid reads
+    raw[5, infrared, 5] = IQ_MAX_DN  # one where it does not
+    raw.flush()
+    del raw
+    assert calibrate(sc.path).meta["saturated_values"] == 3
+    assert calibrate(sc.path, bands=None).meta["saturated_values"] == 4
+
+
 def test_white_below_dark_is_refused(tmp_path, synth):
     dst = tmp_path / "scene"
     shutil.copytree(synth.path, dst)
