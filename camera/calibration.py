@@ -213,7 +213,7 @@ def _band_grid(bands: Any) -> np.ndarray | None:
 
 
 def _block_calibrator(scale: np.ndarray, dark: np.ndarray, m: np.ndarray | None):
-    """A function ``raw block (lines, bands, samples) -> ((lines, samples, K) float32, saturated
+    """A function ``raw block (lines, bands, samples) -> ((lines, K, samples) float32, saturated
     count)`` computing ``((raw - dark) * scale) @ m`` per (sample, band), ``m`` None = identity.
 
     Three exact strategies: with a sparse ``m`` (linear interpolation: <= 4 source bands per
@@ -228,7 +228,7 @@ def _block_calibrator(scale: np.ndarray, dark: np.ndarray, m: np.ndarray | None)
         def identity(raw):
             y = np.multiply(raw, scale32, dtype=np.float32)
             y -= off32
-            return y.transpose(0, 2, 1), _saturated(raw)
+            return y, _saturated(raw)
 
         return identity
     used = np.flatnonzero(np.any(m != 0, axis=1))
@@ -249,18 +249,17 @@ def _block_calibrator(scale: np.ndarray, dark: np.ndarray, m: np.ndarray | None)
             np.negative(off_ks, out=acc[:])
             for idx, w in taps:
                 acc += np.multiply(raw[:, idx, :], w, out=tmp)
-            return acc.transpose(0, 2, 1), _saturated(raw[:, b0:b1])
+            return acc, _saturated(raw[:, b0:b1])
 
         return sparse
     scale_used = scale32[b0:b1]
-    m32 = np.ascontiguousarray(m[b0:b1], dtype=np.float32)
-    off_sk = np.ascontiguousarray(off_ks.T)
+    m32t = np.ascontiguousarray(m[b0:b1].T, dtype=np.float32)  # (K, b)
 
     def dense(raw):
         part = raw[:, b0:b1]
         y = np.multiply(part, scale_used, dtype=np.float32)  # (Lc, b, S)
-        out = np.matmul(y.transpose(0, 2, 1), m32)  # (Lc, S, K)
-        out -= off_sk
+        out = np.matmul(m32t, y)  # (Lc, K, S)
+        out -= off_ks
         return out, _saturated(part)
 
     return dense
@@ -378,7 +377,10 @@ def calibrate(
         formula = "(raw - dark) * gain / tint_ms"
         meta["gain_file"] = str(gain) if not isinstance(gain, np.ndarray) else "array"
 
-    result = np.empty((keep.size, L, K), dtype=np.float32)  # upright: rows = detector columns
+    # band-major (K, L, kept samples): each sensor line's block is copied in as whole rows, and
+    # the upright (rows = detector columns, L, K) cube is a view of it with the memory layout of
+    # a MATLAB v7.3 / ARAD file, which is therefore written without a transpose
+    band_major = np.empty((K, L, keep.size), dtype=np.float32)
     # (lines, bands, samples): the file's own order; a plain ndarray view of the mapping, which
     # slices without np.memmap's Python-level __getitem__
     bil = np.asarray(cap.scene.view).transpose(0, 2, 1)
@@ -388,10 +390,11 @@ def calibrate(
     cols = slice(int(keep[0]), int(keep[-1]) + 1) if keep[-1] - keep[0] + 1 == keep.size else keep
     for l0 in range(0, L, chunk_lines):
         l1 = min(L, l0 + chunk_lines)
-        out, n_sat = block(bil[l0:l1])  # (Lc, S, K) float32
+        out, n_sat = block(bil[l0:l1])  # (Lc, K, S) float32
         saturated += n_sat
-        for i in range(l1 - l0):  # upright column L-1-l holds sensor line l
-            result[:, L - 1 - l0 - i, :] = out[i, cols]
+        # upright column L-1-l holds sensor line l
+        band_major[:, L - l1 : L - l0, :] = out[::-1, :, cols].transpose(1, 0, 2)
+    result = band_major.transpose(2, 1, 0)  # (kept samples, L, K)
 
     bad_k = bad if m is None else (bad.astype(np.float64) @ (m != 0)) > 0  # (S, K)
     rows, ks = np.nonzero(bad_k[keep])
