@@ -17,7 +17,7 @@ not:
   computes its attention from one Gram product: 14 % of ``mstpp_s``'s CPU time; HSCNN-D's dense
   blocks write into one preallocated buffer instead of concatenating growing copies; AWAN's
   non-local attention becomes a truncated series with an error bound of 1e-8 of its values in
-  linear instead of quadratic time: ``awan_s`` 9.2 → 0.6 s per 482×512 image on 2 CPU cores).
+  linear instead of quadratic time: ``awan_s`` 9.0 → 0.59 s per 482×512 image on 2 CPU cores).
   Each must hold under autocast too (MST++ sums its Gram matrix in fp32 there).
 
 Pairs are taken only where adjacency is certain: consecutive children of an ``nn.Sequential``,
