@@ -25,7 +25,7 @@ def _speed(b: dict) -> str:
 
 
 def models(
-    args: Annotated[list[str] | None, typer.Argument(help="[PATTERN] to list, or: export NAME OUT.onnx")] = None,
+    args: Annotated[list[str] | None, typer.Argument(help="[list] [PATTERN] to list, or: export NAME OUT.onnx")] = None,
     track: Annotated[str, typer.Option("--track", help="Bundled weights to export (clean, realworld).")] = "clean",
     weights: Annotated[Path | None, typer.Option("--weights", "-w", help="Export these weights instead of the "
                                                  "bundled ones.", exists=True, dir_okay=False)] = None,
@@ -57,6 +57,8 @@ def models(
         else:
             err.print(f"wrote [bold]{path}[/] (onnxruntime matches PyTorch: max difference {diff:.1e})")
         return
+    if args and args[0] == "list":  # `hstool models list [PATTERN]` reads as the bare command
+        args = args[1:]
     if len(args) > 1:
         raise HsError("give at most one PATTERN (or: export NAME OUT.onnx)")
     from hstool.recon.weights import describe_models

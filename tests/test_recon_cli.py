@@ -92,5 +92,9 @@ def test_models_lists_kinds_parameters_and_bundled_weights(hstool):
     r = hstool("models", "root*")
     assert r.exit_code == 0 and "rootpoly" in r.output and "linear" not in r.output
     assert "CPU" in r.output  # the pixel models' speed was measured on the CPU, and says so
+    r = hstool("models", "list", "--json")  # `list` is the bare command, not a pattern matching nothing
+    assert r.exit_code == 0 and {m["name"] for m in json.loads(r.stdout)} == set(rows)
+    r = hstool("models", "list", "root*", "--json")
+    assert r.exit_code == 0 and [m["name"] for m in json.loads(r.stdout)] == ["rootpoly"]
     r = hstool("models", "export", "linear")
     assert r.exit_code == 1 and "usage" in r.output
