@@ -196,38 +196,42 @@ class SecondOrderNonLocal(nn.Module):
         return 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # (N, 1, M, C'): a single "head", so SDPA can take its fused kernels (flash attention on
-        # CPU and CUDA), which never hold the M×M affinity
-        theta = self.theta(x).flatten(2).transpose(1, 2)[:, None]
-        g = self.g(x).flatten(2).transpose(1, 2)[:, None]
-        q = theta - theta.mean(dim=3, keepdim=True)  # second order: centred over channels
+        theta = self.theta(x).flatten(2).transpose(1, 2)  # (N, M, C')
+        g = self.g(x).flatten(2).transpose(1, 2)
+        q = theta - theta.mean(dim=2, keepdim=True)  # second order: centred over channels
         scale = 1.0 / self.inter
+        y = None
         if self.series_tolerance is not None and not torch.jit.is_tracing():
             # keys q_j instead of θ_j: the same products, as each q_i sums to zero over channels,
             # and a tighter bound R for the series
-            y = series_attention(q[:, 0] * scale, q[:, 0], g[:, 0], self.series_tolerance)
-            if y is not None:
-                return x + self.W(y.transpose(1, 2).unflatten(2, x.shape[2:]))
-        # zero channels up to a multiple of 16 change no dot product and add output channels that
-        # are cut below; the fused kernels need a contiguous last dimension, CUDA's memory-efficient
-        # one a multiple of 4 (fp32) or 8, and on CPU 16 is fastest (3 → 16: 3.8 → 2.0 s a quadrant)
+            y = series_attention(q * scale, q, g, self.series_tolerance)
+        if y is None:
+            y = self._exact_attention(q, theta, g, scale)
+        return x + self.W(y.transpose(1, 2).unflatten(2, x.shape[2:]))
+
+    def _exact_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+        """softmax(q·kᵀ·scale)·v for (N, M, C') tensors, through SDPA in query chunks."""
+        # (N, 1, M, C'): a single "head", so SDPA can take its fused kernels (flash attention on
+        # CPU and CUDA), which never hold the M×M affinity. Zero channels up to a multiple of 16
+        # change no dot product and add output channels that are cut below; the fused kernels need
+        # a contiguous last dimension, CUDA's memory-efficient one a multiple of 4 (fp32) or 8, and
+        # on CPU 16 is fastest (3 → 16: 3.8 → 2.0 s a quadrant)
         pad = -self.inter % HEAD_MULTIPLE
-        q, theta, g = (F.pad(t, (0, pad)).contiguous() for t in (q, theta, g))
-        m = theta.shape[2]
+        q, k, v = (F.pad(t[:, None], (0, pad)).contiguous() for t in (q, k, v))
+        m = k.shape[2]
         # query chunks bound the memory even where SDPA falls back to its plain math path
         chunk = max(1, self.attention_budget // max(m, 1))
         if torch.jit.is_tracing() or chunk >= m:
-            y = F.scaled_dot_product_attention(q, theta, g, scale=scale)
+            y = F.scaled_dot_product_attention(q, k, v, scale=scale)
         else:
             y = torch.cat(
                 [
-                    F.scaled_dot_product_attention(q[:, :, i : i + chunk], theta, g, scale=scale)
+                    F.scaled_dot_product_attention(q[:, :, i : i + chunk], k, v, scale=scale)
                     for i in range(0, m, chunk)
                 ],
                 dim=2,
             )
-        y = y[:, 0, :, : self.inter].transpose(1, 2).unflatten(2, x.shape[2:])
-        return x + self.W(y)
+        return y[:, 0, :, : self.inter]
 
 
 class PSNL(nn.Module):
