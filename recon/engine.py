@@ -20,9 +20,10 @@
 - the result is clamped at zero (spectra are non-negative).
 
 Speed (see ``benchmarks/recon.py``): inference mode; on CPU a :class:`Reconstructor` keeps freed
-memory for reuse (:func:`reuse_freed_memory`: no page faults for each layer's fresh output) and
-fuses its own model in fp32 (:mod:`hstool.recon.fuse`: BatchNorm folded, activations as oneDNN
-post-ops, MST++'s attention in fewer passes); convolutional models run channels-last
+memory for reuse (:func:`reuse_freed_memory`: no page faults for each layer's fresh output); a
+Reconstructor fuses its own model at every precision (:mod:`hstool.recon.fuse`: BatchNorm folded,
+activations as oneDNN post-ops in fp32, MST++'s attention in fewer passes, AWAN's by a series in
+linear time); convolutional models run channels-last
 (NHWC) on CPU, where oneDNN convolves without reordering to and from its blocked layout
 (0.6-0.9x the NCHW time here) and the (H, W, 3) input and (H, W, B) output convert without a
 copy; transformer-style models (any ``nn.LayerNorm``: MST++ works tokens-last internally) gain

@@ -24,8 +24,9 @@ Pairs are taken only where adjacency is certain: consecutive children of an ``nn
 or pairs a module names in ``fusable_pairs`` (submodule names, dotted where nested, of a
 convolution and of the activation that alone consumes its output). The activation becomes
 ``nn.Identity``. In fp32, results equal the unfused model to float32 rounding (the tests check
-1e-5 relative); under bf16/fp16 autocast they are as close to fp32 as the unfused model's. Weights are frozen: PReLU's slope and BatchNorm's statistics are read once, so a fused
-model is for inference only (the :class:`~hstool.recon.engine.Reconstructor` owns its model;
+1e-5 relative); under bf16/fp16 autocast they are as close to fp32 as the unfused model's.
+Weights are frozen: PReLU's slope and BatchNorm's statistics are read once, so a fused model is
+for inference only (the :class:`~hstool.recon.engine.Reconstructor` owns its model;
 :func:`~hstool.recon.engine.predict` never fuses a caller's model). Off the CPU, in autocast,
 with gradients, or where the oneDNN op is missing, a fused convolution runs ``F.conv2d`` and the
 activation separately.

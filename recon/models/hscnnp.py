@@ -83,8 +83,8 @@ class HSCNND(nn.Module):
         """Inference only (:mod:`hstool.recon.fuse` calls it): the dense blocks write their new
         channels into one preallocated buffer instead of each concatenating a growing copy, the
         same arithmetic (``hscnnp`` on a 482×512 image through the CPU engine: 10.1 → 8.0 s, peak
-        memory 5.6 → 3.2 GB; ``benchmarks/recon.py``). Training keeps ``torch.cat``: autograd forbids writing into a buffer whose
-        slices earlier layers saved."""
+        memory 5.6 → 3.2 GB; ``benchmarks/recon.py``). Training keeps ``torch.cat``: autograd
+        forbids writing into a buffer whose slices earlier layers saved."""
         self.preallocated = True
         return 1
 
