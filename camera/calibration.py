@@ -212,55 +212,75 @@ def _band_grid(bands: Any) -> np.ndarray | None:
     return np.asarray(bands, dtype=np.float64).reshape(-1)
 
 
-def _block_calibrator(scale: np.ndarray, dark: np.ndarray, m: np.ndarray | None):
-    """A function ``raw block (lines, bands, samples) -> ((lines, K, samples) float32, saturated
-    count)`` computing ``((raw - dark) * scale) @ m`` per (sample, band), ``m`` None = identity.
+def _block_calibrator(
+    scale: np.ndarray, dark: np.ndarray, m: np.ndarray | None, cols: slice | np.ndarray, chunk_lines: int
+):
+    """A function ``(raw block (n <= chunk_lines, bands, samples), dest (K, n, kept samples)
+    float32) -> saturated count`` writing ``((raw - dark) * scale) @ m`` per (sample, band) of
+    the kept columns ``cols`` into ``dest`` (any strides: rows of the band-major cube), ``m``
+    None = identity.
 
     Three exact strategies: with a sparse ``m`` (linear interpolation: <= 4 source bands per
-    target) only those bands are read, each multiplied by its folded weight; with a dense ``m``
-    only the band range ``m`` touches enters one BLAS product; without ``m`` the scaled cube is
-    returned. The offset ``dark * scale @ m`` is subtracted after the product."""
-    scale32 = np.ascontiguousarray(scale.T, dtype=np.float32)  # (B, S)
+    target) one gather reads only those bands, each then multiplied by its folded weight; with
+    a dense ``m`` only the band range ``m`` touches enters one BLAS product; without ``m`` the
+    scaled cube is written. The offset ``dark * scale @ m`` is subtracted after the product.
+    Saturated raw values are counted where they enter the output: kept columns, bands read."""
     offset = dark * scale  # (S, B)
     if m is None:
-        off32 = np.ascontiguousarray(offset.T, dtype=np.float32)
+        scale_bs = np.ascontiguousarray(scale.T[:, None, cols], dtype=np.float32)  # (B, 1, S')
+        off_bs = np.ascontiguousarray(offset.T[:, None, cols], dtype=np.float32)
 
-        def identity(raw):
-            y = np.multiply(raw, scale32, dtype=np.float32)
-            y -= off32
-            return y, _saturated(raw)
+        def identity(raw, dest):
+            part = raw[:, :, cols]
+            np.multiply(part.transpose(1, 0, 2), scale_bs, out=dest)
+            dest -= off_bs
+            return _saturated(part)
 
         return identity
     used = np.flatnonzero(np.any(m != 0, axis=1))
     b0, b1 = int(used[0]), int(used[-1]) + 1
-    off_ks = np.ascontiguousarray((offset @ m).T, dtype=np.float32)  # (K, S)
+    off_ks = np.ascontiguousarray((offset @ m).T[:, None, cols], dtype=np.float32)  # (K, 1, S')
     nnz = (m != 0).sum(axis=0)
+    K = m.shape[1]
     if nnz.max() <= 4:
-        taps = []  # (band index per target (K,), weight (K, S)) for each tap
-        order = np.argsort(m == 0, axis=0, kind="stable")  # nonzero rows first, per target
-        for j in range(int(nnz.max())):
-            idx = order[j]
-            w = m[idx, np.arange(m.shape[1])] * (j < nnz)  # (K,) zero where a target has fewer taps
-            taps.append((idx, np.ascontiguousarray(w[:, None] * scale[:, idx].T, dtype=np.float32)))
+        order = np.argsort(m == 0, axis=0, kind="stable")[: int(nnz.max())]  # nonzero rows first
+        # tap j of target k reads band order[j, k] with weight m * scale (0 past its last tap)
+        weights = [
+            np.ascontiguousarray(
+                ((m[idx, np.arange(K)] * (j < nnz))[:, None] * scale[:, idx].T)[:, None, cols], dtype=np.float32
+            )
+            for j, idx in enumerate(order)
+        ]
+        gather = order.reshape(-1)  # every tap's band, tap-major: (taps * K,)
+        bands_read = np.unique(order[np.arange(order.shape[0])[:, None] < nnz])
+        tmp = np.empty((K, chunk_lines, off_ks.shape[2]), dtype=np.float32)
 
-        def sparse(raw):
-            acc = np.empty((raw.shape[0],) + off_ks.shape, dtype=np.float32)  # (Lc, K, S)
-            tmp = np.empty_like(acc)
-            np.negative(off_ks, out=acc[:])
-            for idx, w in taps:
-                acc += np.multiply(raw[:, idx, :], w, out=tmp)
-            return acc, _saturated(raw[:, b0:b1])
+        def sparse(raw, dest):
+            n = raw.shape[0]
+            per_tap = raw[:, gather, :].transpose(1, 0, 2)[:, :, cols]  # (taps * K, n, S')
+            rest = tmp[:, :n]  # every tap but the first, less the offset
+            if len(weights) > 1:
+                np.multiply(per_tap[K : 2 * K], weights[1], out=rest)
+                rest -= off_ks
+            else:
+                np.negative(off_ks, out=rest)
+            for j in range(2, len(weights)):
+                rest += np.multiply(per_tap[j * K : (j + 1) * K], weights[j], out=dest)
+            np.multiply(per_tap[:K], weights[0], out=dest)
+            dest += rest
+            if per_tap.max() < IQ_MAX_DN:  # usually; else count each band read once
+                return 0
+            return _saturated(raw[:, bands_read][:, :, cols])
 
         return sparse
-    scale_used = scale32[b0:b1]
+    scale_used = np.ascontiguousarray(scale.T[b0:b1, cols], dtype=np.float32)  # (b, S')
     m32t = np.ascontiguousarray(m[b0:b1].T, dtype=np.float32)  # (K, b)
 
-    def dense(raw):
-        part = raw[:, b0:b1]
-        y = np.multiply(part, scale_used, dtype=np.float32)  # (Lc, b, S)
-        out = np.matmul(m32t, y)  # (Lc, K, S)
-        out -= off_ks
-        return out, _saturated(part)
+    def dense(raw, dest):
+        part = raw[:, b0:b1, cols]
+        y = np.multiply(part, scale_used, dtype=np.float32)  # (n, b, S')
+        np.subtract(np.matmul(m32t, y).transpose(1, 0, 2), off_ks, out=dest)
+        return _saturated(part)
 
     return dense
 
@@ -377,23 +397,22 @@ def calibrate(
         formula = "(raw - dark) * gain / tint_ms"
         meta["gain_file"] = str(gain) if not isinstance(gain, np.ndarray) else "array"
 
-    # band-major (K, L, kept samples): each sensor line's block is copied in as whole rows, and
+    # band-major (K, L, kept samples): each block of sensor lines is written in as whole rows, and
     # the upright (rows = detector columns, L, K) cube is a view of it with the memory layout of
     # a MATLAB v7.3 / ARAD file, which is therefore written without a transpose
     band_major = np.empty((K, L, keep.size), dtype=np.float32)
     # (lines, bands, samples): the file's own order; a plain ndarray view of the mapping, which
     # slices without np.memmap's Python-level __getitem__
     bil = np.asarray(cap.scene.view).transpose(0, 2, 1)
-    block = _block_calibrator(scale, dark, m)
-    saturated = 0
     # a contiguous run of kept columns (the default: the slit ends dropped) is a slice, not a gather
     cols = slice(int(keep[0]), int(keep[-1]) + 1) if keep[-1] - keep[0] + 1 == keep.size else keep
+    block = _block_calibrator(scale, dark, m, cols, chunk_lines)
+    saturated = 0
     for l0 in range(0, L, chunk_lines):
         l1 = min(L, l0 + chunk_lines)
-        out, n_sat = block(bil[l0:l1])  # (Lc, K, S) float32
-        saturated += n_sat
-        # upright column L-1-l holds sensor line l
-        band_major[:, L - l1 : L - l0, :] = out[::-1, :, cols].transpose(1, 0, 2)
+        # upright column L-1-l holds sensor line l: the block is read in reverse (writing to
+        # reversed rows instead is slower)
+        saturated += block(bil[l0:l1][::-1], band_major[:, L - l1 : L - l0])
     result = band_major.transpose(2, 1, 0)  # (kept samples, L, K)
 
     bad_k = bad if m is None else (bad.astype(np.float64) @ (m != 0)) > 0  # (S, K)
@@ -410,7 +429,7 @@ def calibrate(
         drop_rule=rule_name,
         guarded_cells=int(bad[keep].sum()),
         nan_values=int(rows.size) * L,
-        saturated_values=saturated,  # raw values at 4095 in the bands used
+        saturated_values=saturated,  # raw values at 4095 in the kept columns and bands read
         source_wavelengths=[float(src_wl[0]), float(src_wl[-1]), int(src_wl.size)],
         resampling="none" if m is None else method,
     )

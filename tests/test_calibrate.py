@@ -18,7 +18,7 @@ from hstool.camera.calibration import (
 from hstool.hsdata import ARAD_WAVELENGTHS, HsError, read_cube
 from hstool.hsdata.specim import SpecimCapture
 from hstool.hsdata.specim_synthetic import write_synthetic_capture
-from hstool.hsdata.spectral import resample_bands
+from hstool.hsdata.spectral import resample_bands, resampling_matrix
 
 BAD = (9, 30, 31, 55)  # includes an adjacent pair
 
@@ -68,10 +68,12 @@ def test_reflectance_resampled_to_arad_grid(synth):
 
 
 @pytest.mark.parametrize("method", ["linear", "gaussian", "triangular"])
-def test_band_integration_folds_into_the_pass(synth, method):
-    full = calibrate(synth.path, drop_columns="none", bands=None)
+@pytest.mark.parametrize("drop", ["none", "bad"])  # kept columns a slice, or a gather
+def test_band_integration_folds_into_the_pass(synth, method, drop):
+    drop = list(BAD) if drop == "bad" else drop
+    full = calibrate(synth.path, drop_columns=drop, bands=None)
     grid = np.arange(420.0, 981.0, 20.0)
-    cube = calibrate(synth.path, drop_columns="none", bands=grid, method=method)
+    cube = calibrate(synth.path, drop_columns=drop, bands=grid, method=method)
     expected = resample_bands(full.data, full.wavelengths, grid, method=method)
     np.testing.assert_allclose(cube.data, expected, rtol=2e-5, atol=2e-6)
 
@@ -171,22 +173,32 @@ def test_guarded_denominators_become_nan_and_are_counted(tmp_path, synth):
     assert arad.meta["nan_values"] == 48
 
 
-def test_saturated_values_are_counted_in_the_bands_used(tmp_path):
-    """Raw values at the sensor's maximum are counted where they enter the output: every band
-    without resampling, only the bands the 400–700 nm grid reads with it."""
+def test_saturated_values_are_counted_where_they_enter_the_output(tmp_path):
+    """Raw values at the sensor's maximum are counted where they enter the output: kept
+    columns only, every band without resampling, and with it only the bands the 400–700 nm
+    grid interpolates from (not a band between two of them, nor one at 900 nm)."""
     from hstool.hsdata.specim import IQ_MAX_DN
 
     sc = write_synthetic_capture(tmp_path, "sat", 2, samples=40, lines=24, ref_lines=8)
     assert calibrate(sc.path).meta["saturated_values"] == 0
-    raw = np.memmap(sc.path / "capture" / "sat.raw", dtype="<u2", mode="r+", shape=(24, 204, 40))
     wl = np.asarray(SpecimCapture.open(sc.path).wavelengths)
-    visible, infrared = int(np.argmin(np.abs(wl - 550))), int(np.argmin(np.abs(wl - 900)))
-    raw[[0, 3, 23], visible, [0, 17, 39]] = IQ_MAX_DN  # three in a band the grid reads
-    raw[5, infrared, 5] = IQ_MAX_DN  # one where it does not
+    m = resampling_matrix(wl, ARAD_WAVELENGTHS)
+    read = np.flatnonzero(np.any(m != 0, axis=1))
+    tapped = int(np.argmin(np.abs(wl - 550)))  # 550 nm is interpolated from its nearest band
+    between = int(np.setdiff1d(np.arange(read[0], read[-1]), read)[0])  # inside the grid, unread
+    infrared = int(np.argmin(np.abs(wl - 900)))
+    assert challenge_columns(40) == [0, 39] and tapped in read
+    raw = np.memmap(sc.path / "capture" / "sat.raw", dtype="<u2", mode="r+", shape=(24, 204, 40))
+    raw[[0, 3, 23], tapped, [1, 17, 38]] = IQ_MAX_DN  # three that enter the output
+    raw[5, tapped, 0] = IQ_MAX_DN  # a dropped column
+    raw[6, between, 5] = IQ_MAX_DN
+    raw[7, infrared, 5] = IQ_MAX_DN
     raw.flush()
     del raw
     assert calibrate(sc.path).meta["saturated_values"] == 3
-    assert calibrate(sc.path, bands=None).meta["saturated_values"] == 4
+    assert calibrate(sc.path, bands=None).meta["saturated_values"] == 5  # all but the dropped
+    assert calibrate(sc.path, bands=None, drop_columns="none").meta["saturated_values"] == 6
+    assert calibrate(sc.path, method="gaussian").meta["saturated_values"] == 4  # reads every band
 
 
 def test_white_below_dark_is_refused(tmp_path, synth):
