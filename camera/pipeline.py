@@ -24,6 +24,7 @@ returns a preset:
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -107,18 +108,27 @@ class Pipeline:
             raise HsError("JPEG holds 8-bit data only; use --bits 8 or PNG")
         if self.raw_bits is not None and not 1 <= int(self.raw_bits) <= 16:
             raise HsError(f"raw bits must be 1-16, got {self.raw_bits}")
-        if self.full_scale <= 0 or self.exposure <= 0:
-            raise HsError("full_scale and exposure must be positive")
-        if self.npe is not None and self.npe <= 0:
-            raise HsError(f"npe must be positive, got {self.npe}")
-        if min(self.dark_noise, self.read_noise, self.prnu) < 0:
-            raise HsError("noise levels must be >= 0")
+        for name in ("full_scale", "exposure", "target_mean", "npe"):  # finite and > 0 (or unset)
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise HsError(f"{name} must be a positive number, got {value}")
+        for name in ("dark_noise", "read_noise", "prnu"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise HsError(f"{name} must be a number >= 0, got {value}")
+        if self.target_mean is not None and self.target_mean > 1:
+            raise HsError(f"target_mean is an image mean in [0, 1], got {self.target_mean}")
         if not 0 <= self.jpeg_quality <= 100:
             raise HsError(f"JPEG quality must be 0-100, got {self.jpeg_quality}")
         if self.jpeg_sampling not in stages.JPEG_SAMPLING:
             raise HsError(f"JPEG sampling must be one of {', '.join(stages.JPEG_SAMPLING)}")
-        if isinstance(self.gamma, str) and self.gamma.lower() != "srgb":
-            self.gamma = float(self.gamma)
+        if not (isinstance(self.gamma, str) and self.gamma.lower() == "srgb"):
+            try:
+                self.gamma = float(self.gamma)
+            except ValueError:
+                raise HsError(f"gamma must be a number or 'srgb', got '{self.gamma}'") from None
+            if not (math.isfinite(self.gamma) and self.gamma > 0):
+                raise HsError(f"gamma must be a positive number, got {self.gamma}")
 
     @property
     def suffix(self) -> str:

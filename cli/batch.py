@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hstool.hsdata import HsError
 
-from .output import err, error
+from .output import DEBUG, err, error
 
 
 @dataclass
@@ -27,17 +28,24 @@ class Failure:
     message: str
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, HsError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+def _describe(exc: BaseException, label: str, debug: bool) -> str:
+    """One line naming the file: the error's own path when it has one, else the item's label."""
+    if isinstance(exc, HsError) and exc.path is not None:
+        text = str(exc)
+    else:
+        problem = exc.message if isinstance(exc, HsError) else f"{type(exc).__name__}: {exc}"
+        text = f"{label}: {problem}"
+    text = " ".join(text.split())
+    if debug:  # --debug: the traceback too (it is lost across worker processes otherwise)
+        text += "\n" + "".join(traceback.format_exception(exc)).rstrip()
+    return text
 
 
-def _call(fn: Callable, item: Any) -> tuple[bool, Any]:
+def _call(fn: Callable, item: Any, label: str, debug: bool) -> tuple[bool, Any]:
     try:
         return True, fn(item)
     except Exception as exc:  # noqa: BLE001 -- reported per file, the batch goes on
-        return False, _describe(exc)
+        return False, _describe(exc, label, debug)
 
 
 def progress() -> Progress:
@@ -79,19 +87,19 @@ def run_batch(
         if workers <= 1 or len(items) <= 1:
             for i, item in enumerate(items):
                 bar.update(task, current=name(item))
-                done[i] = _call(fn, item)
+                done[i] = _call(fn, item, name(item), DEBUG["on"])
                 if not done[i][0]:
                     error(done[i][1])
                 bar.advance(task)
         else:
             with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-                futures = {pool.submit(_call, fn, item): i for i, item in enumerate(items)}
+                futures = {pool.submit(_call, fn, item, name(item), DEBUG["on"]): i for i, item in enumerate(items)}
                 for fut in as_completed(futures):
                     i = futures[fut]
                     try:
                         done[i] = fut.result()
                     except Exception as exc:  # noqa: BLE001 -- a worker died
-                        done[i] = (False, _describe(exc))
+                        done[i] = (False, _describe(exc, name(items[i]), DEBUG["on"]))
                     if not done[i][0]:
                         error(done[i][1])
                     bar.update(task, advance=1, current=name(items[i]))
@@ -104,5 +112,38 @@ def report_failures(failures: list[Failure], total: int) -> int:
     """Print a closing line for the failures; return the exit code (0 when none failed)."""
     if not failures:
         return 0
-    err.print(f"[bold red]{len(failures)} of {total} failed[/]; the others were written.")
+    rest = "nothing was written" if len(failures) == total else "the others were written"
+    err.print(f"[bold red]{len(failures)} of {total} failed[/]; {rest}.")
     return 1
+
+
+def plan_outputs(
+    jobs: Sequence[Any],
+    outputs: Callable[[Any], list[Path]],
+    inputs: Iterable[str | Path],
+    overwrite: bool,
+    name: Callable[[Any], str],
+) -> tuple[list[Any], list[Any]]:
+    """Check a batch's outputs before any work; return ``(todo, skipped)``.
+
+    ``outputs(job)`` lists every file a job writes. The whole batch is refused (:class:`HsError`)
+    when an output is one of the batch's ``inputs`` files, or when two jobs would write the same
+    file. A job any of whose outputs exists is skipped unless ``overwrite``, so that a job writes
+    all of its files or none.
+    """
+    protected = {Path(p).resolve() for p in inputs}
+    owner: dict[Path, Any] = {}
+    todo, skipped = [], []
+    for job in jobs:
+        files = outputs(job)
+        for f in files:
+            key = Path(f).resolve()
+            if key in protected:
+                raise HsError("output would overwrite an input file (choose another output folder)", f)
+            if key in owner:
+                raise HsError(
+                    f"{name(owner[key])} and {name(job)} would both write this output: give them separate runs", f
+                )
+            owner[key] = job
+        (skipped if not overwrite and any(Path(f).exists() for f in files) else todo).append(job)
+    return todo, skipped

@@ -13,11 +13,11 @@ import typer
 
 from ..camera.calibration import MODES, parse_columns
 from ..camera.calibration import calibrate as calibrate_capture
-from ..hsdata import CUBE_FORMATS, HsError, atomic_path, output_path, write_cube
+from ..hsdata import CUBE_FORMATS, HsError, atomic_path, check_writable, output_files, output_path, write_cube
 from ..hsdata.render import write_preview
 from ..hsdata.specim import find_captures
 from ..hsdata.spectral import METHODS, parse_band_grid
-from .batch import report_failures, run_batch
+from .batch import plan_outputs, report_failures, run_batch
 from .options import CubeFormat, Json, Overwrite, Preview, Workers
 from .output import err, print_json, table
 
@@ -32,6 +32,8 @@ def _process(item: tuple[Path, Path], options: dict) -> dict:
     )
     overwrite = options["overwrite"]
     fmt = options["format"]
+    for path in _outputs(target, fmt, options["preview"]):  # all or none of a capture's files
+        check_writable(path, overwrite)
     files = write_cube(cube, target, "mat" if fmt == "mat5" else fmt, overwrite, **options["write"])
     sidecar = target.with_suffix(".json")
     with atomic_path(sidecar, overwrite) as tmp:
@@ -49,6 +51,12 @@ def _process(item: tuple[Path, Path], options: dict) -> dict:
         "saturated_values": cube.meta["saturated_values"],
         "seconds": round(time.perf_counter() - start, 3),
     }
+
+
+def _outputs(target: Path, fmt: str, preview: bool) -> list[Path]:
+    """Every file one capture's calibration writes: the cube, its sidecar JSON and preview."""
+    extra = [target.with_suffix(".json")] + ([target.with_suffix(".png")] if preview else [])
+    return output_files(target, fmt) + extra
 
 
 def _check_out_dir(out: Path) -> None:
@@ -109,12 +117,15 @@ def calibrate(
         raise HsError(f"several captures share the name {', '.join(dupes)}; calibrate them into separate folders", raw)
     _check_out_dir(out)
     fmt = "mat" if format == "mat5" else format
-    todo, skipped = [], []
-    for folder in captures:
-        target = output_path(out, folder.name, fmt)
-        (skipped if target.exists() and not overwrite else todo).append((folder, target))
+    jobs = [(folder, output_path(out, folder.name, fmt)) for folder in captures]
+    inputs = [f for folder in captures for f in folder.rglob("*") if f.is_file()]
+    if gain is not None:
+        inputs.append(gain)
+    todo, skipped = plan_outputs(
+        jobs, lambda job: _outputs(job[1], fmt, preview), inputs, overwrite, name=lambda job: str(job[0])
+    )
     if skipped:
-        err.print(f"skipped {len(skipped)} existing output(s) (use --overwrite to redo them)")
+        err.print(f"skipped {len(skipped)} capture(s) with existing outputs (use --overwrite to redo them)")
     options = {
         "to": to, "drop": drop_columns, "bands": grid, "method": method, "fwhm": fwhm, "extrapolate": extrapolate,
         "gain": gain, "format": format, "preview": preview, "overwrite": overwrite,

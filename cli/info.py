@@ -11,7 +11,7 @@ from hstool.hsdata import HsError
 from hstool.hsdata.describe import describe
 
 from .options import Json
-from .output import err, error, fmt, print_json, table
+from .output import DEBUG, err, error, fmt, print_json, table
 
 
 def info(
@@ -31,8 +31,6 @@ def info(
         try:
             reports.append(describe(p, format))
         except HsError as exc:  # report it and go on with the other files
-            from .main import DEBUG
-
             if DEBUG["on"]:
                 raise
             error(" ".join(str(exc).split()))

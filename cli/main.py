@@ -17,7 +17,7 @@ import typer
 
 from hstool.hsdata import HsError
 
-from .output import error
+from .output import DEBUG, error
 
 app = typer.Typer(
     name="hstool",
@@ -28,7 +28,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-DEBUG = {"on": bool(os.environ.get("HSTOOL_DEBUG"))}
 
 
 def _version(value: bool) -> None:

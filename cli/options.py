@@ -10,7 +10,7 @@ import typer
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout instead of a table.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (never an input).")]
 Workers = Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker processes for batches.")]
-Seed = Annotated[int, typer.Option("--seed", help="Seed of every random step, for reproducible output.")]
+Seed = Annotated[int, typer.Option("--seed", min=0, help="Seed of every random step, for reproducible output.")]
 Device = Annotated[str, typer.Option("--device", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N.")]
 CubeFormat = Annotated[
     str, typer.Option("--format", "-f", help="Output cube format: mat (ARAD v7.3), mat5, envi, npy, npz.")

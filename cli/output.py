@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from typing import Any
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+#: ``--debug`` (or HSTOOL_DEBUG): show tracebacks instead of one-line errors
+DEBUG = {"on": bool(os.environ.get("HSTOOL_DEBUG"))}
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 

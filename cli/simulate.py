@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +14,21 @@ import typer
 
 from hstool.camera import Pipeline, list_css, load_css, plot_css, scale_brightness, shuffle_patches, track
 from hstool.camera.pipeline import render
-from hstool.hsdata import HsError, atomic_path, check_writable, list_files, read_cube, write_cube
+from hstool.hsdata import (
+    CUBE_FORMATS,
+    HsError,
+    atomic_path,
+    check_writable,
+    detect_format,
+    input_files,
+    list_files,
+    output_files,
+    read_cube,
+    write_cube,
+)
 from hstool.hsdata.formats import DEFAULT_SUFFIX
 
-from .batch import report_failures, run_batch
+from .batch import plan_outputs, report_failures, run_batch
 from .options import CubeFormat, InputFormat, Json, Overwrite, Seed, Workers
 from .output import err, fmt, print_json, table
 
@@ -56,7 +68,8 @@ def run_job(job: Job) -> dict:
         (data,) = shuffle_patches(np.asarray(cube.data), block=job.shuffle, rng=np.random.default_rng(shuffle_ss))
         cube = cube.with_data(data, shuffle=job.shuffle)
     encoded = render(cube, job.pipeline, np.random.default_rng(noise_ss))  # fails before anything is written
-    check_writable(job.output, job.overwrite)
+    for path in _outputs(job):
+        check_writable(path, job.overwrite)
     if job.cube_output is not None:
         options = {"version": "5"} if job.cube_format == "mat5" else {}
         fmt_name = "mat" if job.cube_format == "mat5" else job.cube_format
@@ -70,6 +83,12 @@ def run_job(job: Job) -> dict:
         "shape": list(cube.shape[:2]),
         "seconds": round(time.perf_counter() - t0, 3),
     }
+
+
+def _outputs(job: Job) -> list[Path]:
+    """Every file a job writes: the image, and with ``--shuffle`` the permuted cube."""
+    cube = output_files(job.cube_output, job.cube_format) if job.cube_output is not None else []
+    return [job.output, *cube]
 
 
 def _show_css(as_json: bool) -> None:
@@ -98,7 +117,8 @@ def simulate(
     dark_noise_quirk: Annotated[bool, Opt(
         "--dark-noise-quirk", help="Organisers' behaviour: std = dark_noise**2 (NTIRE 2020 code).")] = False,
     read_noise: Annotated[float | None, Opt("--read-noise", help="Gaussian read noise, std in e-.")] = None,
-    prnu: Annotated[float | None, Opt("--prnu", help="Pixel gain non-uniformity (relative std).")] = None,
+    prnu: Annotated[float | None, Opt(
+        "--prnu", help="Pixel gain non-uniformity (relative std): one fixed pattern per run, from --seed.")] = None,
     pattern: Annotated[str | None, Opt("--pattern", help="Bayer pattern RGGB, BGGR, GRBG, GBRG, or none.")] = None,
     demosaic: Annotated[str | None, Opt("--demosaic", help="ea (edge-aware), bilinear or vng.")] = None,
     raw_bits: Annotated[int | None, Opt("--raw-bits", min=1, max=16, help="ADC bits of the raw mosaic.")] = None,
@@ -152,6 +172,7 @@ def simulate(
         "jpeg_sampling": jpeg_sampling, "png_compression": png_compression,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    overrides["prnu_seed"] = seed  # one fixed pattern per run, like one sensor
     if pattern is not None:
         overrides["pattern"] = None if pattern.lower() == "none" else pattern
     if no_noise:
@@ -161,27 +182,36 @@ def simulate(
     if clip_negative:
         overrides["clip_negative"] = True
     pipe = track(track_name, **overrides)
-    if cube_format not in (*DEFAULT_SUFFIX, "mat5"):
-        raise HsError(f"--format must be one of {', '.join((*DEFAULT_SUFFIX, 'mat5'))}, not '{cube_format}'")
+    noisy = {"--dark-noise": dark_noise, "--read-noise": read_noise, "--prnu": prnu,
+             "--dark-noise-quirk": dark_noise_quirk or None}
+    given = [flag for flag, value in noisy.items() if value is not None]
+    if given and pipe.npe is None:
+        raise HsError(f"{', '.join(given)} act only with sensor noise: use the realworld or ntire2022 track, or --npe")
+    if cube_format not in (*CUBE_FORMATS, "mat5"):
+        raise HsError(f"--format must be one of {', '.join((*CUBE_FORMATS, 'mat5'))}, not '{cube_format}'")
+    if brightness is not None and not (math.isfinite(brightness) and brightness > 0):
+        raise HsError(f"--brightness must be a positive number, got {brightness}")
+    if in_format is not None:
+        detect_format("", in_format)
+    if shuffle and out.resolve() in {p.resolve() for p in inputs if p.is_dir()}:
+        raise HsError("--shuffle writes cubes, which a later run would read as inputs: choose another output folder", out)
 
     sources = [f for p in inputs for f in list_files(p)]
-    jobs, skipped = [], []
+    jobs = []
     for src in sources:
         stem = src.stem + pipe.suffix
         target = out / (stem + pipe.extension)
-        cube_target = out / (stem + DEFAULT_SUFFIX.get(cube_format, ".mat")) if shuffle else None
-        if src.resolve() in (target.resolve(), cube_target.resolve() if cube_target else None):
-            raise HsError("output would overwrite an input file", src)
-        if not overwrite and (target.exists() or (cube_target is not None and cube_target.exists())):
-            skipped.append(target)
-            continue
+        cube_target = out / (stem + DEFAULT_SUFFIX[cube_format]) if shuffle else None
         jobs.append(Job(src, target, cube_target, pipe, seed, brightness, shuffle, in_format, cube_format, overwrite))
+    jobs, skipped = plan_outputs(
+        jobs, _outputs, [f for src in sources for f in input_files(src)], overwrite, name=lambda j: str(j.source)
+    )
     if skipped:
         err.print(f"{len(skipped)} output(s) exist, skipped (use --overwrite to replace)")
     results, failures = run_batch(jobs, run_job, f"simulate {pipe.name}", workers, name=lambda j: j.source.name)
     if json:
         print_json({"pipeline": pipe.describe(), "written": [r for _, r in results],
-                    "skipped": [str(s) for s in skipped],
+                    "skipped": [str(j.output) for j in skipped],
                     "failed": [{"input": str(f.item.source), "error": f.message} for f in failures]})
     elif results:
         err.print(table(f"{pipe.name}: {len(results)} written to {out}", ["input", "output", "seconds"],

@@ -3,7 +3,16 @@
 from .atomic import atomic_path, atomic_paths, check_writable
 from .cube import ARAD_WAVELENGTHS, Cube
 from .errors import HsError
-from .formats import CUBE_FORMATS, detect_format, list_files, output_path, read_cube, write_cube
+from .formats import (
+    CUBE_FORMATS,
+    detect_format,
+    input_files,
+    list_files,
+    output_files,
+    output_path,
+    read_cube,
+    write_cube,
+)
 from .formats.image import read_rgb, write_rgb
 
 __all__ = [
@@ -15,7 +24,9 @@ __all__ = [
     "atomic_paths",
     "check_writable",
     "detect_format",
+    "input_files",
     "list_files",
+    "output_files",
     "output_path",
     "read_cube",
     "read_rgb",

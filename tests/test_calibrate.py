@@ -244,12 +244,26 @@ def test_cli_skips_existing_outputs_unless_overwrite(hstool, batch, tmp_path):
     assert hstool("calibrate", batch / "a", out, "--format", "npy").exit_code == 0
     before = (out / "a.npy").stat().st_mtime_ns
     res = hstool("calibrate", batch, out, "--format", "npy", "--json")
-    assert res.exit_code == 0 and "skipped 1 existing" in res.stderr
+    assert res.exit_code == 0 and "skipped 1 capture(s) with existing outputs" in res.stderr
     report = json.loads(res.stdout)
     assert report["skipped"] == [str(out / "a.npy")] and len(report["written"]) == 2
     assert (out / "a.npy").stat().st_mtime_ns == before
     res = hstool("calibrate", batch / "a", out, "--format", "npy", "--overwrite")
     assert res.exit_code == 0 and (out / "a.npy").stat().st_mtime_ns != before
+    # another format: the sidecars exist, so nothing is written for any capture (never half of one)
+    res = hstool("calibrate", batch, out, "--format", "npz")
+    assert res.exit_code == 0 and "skipped 3 capture(s)" in res.stderr
+    assert not list(out.glob("*.npz"))
+
+
+def test_cli_never_overwrites_a_capture_file(hstool, batch):
+    """Output folder inside a capture: the ENVI cube would be the capture's own NAME.hdr/.raw."""
+    capture = batch / "a" / "capture"
+    before = {p.name: p.read_bytes() for p in capture.iterdir()}
+    for extra in ((), ("--overwrite",)):
+        res = hstool("calibrate", batch, capture, "--format", "envi", *extra)
+        assert res.exit_code == 1 and "a/capture/a.hdr: output would overwrite an input file" in res.stderr
+        assert {p.name: p.read_bytes() for p in capture.iterdir()} == before  # nothing written at all
 
 
 def test_cli_envi_radiance_and_bad_options(hstool, tmp_path):

@@ -91,6 +91,11 @@ def test_envi_write_float32_and_uint16_round_trip(tmp_path, tmp_cube, interleave
     np.testing.assert_allclose(back.wavelengths, cube.wavelengths)
     assert back.meta["interleave"] == interleave
     assert back.meta["units"] == "reflectance" and back.meta["norm_factor"] == 4095.0
+    # a cube's source is the file it was read from, never a key in the header it carries
+    write_cube(back, tmp_path / "g.hdr", interleave=interleave)
+    assert read_cube(tmp_path / "g.hdr").meta["source"] == str(tmp_path / "g.raw")
+    (tmp_path / "g.hdr").write_text((tmp_path / "g.hdr").read_text() + "hstool source = /elsewhere.mat\n")
+    assert read_cube(tmp_path / "g.hdr").meta["source"] == str(tmp_path / "g.raw")
 
     counts = cube.with_data(cube.data * 40000)  # DN-like values; some exceed the uint16 range
     write_cube(counts, tmp_path / "u.raw", dtype="uint16", interleave=interleave)
@@ -272,8 +277,14 @@ def test_npy_and_npz_round_trip(tmp_path, tmp_cube):
     np.testing.assert_array_equal(back.data, other.data)
     np.testing.assert_allclose(back.wavelengths, other.wavelengths)
     assert back.meta["units"] == "reflectance" and back.meta["format"] == "npz"
-    write_cube(other, tmp_path / "o.npy")
-    with pytest.raises(HsError, match="wavelengths"):  # .npy stores no grid: only 31 bands pass
+    # .npy stores no grid: a cube whose grid would not read back is refused at writing, and a
+    # foreign .npy of another band count at reading
+    for grid in (np.linspace(420, 680, 14), ARAD_WAVELENGTHS + 10):
+        with pytest.raises(HsError, match="stores no wavelengths"):
+            write_cube(tmp_cube(wavelengths=grid), tmp_path / "o.npy")
+    assert not (tmp_path / "o.npy").exists()
+    np.save(tmp_path / "o.npy", other.data)
+    with pytest.raises(HsError, match="wavelengths"):
         read_cube(tmp_path / "o.npy")
     np.save(tmp_path / "flat.npy", np.ones((4, 5)))
     with pytest.raises(HsError, match=r"\(H, W, B\)"):

@@ -93,3 +93,70 @@ def test_list_and_plot_css(tmp_path, hstool):
     assert res.exit_code == 0 and (tmp_path / "d40.png").read_bytes()[:4] == b"\x89PNG"
     res = hstool("simulate", tmp_path)
     assert res.exit_code == 1 and "CUBES... OUT" in res.stderr
+
+
+def test_batch_inputs_are_never_outputs_and_outputs_never_collide(tmp_path, hstool):
+    src = cubes(tmp_path / "in", n=2)
+    # A_clean.mat is an input that --shuffle's cube for A would replace
+    (src / "ARAD_HS_0451.mat").rename(src / "A.mat")
+    (src / "ARAD_HS_0452.mat").rename(src / "A_clean.mat")
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    out = tmp_path / "out"
+    res = hstool("simulate", src / "A.mat", src / "A_clean.mat", src, "--shuffle", "4", "--overwrite")
+    assert res.exit_code == 1 and "A_clean.mat: output would overwrite an input file" in res.stderr
+    res = hstool("simulate", src, src, "--shuffle", "4")
+    assert res.exit_code == 1 and "read as inputs" in res.stderr
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
+    # two inputs of one stem would write one output: refused before any work
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    (twin / "A.mat").write_bytes(before["A.mat"])
+    res = hstool("simulate", src / "A.mat", twin / "A.mat", out, "--overwrite")
+    assert res.exit_code == 1 and "would both write this output" in res.stderr
+    assert not list(out.glob("*.png"))
+
+
+def test_bad_options_are_refused_before_any_work(tmp_path, hstool):
+    src = cubes(tmp_path / "in", n=2)
+    out = tmp_path / "out"
+    for args, message in (
+        (("--target-mean", "0"), "target_mean must be a positive number"),
+        (("--target-mean", "nan"), "target_mean must be a positive number"),
+        (("--exposure", "inf"), "exposure must be a positive number"),
+        (("-t", "realworld", "--dark-noise", "nan"), "dark_noise must be a number >= 0"),
+        (("-t", "realworld", "--npe", "inf"), "npe must be a positive number"),
+        (("--gamma", "foo"), "gamma must be a number or 'srgb'"),
+        (("--brightness", "-1"), "--brightness must be a positive number"),
+        (("--read-noise", "5"), "--read-noise act only with sensor noise"),
+        (("--prnu", "0.1"), "--prnu act only with sensor noise"),
+        (("--in-format", "foo"), "unknown format 'foo'"),
+        (("--format", "tif"), "--format must be one of mat, envi, npy, npz, mat5, not 'tif'"),
+    ):
+        res = hstool("simulate", src, out, *args)
+        assert res.exit_code == 1 and message in res.stderr, (args, res.stderr)
+        assert res.stderr.count("error:") == 1  # once, not once per file
+    assert not out.exists() or not any(out.iterdir())
+    assert hstool("simulate", src, out, "--seed", "-1").exit_code == 2  # typer's own range check
+
+
+def test_prnu_pattern_follows_the_seed(tmp_path, hstool):
+    src = cubes(tmp_path / "in", n=1)
+    runs = {}
+    for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
+        res = hstool("simulate", src, tmp_path / name, "-t", "realworld", "--prnu", "0.05", "--encoding", "png",
+                     "--seed", seed, "--json")
+        assert res.exit_code == 0, res.stderr
+        assert json.loads(res.stdout)["pipeline"]["prnu_seed"] == int(seed)
+        runs[name] = (tmp_path / name / "ARAD_HS_0451_RealWorld.png").read_bytes()
+    assert runs["a"] == runs["b"] != runs["c"]
+
+
+def test_a_file_error_without_a_path_names_the_file(tmp_path, hstool):
+    src = cubes(tmp_path / "in", n=1)
+    write_cube(make_cube(1, 5, seed=3), src / "tiny.mat")
+    res = hstool("simulate", src, tmp_path / "out", "-t", "realworld")
+    assert res.exit_code == 1
+    assert "error: tiny.mat: a Bayer mosaic needs at least 2x2 pixels" in res.stderr
+    assert "1 of 2 failed; the others were written." in res.stderr
+    res = hstool("simulate", src / "tiny.mat", tmp_path / "out", "-t", "realworld")
+    assert "1 of 1 failed; nothing was written." in res.stderr

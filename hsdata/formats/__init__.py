@@ -62,30 +62,38 @@ def write_cube(
     if format == "mat5":
         format, options = "mat", {**options, "version": "5"}
     fmt = detect_format(path, format)
-    if fmt in ("npy", "npz"):
-        path = Path(path).with_suffix("." + fmt)
-    targets = envi.output_pair(path) if fmt == "envi" else (Path(path),)
-    inputs = _source_files(cube)
+    if fmt == "image":
+        raise HsError("cannot write a cube as an image; use `hstool render` for a preview", path)
+    targets = output_files(path, fmt)
+    inputs = input_files(cube.meta["source"]) if cube.meta.get("source") else ()
     for target in targets:  # inputs are never overwritten, --overwrite or not
         check_writable(target, overwrite=True, inputs=inputs)
-    if fmt == "mat":
-        return mat.write(cube, path, overwrite, **options)
-    if fmt == "envi":
-        return envi.write(cube, path, overwrite, **options)
     if fmt in ("npy", "npz"):
-        return npy.write(cube, path, overwrite)
-    raise HsError("cannot write a cube as an image; use `hstool render` for a preview", path)
+        return npy.write(cube, targets[0], overwrite)
+    return (mat.write if fmt == "mat" else envi.write)(cube, path, overwrite, **options)
 
 
-def _source_files(cube: Cube) -> tuple[Path, ...]:
-    """The file(s) ``cube`` was read from (an ENVI binary and its header)."""
-    source = cube.meta.get("source")
-    if not source:
-        return ()
-    src = Path(source)
-    if cube.meta.get("format") == "envi":
-        return (src, src.with_suffix(".hdr"), src.with_suffix(".HDR"), Path(str(src) + ".hdr"))
-    return (src,)
+def output_files(path: str | Path, format: str | None = None) -> list[Path]:
+    """Every file :func:`write_cube` writes for ``path`` (an ENVI header and its binary; .npy
+    and .npz get their suffix)."""
+    fmt = detect_format(path, "mat" if format == "mat5" else format)
+    if fmt == "envi":
+        return list(envi.output_pair(path))
+    if fmt in ("npy", "npz"):
+        return [Path(path).with_suffix("." + fmt)]
+    return [Path(path)]
+
+
+def input_files(path: str | Path) -> tuple[Path, ...]:
+    """The file(s) a cube is read from: the file, and for ENVI both the header and the binary
+    (the candidates when only one exists)."""
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES["envi"]:
+        return (path,)
+    try:
+        return envi.header_and_data(path)
+    except HsError:
+        return (path, path.with_suffix(".hdr"), path.with_suffix(".HDR"), Path(str(path) + ".hdr"))
 
 
 def output_path(folder: str | Path, stem: str, format: str) -> Path:

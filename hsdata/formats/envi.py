@@ -118,17 +118,15 @@ def read(path: str | Path, dtype=np.float32) -> Cube:
     # dtype given: one private, writable, C-ordered copy (np.asarray would hand back the read-only
     # file mapping itself when the types already match, transposed for BIL/BSQ).
     data = view if dtype is None else np.array(view, dtype=dtype, order="C")
-    meta = {
-        "format": "envi",
-        "source": str(binary),
-        "interleave": h["interleave"],
-        "file_dtype": str(np.dtype(DATA_TYPES[h["data type"]])),
-    }
+    meta = {}
     for key, value in h.items():
         if key.startswith(META_PREFIX):
             meta[key[len(META_PREFIX) :].replace(" ", "_")] = _parse_scalar(value)
     if "tint" in h:
         meta["tint_ms"] = _parse_scalar(h["tint"])
+    # the file read, whatever a header written by an older hstool says
+    meta.update(format="envi", source=str(binary), interleave=h["interleave"],
+                file_dtype=str(np.dtype(DATA_TYPES[h["data type"]])))
     return Cube(data, wl, meta)
 
 
@@ -172,7 +170,7 @@ def write(
         "description": "written by hstool",
     }
     for key, value in cube.meta.items():
-        if isinstance(value, (int, float, str)) and key not in ("format", "interleave", "file_dtype"):
+        if isinstance(value, (int, float, str)) and key not in ("format", "source", "interleave", "file_dtype"):
             text = str(value)
             if not any(c in text for c in "{}=\n"):
                 metadata[META_PREFIX + key.replace("_", " ")] = text

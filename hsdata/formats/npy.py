@@ -51,6 +51,14 @@ def read(path: str | Path, dtype=np.float32) -> Cube:
 
 def write(cube: Cube, path: str | Path, overwrite: bool = False) -> list[Path]:
     path = Path(path)
+    if path.suffix.lower() == ".npy":  # the array alone: it must read back with the same grid
+        assumed = default_wavelengths(cube.shape[2])
+        if assumed is None or not np.allclose(assumed, cube.wavelengths, rtol=0, atol=1e-3):
+            raise HsError(
+                f".npy stores no wavelengths, and this {cube.shape[2]}-band grid is not the one assumed "
+                "on reading (400:700:10 for 31 bands): use .npz, .mat or ENVI",
+                path,
+            )
     with atomic_path(path, overwrite) as tmp, open(tmp, "wb") as fh:
         if path.suffix.lower() == ".npz":
             meta = {k: v for k, v in cube.meta.items() if k not in ("format", "source")}
