@@ -65,9 +65,10 @@ def challenge_columns(samples: int = 512) -> list[int]:
     return list(range(k)) + list(range(samples - k, samples)) if k else []
 
 
-def parse_columns(spec: str | list[int] | tuple[int, ...] | None, samples: int) -> list[int] | str:
+def parse_columns(spec: str | list[int] | tuple[int, ...] | None, samples: int | None) -> list[int] | str:
     """``"0:15,497:512"`` / ``"3,7,10:12"`` (end-exclusive ranges) / a list -> sorted detector
-    columns; ``"none"`` -> []; ``"auto"`` and ``"challenge"`` (``None``) are returned as words."""
+    columns; ``"none"`` -> []; ``"auto"`` and ``"challenge"`` (``None``) are returned as words.
+    ``samples`` None checks the syntax only, else that the columns exist and some are kept."""
     if spec is None:
         return "challenge"
     if isinstance(spec, str):
@@ -82,16 +83,19 @@ def parse_columns(spec: str | list[int] | tuple[int, ...] | None, samples: int) 
                 part = part.strip()
                 if not part:
                     continue
-                if ":" in part:
-                    a, b = part.split(":")
-                    cols.update(range(int(a), int(b)))
-                else:
-                    cols.add(int(part))
+                a, b = (int(v) for v in part.split(":")) if ":" in part else (int(part), int(part) + 1)
+                if not 0 <= a < b:
+                    raise ValueError(part)
+                cols.update(range(a, b))
         except ValueError:
-            raise HsError(f"--drop-columns '{spec}': use auto, none, or columns like 0:15,497:512") from None
+            raise HsError(
+                f"--drop-columns '{spec}': use auto, none, or columns like 0:15,497:512 (START < STOP, from 0)"
+            ) from None
     else:
         cols = {int(c) for c in spec}
     out = sorted(cols)
+    if samples is None:  # the syntax alone
+        return out
     if out and (out[0] < 0 or out[-1] >= samples):
         raise HsError(f"drop columns must lie in 0..{samples - 1} (the capture has {samples} detector columns)")
     if len(out) >= samples:

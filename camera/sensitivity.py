@@ -324,9 +324,9 @@ def plot_css(css: CSS, path: str | Path, overwrite: bool = False) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hstool.hsdata import atomic_path
+    from hstool.hsdata.formats.image import check_png, save_figure
 
-    path = Path(path)
+    check_png(path)
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
     for i, (label, colour) in enumerate(zip("RGB", ("tab:red", "tab:green", "tab:blue"))):
         ax.plot(css.wavelengths, css.values[:, i], color=colour, label=label)
@@ -336,9 +336,4 @@ def plot_css(css: CSS, path: str | Path, overwrite: bool = False) -> Path:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    try:
-        with atomic_path(path, overwrite) as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path, overwrite)

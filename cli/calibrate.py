@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json as jsonlib
+import math
 import os
 import time
 from pathlib import Path
@@ -107,7 +108,9 @@ def calibrate(
     if format not in CUBE_FORMATS + ("mat5",):
         raise HsError(f"--format must be one of {', '.join(CUBE_FORMATS + ('mat5',))}, not '{format}'")
     grid = None if bands.strip().lower() in ("none", "all", "native") else parse_band_grid(bands)
-    parse_columns(drop_columns, 1 << 30)  # syntax check before any work
+    parse_columns(drop_columns, None)  # syntax check before any work
+    if fwhm is not None and not (math.isfinite(fwhm) and fwhm > 0):
+        raise HsError(f"--fwhm must be a positive number of nm, got {fwhm}")
     if gain is not None and not gain.is_file():
         raise HsError("no such gain file", gain)
     captures = find_captures(raw)

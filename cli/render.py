@@ -9,7 +9,8 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from hstool.hsdata import HsError, atomic_path, check_writable, read_cube
+from hstool.hsdata import HsError, check_writable, read_cube
+from hstool.hsdata.formats.image import check_png, save_figure
 from hstool.hsdata.render import cube_to_srgb, write_preview
 
 from .options import InputFormat, Json, Overwrite
@@ -56,10 +57,7 @@ def plot_spectra(cube, srgb: np.ndarray, pixels: list[tuple[int, int]], path: Pa
     ax_sp.grid(alpha=0.3)
     ax_sp.legend(fontsize=8, title="pixel (x, y)", title_fontsize=8)
     fig.tight_layout()
-    with atomic_path(path, overwrite) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, overwrite, dpi=100)
 
 
 def render(
@@ -90,6 +88,8 @@ def render(
     for target in (out, plot_path):
         if target is not None:
             check_writable(target, overwrite, inputs=(cube_path,))
+    if plot_path is not None:
+        check_png(plot_path)
     if plot_path is not None and plot_path.resolve() == out.resolve():
         raise HsError("the spectra plot and the preview would be the same file", plot_path)
     cube = read_cube(cube_path, in_format)

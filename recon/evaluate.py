@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hstool.hsdata import Cube, HsError, atomic_path, check_writable, read_cube
+from hstool.hsdata import Cube, HsError, check_writable, read_cube
+from hstool.hsdata.formats.image import save_figure
 
 from . import metrics
 from .clusters import weighted_mrae
@@ -203,9 +204,7 @@ def write_error_maps(
     mean = float(np.mean(emap)) if not ignore_zeros else float(np.nanmean(emap))
     ax.set_title(f"{stem}: MRAE {mean:.4g}" + (" (cyan: inf/undefined)" if finite.size < emap.size else ""))
     ax.set_axis_off()
-    with atomic_path(targets[0], overwrite) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, targets[0], overwrite, dpi=100)
 
     ranked = np.argsort(np.where(np.isnan(emap), -np.inf, emap), axis=None)[::-1][:worst]
     fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
@@ -220,9 +219,7 @@ def write_error_maps(
     ax.set_ylabel("value")
     ax.set_title(f"{stem}: the {len(ranked)} pixels of highest MRAE")
     ax.legend(fontsize=7, ncol=2)
-    with atomic_path(targets[1], overwrite) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, targets[1], overwrite, dpi=100)
     return targets
 
 

@@ -113,8 +113,10 @@ def test_parse_columns():
     assert parse_columns(None, 10) == "challenge"
     with pytest.raises(HsError, match="0..9"):
         parse_columns("8:12", 10)
-    with pytest.raises(HsError, match="--drop-columns"):
-        parse_columns("x:y", 10)
+    for spec in ("x:y", "-5:3", "10:5", "4:4", "-2", "1:2:3"):  # reversed or empty ranges too
+        with pytest.raises(HsError, match="--drop-columns"):
+            parse_columns(spec, 10)
+    assert parse_columns("500:512", None) == list(range(500, 512))  # syntax alone: no sensor yet
 
 
 def test_dn_is_dark_subtracted_raw(synth):
@@ -276,6 +278,11 @@ def test_cli_envi_radiance_and_bad_options(hstool, tmp_path):
     assert cube.shape == (24, 6, 204)
     assert hstool("calibrate", sc.path, out, "--to", "albedo").exit_code == 1
     assert hstool("calibrate", sc.path, out, "--method", "cubic").exit_code == 1
+    for args, message in ((("--fwhm", "inf"), "--fwhm must be a positive number"),
+                          (("--fwhm", "0"), "--fwhm must be a positive number"),
+                          (("--drop-columns", "10:5"), "START < STOP")):
+        res = hstool("calibrate", sc.path, tmp_path / "none", *args)
+        assert res.exit_code == 1 and message in res.stderr and not (tmp_path / "none").exists()
 
 
 def test_cli_unwritable_output_writes_nothing(hstool, batch, tmp_path):

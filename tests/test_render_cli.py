@@ -72,6 +72,7 @@ def test_render_writes_preview_of_cube_size_and_spectra_plot(hstool, tmp_path):
         (["--spectra", "44,3"], "outside"),
         (["--spectra", "3;x"], "not X,Y"),
         (["--plot", "p.png"], "--spectra"),
+        (["--spectra", "3,4", "--plot", "p.jpg"], "p.jpg: plots are written as PNG"),
     ],
 )
 def test_render_bad_input_is_one_line_error(hstool, tmp_path, args, message):

@@ -91,6 +91,8 @@ def test_list_and_plot_css(tmp_path, hstool):
                                                            "sigma_sd_merrill"]
     res = hstool("simulate", "--plot-css", "d40", tmp_path / "d40.png")
     assert res.exit_code == 0 and (tmp_path / "d40.png").read_bytes()[:4] == b"\x89PNG"
+    res = hstool("simulate", "--plot-css", "d40", tmp_path / "d40.txt")
+    assert res.exit_code == 1 and "plots are written as PNG" in res.stderr and not (tmp_path / "d40.txt").exists()
     res = hstool("simulate", tmp_path)
     assert res.exit_code == 1 and "CUBES... OUT" in res.stderr
 

@@ -109,3 +109,24 @@ def write_rgb(
     with atomic_path(path, overwrite) as tmp:
         tmp.write_bytes(buf.tobytes())
     return path
+
+
+def check_png(path: str | Path) -> Path:
+    """Refuse a plot path that does not end in .png (plots are written as PNG only)."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise HsError("plots are written as PNG: give a path ending in .png", path)
+    return path
+
+
+def save_figure(fig, path: str | Path, overwrite: bool = False, dpi: float | None = None) -> Path:
+    """Write a matplotlib figure to a .png path atomically, then close it."""
+    import matplotlib.pyplot as plt
+
+    path = check_png(path)
+    try:
+        with atomic_path(path, overwrite) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi or "figure")
+    finally:
+        plt.close(fig)
+    return path
