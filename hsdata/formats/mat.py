@@ -13,7 +13,6 @@ same axis meaning as the original data. ``scipy.io.loadmat`` cannot read any HDF
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import h5py
@@ -81,13 +80,15 @@ def _cube(path: Path, data, bands, norm, dtype, version: str) -> Cube:
     return Cube(data, wl, meta)
 
 
+def _header_text(version: str) -> bytes:
+    """The 116-byte descriptive text that opens a MAT file. Readers do not parse it; it carries
+    no creation time, so that the same cube always gives the same bytes."""
+    text = f"MATLAB {version} MAT-file, Platform: GLNXA64, Created by: hstool"
+    return (text + (" HDF5 schema 1.00 ." if version == "7.3" else "")).encode("ascii").ljust(116, b" ")
+
+
 def _userblock() -> bytes:
-    text = (
-        "MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: "
-        + time.strftime("%a %b %d %H:%M:%S %Y")
-        + " HDF5 schema 1.00 ."
-    ).encode("ascii")
-    header = text.ljust(116, b" ") + b"\x00" * 8 + b"\x00\x02" + b"IM"
+    header = _header_text("7.3") + b"\x00" * 8 + b"\x00\x02" + b"IM"
     return header.ljust(512, b"\x00")
 
 
@@ -127,6 +128,8 @@ def write(
             if norm is not None:
                 variables["norm_factor"] = np.array([[float(norm)]])
             scipy.io.savemat(tmp, variables, do_compression=bool(compression))
+            with open(tmp, "r+b") as fh:  # scipy's text holds the time of writing
+                fh.write(_header_text("5.0"))
         else:
             raise HsError(f"unknown MATLAB version '{version}' (use 7.3 or 5)", path)
     return [path]
