@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from ..camera.calibration import MODES, parse_columns
 from ..camera.calibration import calibrate as calibrate_capture
 from ..hsdata import CUBE_FORMATS, HsError, atomic_path, check_writable, output_files, output_path, write_cube
+from ..hsdata.formats.npy import check_npy_grid
 from ..hsdata.render import write_preview
 from ..hsdata.specim import find_captures
 from ..hsdata.spectral import METHODS, parse_band_grid
@@ -108,6 +110,8 @@ def calibrate(
     if format not in CUBE_FORMATS + ("mat5",):
         raise HsError(f"--format must be one of {', '.join(CUBE_FORMATS + ('mat5',))}, not '{format}'")
     grid = None if bands.strip().lower() in ("none", "all", "native") else parse_band_grid(bands)
+    if format == "npy":  # refused now rather than once per capture (the native grid: 204 bands)
+        check_npy_grid(np.zeros(204) if grid is None else grid)
     parse_columns(drop_columns, None)  # syntax check before any work
     if fwhm is not None and not (math.isfinite(fwhm) and fwhm > 0):
         raise HsError(f"--fwhm must be a positive number of nm, got {fwhm}")

@@ -10,12 +10,13 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from hstool.hsdata import CUBE_FORMATS, HsError, output_path, write_cube
+from hstool.hsdata import CUBE_FORMATS, HsError, check_writable, output_files, output_path, write_cube
+from hstool.hsdata.formats.npy import check_npy_grid
 from hstool.hsdata.render import write_preview
 from hstool.hsdata.spectral import parse_band_grid
 from hstool.hsdata.synth import generate_scene
 
-from .batch import report_failures, run_batch
+from .batch import plan_outputs, report_failures, run_batch
 from .options import CubeFormat, Json, OutDir, Overwrite, Preview, Seed, Workers
 from .output import err, print_json, table
 
@@ -45,9 +46,16 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
+def _outputs(job: Job) -> list[Path]:
+    """Every file a scene writes: the cube (an ENVI pair) and the optional preview."""
+    return output_files(job.output, job.format) + ([job.preview] if job.preview is not None else [])
+
+
 def run_job(job: Job) -> dict:
     """Generate and write one scene (module level, so worker processes can run it)."""
     t0 = time.perf_counter()
+    for path in _outputs(job):  # all of a scene's files or none
+        check_writable(path, job.overwrite)
     cube = generate_scene(job.seed, job.size, job.wavelengths, job.split)
     options = {"version": "5"} if job.format == "mat5" else {}
     files = write_cube(cube, job.output, "mat" if job.format == "mat5" else job.format, job.overwrite, **options)
@@ -108,21 +116,21 @@ def synth(
         raise HsError("output is not a folder", out)
     generate_scene(seed, (8, 8), wavelengths, split)  # a bad band grid fails here, before any work
     fmt = "mat" if format == "mat5" else format
-    jobs, skipped = [], 0
+    if fmt == "npy":  # refused now rather than once per scene
+        check_npy_grid(wavelengths)
+    jobs = []
     for s in range(seed, seed + n):
         stem = f"SYNTH_{split}_{s:04d}"
-        target = output_path(out, stem, fmt)
-        if target.exists() and not overwrite:
-            skipped += 1
-            continue
-        jobs.append(Job(s, target, hw, wavelengths, split, format,
+        jobs.append(Job(s, output_path(out, stem, fmt), hw, wavelengths, split, format,
                         out / f"{stem}.png" if preview else None, overwrite))  # fmt: skip
+    jobs, skipped = plan_outputs(jobs, _outputs, (), overwrite, name=lambda j: j.output.name)
     if skipped:
-        err.print(f"{skipped} existing scene(s) skipped (use --overwrite to replace them)")
+        err.print(f"{len(skipped)} existing scene(s) skipped (use --overwrite to replace them)")
     results, failures = run_batch(jobs, run_job, f"synth {split}", workers, name=lambda j: j.output.name)
     rows = [r for _, r in results]
     if json:
-        print_json(rows)
+        print_json({"written": rows, "skipped": [str(j.output) for j in skipped],
+                    "failed": [{"output": str(f.item.output), "error": f.message} for f in failures]})
     elif rows:
         err.print(table(f"{len(rows)} scene(s) in {out}", ["file", "illuminant", "norm_factor", "s"],
                         [[Path(r["output"]).name, r["illuminant"], r["norm_factor"], r["seconds"]] for r in rows]))

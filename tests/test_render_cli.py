@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -113,11 +116,21 @@ def test_synth_cli_writes_readable_cubes_with_norm_factor(hstool, tmp_path):
     assert npz.exit_code == 0, npz.output
     cube = read_cube(tmp_path / "SYNTH_train_0000.npz")
     assert cube.bands == 14 and cube.meta["norm_factor"] > 0
+    # a scene whose preview exists is skipped whole, and --json reports it
+    (tmp_path / "SYNTH_train_0001.png").write_bytes(b"keep")
+    res = hstool("synth", tmp_path, "--n", "2", "--size", "16x16", "--seed", "1", "--preview", "--json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["skipped"] == [str(tmp_path / "SYNTH_train_0001.mat")] and report["failed"] == []
+    assert [Path(r["output"]).name for r in report["written"]] == ["SYNTH_train_0002.mat"]
+    assert not (tmp_path / "SYNTH_train_0001.mat").exists()
+    assert (tmp_path / "SYNTH_train_0001.png").read_bytes() == b"keep"
 
 
 @pytest.mark.parametrize(
     "args",
-    [["--split", "val"], ["--size", "big"], ["--size", "4x4"], ["--bands", "300:1000:10"], ["-f", "tiff"]],
+    [["--split", "val"], ["--size", "big"], ["--size", "4x4"], ["--bands", "300:1000:10"], ["-f", "tiff"],
+     ["--bands", "400:700:5", "-f", "npy"]],
 )
 def test_synth_cli_bad_options(hstool, tmp_path, args):
     result = hstool("synth", tmp_path / "out", "--n", "1", *args)

@@ -49,16 +49,22 @@ def read(path: str | Path, dtype=np.float32) -> Cube:
     return Cube(data, wl, meta)
 
 
+def check_npy_grid(wavelengths: np.ndarray, path: str | Path | None = None) -> None:
+    """Refuse a band grid that a ``.npy`` file (the array alone) would not read back with."""
+    wavelengths = np.asarray(wavelengths, dtype=np.float64)
+    assumed = default_wavelengths(wavelengths.size)
+    if assumed is None or not np.allclose(assumed, wavelengths, rtol=0, atol=1e-3):
+        raise HsError(
+            f".npy stores no wavelengths, and this {wavelengths.size}-band grid is not the one assumed "
+            "on reading (400:700:10 for 31 bands): use npz, mat or envi",
+            path,
+        )
+
+
 def write(cube: Cube, path: str | Path, overwrite: bool = False) -> list[Path]:
     path = Path(path)
-    if path.suffix.lower() == ".npy":  # the array alone: it must read back with the same grid
-        assumed = default_wavelengths(cube.shape[2])
-        if assumed is None or not np.allclose(assumed, cube.wavelengths, rtol=0, atol=1e-3):
-            raise HsError(
-                f".npy stores no wavelengths, and this {cube.shape[2]}-band grid is not the one assumed "
-                "on reading (400:700:10 for 31 bands): use .npz, .mat or ENVI",
-                path,
-            )
+    if path.suffix.lower() == ".npy":
+        check_npy_grid(cube.wavelengths, path)
     with atomic_path(path, overwrite) as tmp, open(tmp, "wb") as fh:
         if path.suffix.lower() == ".npz":
             meta = {k: v for k, v in cube.meta.items() if k not in ("format", "source")}
