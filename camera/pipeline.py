@@ -58,7 +58,7 @@ class Pipeline:
     exposure: float = 1.0
     #: if set, the exposure is chosen per image so that the mean of the image is this (ntire2022: 0.18)
     target_mean: float | None = None
-    #: negative cube values: refused unless clipped to 0 here
+    #: clip every negative cube value to 0 (else only those within the noise, see NOISE_NEGATIVE)
     clip_negative: bool = False
     #: Bayer pattern (RGGB, BGGR, GRBG, GBRG) or None for a 3-channel sensor
     pattern: str | None = None
@@ -223,14 +223,24 @@ def _as_cube(cube: Cube | np.ndarray) -> Cube:
     return Cube(arr, ARAD_WAVELENGTHS)
 
 
+#: negative values down to this fraction of a cube's maximum are noise (a calibrated dark pixel
+#: reads 0 +- noise) and clipped to 0; larger ones mean the data is not light, and are refused
+NOISE_NEGATIVE = 0.05
+
+
 def _check_values(data: np.ndarray, clip_negative: bool, source) -> np.ndarray:
-    """Refuse negative values (or clip them). NaN and inf are caught after the projection, where
-    they surface in every channel (NaN * 0 and inf * 0 are NaN), at a tenth of the cost."""
+    """Clip negative values to 0 when ``clip_negative`` or when they lie within the noise
+    (``NOISE_NEGATIVE`` of the maximum); refuse larger ones. NaN and inf are caught after the
+    projection, where they surface in every channel (NaN * 0 and inf * 0 are NaN), at a tenth
+    of the cost."""
     lo = float(np.min(data)) if data.size else 0.0
     if lo < 0:
-        if not clip_negative:
+        hi = float(np.nanmax(data))
+        if not clip_negative and not lo >= -NOISE_NEGATIVE * hi:
             raise HsError(
-                f"cube has negative values (min {lo:.4g}); clip them with clip_negative / --clip-negative", source
+                f"cube has negative values (min {lo:.4g}, more than {100 * NOISE_NEGATIVE:g}% of its maximum "
+                f"{hi:.4g}): not light; clip them with clip_negative / --clip-negative",
+                source,
             )
         data = np.clip(data, 0, None)
     return data

@@ -130,7 +130,9 @@ def simulate(
     jpeg_quality: Annotated[int | None, Opt("--jpeg-quality", min=0, max=100, help="JPEG quality.")] = None,
     jpeg_sampling: Annotated[str | None, Opt("--jpeg-sampling", help="JPEG chroma: 444, 422, 420.")] = None,
     png_compression: Annotated[int | None, Opt("--png-compression", min=0, max=9, help="zlib level.")] = None,
-    clip_negative: Annotated[bool, Opt("--clip-negative", help="Clip negative cube values to 0.")] = False,
+    clip_negative: Annotated[bool, Opt("--clip-negative", help=(
+        "Clip negative cube values to 0. Without it, only those within 5% of the cube's maximum "
+        "(noise, e.g. in calibrated reflectance) are, and larger ones are refused."))] = False,
     brightness: Annotated[float | None, Opt("--brightness", help="Scale the cube by K before simulating.")] = None,
     shuffle: Annotated[int | None, Opt(
         "--shuffle", min=1, help="Permute NxN patches; the permuted cube is written beside the RGB.")] = None,

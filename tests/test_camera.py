@@ -285,13 +285,19 @@ def test_bad_cubes_are_refused():
     wide = Cube(np.ones((4, 4, 3), np.float32), [380.0, 550.0, 720.0])
     with pytest.raises(HsError, match="outside the range"):
         simulate(wide)
+    # negatives within the noise (5 % of the maximum) are clipped to 0; larger ones refused
     neg = good.data.copy()
-    neg[0, 0, 0] = -0.01
-    with pytest.raises(HsError, match="negative"):
+    hi = float(neg.max())
+    neg[0, 0, 0] = -0.04 * hi
+    noisy = simulate(good.with_data(neg))
+    neg[0, 0, 0] = -0.06 * hi
+    with pytest.raises(HsError, match="negative values .* more than 5% of its maximum"):
         simulate(good.with_data(neg))
     clipped = simulate(good.with_data(neg), track("clean", clip_negative=True))
     neg[0, 0, 0] = 0
-    np.testing.assert_array_equal(clipped, simulate(good.with_data(neg)))
+    zero = simulate(good.with_data(neg))
+    np.testing.assert_array_equal(clipped, zero)
+    np.testing.assert_array_equal(noisy, zero)
     nan = good.data.copy()
     nan[1, 1, 1] = np.nan
     with pytest.raises(HsError, match="NaN"):
