@@ -36,7 +36,6 @@ Reconstruction from an RGB Image, CVPRW 2020, section 2.1.1).
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -193,9 +192,7 @@ def load_gain(path: str | Path, capture: SpecimCapture) -> np.ndarray:
     if path.suffix.lower() == ".hdr":
         cal = path.with_suffix(".cal")
         path = cal if cal.is_file() else path
-    with warnings.catch_warnings():  # SPy warns about the IQ's mixed-case header keys
-        warnings.simplefilter("ignore", UserWarning)
-        view, wl, _, _ = open_envi(path)
+    view, wl, _, _ = open_envi(path)
     if view.shape[1:] != (capture.samples, capture.bands):
         raise HsError(
             f"gain file is {view.shape[1]} samples x {view.shape[2]} bands, the capture "

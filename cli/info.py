@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hstool.hsdata import HsError
+from hstool.hsdata import CUBE_FORMATS, HsError, list_files
 from hstool.hsdata.describe import describe
 
 from .options import Json
@@ -15,7 +15,8 @@ from .output import DEBUG, err, error, fmt, print_json, table
 
 
 def info(
-    paths: Annotated[list[Path], typer.Argument(help="Cube or image files (.mat, .hdr/.raw, .npy, .npz, .png, .jpg, .tif).")],
+    paths: Annotated[list[Path], typer.Argument(
+        help="Cube or image files (.mat, .hdr/.raw, .npy, .npz, .png, .jpg, .tif), or folders of them.")],
     format: Annotated[str | None, typer.Option("--format", "-f", help="Force the format (mat, envi, npy, npz, image).")] = None,
     json: Json = False,
 ) -> None:
@@ -23,6 +24,8 @@ def info(
 
     Example: [bold]hstool info ARAD_HS_0451.mat capture/scene.hdr photo.jpg[/]
     """
+    # a folder stands for its cube and image files
+    paths = [f for p in paths for f in (list_files(p, (*CUBE_FORMATS, "image")) if p.is_dir() else [p])]
     reports, failed = [], 0
     for p in paths:
         if len(paths) == 1:

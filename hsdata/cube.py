@@ -47,8 +47,12 @@ class Cube:
             raise HsError(
                 f"{self.data.shape[2]} bands but {self.wavelengths.size} wavelengths", self.meta.get("source")
             )
+        if not np.all(np.isfinite(self.wavelengths)):
+            raise HsError("wavelengths must be finite numbers (nm)", self.meta.get("source"))
         if self.wavelengths.size > 1 and np.any(np.diff(self.wavelengths) <= 0):
             raise HsError("wavelengths must increase strictly", self.meta.get("source"))
+        if np.iscomplexobj(self.data):
+            raise HsError(f"cube holds complex values ({self.data.dtype}), not intensities", self.meta.get("source"))
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -26,7 +26,6 @@ what calibration needs (:meth:`SpecimCapture.reference_stats`).
 from __future__ import annotations
 
 import re
-import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import date
@@ -309,9 +308,7 @@ class SpecimCapture:
 
 
 def _open_part(kind: str, hdr: Path) -> Part:
-    with warnings.catch_warnings():  # SPy warns about the IQ's mixed-case keys ("Start Time")
-        warnings.simplefilter("ignore", UserWarning)
-        view, wl, header, _ = open_envi(hdr)
+    view, wl, header, _ = open_envi(hdr)
     return Part(kind, hdr, view, wl, header)
 
 

@@ -148,7 +148,7 @@ def create_model(name: str | None, weights: str | Path | None = "bundled", track
                 hint = f"use --model {name}_s (its bundled smaller configuration) or " if small.is_file() else ""
                 raise HsError(
                     f"no bundled weights for model '{name}' on track '{track}'; {hint}train some with "
-                    f"`hstool train --model {name} --track {track} --out W.safetensors` and pass --weights W.safetensors"
+                    f"`hstool train --model {name} --track {track} --out W.safetensors` for `hstool recon --weights W.safetensors`"
                 )
         else:
             path = Path(weights)

@@ -83,7 +83,13 @@ def bad_inputs(folder):
     with h5py.File(folder / "nocube.mat", "w") as f:
         f["bands"] = ARAD_WAVELENGTHS
     (folder / "text.png").write_text("this is not an image\n")
+    np.save(folder / "complex.npy", np.ones((2, 2, 31), np.complex64))
+    with h5py.File(folder / "nanbands.mat", "w") as f:
+        f["cube"] = np.ones((31, 2, 2), np.float32)
+        f["bands"] = np.full(31, np.nan)
     return {
+        "complex.npy": "complex values",
+        "nanbands.mat": "wavelengths must be finite",
         "missing.mat": "no such file",
         "corrupt.mat": "not a readable MATLAB",
         "short.hdr": "truncated",
@@ -111,6 +117,23 @@ def test_one_bad_file_does_not_hide_the_others(hstool, tmp_path, tmp_cube):
     assert result.exit_code == 1
     assert "text.png" in result.stderr and "Traceback" not in result.output
     assert [r["path"] for r in json.loads(result.stdout)] == [str(tmp_path / "good.npy")]
+    # a folder stands for its files (the bad one reported, the good one described)
+    result = hstool("info", "--json", tmp_path)
+    assert result.exit_code == 1 and "text.png" in result.stderr
+    assert [r["path"] for r in json.loads(result.stdout)] == [str(tmp_path / "good.npy")]
+
+
+def test_specim_headers_are_read_without_warnings(tmp_path):
+    """SPy's warning about the IQ's mixed-case header keys is not shown to users."""
+    import warnings
+
+    from hstool.hsdata.describe import describe
+    from hstool.hsdata.specim_synthetic import write_synthetic_capture
+
+    sc = write_synthetic_capture(tmp_path, "iq", 0, samples=16, lines=8, ref_lines=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert describe(sc.path / "capture" / "iq.hdr")["shape"] == [8, 16, 204]  # lines x samples x bands
 
 
 def test_debug_shows_the_traceback(hstool, tmp_path):

@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -47,10 +48,19 @@ def header_and_data(path: str | Path) -> tuple[Path, Path]:
     raise HsError("ENVI binary has no .hdr header beside it", path)
 
 
+@contextlib.contextmanager
+def _quiet_spy():
+    """SPy warns about mixed-case header keys (the Specim IQ's "Start Time"), which are valid."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Parameters with non-lowercase names", category=UserWarning)
+        yield
+
+
 def read_header(hdr: Path) -> dict:
     """Parse and validate an ENVI header (sizes, data type, interleave, byte order)."""
     try:
-        h = envi.read_envi_header(str(hdr))
+        with _quiet_spy():
+            h = envi.read_envi_header(str(hdr))
     except Exception as exc:  # SPy raises several types for malformed headers
         raise HsError(f"not a readable ENVI header ({exc})", hdr) from exc
     for key in ("samples", "lines", "bands", "data type", "interleave"):
@@ -104,8 +114,9 @@ def open_envi(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, dict, Pa
     if actual > expected:
         raise HsError(f"binary holds {actual} bytes, more than the header's {expected}: mismatched header", binary)
     try:
-        img = envi.open(str(hdr), str(binary))
-        view = img.open_memmap(interleave="bip")
+        with _quiet_spy():
+            img = envi.open(str(hdr), str(binary))
+            view = img.open_memmap(interleave="bip")
     except Exception as exc:
         raise HsError(f"cannot open ENVI cube ({exc})", hdr) from exc
     return view, wavelengths_from_header(h, hdr), h, binary
