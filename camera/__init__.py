@@ -4,7 +4,17 @@
 >>> rgb = simulate(cube, track("realworld", npe=2000), rng=0)  # doctest: +SKIP
 """
 
-from .pipeline import TRACKS, Pipeline, capture, capture_raw, render, simulate, simulate_to_file, track
+from .pipeline import (
+    TRACKS,
+    Pipeline,
+    capture,
+    capture_raw,
+    file_seed,
+    render,
+    simulate,
+    simulate_to_file,
+    track,
+)
 from .sensitivity import CSS, list_css, load_css, plot_css, read_css, write_css_csv
 from .transforms import scale_brightness, shuffle_patches
 
@@ -14,6 +24,7 @@ __all__ = [
     "Pipeline",
     "capture",
     "capture_raw",
+    "file_seed",
     "list_css",
     "load_css",
     "plot_css",

@@ -24,6 +24,7 @@ returns a preset:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -202,6 +203,15 @@ def track(name: str = "clean", **overrides) -> Pipeline:
     else:
         raise HsError(f"unknown track '{name}' (use {', '.join(TRACKS)})")
     return _with_overrides(base, overrides) if overrides else base
+
+
+def file_seed(seed: int, stem: str) -> np.random.SeedSequence:
+    """The seed sequence of one file from the run's seed and the file's stem, so a file's output
+    does not depend on the worker count, the order or the other files of a batch. ``hstool
+    simulate`` draws a file's noise from its first child and the patch shuffle from its second
+    (``file_seed(seed, stem).spawn(2)``); demo and evaluate draw the same way."""
+    key = int.from_bytes(hashlib.sha256(stem.encode()).digest()[:8], "little")
+    return np.random.SeedSequence(entropy=seed, spawn_key=(key,))
 
 
 def _as_pipeline(pipeline: str | Pipeline) -> Pipeline:

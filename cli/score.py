@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from hstool.camera import file_seed
 from hstool.hsdata import HsError, atomic_path, check_writable, list_files, read_rgb
 from hstool.recon import evaluate as ev
 
@@ -60,7 +61,7 @@ def run_job(job: Job) -> dict:
             pipeline=job.pipeline,
             rgb=rgb,
             clusters=job.clusters,
-            seed=ev.file_seed(job.seed, job.gt.stem),
+            seed=file_seed(job.seed, job.gt.stem),
         )
     except HsError as exc:
         if exc.path is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -12,7 +11,16 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from hstool.camera import Pipeline, list_css, load_css, plot_css, scale_brightness, shuffle_patches, track
+from hstool.camera import (
+    Pipeline,
+    file_seed,
+    list_css,
+    load_css,
+    plot_css,
+    scale_brightness,
+    shuffle_patches,
+    track,
+)
 from hstool.camera.pipeline import render
 from hstool.hsdata import (
     CUBE_FORMATS,
@@ -33,13 +41,6 @@ from .options import CubeFormat, InputFormat, Json, Overwrite, Seed, Workers
 from .output import err, fmt, print_json, table
 
 Opt = typer.Option
-
-
-def file_seed(seed: int, stem: str) -> np.random.SeedSequence:
-    """The seed sequence of one file: from the run's seed and the file's stem, so the output of a
-    file does not depend on the worker count, the order or the other files of the batch."""
-    key = int.from_bytes(hashlib.sha256(stem.encode()).digest()[:8], "little")
-    return np.random.SeedSequence(entropy=seed, spawn_key=(key,))
 
 
 @dataclass
@@ -122,8 +123,10 @@ def simulate(
     pattern: Annotated[str | None, Opt("--pattern", help="Bayer pattern RGGB, BGGR, GRBG, GBRG, or none.")] = None,
     demosaic: Annotated[str | None, Opt("--demosaic", help="ea (edge-aware), bilinear or vng.")] = None,
     raw_bits: Annotated[int | None, Opt("--raw-bits", min=1, max=16, help="ADC bits of the raw mosaic.")] = None,
-    exposure: Annotated[float | None, Opt("--exposure", help="Multiply the projected signal.")] = None,
-    target_mean: Annotated[float | None, Opt("--target-mean", help="Auto exposure to this image mean.")] = None,
+    exposure: Annotated[float | None, Opt(
+        "--exposure", help="Multiply the projected signal (after --target-mean's automatic exposure, if set).")] = None,
+    target_mean: Annotated[float | None, Opt(
+        "--target-mean", help="Automatic exposure: scale each image to this mean in [0, 1] (then x --exposure).")] = None,
     gamma: Annotated[str | None, Opt("--gamma", help="Response curve: 1 (linear), e.g. 2.2, or srgb.")] = None,
     bits: Annotated[int | None, Opt("--bits", min=1, max=16, help="Output bits (16 needs PNG).")] = None,
     encoding: Annotated[str | None, Opt("--encoding", help="png or jpeg.")] = None,

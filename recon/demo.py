@@ -19,7 +19,7 @@ from hstool.hsdata.render import write_preview
 from hstool.hsdata.sample import sample_cubes
 
 from .engine import Reconstructor
-from .evaluate import file_seed, score_pair, write_error_maps
+from .evaluate import score_pair, write_error_maps
 
 DEMO_METRICS = ("mrae", "rmse", "psnr", "sam")
 
@@ -35,7 +35,7 @@ def run_demo(
     """Simulate, reconstruct and score every bundled sample cube on each track; one row per
     (track, image) with the metrics of :data:`DEMO_METRICS`, ``backprojection``, ``physical`` and
     the paths written. ``advance(label)`` is called after each image (for a progress bar)."""
-    from hstool.camera import simulate_to_file, track
+    from hstool.camera import file_seed, simulate_to_file, track
 
     out = Path(out)
     rows = []
@@ -50,7 +50,7 @@ def run_demo(
                 gt,
                 out / "rgb" / f"{stem}{pipe.suffix}{pipe.extension}",
                 pipe,
-                np.random.default_rng(file_seed(seed, stem)),
+                np.random.default_rng(file_seed(seed, stem).spawn(1)[0]),  # as hstool simulate draws it
                 overwrite=True,
             )
             rgb = read_rgb(rgb_path)

@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -44,13 +43,6 @@ TABLE3 = (
     "weighted",
 )
 TABLE3_HEADERS = ("MRAE", "RMSE", "Spatial", "×0.5", "×2", "Physical", "Back-proj", "Weighted")
-
-
-def file_seed(seed: int, stem: str) -> np.random.SeedSequence:
-    """The seed of one file from the run's seed and the file's stem (``hstool simulate``'s rule), so a
-    file's noise does not depend on the order or the other files."""
-    key = int.from_bytes(hashlib.sha256(stem.encode()).digest()[:8], "little")
-    return np.random.SeedSequence(entropy=seed, spawn_key=(key,))
 
 
 def pair_files(
@@ -283,6 +275,8 @@ def evaluate_cube(
 
 def evaluate_file(path: Path, recon_fn: ReconFn, pipeline="clean", seed: int = 0, **options) -> dict:
     """:func:`evaluate_cube` on a cube file, seeded by its stem (:func:`file_seed`); errors name the file."""
+    from hstool.camera import file_seed
+
     path = Path(path)
     cube = read_cube(path)
     cube.meta.setdefault("source", str(path))

@@ -1,6 +1,7 @@
 """`hstool demo`: the README's first command, end to end on the bundled sample."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -24,5 +25,10 @@ def test_demo_simulates_reconstructs_scores_and_writes_previews(hstool, tmp_path
         assert read_rgb(row["rgb"]).shape == (*gt.shape[:2], 3)
     assert (out / "previews" / f"{stems[0]}_gt.png").stat().st_size > 0
     assert len(list((out / "previews").glob("*_mrae.png"))) == len(rows)
+    # its real-world RGB is the one `hstool simulate` makes with the same --seed
+    real = next(row for row in rows if row["track"] == "realworld")
+    cube = next(p for p in sample_cubes() if p.stem == real["image"])
+    assert hstool("simulate", cube, tmp_path / "sim", "--track", "realworld", "--seed", "0").exit_code == 0
+    assert (tmp_path / "sim" / Path(real["rgb"]).name).read_bytes() == Path(real["rgb"]).read_bytes()
     # a second run replaces its own outputs
     assert hstool("demo", out).exit_code == 0
