@@ -90,6 +90,9 @@ class CSS:
             raise HsError("CSS has NaN or infinite values", where)
         if np.any(self.values < 0):
             raise HsError("CSS has negative sensitivities", where)
+        dead = [c for c, total in zip("RGB", self.values.sum(axis=0)) if not total > 0]
+        if dead:
+            raise HsError(f"CSS channel(s) {', '.join(dead)} are zero at every wavelength", where)
         if not self.white:
             self.white = float(self.values.sum(axis=0).max())
 

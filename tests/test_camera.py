@@ -121,6 +121,8 @@ def test_user_css_npz_and_bad_files(tmp_path):
         load_css("no_such_camera")
     with pytest.raises(HsError, match="negative"):
         CSS("neg", [400, 410], [[1, 1, -1], [1, 1, 1]])
+    with pytest.raises(HsError, match="channel.s. B are zero at every wavelength"):
+        CSS("blind", [400, 410], [[1, 1, 0], [1, 1, 0]])
 
 
 # --- clean track: bit-exact ------------------------------------------------------------------
