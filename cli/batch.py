@@ -61,10 +61,11 @@ def progress() -> Progress:
 
 
 def _pool_context():
-    """Start workers by fork (cheap), unless this process has initialised CUDA, which a forked
-    child cannot use ("Cannot re-initialize CUDA in forked subprocess"): then by spawn."""
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_initialized():
+    """Start workers by fork (cheap), unless this process has loaded PyTorch: then by spawn.
+    A forked child can use neither CUDA once the parent initialised it ("Cannot re-initialize
+    CUDA in forked subprocess") nor the OpenMP thread pool of a parent that ran a model on the
+    CPU (its first parallel region waits forever at the pool's barrier)."""
+    if "torch" in sys.modules:
         return multiprocessing.get_context("spawn")
     return None
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json as jsonlib
 import math
-import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +15,7 @@ import typer
 from ..camera.calibration import MODES, parse_columns
 from ..camera.calibration import calibrate as calibrate_capture
 from ..hsdata import CUBE_FORMATS, HsError, atomic_path, check_writable, output_files, output_path, write_cube
+from ..hsdata.atomic import check_output_folder
 from ..hsdata.formats.npy import check_npy_grid
 from ..hsdata.render import write_preview
 from ..hsdata.specim import find_captures
@@ -60,17 +60,6 @@ def _outputs(target: Path, fmt: str, preview: bool) -> list[Path]:
     """Every file one capture's calibration writes: the cube, its sidecar JSON and preview."""
     extra = [target.with_suffix(".json")] + ([target.with_suffix(".png")] if preview else [])
     return output_files(target, fmt) + extra
-
-
-def _check_out_dir(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise HsError("output folder is not a directory", out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HsError(f"cannot create the output folder ({exc.strerror or exc})", out) from exc
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise HsError("output folder is not writable", out)
 
 
 def calibrate(
@@ -122,7 +111,7 @@ def calibrate(
     dupes = sorted({s for s in stems if stems.count(s) > 1})
     if dupes:
         raise HsError(f"several captures share the name {', '.join(dupes)}; calibrate them into separate folders", raw)
-    _check_out_dir(out)
+    check_output_folder(out)
     fmt = "mat" if format == "mat5" else format
     jobs = [(folder, output_path(out, folder.name, fmt)) for folder in captures]
     inputs = [f for folder in captures for f in folder.rglob("*") if f.is_file()]

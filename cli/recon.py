@@ -20,12 +20,13 @@ from hstool.hsdata import (
     HsError,
     check_writable,
     list_files,
+    output_files,
     output_path,
     read_rgb,
     write_cube,
 )
 
-from .batch import report_failures, run_batch
+from .batch import plan_outputs, report_failures, run_batch
 from .options import CubeFormat, Device, Json, Overwrite, Preview, Workers
 from .output import err, fmt, print_json, table
 
@@ -43,9 +44,19 @@ def _reconstructor(settings: tuple):
     return _RECONSTRUCTORS[settings]
 
 
+def _outputs(dst: Path, format: str, preview: bool) -> list[Path]:
+    """Every file one image's reconstruction writes: the cube, and its preview."""
+    return output_files(dst, format) + ([_preview_path(dst)] if preview else [])
+
+
+def _preview_path(dst: Path) -> Path:
+    return dst.with_name(dst.stem + "_preview.png")
+
+
 def _one(job: tuple[Path, Path], settings: tuple, format: str, preview: bool, overwrite: bool) -> dict:
     src, dst = job
-    check_writable(dst, overwrite, inputs=(src,))
+    for path in _outputs(dst, format, preview):  # all of an image's files or none
+        check_writable(path, overwrite, inputs=(src,))
     rgb = read_rgb(src)
     rec = _reconstructor(settings)
     t = time.perf_counter()
@@ -58,7 +69,7 @@ def _one(job: tuple[Path, Path], settings: tuple, format: str, preview: bool, ov
     if preview:
         from hstool.hsdata.render import write_preview
 
-        written.append(write_preview(result, dst.with_name(dst.stem + "_preview.png"), overwrite=overwrite))
+        written.append(write_preview(result, _preview_path(dst), overwrite=overwrite))
     return {"input": str(src), "output": str(written[0]), "shape": list(cube.shape), "seconds": round(seconds, 3),
             **rec.last_info}
 
@@ -99,13 +110,11 @@ def recon(
     from hstool.recon.train import strip_track_suffix
 
     files = [f for p in inputs for f in list_files(p, kinds=("image",))]
-    jobs, seen = [], {}
-    for f in files:
-        dst = output_path(out, strip_track_suffix(f.stem), "mat" if format == "mat5" else format)
-        if dst in seen:
-            raise HsError(f"{f.name} and {seen[dst].name} would both write {dst.name}", f)
-        seen[dst] = f
-        jobs.append((f, dst))
+    jobs = [(f, output_path(out, strip_track_suffix(f.stem), "mat" if format == "mat5" else format)) for f in files]
+    jobs, skipped = plan_outputs(jobs, lambda job: _outputs(job[1], format, preview), files, overwrite,
+                                 name=lambda job: str(job[0]))
+    if skipped:
+        err.print(f"skipped {len(skipped)} image(s) with existing outputs (use --overwrite to redo them)")
     consistent_arg: Any = (css or True) if consistent else None
     if css and not consistent:
         raise HsError("--css is used with --consistent")
@@ -116,7 +125,8 @@ def recon(
     results, failures = run_batch(jobs, fn, "recon", workers, name=lambda job: job[0].name)
     rows = [r for _, r in results]
     if json:
-        print_json(rows)
+        print_json({"written": rows, "skipped": [str(src) for src, _ in skipped],
+                    "failed": [{"input": str(f.item[0]), "error": f.message} for f in failures]})
     elif rows:
         cols = ["input", "output", "shape", "seconds"] + (["corrected", "infeasible"] if consistent else [])
         err.print(table(f"{len(rows)} cube(s) in {out}", cols,

@@ -41,6 +41,22 @@ def check_writable(path: str | Path, overwrite: bool = False, inputs: tuple[Path
     return path
 
 
+def check_output_folder(folder: str | Path) -> Path:
+    """Create ``folder`` if missing and prove it takes a file (a temporary one, removed), so a
+    long run fails before its work, not at its end."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise HsError("output folder is not a directory", folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".hstool-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise HsError(f"cannot write here ({exc.strerror or exc})", folder) from exc
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_paths(*paths: str | Path, overwrite: bool = False) -> Iterator[list[Path]]:
     """Yield temporary paths for ``paths``; on success rename each onto its target.
@@ -62,6 +78,7 @@ def atomic_paths(*paths: str | Path, overwrite: bool = False) -> Iterator[list[P
             temps.append(Path(tmp))
         yield temps
         for tmp, target in zip(temps, targets):
+            os.chmod(tmp, FILE_MODE)  # again: some writers replace the file (safetensors makes it 0600)
             os.replace(tmp, target)
     finally:
         for tmp in temps:

@@ -55,7 +55,8 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hstool.hsdata import ARAD_WAVELENGTHS, Cube, HsError, list_files, read_cube, read_rgb
+from hstool.hsdata import ARAD_WAVELENGTHS, Cube, HsError, check_writable, list_files, read_cube, read_rgb
+from hstool.hsdata.atomic import check_output_folder
 
 from .engine import predict, resolve_device, reuse_freed_memory
 from .registry import build_model, model_spec
@@ -461,8 +462,9 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
     console = console or Console(stderr=True)
     spec = model_spec(cfg.model)
     out = Path(cfg.out)
-    if out.exists() and not cfg.overwrite:
-        raise HsError("output exists (use --overwrite to replace it)", out)
+    # before any work: never an input (--init, --resume), and a folder that takes files
+    check_writable(out, cfg.overwrite, inputs=tuple(Path(p) for p in (cfg.init, cfg.resume) if p))
+    check_output_folder(out.parent if str(out.parent) else Path("."))
     if cfg.loss not in LOSSES:
         raise HsError(f"unknown loss '{cfg.loss}' (use {', '.join(LOSSES)})")
     if not cfg.loss_floor > 0:

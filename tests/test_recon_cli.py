@@ -27,8 +27,47 @@ def test_recon_writes_a_cube_named_by_stem(hstool, clean_png, tmp_path):
     assert cube.shape == (20, 28, 31) and cube.data.min() >= 0
     np.testing.assert_allclose(cube.wavelengths, np.arange(400, 701, 10))
     assert (out / "ARAD_HS_0451_preview.png").exists()
-    r = hstool("recon", png, "--model", "linear", "--out", out, "--format", "npy")
-    assert r.exit_code == 1 and "exists" in r.output  # no silent overwrite
+    before = (out / "ARAD_HS_0451.npy").read_bytes()
+    (out / "ARAD_HS_0451.npy").write_bytes(b"mine")
+    r = hstool("recon", png, "--model", "linear", "--out", out, "--format", "npy", "--json")
+    assert r.exit_code == 0 and "skipped 1 image(s)" in r.stderr  # skipped like every batch, no overwrite
+    assert json.loads(r.stdout)["skipped"] == [str(png)] and (out / "ARAD_HS_0451.npy").read_bytes() == b"mine"
+    r = hstool("recon", png, "--model", "linear", "--out", out, "--format", "npy", "--overwrite")
+    assert r.exit_code == 0 and (out / "ARAD_HS_0451.npy").read_bytes() == before
+
+
+def test_recon_never_overwrites_an_input_image(hstool, clean_png, tmp_path):
+    """An input named like another input's preview: refused before any work, --overwrite or not."""
+    png, _ = clean_png
+    other = png.with_name("ARAD_HS_0451_preview.png")
+    other.write_bytes(png.read_bytes())
+    for extra in ((), ("--overwrite",)):
+        r = hstool("recon", png.parent, "--model", "linear", "--out", png.parent, "--preview", *extra)
+        assert r.exit_code == 1 and "output would overwrite an input file" in r.stderr
+        assert other.read_bytes() == png.read_bytes() and not list(png.parent.glob("*.mat"))
+    twin = tmp_path / "twin" / "ARAD_HS_0451_RealWorld.png"
+    twin.parent.mkdir()
+    twin.write_bytes(png.read_bytes())
+    r = hstool("recon", png, twin, "--model", "linear", "--out", tmp_path / "o")
+    assert r.exit_code == 1 and "would both write this output" in r.stderr
+
+
+def test_recon_workers_with_a_deep_model(clean_png, tmp_path):
+    """Worker processes after the parent ran a model (fork would hang in OpenMP): a subprocess with
+    a time limit, so a hang fails the test instead of the suite."""
+    import subprocess
+    import sys
+
+    png, _ = clean_png
+    second = png.with_name("ARAD_HS_0452_clean.png")
+    second.write_bytes(png.read_bytes())
+    code = "import sys; from hstool.cli.main import run; sys.argv[0] = 'hstool'; run()"
+    proc = subprocess.run([sys.executable, "-c", code, "recon", str(png.parent), "-m", "mstpp_s", "-j", "2",
+                           "--out", str(tmp_path / "o"), "--device", "cpu"],
+                          capture_output=True, text=True, timeout=240, check=False)
+    assert proc.returncode == 0, proc.stderr
+    a, b = (read_cube(tmp_path / "o" / f"ARAD_HS_045{i}.mat").data for i in (1, 2))
+    np.testing.assert_array_equal(a, b)
 
 
 def test_consistent_output_reprojects_to_the_input(hstool, clean_png, tmp_path):
@@ -36,7 +75,7 @@ def test_consistent_output_reprojects_to_the_input(hstool, clean_png, tmp_path):
     r = hstool("recon", png.parent, "--model", "rootpoly", "--out", tmp_path / "o", "--format", "npz",
                "--consistent", "--json")
     assert r.exit_code == 0, r.output
-    rows = json.loads(r.stdout)
+    rows = json.loads(r.stdout)["written"]
     assert rows[0]["infeasible"] == 0
     cube = read_cube(tmp_path / "o" / "ARAD_HS_0451.npz")
     rgb = read_rgb(png)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import numpy as np
 import pytest
@@ -28,6 +29,13 @@ class Tiny(nn.Module):
 if "_tiny_test" not in list_models():
     register_model("_tiny_test", kind="deep", multiple=1, halo=4, description="test only")(
         lambda out_bands=31, width=8: Tiny(out_bands, width))
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
 
 TINY = ["--model", "_tiny_test", "--data", "synth", "--steps-per-epoch", "2", "--batch", "2", "--crop", "16",
         "--scenes", "2", "--scene-size", "32", "--val-scenes", "1", "--val-size", "32", "--seed", "3",
@@ -364,6 +372,16 @@ def test_init_starts_from_a_weights_file_and_records_it(hstool, tmp_path):
     assert meta["init"]["train_command"] == start["train_command"] and meta["init"]["val_mrae"] == start["val_mrae"]
     assert f"--init {first}" in meta["train_command"]
     assert any(not torch.equal(a[k], v) for k, v in state(tuned).items())  # and it trained on from there
+    assert oct(first.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # like every output, not 0600
+    # the starting file is an input: never the output, --overwrite or not
+    before = first.read_bytes()
+    r = hstool("train", *TINY, "--epochs", "1", "--init", first, "--out", first, "--overwrite")
+    assert r.exit_code == 1 and "output would overwrite an input file" in r.stderr
+    assert first.read_bytes() == before
+    # an output folder that cannot take the file fails before any training
+    (tmp_path / "file").write_text("x")
+    r = hstool("train", *TINY, "--epochs", "1", "--out", tmp_path / "file" / "w.safetensors")
+    assert r.exit_code == 1 and "output folder is not a directory" in r.stderr and "epoch" not in r.stderr
     # a network on a baseline takes the baseline from the file too (another --seed would refit a different one)
     px = ["--pixels", "3000"]
     based, kept = tmp_path / "based.safetensors", tmp_path / "kept.safetensors"
