@@ -25,7 +25,7 @@ def _speed(b: dict) -> str:
 
 
 def models(
-    args: Annotated[list[str] | None, typer.Argument(help="[list] [PATTERN] to list, or: export NAME OUT.onnx")] = None,
+    args: Annotated[list[str] | None, typer.Argument(help="\\[list] \\[PATTERN] to list, or: export NAME OUT.onnx")] = None,
     track: Annotated[str, typer.Option("--track", help="Bundled weights to export (clean, realworld).")] = "clean",
     weights: Annotated[Path | None, typer.Option("--weights", "-w", help="Export these weights instead of the "
                                                  "bundled ones.", exists=True, dir_okay=False)] = None,
@@ -48,7 +48,7 @@ def models(
 
         check_writable(args[2], overwrite)
         model = create_model(args[1], weights if weights else "bundled", track)
-        path = export_onnx(model, args[2], opset=opset)
+        path = export_onnx(model, args[2], opset=opset, overwrite=overwrite)
         diff = check_onnx(model, path)
         if diff > ONNX_TOLERANCE:
             raise HsError(f"onnxruntime differs from PyTorch by {diff:.2e} (> {ONNX_TOLERANCE:g})", path)
@@ -64,6 +64,8 @@ def models(
     from hstool.recon.weights import describe_models
 
     rows = describe_models(args[0] if args else "*")
+    if args and not rows:
+        raise HsError(f"no model matches '{args[0]}' (hstool models lists them all)")
     if json:
         print_json(rows)
         return

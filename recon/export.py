@@ -31,6 +31,16 @@ def _multiple(model: nn.Module) -> int:
     return int(getattr(spec, "multiple", 1) or 1)
 
 
+def _opset_range() -> tuple[int, int]:
+    """The opsets the TorchScript exporter writes (checked before it starts: on failure it
+    prints its whole graph on stdout from C++, which no Python redirect catches)."""
+    try:
+        from torch.onnx import _constants
+    except ImportError:  # a PyTorch without the module: let the exporter decide
+        return 1, 10**6
+    return _constants.ONNX_MIN_OPSET, getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", _constants.ONNX_MAX_OPSET)
+
+
 def export_onnx(
     model: nn.Module,
     path: str | Path,
@@ -46,6 +56,9 @@ def export_onnx(
     then rename) and refuses to replace an existing file unless ``overwrite``.
     """
     path = Path(path)
+    low, high = _opset_range()
+    if not low <= opset <= high:
+        raise HsError(f"--opset {opset} is outside what this PyTorch exports ({low}-{high})", path)
     m = _multiple(model)
     height, width = -(-height // m) * m, -(-width // m) * m
     was_training = model.training
@@ -71,7 +84,8 @@ def export_onnx(
     except HsError:
         raise
     except Exception as exc:  # exporter errors name the operator; keep that, name the file
-        raise HsError(f"ONNX export failed: {exc}", path) from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise HsError(f"ONNX export failed: {first}", path) from exc
     finally:
         model.train(was_training)
     return path
@@ -90,7 +104,9 @@ def check_onnx(model: nn.Module, path: str | Path, size: tuple[int, int] = (48, 
     m = _multiple(model)
     h, w = (-(-s // m) * m for s in size)
     rgb = np.random.default_rng(seed).random((1, 3, h, w), dtype=np.float32)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: graph-optimiser notices are not the user's concern
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     got = session.run([OUTPUT_NAME], {INPUT_NAME: rgb})[0]
     was_training = model.training
     model.eval()

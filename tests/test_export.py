@@ -77,3 +77,25 @@ def test_models_export_command_checks_onnxruntime(hstool, tmp_path):
     r = hstool("models", "export", "mstpp_s", out, "--json")
     assert r.exit_code == 0, r.output
     assert out.stat().st_size > 0 and 0 <= json.loads(r.stdout)["max_abs_diff"] < 1e-4
+    r = hstool("models", "export", "mstpp_s", out)
+    assert r.exit_code == 1 and "output exists" in r.stderr
+    before = out.stat().st_mtime_ns
+    r = hstool("models", "export", "mstpp_s", out, "--overwrite")
+    assert r.exit_code == 0, r.output
+    assert out.stat().st_mtime_ns != before
+    r = hstool("models", "export", "linear", tmp_path / "x.onnx", "--opset", "99", "--json")
+    assert r.exit_code == 1 and r.stdout == "" and "--opset 99 is outside" in r.stderr
+
+
+def test_every_pixel_model_exports(hstool, tmp_path):
+    """sparse included: under the exporter its atom choice is the plain argmax (same index)."""
+    pytest.importorskip("onnxruntime")
+    for name in ("linear", "rootpoly", "sparse"):
+        r = hstool("models", "export", name, tmp_path / f"{name}.onnx", "--track", "realworld", "--json")
+        assert r.exit_code == 0, (name, r.output)
+        assert json.loads(r.stdout)["max_abs_diff"] < 1e-4
+
+
+def test_models_pattern_matching_nothing_is_an_error(hstool):
+    r = hstool("models", "nosuch*")
+    assert r.exit_code == 1 and "no model matches 'nosuch*'" in r.stderr

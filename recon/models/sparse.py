@@ -105,6 +105,11 @@ def _best_atoms(y: torch.Tensor, unit: torch.Tensor, exclude: torch.Tensor | Non
     bit pattern read as a signed integer, with ``K - 1 - k`` or-ed into the low bits, is
     largest at the first maximum.
     """
+    if torch.jit.is_tracing():  # ONNX export: the plain argmax (same index, ties included)
+        corr = (y @ unit).abs()
+        if exclude is not None:
+            corr = corr.scatter(1, exclude[:, None], -1.0)
+        return corr.argmax(1)
     n, k = y.shape[0], unit.shape[1]
     if k == 1:
         return torch.zeros(n, dtype=torch.long, device=y.device)
