@@ -51,6 +51,9 @@ from .fuse import FusedConv2d, fuse_for_inference
 from .registry import ModelSpec
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+#: Smaller images are padded (reflected) to this side for a deep model, whose reflect-padded
+#: layers need a few pixels at every level; the output is cropped back to the image.
+MIN_SIDE = 16
 #: Default window side when ``tile`` is None and the image is large (see :func:`auto_tile`).
 AUTO_TILE = 512
 #: Images up to this many pixels run whole when ``tile`` is None.
@@ -144,6 +147,8 @@ def use_channels_last(model: torch.nn.Module, device: torch.device, dtype: torch
 def compute_dtype(device: torch.device, precision: str) -> torch.dtype:
     """The autocast dtype for ``precision`` on ``device`` (float32 = no autocast): fp16 and bf16
     on CUDA; bf16 on CPU only where oneDNN has native bf16 kernels."""
+    if precision not in PRECISIONS:
+        raise HsError(f"unknown precision '{precision}' (use {', '.join(PRECISIONS)})")
     dtype = PRECISIONS[precision]
     if device.type == "cuda" or dtype == torch.float32:
         return dtype
@@ -279,7 +284,9 @@ def predict(
         return out
 
     m = max(1, spec.multiple)
-    ph, pw = -h % m, -w % m
+    least = -(-max(MIN_SIDE, 2 * m) // m) * m  # the deepest level keeps >= 2 pixels for its padding
+    ph, pw = max(-h % m, least - h), max(-w % m, least - w)
+    # numpy's reflect repeats the reflection past the image's own size (a 1-pixel side: its value)
     padded = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="reflect") if (ph or pw) else rgb
     H, W = padded.shape[:2]
     if tile is None:

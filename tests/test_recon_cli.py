@@ -106,6 +106,8 @@ def test_bad_inputs_fail_one_line_each_and_the_rest_carry_on(hstool, clean_png, 
 
 def test_recon_needs_a_model_and_knows_its_models(hstool, clean_png):
     png, _ = clean_png
+    r = hstool("recon", png, "-m", "linear", "--precision", "fp8")
+    assert r.exit_code == 1 and "unknown precision 'fp8'" in r.stderr and "Traceback" not in r.output
     r = hstool("recon", png)
     assert r.exit_code == 1 and "--model" in r.output
     r = hstool("recon", png, "--model", "nosuchmodel")
