@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,7 +40,7 @@ class Job:
     eps: float | None
     ignore_zeros: bool
     pipeline: Any  # hstool.camera.Pipeline or None
-    rgb: Path | None
+    rgb: Path | HsError | None  # the input image, or why it was not found
     maps: Path | None
     overwrite: bool
     clusters: int
@@ -48,6 +49,8 @@ class Job:
 
 def run_job(job: Job) -> dict:
     """Read and score one pair (module level, so worker processes can run it)."""
+    if isinstance(job.rgb, HsError):
+        raise job.rgb
     pred, gt = ev.read_pair(job.pred, job.gt)
     rgb = read_rgb(job.rgb) if job.rgb is not None else None
     try:
@@ -67,7 +70,7 @@ def run_job(job: Job) -> dict:
         if exc.path is not None:
             raise
         raise HsError(exc.message, job.rgb if "RGB" in exc.message else job.pred) from None
-    if job.maps is not None:
+    if job.maps is not None and (job.overwrite or not any(f.exists() for f in ev.error_map_paths(job.maps, job.gt.stem))):
         p, g = ev.metrics.crop(pred.data, job.crop), ev.metrics.crop(gt.data, job.crop)
         ev.write_error_maps(
             p,
@@ -80,6 +83,14 @@ def run_job(job: Job) -> dict:
             overwrite=job.overwrite,
         )
     return {"image": job.gt.stem, "pred": str(job.pred), "gt": str(job.gt), **row}
+
+
+def _find_rgb(images: list[Path], stem: str, suffix: str) -> Path | HsError:
+    """The pair's input image, or the error that fails this pair alone."""
+    try:
+        return ev.find_rgb(images, stem, suffix)
+    except HsError as exc:
+        return exc
 
 
 def warn_infinite(rows: list[dict], keys: tuple[str, ...]) -> None:
@@ -135,6 +146,8 @@ def score(
 
     Example: [bold]hstool score recon/ gt/ -m mrae,rmse,weighted --rgb rgb/ --track clean --maps maps/[/]
     """
+    if eps is not None and not (math.isfinite(eps) and eps >= 0):
+        raise HsError(f"--eps must be a number >= 0, got {eps}")
     names = tuple(m.strip().lower() for m in metrics.split(",") if m.strip())
     bad = [m for m in names if m not in ev.SCORE_METRICS]
     if bad or not names:
@@ -164,7 +177,7 @@ def score(
             eps,
             ignore_zeros,
             pipeline,
-            ev.find_rgb(images, g.stem, pipeline.suffix) if rgb is not None else None,
+            _find_rgb(images, g.stem, pipeline.suffix) if rgb is not None else None,
             maps,
             overwrite,
             clusters,
@@ -172,6 +185,10 @@ def score(
         )
         for p, g in pairs
     ]
+    if maps is not None and not overwrite:
+        kept = sum(any(f.exists() for f in ev.error_map_paths(maps, j.gt.stem)) for j in jobs)
+        if kept:
+            err.print(f"error maps of {kept} image(s) exist and are kept (use --overwrite to redo them)")
     results, failures = run_batch(jobs, run_job, "score", workers, name=lambda j: j.gt.name)
     rows = [r for _, r in results]
     columns = [*names, *(["backprojection"] if pipeline is not None else []), *(["physical"] if rgb else [])]

@@ -159,6 +159,11 @@ def score_pair(
     return row
 
 
+def error_map_paths(folder: Path, stem: str) -> list[Path]:
+    """The two files :func:`write_error_maps` writes for ``stem``."""
+    return [Path(folder) / f"{stem}_mrae.png", Path(folder) / f"{stem}_worst.png"]
+
+
 def write_error_maps(
     pred: np.ndarray,
     gt: np.ndarray,
@@ -178,11 +183,7 @@ def write_error_maps(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    folder = Path(folder)
-    targets = [
-        check_writable(folder / f"{stem}_mrae.png", overwrite),
-        check_writable(folder / f"{stem}_worst.png", overwrite),
-    ]
+    targets = [check_writable(path, overwrite) for path in error_map_paths(folder, stem)]
     emap = metrics.mrae_map(pred, gt, eps=eps, ignore_zeros=ignore_zeros)
     finite = emap[np.isfinite(emap)]
     vmax = float(np.percentile(finite, 99.5)) if finite.size else 1.0
@@ -303,10 +304,23 @@ def evaluate(gt_paths: Sequence[Path], recon_fn: ReconFn, pipeline="clean", seed
 
 
 def read_pair(pred_path: Path, gt_path: Path) -> tuple[Cube, Cube]:
-    """Read a prediction and its ground truth; a shape or band mismatch names the prediction file."""
+    """Read a prediction and its ground truth. A shape, band or band-grid mismatch names the
+    prediction file; NaN or inf values name the file that holds them."""
     pred, gt = read_cube(pred_path), read_cube(gt_path)
     try:
+        metrics.check_finite(gt.data, "ground truth")
+    except HsError as exc:
+        raise HsError(exc.message, gt_path) from None
+    try:
         metrics.check_pair(pred.data, gt.data)
+        if not np.allclose(pred.wavelengths, gt.wavelengths, rtol=0, atol=0.01):
+            raise HsError(
+                f"band grids differ: prediction {_grid(pred.wavelengths)}, ground truth {_grid(gt.wavelengths)}"
+            )
     except HsError as exc:
         raise HsError(f"{exc.message} ({gt_path.name})", pred_path) from None
     return pred, gt
+
+
+def _grid(wavelengths: np.ndarray) -> str:
+    return f"{wavelengths[0]:g}-{wavelengths[-1]:g} nm in {wavelengths.size} bands"

@@ -170,3 +170,37 @@ def test_bad_input_one_clear_line(hstool, tmp_path, tmp_cube):
     assert "nan.npy" in r.stderr
     fails(tmp_path / "other.npy", tmp_path / "gt.npy", "-m", "mrae,psnrr", match="unknown metric(s) psnrr")
     fails(tmp_path / "other.npy", tmp_path / "gt.npy", "--crop", "12", match="leaves nothing")
+    fails(tmp_path / "other.npy", tmp_path / "gt.npy", "--eps", "-1", match="--eps must be a number >= 0")
+    # NaN in the ground truth names the ground-truth file
+    write_cube(gt.with_data(nan), tmp_path / "gtnan.npy")
+    r = fails(tmp_path / "other.npy", tmp_path / "gtnan.npy", match="gtnan.npy: ground truth contains 1 NaN")
+    # the same band count on another grid is not the same bands
+    write_cube(Cube(pred.data, pred.wavelengths + 5), tmp_path / "shifted.npz")
+    fails(tmp_path / "shifted.npz", tmp_path / "gt.npy", match="band grids differ: prediction 405-705 nm")
+
+
+def test_a_missing_rgb_fails_its_pair_only_and_maps_are_kept_on_a_rerun(hstool, tmp_path, tmp_cube):
+    from hstool.camera import simulate_to_file
+
+    for d in ("pred", "gt", "rgb"):
+        (tmp_path / d).mkdir()
+    for stem, seed in (("A", 1), ("B", 2)):
+        pred, gt = cube_pair(tmp_cube, seed=seed)
+        write_cube(pred, tmp_path / "pred" / f"{stem}.npy")
+        write_cube(gt, tmp_path / "gt" / f"{stem}.mat")
+    simulate_to_file(gt, tmp_path / "rgb" / "B_clean.png", "clean")  # none for A
+    args = ("score", tmp_path / "pred", tmp_path / "gt", "--rgb", tmp_path / "rgb", "--maps", tmp_path / "maps",
+            "--json")
+    r = hstool(*args)
+    assert r.exit_code == 1 and "no input RGB image named A*" in r.stderr
+    report = json.loads(r.stdout)
+    assert [row["image"] for row in report["images"]] == ["B"] and len(report["failed"]) == 1
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["B_mrae.png", "B_worst.png"]
+    mtime = (tmp_path / "maps" / "B_mrae.png").stat().st_mtime_ns
+    simulate_to_file(tmp_cube(20, 24, seed=1), tmp_path / "rgb" / "A_clean.png", "clean")
+    r = hstool(*args)  # scores both; B's maps exist and are kept, A's are written
+    assert r.exit_code == 0, r.output
+    assert "error maps of 1 image(s) exist and are kept" in r.stderr
+    assert [row["image"] for row in json.loads(r.stdout)["images"]] == ["A", "B"]
+    assert (tmp_path / "maps" / "B_mrae.png").stat().st_mtime_ns == mtime
+    assert (tmp_path / "maps" / "A_mrae.png").exists()
