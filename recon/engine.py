@@ -292,13 +292,7 @@ def predict(
     if tile is None:
         tile = 0 if H * W <= AUTO_WHOLE_PIXELS else AUTO_TILE
     if tile and tile < max(H, W):
-        margin = spec.halo if overlap is None else int(overlap)
-        fade = max(8, margin // 2) if blend is None else int(blend)
-        side = max(m, (int(tile) // m) * m)
-        stride = side - 2 * margin - fade
-        if stride < 1:
-            raise HsError(f"tile {tile} too small for overlap {margin} and blend {fade}: "
-                          f"use --tile of at least {2 * margin + fade + m}")
+        side, stride, margin, fade = tile_geometry(spec, tile, overlap, blend)
         return _predict_tiled(model, padded, (h, w), side, stride, margin, fade, dev, dtype, ensemble, nhwc)
     y = _run(model, padded, dev, dtype, ensemble, nhwc)
     if y.shape[:2] == (h, w) and y.flags.c_contiguous and y.flags.writeable and not np.may_share_memory(y, rgb):
@@ -307,6 +301,20 @@ def predict(
     out = np.empty((h, w, y.shape[2]), np.float32)
     _clamp_into(y[:h, :w], out)
     return out
+
+
+def tile_geometry(spec, tile: int, overlap: int | None = None, blend: int | None = None) -> tuple[int, int, int, int]:
+    """``(side, stride, margin, fade)`` of the windows for ``tile``; an error when the windows
+    would not advance (the model's context and the blend take the whole tile)."""
+    m = max(1, spec.multiple)
+    margin = spec.halo if overlap is None else int(overlap)
+    fade = max(8, margin // 2) if blend is None else int(blend)
+    side = max(m, (int(tile) // m) * m)
+    stride = side - 2 * margin - fade
+    if stride < 1:
+        raise HsError(f"tile {tile} too small for overlap {margin} and blend {fade}: "
+                      f"use --tile of at least {2 * margin + fade + m}")
+    return side, stride, margin, fade
 
 
 def _clamp_into(y: np.ndarray, out: np.ndarray) -> None:
@@ -395,6 +403,8 @@ class Reconstructor:
         if use_channels_last(self.model, self.device, dtype):
             # 4-D weights NHWC too: saves oneDNN a reorder per convolution (a few % more)
             self.model.to(memory_format=torch.channels_last)
+        if tile and self.spec.kind == "deep":
+            tile_geometry(self.spec, tile)  # a tile too small fails here, not on the first large image
         self.precision, self.ensemble, self.tile = precision, ensemble, tile
         self.wavelengths = model_wavelengths(self.model)
         self.exposure_invariant = exposure_invariant
