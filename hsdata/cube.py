@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,8 +52,7 @@ class Cube:
             raise HsError("wavelengths must be finite numbers (nm)", self.meta.get("source"))
         if self.wavelengths.size > 1 and np.any(np.diff(self.wavelengths) <= 0):
             raise HsError("wavelengths must increase strictly", self.meta.get("source"))
-        if np.iscomplexobj(self.data):
-            raise HsError(f"cube holds complex values ({self.data.dtype}), not intensities", self.meta.get("source"))
+        check_real(self.data, self.meta.get("source"))
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -73,6 +73,12 @@ class Cube:
     def with_data(self, data: np.ndarray, wavelengths: np.ndarray | None = None, **meta: Any) -> Cube:
         """A new cube with other data (and optionally another band grid), metadata carried over."""
         return Cube(data, self.wavelengths if wavelengths is None else wavelengths, {**self.meta, **meta})
+
+
+def check_real(data: np.ndarray, path: str | Path | None = None) -> None:
+    """Refuse complex data (readers call this before casting, which would drop the imaginary part)."""
+    if np.iscomplexobj(data):
+        raise HsError(f"cube holds complex values ({data.dtype}), not intensities", path)
 
 
 def default_wavelengths(bands: int) -> np.ndarray | None:

@@ -462,3 +462,25 @@ def test_mat_files_hold_no_time_of_writing(tmp_path, tmp_cube, monkeypatch, fmt)
     assert (tmp_path / "a.mat").read_bytes() == (tmp_path / "b.mat").read_bytes()
     assert (tmp_path / "a.mat").read_bytes()[:128].rstrip(b" \x00").startswith(b"MATLAB ")
     np.testing.assert_array_equal(read_cube(tmp_path / "b.mat").data, cube.data)
+
+
+def test_complex_cubes_are_refused_before_any_cast(tmp_path):
+    """Casting to float32 would silently drop the imaginary part: every reader refuses instead."""
+    data = np.ones((2, 3, 31), np.complex64) * (1 + 2j)
+    np.save(tmp_path / "c.npy", data)
+    scipy.io.savemat(tmp_path / "c.mat", {"cube": data})
+    for name in ("c.npy", "c.mat"):
+        for dtype in (np.float32, None):
+            with pytest.raises(HsError, match="complex values"):
+                read_cube(tmp_path / name, dtype=dtype)
+
+
+@pytest.mark.parametrize("binary", ["s", "s.sli", "s.img"])
+def test_an_envi_cube_never_overwrites_its_own_header_or_binary(tmp_path, tmp_cube, binary):
+    write_cube(tmp_cube(), tmp_path / "s.hdr")
+    (tmp_path / "s.raw").rename(tmp_path / binary)  # binaries go by any of ENVI's names
+    back = read_cube(tmp_path / "s.hdr")
+    assert back.meta["source"] == str(tmp_path / binary)
+    for target in ("s.hdr", binary):
+        with pytest.raises(HsError, match="overwrite an input"):
+            write_cube(back, tmp_path / target, "envi", overwrite=True)

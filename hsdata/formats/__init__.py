@@ -65,7 +65,7 @@ def write_cube(
     if fmt == "image":
         raise HsError("cannot write a cube as an image; use `hstool render` for a preview", path)
     targets = output_files(path, fmt)
-    inputs = input_files(cube.meta["source"]) if cube.meta.get("source") else ()
+    inputs = input_files(cube.meta["source"], cube.meta.get("format")) if cube.meta.get("source") else ()
     for target in targets:  # inputs are never overwritten, --overwrite or not
         check_writable(target, overwrite=True, inputs=inputs)
     if fmt in ("npy", "npz"):
@@ -84,11 +84,13 @@ def output_files(path: str | Path, format: str | None = None) -> list[Path]:
     return [Path(path)]
 
 
-def input_files(path: str | Path) -> tuple[Path, ...]:
-    """The file(s) a cube is read from: the file, and for ENVI both the header and the binary
-    (the candidates when only one exists)."""
+def input_files(path: str | Path, format: str | None = None) -> tuple[Path, ...]:
+    """The file(s) a cube is read from: the file, and for ENVI (by ``format`` or by a suffix an
+    ENVI header or binary may have, none included) both the header and the binary (the
+    candidates when only one exists)."""
     path = Path(path)
-    if path.suffix.lower() not in SUFFIXES["envi"]:
+    suffix = path.suffix.lower()
+    if format != "envi" and suffix not in SUFFIXES["envi"] and suffix not in envi.DATA_SUFFIXES:
         return (path,)
     try:
         return envi.header_and_data(path)

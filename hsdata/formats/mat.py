@@ -20,7 +20,7 @@ import numpy as np
 import scipy.io
 
 from ..atomic import atomic_path
-from ..cube import Cube, default_wavelengths
+from ..cube import Cube, check_real, default_wavelengths
 from ..errors import HsError
 
 MATLAB_CLASS = {np.dtype(np.float32): "single", np.dtype(np.float64): "double", np.dtype(np.uint16): "uint16"}
@@ -64,6 +64,7 @@ def _read_v73(path: Path, dtype) -> Cube:
 def _cube(path: Path, data, bands, norm, dtype, version: str) -> Cube:
     if data.ndim != 3 or not np.issubdtype(data.dtype, np.number):
         raise HsError(f"'cube' must be a numeric 3-D array, got {data.dtype} {data.shape}", path)
+    check_real(data, path)
     if dtype is not None:
         data = data.astype(dtype, copy=False)
     if bands is not None:

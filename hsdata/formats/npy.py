@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
-from ..cube import Cube, default_wavelengths
+from ..cube import Cube, check_real, default_wavelengths
 from ..errors import HsError
 
 
@@ -39,6 +39,7 @@ def read(path: str | Path, dtype=np.float32) -> Cube:
         raise HsError(f"not a readable NumPy file ({exc})", path) from exc
     if data.ndim != 3 or not np.issubdtype(data.dtype, np.number):
         raise HsError(f"expected a numeric (H, W, B) array, got {data.dtype} {data.shape}", path)
+    check_real(data, path)
     if wl is None:
         wl = default_wavelengths(data.shape[2])
         if wl is None:
