@@ -60,12 +60,13 @@ def progress() -> Progress:
     )
 
 
-def _pool_context():
-    """Start workers by fork (cheap), unless this process has loaded PyTorch: then by spawn.
-    A forked child can use neither CUDA once the parent initialised it ("Cannot re-initialize
-    CUDA in forked subprocess") nor the OpenMP thread pool of a parent that ran a model on the
-    CPU (its first parallel region waits forever at the pool's barrier)."""
-    if "torch" in sys.modules:
+def _pool_context(spawn: bool):
+    """Start workers by fork (cheap), or by spawn when asked (a parent that ran a PyTorch model
+    on the CPU: a forked child's first parallel region waits forever on the parent's OpenMP
+    pool) or when this process has initialised CUDA, which a forked child cannot use ("Cannot
+    re-initialize CUDA in forked subprocess")."""
+    torch = sys.modules.get("torch")
+    if spawn or (torch is not None and torch.cuda.is_initialized()):
         return multiprocessing.get_context("spawn")
     return None
 
@@ -76,11 +77,13 @@ def run_batch(
     description: str,
     workers: int = 1,
     name: Callable[[Any], str] = lambda item: Path(str(item)).name,
+    spawn: bool = False,
 ) -> tuple[list[tuple[Any, Any]], list[Failure]]:
     """Apply ``fn`` to each item; return ``(item, result)`` pairs in input order and the failures.
 
     With ``workers > 1``, ``fn`` must be picklable (a module-level function or a
-    ``functools.partial`` of one). Failures are printed as they happen, one line each.
+    ``functools.partial`` of one); ``spawn`` starts the workers afresh instead of forking this
+    process (see :func:`_pool_context`). Failures are printed as they happen, one line each.
     """
     done: dict[int, tuple[bool, Any]] = {}
     with progress() as bar:
@@ -93,7 +96,7 @@ def run_batch(
                     error(done[i][1])
                 bar.advance(task)
         else:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(spawn)) as pool:
                 futures = {pool.submit(_call, fn, item, name(item), DEBUG["on"]): i for i, item in enumerate(items)}
                 for fut in as_completed(futures):
                     i = futures[fut]

@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import functools
 import json as jsonlib
-import math
 import time
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 from ..camera.calibration import MODES, parse_columns
 from ..camera.calibration import calibrate as calibrate_capture
-from ..hsdata import CUBE_FORMATS, HsError, atomic_path, check_writable, output_files, output_path, write_cube
+from ..hsdata import HsError, atomic_path, check_writable, input_files, output_files, output_path, write_cube
 from ..hsdata.atomic import check_output_folder
 from ..hsdata.formats.npy import check_npy_grid
 from ..hsdata.render import write_preview
-from ..hsdata.specim import find_captures
-from ..hsdata.spectral import METHODS, parse_band_grid
+from ..hsdata.specim import IQ_WAVELENGTHS, capture_files, find_captures
+from ..hsdata.spectral import parse_band_grid, resampling_matrix
 from .batch import plan_outputs, report_failures, run_batch
-from .options import CubeFormat, Json, Overwrite, Preview, Workers
+from .options import CubeFormat, Json, Overwrite, Preview, Workers, check_cube_format
 from .output import err, print_json, table
 
 
@@ -37,7 +35,7 @@ def _process(item: tuple[Path, Path], options: dict) -> dict:
     fmt = options["format"]
     for path in _outputs(target, fmt, options["preview"]):  # all or none of a capture's files
         check_writable(path, overwrite)
-    files = write_cube(cube, target, "mat" if fmt == "mat5" else fmt, overwrite, **options["write"])
+    files = write_cube(cube, target, fmt, overwrite)
     sidecar = target.with_suffix(".json")
     with atomic_path(sidecar, overwrite) as tmp:
         tmp.write_text(jsonlib.dumps({**cube.meta, "wavelengths": cube.wavelengths.tolist()}, indent=2, default=str))
@@ -94,16 +92,13 @@ def calibrate(
     """
     if to not in MODES:
         raise HsError(f"--to must be one of {', '.join(MODES)}, not '{to}'")
-    if method not in METHODS:
-        raise HsError(f"--method must be one of {', '.join(METHODS)}, not '{method}'")
-    if format not in CUBE_FORMATS + ("mat5",):
-        raise HsError(f"--format must be one of {', '.join(CUBE_FORMATS + ('mat5',))}, not '{format}'")
+    check_cube_format(format)
     grid = None if bands.strip().lower() in ("none", "all", "native") else parse_band_grid(bands)
-    if format == "npy":  # refused now rather than once per capture (the native grid: 204 bands)
-        check_npy_grid(np.zeros(204) if grid is None else grid)
+    if grid is not None:  # --method, --fwhm and the range checked once, on the IQ's own grid
+        resampling_matrix(IQ_WAVELENGTHS, grid, method, fwhm, extrapolate)
+    if format == "npy":  # refused now rather than once per capture
+        check_npy_grid(IQ_WAVELENGTHS if grid is None else grid)
     parse_columns(drop_columns, None)  # syntax check before any work
-    if fwhm is not None and not (math.isfinite(fwhm) and fwhm > 0):
-        raise HsError(f"--fwhm must be a positive number of nm, got {fwhm}")
     if gain is not None and not gain.is_file():
         raise HsError("no such gain file", gain)
     captures = find_captures(raw)
@@ -111,21 +106,17 @@ def calibrate(
     dupes = sorted({s for s in stems if stems.count(s) > 1})
     if dupes:
         raise HsError(f"several captures share the name {', '.join(dupes)}; calibrate them into separate folders", raw)
-    check_output_folder(out)
-    fmt = "mat" if format == "mat5" else format
-    jobs = [(folder, output_path(out, folder.name, fmt)) for folder in captures]
-    inputs = [f for folder in captures for f in folder.rglob("*") if f.is_file()]
-    if gain is not None:
-        inputs.append(gain)
+    jobs = [(folder, output_path(out, folder.name, format)) for folder in captures]
+    inputs = [f for folder in captures for f in capture_files(folder)] + (list(input_files(gain)) if gain else [])
     todo, skipped = plan_outputs(
-        jobs, lambda job: _outputs(job[1], fmt, preview), inputs, overwrite, name=lambda job: str(job[0])
+        jobs, lambda job: _outputs(job[1], format, preview), inputs, overwrite, name=lambda job: str(job[0])
     )
+    check_output_folder(out)
     if skipped:
         err.print(f"skipped {len(skipped)} capture(s) with existing outputs (use --overwrite to redo them)")
     options = {
         "to": to, "drop": drop_columns, "bands": grid, "method": method, "fwhm": fwhm, "extrapolate": extrapolate,
         "gain": gain, "format": format, "preview": preview, "overwrite": overwrite,
-        "write": {"version": "5"} if format == "mat5" else {},
     }
     results, failures = run_batch(
         todo, functools.partial(_process, options=options), "calibrating", workers, name=lambda item: item[0].name

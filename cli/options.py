@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from hstool.hsdata import CUBE_FORMATS, HsError
+
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout instead of a table.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (never an input).")]
 Workers = Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker processes for batches.")]
@@ -15,6 +17,15 @@ Device = Annotated[str, typer.Option("--device", help="auto (CUDA when present, 
 CubeFormat = Annotated[
     str, typer.Option("--format", "-f", help="Output cube format: mat (ARAD v7.3), mat5, envi, npy, npz.")
 ]
+#: what --format takes (``mat5``: MATLAB v5, which hsdata's writers take as a format name too)
+OUTPUT_FORMATS = (*CUBE_FORMATS, "mat5")
+
+
+def check_cube_format(format: str) -> str:
+    """``--format`` checked before any work."""
+    if format not in OUTPUT_FORMATS:
+        raise HsError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, not '{format}'")
+    return format
 InputFormat = Annotated[
     str | None, typer.Option("--in-format", help="Force the input format (mat, envi, npy, npz, image).")
 ]

@@ -15,7 +15,6 @@ from typing import Annotated, Any
 import typer
 
 from hstool.hsdata import (
-    CUBE_FORMATS,
     Cube,
     HsError,
     check_writable,
@@ -27,7 +26,7 @@ from hstool.hsdata import (
 )
 
 from .batch import plan_outputs, report_failures, run_batch
-from .options import CubeFormat, Device, Json, Overwrite, Preview, Workers
+from .options import CubeFormat, Device, Json, Overwrite, Preview, Workers, check_cube_format
 from .output import err, fmt, print_json, table
 
 _RECONSTRUCTORS: dict[tuple, Any] = {}
@@ -64,8 +63,7 @@ def _one(job: tuple[Path, Path], settings: tuple, format: str, preview: bool, ov
     seconds = time.perf_counter() - t
     result = Cube(cube, rec.wavelengths, {"units": "reflectance", "source": str(src),
                                           "model": rec.meta.get("architecture", settings[0])})
-    options = {"version": "5"} if format == "mat5" else {}
-    written = write_cube(result, dst, "mat" if format == "mat5" else format, overwrite=overwrite, **options)
+    written = write_cube(result, dst, format, overwrite=overwrite)
     if preview:
         from hstool.hsdata.render import write_preview
 
@@ -105,12 +103,11 @@ def recon(
     """
     if model is None and weights is None:
         raise HsError("give --model NAME (bundled weights) or --weights FILE")
-    if format not in CUBE_FORMATS + ("mat5",):
-        raise HsError(f"unknown output format '{format}' (use {', '.join(CUBE_FORMATS + ('mat5',))})")
+    check_cube_format(format)
     from hstool.recon.train import strip_track_suffix
 
     files = [f for p in inputs for f in list_files(p, kinds=("image",))]
-    jobs = [(f, output_path(out, strip_track_suffix(f.stem), "mat" if format == "mat5" else format)) for f in files]
+    jobs = [(f, output_path(out, strip_track_suffix(f.stem), format)) for f in files]
     jobs, skipped = plan_outputs(jobs, lambda job: _outputs(job[1], format, preview), files, overwrite,
                                  name=lambda job: str(job[0]))
     if skipped:
@@ -122,10 +119,11 @@ def recon(
                 consistent_arg, exposure_invariant)
     _reconstructor(settings)  # load once up front: a bad model or weights file fails before any file
     fn = functools.partial(_one, settings=settings, format=format, preview=preview, overwrite=overwrite)
-    results, failures = run_batch(jobs, fn, "recon", workers, name=lambda job: job[0].name)
+    # workers start afresh: the model already ran here, and a forked child would hang in its OpenMP pool
+    results, failures = run_batch(jobs, fn, "recon", workers, name=lambda job: job[0].name, spawn=True)
     rows = [r for _, r in results]
     if json:
-        print_json({"written": rows, "skipped": [str(src) for src, _ in skipped],
+        print_json({"written": rows, "skipped": [str(dst) for _, dst in skipped],
                     "failed": [{"input": str(f.item[0]), "error": f.message} for f in failures]})
     elif rows:
         cols = ["input", "output", "shape", "seconds"] + (["corrected", "infeasible"] if consistent else [])

@@ -23,7 +23,6 @@ from hstool.camera import (
 )
 from hstool.camera.pipeline import render
 from hstool.hsdata import (
-    CUBE_FORMATS,
     HsError,
     atomic_path,
     check_writable,
@@ -37,7 +36,7 @@ from hstool.hsdata import (
 from hstool.hsdata.formats import DEFAULT_SUFFIX
 
 from .batch import plan_outputs, report_failures, run_batch
-from .options import CubeFormat, InputFormat, Json, Overwrite, Seed, Workers
+from .options import CubeFormat, InputFormat, Json, Overwrite, Seed, Workers, check_cube_format
 from .output import err, fmt, print_json, table
 
 Opt = typer.Option
@@ -72,9 +71,7 @@ def run_job(job: Job) -> dict:
     for path in _outputs(job):
         check_writable(path, job.overwrite)
     if job.cube_output is not None:
-        options = {"version": "5"} if job.cube_format == "mat5" else {}
-        fmt_name = "mat" if job.cube_format == "mat5" else job.cube_format
-        write_cube(cube, job.cube_output, fmt_name, overwrite=job.overwrite, **options)
+        write_cube(cube, job.cube_output, job.cube_format, overwrite=job.overwrite)
     with atomic_path(job.output, job.overwrite) as tmp:
         tmp.write_bytes(encoded)
     return {
@@ -192,8 +189,7 @@ def simulate(
     given = [flag for flag, value in noisy.items() if value is not None]
     if given and pipe.npe is None:
         raise HsError(f"{', '.join(given)} act only with sensor noise: use the realworld or ntire2022 track, or --npe")
-    if cube_format not in (*CUBE_FORMATS, "mat5"):
-        raise HsError(f"--format must be one of {', '.join((*CUBE_FORMATS, 'mat5'))}, not '{cube_format}'")
+    check_cube_format(cube_format)
     if brightness is not None and not (math.isfinite(brightness) and brightness > 0):
         raise HsError(f"--brightness must be a positive number, got {brightness}")
     if in_format is not None:

@@ -10,14 +10,14 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from hstool.hsdata import CUBE_FORMATS, HsError, check_writable, output_files, output_path, write_cube
+from hstool.hsdata import HsError, check_writable, output_files, output_path, write_cube
 from hstool.hsdata.formats.npy import check_npy_grid
 from hstool.hsdata.render import write_preview
 from hstool.hsdata.spectral import parse_band_grid
 from hstool.hsdata.synth import generate_scene
 
 from .batch import plan_outputs, report_failures, run_batch
-from .options import CubeFormat, Json, OutDir, Overwrite, Preview, Seed, Workers
+from .options import CubeFormat, Json, OutDir, Overwrite, Preview, Seed, Workers, check_cube_format
 from .output import err, print_json, table
 
 Opt = typer.Option
@@ -57,8 +57,7 @@ def run_job(job: Job) -> dict:
     for path in _outputs(job):  # all of a scene's files or none
         check_writable(path, job.overwrite)
     cube = generate_scene(job.seed, job.size, job.wavelengths, job.split)
-    options = {"version": "5"} if job.format == "mat5" else {}
-    files = write_cube(cube, job.output, "mat" if job.format == "mat5" else job.format, job.overwrite, **options)
+    files = write_cube(cube, job.output, job.format, job.overwrite)
     if job.preview is not None:
         files.append(write_preview(cube, job.preview, overwrite=job.overwrite))
     return {
@@ -106,8 +105,7 @@ def synth(
     """
     if split not in ("train", "test"):
         raise HsError(f"--split must be train or test, not '{split}'")
-    if format not in CUBE_FORMATS + ("mat5",):
-        raise HsError(f"--format must be one of {', '.join(CUBE_FORMATS + ('mat5',))}, not '{format}'")
+    check_cube_format(format)
     if seed < 0:
         raise HsError(f"--seed must be non-negative, got {seed}")
     hw = parse_size(size)
@@ -115,13 +113,12 @@ def synth(
     if out.exists() and not out.is_dir():
         raise HsError("output is not a folder", out)
     generate_scene(seed, (8, 8), wavelengths, split)  # a bad band grid fails here, before any work
-    fmt = "mat" if format == "mat5" else format
-    if fmt == "npy":  # refused now rather than once per scene
+    if format == "npy":  # refused now rather than once per scene
         check_npy_grid(wavelengths)
     jobs = []
     for s in range(seed, seed + n):
         stem = f"SYNTH_{split}_{s:04d}"
-        jobs.append(Job(s, output_path(out, stem, fmt), hw, wavelengths, split, format,
+        jobs.append(Job(s, output_path(out, stem, format), hw, wavelengths, split, format,
                         out / f"{stem}.png" if preview else None, overwrite))  # fmt: skip
     jobs, skipped = plan_outputs(jobs, _outputs, (), overwrite, name=lambda j: j.output.name)
     if skipped:

@@ -25,6 +25,7 @@ what calibration needs (:meth:`SpecimCapture.reference_stats`).
 
 from __future__ import annotations
 
+import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -103,6 +104,12 @@ def find_captures(path: str | Path) -> list[Path]:
     if not found:
         raise HsError("no Specim IQ capture folders here (a capture holds capture/NAME.hdr)", path)
     return found
+
+
+def capture_files(folder: str | Path) -> list[Path]:
+    """Every file of a capture folder, through symbolic links too: the inputs an output must
+    never replace."""
+    return [Path(root) / name for root, _, names in os.walk(folder, followlinks=True) for name in names]
 
 
 def _xml_root(path: Path, what: str) -> ET.Element:

@@ -258,7 +258,7 @@ def test_cli_skips_existing_outputs_unless_overwrite(hstool, batch, tmp_path):
     assert not list(out.glob("*.npz"))
 
 
-def test_cli_never_overwrites_a_capture_file(hstool, batch):
+def test_cli_never_overwrites_a_capture_file(hstool, batch, tmp_path):
     """Output folder inside a capture: the ENVI cube would be the capture's own NAME.hdr/.raw."""
     capture = batch / "a" / "capture"
     before = {p.name: p.read_bytes() for p in capture.iterdir()}
@@ -266,6 +266,13 @@ def test_cli_never_overwrites_a_capture_file(hstool, batch):
         res = hstool("calibrate", batch, capture, "--format", "envi", *extra)
         assert res.exit_code == 1 and "a/capture/a.hdr: output would overwrite an input file" in res.stderr
         assert {p.name: p.read_bytes() for p in capture.iterdir()} == before  # nothing written at all
+    # the same through a capture/ folder that is a symbolic link
+    linked = tmp_path / "linked" / "a"
+    linked.mkdir(parents=True)
+    (linked / "capture").symlink_to(capture)
+    res = hstool("calibrate", linked, capture, "--format", "envi", "--overwrite")
+    assert res.exit_code == 1 and "output would overwrite an input file" in res.stderr
+    assert {p.name: p.read_bytes() for p in capture.iterdir()} == before
 
 
 def test_cli_envi_radiance_and_bad_options(hstool, tmp_path):
@@ -278,8 +285,8 @@ def test_cli_envi_radiance_and_bad_options(hstool, tmp_path):
     assert cube.shape == (24, 6, 204)
     assert hstool("calibrate", sc.path, out, "--to", "albedo").exit_code == 1
     assert hstool("calibrate", sc.path, out, "--method", "cubic").exit_code == 1
-    for args, message in ((("--fwhm", "inf"), "--fwhm must be a positive number"),
-                          (("--fwhm", "0"), "--fwhm must be a positive number"),
+    for args, message in ((("--fwhm", "inf"), "fwhm must be a positive number"),
+                          (("--fwhm", "0"), "fwhm must be a positive number"),
                           (("--drop-columns", "10:5"), "START < STOP")):
         res = hstool("calibrate", sc.path, tmp_path / "none", *args)
         assert res.exit_code == 1 and message in res.stderr and not (tmp_path / "none").exists()

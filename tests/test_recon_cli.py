@@ -31,7 +31,8 @@ def test_recon_writes_a_cube_named_by_stem(hstool, clean_png, tmp_path):
     (out / "ARAD_HS_0451.npy").write_bytes(b"mine")
     r = hstool("recon", png, "--model", "linear", "--out", out, "--format", "npy", "--json")
     assert r.exit_code == 0 and "skipped 1 image(s)" in r.stderr  # skipped like every batch, no overwrite
-    assert json.loads(r.stdout)["skipped"] == [str(png)] and (out / "ARAD_HS_0451.npy").read_bytes() == b"mine"
+    assert json.loads(r.stdout)["skipped"] == [str(out / "ARAD_HS_0451.npy")]
+    assert (out / "ARAD_HS_0451.npy").read_bytes() == b"mine"
     r = hstool("recon", png, "--model", "linear", "--out", out, "--format", "npy", "--overwrite")
     assert r.exit_code == 0 and (out / "ARAD_HS_0451.npy").read_bytes() == before
 
