@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
 from hstool.hsdata import ARAD_WAVELENGTHS, Cube, HsError, atomic_path
+from hstool.hsdata.errors import check_positive
 
 from . import stages
 from .sensitivity import CSS, load_css
@@ -109,14 +109,10 @@ class Pipeline:
             raise HsError("JPEG holds 8-bit data only; use --bits 8 or PNG")
         if self.raw_bits is not None and not 1 <= int(self.raw_bits) <= 16:
             raise HsError(f"raw bits must be 1-16, got {self.raw_bits}")
-        for name in ("full_scale", "exposure", "target_mean", "npe"):  # finite and > 0 (or unset)
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise HsError(f"{name} must be a positive number, got {value}")
+        for name in ("full_scale", "exposure", "target_mean", "npe"):
+            check_positive(getattr(self, name), name)
         for name in ("dark_noise", "read_noise", "prnu"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise HsError(f"{name} must be a number >= 0, got {value}")
+            check_positive(getattr(self, name), name, zero=True)
         if self.target_mean is not None and self.target_mean > 1:
             raise HsError(f"target_mean is an image mean in [0, 1], got {self.target_mean}")
         if not 0 <= self.jpeg_quality <= 100:
@@ -128,8 +124,7 @@ class Pipeline:
                 self.gamma = float(self.gamma)
             except ValueError:
                 raise HsError(f"gamma must be a number or 'srgb', got '{self.gamma}'") from None
-            if not (math.isfinite(self.gamma) and self.gamma > 0):
-                raise HsError(f"gamma must be a positive number, got {self.gamma}")
+            check_positive(self.gamma, "gamma")
 
     @property
     def suffix(self) -> str:

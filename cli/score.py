@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +11,7 @@ import typer
 
 from hstool.camera import file_seed
 from hstool.hsdata import HsError, atomic_path, check_writable, list_files, read_rgb
+from hstool.hsdata.errors import check_positive
 from hstool.recon import evaluate as ev
 
 from .batch import run_batch
@@ -70,7 +70,7 @@ def run_job(job: Job) -> dict:
         if exc.path is not None:
             raise
         raise HsError(exc.message, job.rgb if "RGB" in exc.message else job.pred) from None
-    if job.maps is not None and (job.overwrite or not any(f.exists() for f in ev.error_map_paths(job.maps, job.gt.stem))):
+    if job.maps is not None:
         p, g = ev.metrics.crop(pred.data, job.crop), ev.metrics.crop(gt.data, job.crop)
         ev.write_error_maps(
             p,
@@ -146,8 +146,7 @@ def score(
 
     Example: [bold]hstool score recon/ gt/ -m mrae,rmse,weighted --rgb rgb/ --track clean --maps maps/[/]
     """
-    if eps is not None and not (math.isfinite(eps) and eps >= 0):
-        raise HsError(f"--eps must be a number >= 0, got {eps}")
+    check_positive(eps, "--eps", zero=True)
     names = tuple(m.strip().lower() for m in metrics.split(",") if m.strip())
     bad = [m for m in names if m not in ev.SCORE_METRICS]
     if bad or not names:
@@ -185,10 +184,12 @@ def score(
         )
         for p, g in pairs
     ]
-    if maps is not None and not overwrite:
-        kept = sum(any(f.exists() for f in ev.error_map_paths(maps, j.gt.stem)) for j in jobs)
+    if maps is not None and not overwrite:  # existing maps are kept; their images are still scored
+        kept = [j for j in jobs if any(f.exists() for f in ev.error_map_paths(maps, j.gt.stem))]
+        for j in kept:
+            j.maps = None
         if kept:
-            err.print(f"error maps of {kept} image(s) exist and are kept (use --overwrite to redo them)")
+            err.print(f"error maps of {len(kept)} image(s) exist and are kept (use --overwrite to redo them)")
     results, failures = run_batch(jobs, run_job, "score", workers, name=lambda j: j.gt.name)
     rows = [r for _, r in results]
     columns = [*names, *(["backprojection"] if pipeline is not None else []), *(["physical"] if rgb else [])]

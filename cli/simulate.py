@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from hstool.hsdata import (
     read_cube,
     write_cube,
 )
+from hstool.hsdata.errors import check_positive
 from hstool.hsdata.formats import DEFAULT_SUFFIX
 
 from .batch import plan_outputs, report_failures, run_batch
@@ -190,8 +190,7 @@ def simulate(
     if given and pipe.npe is None:
         raise HsError(f"{', '.join(given)} act only with sensor noise: use the realworld or ntire2022 track, or --npe")
     check_cube_format(cube_format)
-    if brightness is not None and not (math.isfinite(brightness) and brightness > 0):
-        raise HsError(f"--brightness must be a positive number, got {brightness}")
+    check_positive(brightness, "--brightness")
     if in_format is not None:
         detect_format("", in_format)
     if shuffle and out.resolve() in {p.resolve() for p in inputs if p.is_dir()}:

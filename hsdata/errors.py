@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 
@@ -19,3 +20,12 @@ class HsError(Exception):
 
     def __reduce__(self):  # survives worker processes with its path intact
         return (type(self), (self.message, self.path))
+
+
+def check_positive(value: float | None, name: str, zero: bool = False) -> None:
+    """Refuse a value that is not a finite number > 0 (``zero``: >= 0); ``None`` (unset) passes."""
+    if value is None:
+        return
+    ok = math.isfinite(value) and (value >= 0 if zero else value > 0)
+    if not ok:
+        raise HsError(f"{name} must be a {'number >= 0' if zero else 'positive number'}, got {value}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import HsError
+from .errors import HsError, check_positive
 
 METHODS = ("linear", "gaussian", "triangular")
 #: a grid longer than this is a typo (e.g. a step in um given as nm), not a spectrometer
@@ -66,8 +66,7 @@ def resampling_matrix(
         raise HsError("resampling needs at least two source bands")
     if not (np.isfinite(src).all() and np.isfinite(dst).all()) or np.any(np.diff(src) <= 0):
         raise HsError("source wavelengths must increase strictly and all wavelengths be finite")
-    if fwhm is not None and not (np.isfinite(fwhm) and fwhm > 0):
-        raise HsError(f"fwhm must be a positive number of nm, got {fwhm}")
+    check_positive(fwhm, "fwhm")
     tol = 1e-6 * max(1.0, abs(src[-1]))
     outside = (dst < src[0] - tol) | (dst > src[-1] + tol)
     if outside.any() and not extrapolate:

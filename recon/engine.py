@@ -3,7 +3,8 @@
 :func:`predict` runs a registered model on one RGB image of any size:
 
 - the image is reflect-padded (numpy's ``reflect``, which also handles pads wider than the
-  image) to a multiple of the model's ``spec.multiple``;
+  image) to a multiple of the model's ``spec.multiple``, and a deep model's to at least
+  ``MIN_SIDE`` and two multiples (so a 1x1 image runs too);
 - a large image is cut into windows of ``tile`` pixels that overlap: each interior window edge
   carries ``overlap`` pixels of context (default ``spec.halo``) that are discarded, and
   neighbouring windows cross-fade over a further ``blend`` pixels with raised-cosine weights.
@@ -51,8 +52,9 @@ from .fuse import FusedConv2d, fuse_for_inference
 from .registry import ModelSpec
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-#: Smaller images are padded (reflected) to this side for a deep model, whose reflect-padded
-#: layers need a few pixels at every level; the output is cropped back to the image.
+#: A deep model's input is padded (reflected) to at least this side and two of its multiples
+#: (32 for ``basisunet``), since its reflect-padded layers need a few pixels at every level;
+#: the output is cropped back to the image.
 MIN_SIDE = 16
 #: Default window side when ``tile`` is None and the image is large (see :func:`auto_tile`).
 AUTO_TILE = 512
@@ -262,8 +264,6 @@ def predict(
     rgb = np.asarray(rgb, dtype=np.float32)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise HsError(f"expected an RGB image shaped (H, W, 3), got {rgb.shape}")
-    if precision not in PRECISIONS:
-        raise HsError(f"unknown precision '{precision}' (use fp32, fp16 or bf16)")
     spec = _spec(model)
     dev = resolve_device(device)
     dtype = compute_dtype(dev, precision)

@@ -58,7 +58,7 @@ def export_onnx(
     path = Path(path)
     low, high = _opset_range()
     if not low <= opset <= high:
-        raise HsError(f"--opset {opset} is outside what this PyTorch exports ({low}-{high})", path)
+        raise HsError(f"opset {opset} is outside what this PyTorch exports ({low}-{high})", path)
     m = _multiple(model)
     height, width = -(-height // m) * m, -(-width // m) * m
     was_training = model.training

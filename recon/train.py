@@ -464,7 +464,7 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
     out = Path(cfg.out)
     # before any work: never an input (--init, --resume), and a folder that takes files
     check_writable(out, cfg.overwrite, inputs=tuple(Path(p) for p in (cfg.init, cfg.resume) if p))
-    check_output_folder(out.parent if str(out.parent) else Path("."))
+    check_output_folder(out.parent)
     if cfg.loss not in LOSSES:
         raise HsError(f"unknown loss '{cfg.loss}' (use {', '.join(LOSSES)})")
     if not cfg.loss_floor > 0:

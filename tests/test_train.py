@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from hstool.hsdata.atomic import FILE_MODE
 from hstool.recon import create_model, list_models
 from hstool.recon.registry import register_model
 from hstool.recon.train import TrainConfig, checkpoint_path, validate, validation_set
@@ -29,12 +29,6 @@ class Tiny(nn.Module):
 if "_tiny_test" not in list_models():
     register_model("_tiny_test", kind="deep", multiple=1, halo=4, description="test only")(
         lambda out_bands=31, width=8: Tiny(out_bands, width))
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 TINY = ["--model", "_tiny_test", "--data", "synth", "--steps-per-epoch", "2", "--batch", "2", "--crop", "16",
@@ -372,7 +366,7 @@ def test_init_starts_from_a_weights_file_and_records_it(hstool, tmp_path):
     assert meta["init"]["train_command"] == start["train_command"] and meta["init"]["val_mrae"] == start["val_mrae"]
     assert f"--init {first}" in meta["train_command"]
     assert any(not torch.equal(a[k], v) for k, v in state(tuned).items())  # and it trained on from there
-    assert oct(first.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # like every output, not 0600
+    assert oct(first.stat().st_mode & 0o777) == oct(FILE_MODE)  # like every output, not 0600
     # the starting file is an input: never the output, --overwrite or not
     before = first.read_bytes()
     r = hstool("train", *TINY, "--epochs", "1", "--init", first, "--out", first, "--overwrite")
