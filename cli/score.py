@@ -64,7 +64,7 @@ def run_job(job: Job) -> dict:
             pipeline=job.pipeline,
             rgb=rgb,
             clusters=job.clusters,
-            seed=file_seed(job.seed, job.gt.stem),
+            seed=file_seed(job.seed, job.gt.stem).spawn(3)[2],  # the re-simulation's child, as evaluate
         )
     except HsError as exc:
         if exc.path is not None:

@@ -50,7 +50,7 @@ def run_demo(
                 gt,
                 out / "rgb" / f"{stem}{pipe.suffix}{pipe.extension}",
                 pipe,
-                np.random.default_rng(file_seed(seed, stem).spawn(1)[0]),  # as hstool simulate draws it
+                np.random.default_rng(file_seed(seed, stem).spawn(1)[0]),  # the noise child, as simulate
                 overwrite=True,
             )
             rgb = read_rgb(rgb_path)
@@ -62,7 +62,7 @@ def run_demo(
             maps = write_error_maps(
                 pred.data, gt.data, previews, f"{stem}_{pipe.name}_{model}", gt.wavelengths, overwrite=True
             )
-            row = score_pair(pred, gt, DEMO_METRICS, pipeline=pipe, rgb=rgb, seed=file_seed(seed, stem))
+            row = score_pair(pred, gt, DEMO_METRICS, pipeline=pipe, rgb=rgb, seed=file_seed(seed, stem).spawn(3)[2])
             rows.append(
                 {"track": pipe.name, "image": stem, **row, "rgb": rgb_path, "cube": cube_path, "maps": maps}
             )

@@ -76,6 +76,12 @@ def test_realworld_noise_seeded_like_hstool_simulate(hstool, tmp_path, tmp_cube)
     pred = fn(read_rgb(tmp_path / "rgb" / "ARAD_HS_0007_RealWorld.jpg"))
     assert a["mrae"] == pytest.approx(metrics.mrae(pred, cube.data), rel=1e-6)
     assert a["physical"] > 0  # fresh noise: never exactly consistent
+    # and `hstool score --rgb` on that image and reconstruction re-simulates with the same noise
+    write_cube(cube.with_data(pred), tmp_path / "pred" / "ARAD_HS_0007.npy")
+    result = hstool("score", tmp_path / "pred", path, "--rgb", tmp_path / "rgb", "--track", "realworld",
+                    "--seed", "3", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["images"][0]["physical"] == pytest.approx(a["physical"], rel=1e-6)
 
 
 def test_bad_reconstructions_are_named(tmp_cube):
