@@ -46,7 +46,9 @@ def models(
         from hstool.recon import create_model
         from hstool.recon.export import check_onnx, export_onnx
 
-        check_writable(args[2], overwrite)
+        if Path(args[2]).suffix.lower() != ".onnx":
+            raise HsError("the exported model is ONNX: give a path ending in .onnx", args[2])
+        check_writable(args[2], overwrite, inputs=(weights,) if weights else ())
         model = create_model(args[1], weights if weights else "bundled", track)
         path = export_onnx(model, args[2], opset=opset, overwrite=overwrite)
         diff = check_onnx(model, path)

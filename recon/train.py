@@ -463,7 +463,12 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
     spec = model_spec(cfg.model)
     out = Path(cfg.out)
     # before any work: never an input (--init, --resume), and a folder that takes files
+    if out.suffix.lower() != ".safetensors":
+        raise HsError("weights are written as safetensors: give a path ending in .safetensors", out)
     check_writable(out, cfg.overwrite, inputs=tuple(Path(p) for p in (cfg.init, cfg.resume) if p))
+    ckpt = checkpoint_path(out)  # the run's own checkpoint: a resumed run carries it on
+    if ckpt.exists() and not cfg.overwrite and not (cfg.resume and ckpt.resolve() == Path(cfg.resume).resolve()):
+        raise HsError("a checkpoint of another run is here: continue it with --resume, or --overwrite", ckpt)
     check_output_folder(out.parent)
     if cfg.loss not in LOSSES:
         raise HsError(f"unknown loss '{cfg.loss}' (use {', '.join(LOSSES)})")

@@ -83,6 +83,16 @@ def test_models_export_command_checks_onnxruntime(hstool, tmp_path):
     r = hstool("models", "export", "mstpp_s", out, "--overwrite")
     assert r.exit_code == 0, r.output
     assert out.stat().st_mtime_ns != before
+    weights = tmp_path / "w.safetensors"  # only an .onnx path is written: never the weights read
+    from hstool.recon import create_model
+    from hstool.recon.weights import save_weights
+
+    save_weights(create_model("linear", "bundled", "clean"), weights, {"architecture": "linear"})
+    before = weights.read_bytes()
+    for target in (weights, tmp_path / "m.txt"):
+        r = hstool("models", "export", "linear", target, "-w", weights, "--overwrite")
+        assert r.exit_code == 1 and "ending in .onnx" in r.stderr
+    assert weights.read_bytes() == before and not (tmp_path / "m.txt").exists()
     r = hstool("models", "export", "linear", tmp_path / "x.onnx", "--opset", "99", "--json")
     assert r.exit_code == 1 and r.stdout == "" and "opset 99 is outside" in r.stderr
 

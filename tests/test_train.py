@@ -128,7 +128,7 @@ def test_train_on_cube_folders_and_arad_rgb_pairs(hstool, tmp_cube, tmp_path):
                "--batch", "2", "--crop", "16", "--loss", "l1", *common, "--out", deep)
     assert r.exit_code == 0, r.output
     assert "RGB simulated" in create_model("_tiny_test", deep).meta["data"]
-    r = hstool("train", "--model", "linear", "--data", cubes, "--rgb", cubes, *common, "--out", tmp_path / "x.st")
+    r = hstool("train", "--model", "linear", "--data", cubes, "--rgb", cubes, *common, "--out", tmp_path / "x.safetensors")
     assert r.exit_code == 1 and "holds no image files" in r.output
     r = hstool("train", "--model", "linear", "--data", cubes, "--rgb", rgbs, "--pixels", "500", "--illuminant-aug",
                *common, "--out", tmp_path / "relit.safetensors")
@@ -372,6 +372,13 @@ def test_init_starts_from_a_weights_file_and_records_it(hstool, tmp_path):
     r = hstool("train", *TINY, "--epochs", "1", "--init", first, "--out", first, "--overwrite")
     assert r.exit_code == 1 and "output would overwrite an input file" in r.stderr
     assert first.read_bytes() == before
+    # another run's checkpoint is not replaced, nor is a checkpoint name taken for the weights
+    (tmp_path / "other.ckpt").write_bytes(b"precious")
+    r = hstool("train", *TINY, "--epochs", "1", "--out", tmp_path / "other.safetensors")
+    assert r.exit_code == 1 and "continue it with --resume" in r.stderr
+    assert (tmp_path / "other.ckpt").read_bytes() == b"precious"
+    r = hstool("train", *TINY, "--epochs", "1", "--out", tmp_path / "w.ckpt")
+    assert r.exit_code == 1 and "ending in .safetensors" in r.stderr
     # an output folder that cannot take the file fails before any training
     (tmp_path / "file").write_text("x")
     r = hstool("train", *TINY, "--epochs", "1", "--out", tmp_path / "file" / "w.safetensors")
