@@ -99,6 +99,10 @@ def calibrate(
     if format == "npy":  # refused now rather than once per capture
         check_npy_grid(IQ_WAVELENGTHS if grid is None else grid)
     parse_columns(drop_columns, None)  # syntax check before any work
+    if fwhm is not None and method == "linear":
+        raise HsError("--fwhm is the width of --method gaussian or triangular; linear has none")
+    if gain is not None and to != "radiance":
+        raise HsError(f"--gain is used with --to radiance, not {to}")
     if gain is not None and not gain.is_file():
         raise HsError("no such gain file", gain)
     captures = find_captures(raw)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from hstool.hsdata import list_files
+from hstool.hsdata.errors import check_positive
 from hstool.recon import evaluate as ev
 
 from .batch import run_batch
@@ -49,6 +50,7 @@ def evaluate(
     from hstool.camera import track
     from hstool.recon import Reconstructor
 
+    check_positive(eps, "--eps", zero=True)
     pipe = track(track_name)
     paths = list_files(gt)[:limit]
     w = None if weights.lower() == "none" else weights

@@ -117,7 +117,14 @@ def recon(
         raise HsError("--css is used with --consistent")
     settings = (model, str(weights) if weights else None, track, device, precision, ensemble, tile,
                 consistent_arg, exposure_invariant)
-    _reconstructor(settings)  # load once up front: a bad model or weights file fails before any file
+    rec = _reconstructor(settings)  # load once up front: a bad model or weights file fails before any file
+    import torch
+
+    from hstool.recon.engine import compute_dtype
+
+    if precision != "fp32" and rec.spec.kind == "deep" and compute_dtype(rec.device, precision) == torch.float32:
+        raise HsError(f"--precision {precision} is not available on {rec.device} (fp16: CUDA; bf16: CUDA or "
+                      "a CPU with native bf16): use fp32")
     fn = functools.partial(_one, settings=settings, format=format, preview=preview, overwrite=overwrite)
     # workers start afresh: the model already ran here, and a forked child would hang in its OpenMP pool
     results, failures = run_batch(jobs, fn, "recon", workers, name=lambda job: job[0].name, spawn=True)

@@ -64,7 +64,7 @@ def render(
     cube_path: Annotated[Path, typer.Argument(help="Cube file (.mat, .hdr/.raw, .npy, .npz).", show_default=False)],
     out: Annotated[Path, typer.Argument(help="Preview image (.png, .jpg, .tif).", show_default=False)],
     exposure: Annotated[float | None, Opt(
-        "--exposure", min=0, help="Multiply Y by this (1 = as is); default: auto, 99th percentile of Y at 0.9.")] = None,
+        "--exposure", help="Multiply Y by this (1 = as is); default: auto, 99th percentile of Y at 0.9.")] = None,
     spectra: Annotated[list[str] | None, Opt(
         "--spectra", "-s", help="Pixels X,Y (column,row) whose spectra to plot; repeat or space-separate.")] = None,
     plot: Annotated[Path | None, Opt("--plot", help="Spectra plot file (default: OUT_spectra.png).")] = None,

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .cube import Cube
+from .errors import HsError, check_positive
 from .formats.image import write_rgb
 from .spectral import resample_bands
 
@@ -62,9 +63,14 @@ def srgb_encode(linear: np.ndarray) -> np.ndarray:
 
 def cube_to_srgb(cube: Cube, exposure: float | None = None) -> np.ndarray:
     """Float sRGB (H, W, 3) in [0, 1] of a cube; see the module docstring for the conventions."""
+    check_positive(exposure, "exposure")
     reflectance = cube.meta.get("units") == "reflectance"
+    try:
+        weights = xyz_weights(cube.wavelengths, reflectance).astype(np.float32)
+    except ValueError as exc:
+        raise HsError(str(exc), cube.meta.get("source")) from None
     data = np.nan_to_num(np.asarray(cube.data, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    xyz = data @ xyz_weights(cube.wavelengths, reflectance).astype(np.float32)
+    xyz = data @ weights
     if exposure is None:
         p99 = float(np.percentile(xyz[..., 1], 99)) if xyz[..., 1].size else 0.0
         exposure = 0.9 / p99 if p99 > 0 else 1.0

@@ -287,7 +287,9 @@ def test_cli_envi_radiance_and_bad_options(hstool, tmp_path):
     assert hstool("calibrate", sc.path, out, "--method", "cubic").exit_code == 1
     for args, message in ((("--fwhm", "inf"), "fwhm must be a positive number"),
                           (("--fwhm", "0"), "fwhm must be a positive number"),
-                          (("--drop-columns", "10:5"), "START < STOP")):
+                          (("--drop-columns", "10:5"), "START < STOP"),
+                          (("--fwhm", "5"), "linear has none"),
+                          (("--gain", sc.gain_path), "--gain is used with --to radiance")):
         res = hstool("calibrate", sc.path, tmp_path / "none", *args)
         assert res.exit_code == 1 and message in res.stderr and not (tmp_path / "none").exists()
 

@@ -146,3 +146,5 @@ def test_cli_evaluate_matches_library(hstool, tmp_path, tmp_cube):
     (tmp_path / "empty").mkdir()
     empty = hstool("evaluate", "--model", "linear", "--weights", weights, tmp_path / "empty")
     assert empty.exit_code == 1 and "folder holds no" in empty.stderr
+    bad = hstool("evaluate", "--model", "linear", "--weights", weights, tmp_path / "gt", "--eps", "-1")
+    assert bad.exit_code == 1 and "--eps must be a number >= 0" in bad.stderr

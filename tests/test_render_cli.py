@@ -76,6 +76,8 @@ def test_render_writes_preview_of_cube_size_and_spectra_plot(hstool, tmp_path):
         (["--spectra", "3;x"], "not X,Y"),
         (["--plot", "p.png"], "--spectra"),
         (["--spectra", "3,4", "--plot", "p.jpg"], "p.jpg: plots are written as PNG"),
+        (["--exposure", "inf"], "exposure must be a positive number"),
+        (["--exposure", "0"], "exposure must be a positive number"),
     ],
 )
 def test_render_bad_input_is_one_line_error(hstool, tmp_path, args, message):

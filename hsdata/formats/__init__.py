@@ -28,7 +28,7 @@ def detect_format(path: str | Path, format: str | None = None) -> str:
     """The format of ``path``: ``format`` when given, else by extension."""
     if format is not None:
         if format not in SUFFIXES:
-            raise HsError(f"unknown format '{format}' (known: {', '.join(SUFFIXES)})", path)
+            raise HsError(f"unknown format '{format}' (known: {', '.join(SUFFIXES)})", path or None)
         return format
     suffix = Path(path).suffix.lower()
     for name, suffixes in SUFFIXES.items():
