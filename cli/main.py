@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
@@ -111,5 +112,19 @@ add(render.render, "render")
 add(info.info, "info")
 
 def run() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point. A usage error (a missing argument, a value out of range, a
+    file where a folder belongs) is one line and exit code 2, like every other error, instead
+    of click's boxed usage text."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        error("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click's (or typer's vendored click's) ClickException, by its interface
+        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+            raise
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        error(f"{where}{' '.join(exc.format_message().split())} (see --help)")
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

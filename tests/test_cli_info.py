@@ -174,3 +174,20 @@ def test_guard_turns_other_library_errors_into_one_line(runner, exc):
     assert len(lines) == 1 and lines[0].startswith("error: ") and len(lines[0]) > len("error: ") + 5
     if isinstance(exc, OSError):
         assert "x.raw" in lines[0]
+
+
+def test_usage_errors_are_one_line_from_the_console_script(tmp_path):
+    """click's boxed usage text is replaced by one line and exit code 2 (help still prints)."""
+    code = "import sys; from hstool.cli.main import run; sys.argv[0] = 'hstool'; run()"
+    (tmp_path / "f").write_text("x")
+    for args, message in ((["recon", "img.png", "-o", str(tmp_path / "f")], "hstool recon: Invalid value for '--out'"),
+                          (["simulate", "a", "b", "--seed", "-1"], "hstool simulate: Invalid value for '--seed'"),
+                          (["nosuchcommand"], "No such command 'nosuchcommand'")):
+        proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
+                              check=False)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+    proc = subprocess.run([sys.executable, "-c", code, "score", "--help"], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0 and "Usage" in proc.stdout
