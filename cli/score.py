@@ -166,7 +166,12 @@ def score(
         raise HsError(f"no pairs: no file stem in {pred} matches one in {gt}")
     images = list_files(rgb, kinds=("image",)) if rgb is not None else []
     if csv_path is not None:
-        check_writable(csv_path, overwrite, tuple(p for pair in pairs for p in pair))
+        inputs = tuple(p for pair in pairs for p in pair)
+        if csv_path.exists() and not overwrite and csv_path.resolve() not in {p.resolve() for p in inputs}:
+            err.print(f"{csv_path} exists and is kept (use --overwrite to replace it)")
+            csv_path = None
+        else:
+            check_writable(csv_path, overwrite, inputs)
     jobs = [
         Job(
             p,

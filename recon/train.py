@@ -57,6 +57,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hstool.hsdata import ARAD_WAVELENGTHS, Cube, HsError, check_writable, list_files, read_cube, read_rgb
 from hstool.hsdata.atomic import check_output_folder
+from hstool.hsdata.errors import check_positive
 
 from .engine import predict, resolve_device, reuse_freed_memory
 from .registry import build_model, model_spec
@@ -199,6 +200,7 @@ class CubeSource:
         self.align = 1 if cfg.track == "clean" else 16  # keep Bayer phase and JPEG blocks aligned
         self.files: list[Path] = []
         self.pairs: dict[Path, Path] = {}
+        self.unpaired: list[Path] = []  # cubes left out: no RGB image of their stem
         self._cache: OrderedDict[Path, Cube] = OrderedDict()
         self.pool: list[Cube] = []
         if cfg.data != "synth":
@@ -209,6 +211,7 @@ class CubeSource:
                 if not self.pairs:
                     raise HsError("no RGB image pairs with a cube by stem (e.g. ARAD_HS_0001_clean.png "
                                   "with ARAD_HS_0001.mat)", cfg.rgb)
+                self.unpaired = [f for f in self.files if f not in self.pairs]
                 self.files = sorted(self.pairs)
         elif cfg.rgb:
             raise HsError("--rgb pairs need a cube folder as --data, not synth")
@@ -478,8 +481,8 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
         raise HsError(f"--rel-floor must be in [0, 1] and needs --loss mrae, got {cfg.rel_floor:g} with {cfg.loss}")
     if cfg.mrae_mix < 0 or cfg.mrae_mix and cfg.loss == "mrae":
         raise HsError(f"--mrae-mix must be >= 0 and needs a loss other than mrae, got {cfg.mrae_mix:g} with {cfg.loss}")
-    if cfg.css_loss < 0:
-        raise HsError(f"--css-loss must be >= 0, not {cfg.css_loss:g}")
+    check_positive(cfg.css_loss, "--css-loss", zero=True)
+    check_positive(cfg.lr, "--lr", zero=True)  # 0 keeps the starting weights (--init)
     if not 0 <= cfg.ema < 1:
         raise HsError(f"--ema must be in [0, 1), not {cfg.ema:g}")
     if cfg.keep not in KEEP:
@@ -494,6 +497,10 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
     if device.type == "cpu":
         reuse_freed_memory()  # a fresh activation buffer per layer and step otherwise faults in anew
     source = CubeSource(cfg, wavelengths)
+    if source.unpaired:
+        names = ", ".join(f.name for f in source.unpaired[:5]) + (", ..." if len(source.unpaired) > 5 else "")
+        console.print(f"[yellow]{len(source.unpaired)} cube(s) have no RGB image in {cfg.rgb} and are left out:[/] "
+                      f"{names}")
     data_desc, data_hash = source.describe()
     val_pairs = validation_set(cfg, wavelengths)
     config = _model_config(cfg.model, cfg.config, wavelengths.size)

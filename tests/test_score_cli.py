@@ -80,8 +80,11 @@ def test_all_metrics_crop_and_csv(hstool, folders, tmp_path):
     assert 0.5 < float(rows[0]["ssim"]) < 1.0
     # 14x18 pixels after the crop < 1000 clusters: each spectrum is its own cluster, weighted == plain MRAE
     assert float(rows[0]["weighted"]) == pytest.approx(float(rows[0]["mrae"]), rel=1e-6)
-    assert hstool(*args, "--csv", target).exit_code == 1  # exists: refused without --overwrite
-    assert hstool(*args, "--csv", target, "--overwrite").exit_code == 0
+    target.write_text("mine")
+    again = hstool(*args, "--csv", target, "--json")  # exists: kept without --overwrite, still scored
+    assert again.exit_code == 0 and "exists and is kept" in again.stderr and target.read_text() == "mine"
+    assert json.loads(again.stdout)["images"][0]["image"] == "a"
+    assert hstool(*args, "--csv", target, "--overwrite").exit_code == 0 and target.read_text() != "mine"
 
 
 def test_rgb_consistency_track_and_maps(hstool, tmp_path, tmp_cube):

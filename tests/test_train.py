@@ -119,8 +119,10 @@ def test_train_on_cube_folders_and_arad_rgb_pairs(hstool, tmp_cube, tmp_path):
         simulate_to_file(cube, rgbs / f"ARAD_HS_{i:04d}_clean.png", "clean", rng=i)
     common = ["--val", cubes, "--val-scenes", "1", "--no-speed", "--seed", "1"]
     w = tmp_path / "lin.safetensors"
+    write_cube(tmp_cube(24, 32, seed=9), cubes / "ARAD_HS_0009.npy")  # no RGB: left out, and said so
     r = hstool("train", "--model", "linear", "--data", cubes, "--rgb", rgbs, "--pixels", "500", *common, "--out", w)
     assert r.exit_code == 0, r.output
+    assert "1 cube(s) have no RGB image" in r.stderr and "ARAD_HS_0009.npy" in r.stderr
     meta = create_model("linear", w).meta
     assert "2 cubes" in meta["data"] and "paired with RGB" in meta["data"] and meta["val_mrae"] < 1
     deep = tmp_path / "tiny.safetensors"
@@ -239,8 +241,10 @@ def test_train_with_css_loss_records_it(hstool, tmp_path):
     r = hstool("train", *TINY, "--epochs", "1", "--css-loss", "2", "--out", out)
     assert r.exit_code == 0, r.output
     assert "--css-loss 2" in create_model("_tiny_test", out).meta["train_command"]
-    r = hstool("train", *TINY, "--epochs", "1", "--css-loss", "-1", "--out", tmp_path / "neg.safetensors")
-    assert r.exit_code == 1 and "--css-loss must be >= 0" in r.output
+    for flag, value in (("--css-loss", "-1"), ("--css-loss", "nan"), ("--lr", "inf"), ("--lr", "-1")):
+        r = hstool("train", *TINY, "--epochs", "1", flag, value, "--out", tmp_path / "neg.safetensors")
+        assert r.exit_code == 1 and f"{flag} must be a number >= 0" in r.output, (flag, value, r.output)
+        assert "epoch" not in r.output  # refused before training
 
 
 def test_relative_losses_match_their_formulas():
