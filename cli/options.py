@@ -17,6 +17,12 @@ Device = Annotated[str, typer.Option("--device", help="auto (CUDA when present, 
 CubeFormat = Annotated[
     str, typer.Option("--format", "-f", help="Output cube format: mat (ARAD v7.3), mat5, envi, npy, npz.")
 ]
+InputFormat = Annotated[
+    str | None, typer.Option("--in-format", help="Force the input format (mat, envi, npy, npz, image).")
+]
+Preview = Annotated[bool, typer.Option("--preview", help="Also write an sRGB PNG preview of each cube.")]
+OutDir = Annotated[Path, typer.Argument(help="Output folder (created if missing).", file_okay=False)]
+
 #: what --format takes (``mat5``: MATLAB v5, which hsdata's writers take as a format name too)
 OUTPUT_FORMATS = (*CUBE_FORMATS, "mat5")
 
@@ -26,8 +32,3 @@ def check_cube_format(format: str) -> str:
     if format not in OUTPUT_FORMATS:
         raise HsError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, not '{format}'")
     return format
-InputFormat = Annotated[
-    str | None, typer.Option("--in-format", help="Force the input format (mat, envi, npy, npz, image).")
-]
-Preview = Annotated[bool, typer.Option("--preview", help="Also write an sRGB PNG preview of each cube.")]
-OutDir = Annotated[Path, typer.Argument(help="Output folder (created if missing).", file_okay=False)]

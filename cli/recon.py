@@ -118,11 +118,7 @@ def recon(
     settings = (model, str(weights) if weights else None, track, device, precision, ensemble, tile,
                 consistent_arg, exposure_invariant)
     rec = _reconstructor(settings)  # load once up front: a bad model or weights file fails before any file
-    import torch
-
-    from hstool.recon.engine import compute_dtype
-
-    if precision != "fp32" and rec.spec.kind == "deep" and compute_dtype(rec.device, precision) == torch.float32:
+    if rec.spec.kind == "deep" and rec.effective_precision != precision:
         raise HsError(f"--precision {precision} is not available on {rec.device} (fp16: CUDA; bf16: CUDA or "
                       "a CPU with native bf16): use fp32")
     fn = functools.partial(_one, settings=settings, format=format, preview=preview, overwrite=overwrite)

@@ -394,6 +394,8 @@ class Reconstructor:
         self.device = resolve_device(device)
         self.model.to(self.device)
         dtype = compute_dtype(self.device, precision)
+        #: the precision deep models compute in here (fp32 where ``precision`` is not available)
+        self.effective_precision = next(k for k, v in PRECISIONS.items() if v == dtype)
         if self.device.type == "cpu":
             reuse_freed_memory()
         if self.spec.kind == "deep":
