@@ -347,8 +347,18 @@ def capture_raw(cube: Cube | np.ndarray, pipeline: str | Pipeline = "clean", rng
 
 def capture(cube: Cube | np.ndarray, pipeline: str | Pipeline = "clean", rng=None) -> np.ndarray:
     """Run every stage up to (not including) encoding: the integer RGB image ``(H, W, 3)``
-    (uint8 for 8 bits, else uint16) that the encoder receives."""
-    p = _as_pipeline(pipeline)
+    (uint8 for 8 bits, else uint16) that the encoder receives. A stage's error names the cube's
+    file (``meta["source"]``) when it has one."""
+    try:
+        return _capture(cube, _as_pipeline(pipeline), rng)
+    except HsError as exc:
+        source = cube.meta.get("source") if isinstance(cube, Cube) else None
+        if exc.path is not None or not source:
+            raise
+        raise HsError(exc.message, source) from None
+
+
+def _capture(cube: Cube | np.ndarray, p: Pipeline, rng) -> np.ndarray:
     if p.pattern is None and p.raw_bits is None and p.npe is None:
         # clean: floor(clip(cube @ css / 256, 0, 1) * 255)
         proj = _project(cube, p)

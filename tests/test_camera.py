@@ -287,6 +287,10 @@ def test_bad_cubes_are_refused():
     wide = Cube(np.ones((4, 4, 3), np.float32), [380.0, 550.0, 720.0])
     with pytest.raises(HsError, match="outside the range"):
         simulate(wide)
+    # a stage's error names the cube's file
+    tiny = Cube(np.full((1, 5, 31), 0.3, np.float32), good.wavelengths, {"source": "/data/tiny.mat"})
+    with pytest.raises(HsError, match=r"^/data/tiny.mat: a Bayer mosaic needs at least 2x2 pixels"):
+        simulate(tiny, "realworld", 0)
     # negatives within the noise (5 % of the maximum) are clipped to 0; larger ones refused
     neg = good.data.copy()
     hi = float(neg.max())
