@@ -6,9 +6,10 @@ import functools
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
-from hstool.hsdata import list_files
+from hstool.hsdata import HsError, list_files, read_cube
 from hstool.hsdata.errors import check_positive
 from hstool.recon import evaluate as ev
 
@@ -55,6 +56,13 @@ def evaluate(
     paths = list_files(gt)[:limit]
     w = None if weights.lower() == "none" else weights
     recon = Reconstructor(model, weights=w, track=pipe.name, device=device)
+    if paths:  # a model on another band grid fails once, not once per file
+        first = read_cube(paths[0], dtype=None)
+        gt_wl, model_wl = first.wavelengths, recon.wavelengths
+        if gt_wl.size != model_wl.size or not np.allclose(gt_wl, model_wl, rtol=0, atol=0.01):
+            raise HsError(f"the model reconstructs {recon.wavelengths.size} bands "
+                          f"({recon.wavelengths[0]:g}-{recon.wavelengths[-1]:g} nm), the ground truth has "
+                          f"{first.wavelengths.size} ({first.wavelengths[0]:g}-{first.wavelengths[-1]:g} nm)", paths[0])
     job = functools.partial(
         ev.evaluate_file,
         recon_fn=recon,

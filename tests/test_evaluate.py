@@ -148,3 +148,11 @@ def test_cli_evaluate_matches_library(hstool, tmp_path, tmp_cube):
     assert empty.exit_code == 1 and "folder holds no" in empty.stderr
     bad = hstool("evaluate", "--model", "linear", "--weights", weights, tmp_path / "gt", "--eps", "-1")
     assert bad.exit_code == 1 and "--eps must be a number >= 0" in bad.stderr
+    # a model on another band grid is refused once, before any file
+    grid16 = np.linspace(400, 700, 16)
+    w16 = save_weights(LinearRecon(16), tmp_path / "lin16.safetensors",
+                       {"architecture": "linear", "track": "clean", "wavelengths": grid16.tolist(),
+                        "config": {"out_bands": 16}})
+    bad = hstool("evaluate", "--model", "linear", "--weights", w16, tmp_path / "gt")
+    assert bad.exit_code == 1 and bad.stderr.count("error:") == 1, bad.output
+    assert "the model reconstructs 16 bands" in bad.stderr
