@@ -162,7 +162,20 @@ def test_a_file_error_without_a_path_names_the_file(tmp_path, hstool):
     write_cube(make_cube(1, 5, seed=3), src / "tiny.mat")
     res = hstool("simulate", src, tmp_path / "out", "-t", "realworld")
     assert res.exit_code == 1
-    assert "error: tiny.mat: a Bayer mosaic needs at least 2x2 pixels" in res.stderr
+    assert f"error: {src / 'tiny.mat'}: a Bayer mosaic needs at least 2x2 pixels" in res.stderr
     assert "1 of 2 failed; the others were written." in res.stderr
     res = hstool("simulate", src / "tiny.mat", tmp_path / "out", "-t", "realworld")
     assert "1 of 1 failed; nothing was written." in res.stderr
+
+
+def test_batch_errors_without_a_path_take_the_items_name():
+    from hstool.cli.batch import _describe
+    from hstool.hsdata import HsError
+
+    assert _describe(HsError("bad value"), "a.mat", False) == "a.mat: bad value"
+    assert _describe(HsError("bad value", "/x/b.mat"), "a.mat", False) == "/x/b.mat: bad value"
+    assert _describe(ValueError("lam value\n too large"), "a.mat", False) == "a.mat: ValueError: lam value too large"
+    try:
+        raise ValueError("boom")
+    except ValueError as exc:
+        assert "Traceback" in _describe(exc, "a.mat", True)
