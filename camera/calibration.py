@@ -292,6 +292,19 @@ def _saturated(raw: np.ndarray) -> int:
     return int(np.count_nonzero(raw >= IQ_MAX_DN))
 
 
+def check_options(to: str, method: str, fwhm: float | None, gain: Any, max_bad_fraction: float = 0.25) -> None:
+    """The options of :func:`calibrate` that need no capture, checked before any work: a mode,
+    ``fwhm`` only for the integrating methods, a gain only for radiance."""
+    if to not in MODES:
+        raise HsError(f"unknown calibration mode '{to}' (use {', '.join(MODES)})")
+    if fwhm is not None and method == "linear":
+        raise HsError("fwhm is the width of the gaussian or triangular method; linear has none")
+    if gain is not None and to != "radiance":
+        raise HsError(f"a gain is used for radiance, not {to}")
+    if not 0 <= max_bad_fraction <= 1:
+        raise HsError(f"max_bad_fraction must be in [0, 1], got {max_bad_fraction}")
+
+
 def calibrate(
     capture: SpecimCapture | str | Path,
     to: str = "reflectance",
@@ -328,9 +341,10 @@ def calibrate(
     >>> cube.shape                                          # doctest: +SKIP
     (482, 512, 31)
     """
+    check_options(to, method, fwhm, gain, max_bad_fraction)
+    if chunk_lines < 1:
+        raise HsError(f"chunk_lines must be >= 1, got {chunk_lines}")
     cap = capture if isinstance(capture, SpecimCapture) else SpecimCapture.open(capture)
-    if to not in MODES:
-        raise HsError(f"unknown calibration mode '{to}' (use {', '.join(MODES)})")
     if cap.wavelengths is None:
         raise HsError("raw header has no wavelength list", cap.scene.path)
     src_wl = np.asarray(cap.wavelengths, dtype=np.float64)

@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
-from ..camera.calibration import MODES, parse_columns
 from ..camera.calibration import calibrate as calibrate_capture
+from ..camera.calibration import check_options, parse_columns
 from ..hsdata import HsError, atomic_path, check_writable, input_files, output_files, output_path, write_cube
 from ..hsdata.atomic import check_output_folder
 from ..hsdata.formats.npy import check_npy_grid
@@ -90,8 +90,7 @@ def calibrate(
 
     Example: [bold]hstool calibrate captures/ cubes/ --drop-columns auto --preview -j 2[/]
     """
-    if to not in MODES:
-        raise HsError(f"--to must be one of {', '.join(MODES)}, not '{to}'")
+    check_options(to, method, fwhm, gain)
     check_cube_format(format)
     grid = None if bands.strip().lower() in ("none", "all", "native") else parse_band_grid(bands)
     if grid is not None:  # --method, --fwhm and the range checked once, on the IQ's own grid
@@ -99,10 +98,6 @@ def calibrate(
     if format == "npy":  # refused now rather than once per capture
         check_npy_grid(IQ_WAVELENGTHS if grid is None else grid)
     parse_columns(drop_columns, None)  # syntax check before any work
-    if fwhm is not None and method == "linear":
-        raise HsError("--fwhm is the width of --method gaussian or triangular; linear has none")
-    if gain is not None and to != "radiance":
-        raise HsError(f"--gain is used with --to radiance, not {to}")
     if gain is not None and not gain.is_file():
         raise HsError("no such gain file", gain)
     captures = find_captures(raw)

@@ -47,11 +47,15 @@ import numpy as np
 import torch
 
 from hstool.hsdata import HsError
+from hstool.hsdata.formats.image import scale_of
 
 from .fuse import FusedConv2d, fuse_for_inference
 from .registry import ModelSpec
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+#: How far above 1 a float RGB value may reach (rounding, a resampled image) before the input
+#: is refused as not in [0, 1].
+RGB_SLACK = 1e-3
 #: A deep model's input is padded (reflected) to at least this side and two of its multiples
 #: (32 for ``basisunet``), since its reflect-padded layers need a few pixels at every level;
 #: the output is cropped back to the image.
@@ -421,11 +425,21 @@ class Reconstructor:
         return predict(self.model, rgb, self.device, self.tile, None, self.precision, self.ensemble)
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        rgb = np.asarray(rgb, np.float32)
+        """Spectra ``(H, W, B)`` of an RGB image ``(H, W, 3)`` in [0, 1] (as :func:`read_rgb`
+        gives); integer images (uint8, uint16, ...) are scaled by their type's full scale."""
+        rgb = np.asarray(rgb)
+        scale = scale_of(rgb.dtype)
+        rgb = rgb.astype(np.float32) / np.float32(scale) if scale != 1.0 else np.asarray(rgb, np.float32)
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise HsError(f"expected an RGB image shaped (H, W, 3), got {rgb.shape}")
+        if rgb.size == 0:
+            raise HsError(f"RGB image is empty, shape {rgb.shape}")
         if not np.all(np.isfinite(rgb)):
             raise HsError("RGB input holds NaN or infinite values")
+        top = float(rgb.max())
+        if top > 1 + RGB_SLACK:  # an 8-bit image as floats, the usual slip
+            raise HsError(f"RGB values reach {top:g}; expected [0, 1] (divide 8-bit values by 255, or pass "
+                          "the integer array, which is scaled by its type)")
         if self.exposure_invariant:
             spectra = self._exposure_normalised(rgb)
         else:

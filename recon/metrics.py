@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from hstool.hsdata import HsError
+from hstool.hsdata.errors import check_positive
 
 METRICS = ("mrae", "rmse", "psnr", "sam", "ssim")
 
@@ -68,6 +69,9 @@ def _pair(
     pred: np.ndarray, gt: np.ndarray, names=("prediction", "ground truth")
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validated arrays in a common float type (float32 cubes stay float32; means accumulate in float64)."""
+    for arr, name in zip((pred, gt), names):
+        if np.iscomplexobj(arr):
+            raise HsError(f"{name} holds complex values, not intensities")
     check_pair(pred, gt, names)
     dtype = np.result_type(np.asarray(pred).dtype, np.asarray(gt).dtype, np.float32)
     if not np.issubdtype(dtype, np.floating):
@@ -84,6 +88,7 @@ def _relative(pred: np.ndarray, gt: np.ndarray, eps: float | None, ignore_zeros:
     """``|gt - pred| / gt`` entrywise; NaN marks masked entries when ``ignore_zeros``."""
     diff = np.abs(gt - pred)
     if eps is not None:
+        check_positive(eps, "eps", zero=True)
         return diff / (gt + eps)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = diff / gt
@@ -155,6 +160,7 @@ def rmse(pred: np.ndarray, gt: np.ndarray) -> float:
 
 
 def _psnr(mse, peak: float):
+    check_positive(peak, "peak")
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(peak**2 / mse)
 

@@ -107,6 +107,16 @@ def test_default_drop_reproduces_512_to_482(tmp_path):
     assert cube.data.T.flags.c_contiguous  # band-major memory, as a v7.3 .mat stores it: no transpose to write
 
 
+def test_library_options_are_checked_before_reading(synth):
+    for kwargs, message in (({"method": "linear", "fwhm": 5.0}, "linear has none"),
+                            ({"to": "reflectance", "gain": np.ones((48, 204))}, "a gain is used for radiance"),
+                            ({"max_bad_fraction": float("nan")}, "max_bad_fraction must be in"),
+                            ({"chunk_lines": 0}, "chunk_lines must be >= 1"),
+                            ({"to": "albedo"}, "unknown calibration mode")):
+        with pytest.raises(HsError, match=message):
+            calibrate(synth.path, **kwargs)
+
+
 def test_parse_columns():
     assert parse_columns("0:3, 7", 10) == [0, 1, 2, 7]
     assert parse_columns("none", 10) == [] and parse_columns("auto", 10) == "auto"
@@ -285,11 +295,11 @@ def test_cli_envi_radiance_and_bad_options(hstool, tmp_path):
     assert cube.shape == (24, 6, 204)
     assert hstool("calibrate", sc.path, out, "--to", "albedo").exit_code == 1
     assert hstool("calibrate", sc.path, out, "--method", "cubic").exit_code == 1
-    for args, message in ((("--fwhm", "inf"), "fwhm must be a positive number"),
-                          (("--fwhm", "0"), "fwhm must be a positive number"),
+    for args, message in ((("--fwhm", "inf", "--method", "gaussian"), "fwhm must be a positive number"),
+                          (("--fwhm", "0", "--method", "gaussian"), "fwhm must be a positive number"),
                           (("--drop-columns", "10:5"), "START < STOP"),
                           (("--fwhm", "5"), "linear has none"),
-                          (("--gain", sc.gain_path), "--gain is used with --to radiance")):
+                          (("--gain", sc.gain_path), "a gain is used for radiance, not reflectance")):
         res = hstool("calibrate", sc.path, tmp_path / "none", *args)
         assert res.exit_code == 1 and message in res.stderr and not (tmp_path / "none").exists()
 

@@ -250,3 +250,20 @@ def test_cpu_bf16_is_close_for_deep_models_and_off_for_pixel_models(rgb):
     linear = LinearRecon.fit(np.random.default_rng(3).random((500, 3)), np.random.default_rng(4).random((500, 31)))
     linear.spec = ModelSpec("linear", LinearRecon, kind="pixel", halo=0)
     np.testing.assert_array_equal(predict(linear, rgb, "cpu", precision="bf16"), predict(linear, rgb, "cpu"))
+
+
+def test_reconstructor_takes_integer_images_and_refuses_other_scales():
+    """uint8/uint16 arrays are scaled by their type (as read_rgb does); floats must lie in [0, 1]."""
+    from hstool.hsdata import HsError
+    from hstool.recon import Reconstructor
+
+    rec = Reconstructor("linear", "bundled", "clean", device="cpu")
+    u8 = np.random.default_rng(0).integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    want = rec(u8.astype(np.float32) / 255)
+    np.testing.assert_array_equal(rec(u8), want)
+    u16 = u8.astype(np.uint16) * 257  # the same levels in 16 bits
+    np.testing.assert_allclose(rec(u16), want, rtol=1e-6, atol=1e-7)
+    with pytest.raises(HsError, match=r"RGB values reach 2\d\d; expected \[0, 1\]"):
+        rec(u8.astype(np.float32))  # 0-255 floats: the usual slip
+    with pytest.raises(HsError, match="empty"):
+        rec(np.zeros((0, 4, 3), np.float32))

@@ -250,3 +250,18 @@ def test_kmeans_lowers_inertia_below_its_seeding_and_assign_is_exact():
     assert clusters.inertia(x, labels, centres) == pytest.approx(
         clusters.inertia(x, full, full_centres), rel=0.03
     )
+
+
+def test_metric_parameters_and_complex_inputs_are_refused():
+    from hstool.hsdata import HsError
+
+    g = np.full((2, 3, 4), 0.5)
+    p = g * 1.1
+    for eps in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(HsError, match="eps must be a number >= 0"):
+            metrics.mrae(p, g, eps=eps)
+    for peak in (-1.0, 0.0, float("nan")):
+        with pytest.raises(HsError, match="peak must be a positive number"):
+            metrics.psnr(p, g, peak=peak)
+    with pytest.raises(HsError, match="prediction holds complex values"):
+        metrics.rmse(p + 0j, g)
