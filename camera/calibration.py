@@ -402,7 +402,7 @@ def calibrate(
             gain = cap.gain_path
         if gain is None:
             raise HsError("radiance needs the camera's radiometric gain file (.cal); pass --gain", cap.root)
-        g = np.asarray(gain, dtype=np.float64) if isinstance(gain, np.ndarray) else load_gain(gain, cap)
+        g = load_gain(gain, cap) if isinstance(gain, (str, Path)) else np.asarray(gain, dtype=np.float64)
         if g.shape != (S, B):
             raise HsError(f"gain must be (samples, bands) = ({S}, {B}), got {g.shape}")
         if not cap.tint_ms:
@@ -410,7 +410,7 @@ def calibrate(
         bad = ~np.isfinite(g)
         scale = np.where(bad, 0.0, g) / cap.tint_ms
         formula = "(raw - dark) * gain / tint_ms"
-        meta["gain_file"] = str(gain) if not isinstance(gain, np.ndarray) else "array"
+        meta["gain_file"] = str(gain) if isinstance(gain, (str, Path)) else "array"
 
     # band-major (K, L, kept samples): each block of sensor lines is written in as whole rows, and
     # the upright (rows = detector columns, L, K) cube is a view of it with the memory layout of

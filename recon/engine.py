@@ -313,6 +313,8 @@ def tile_geometry(spec, tile: int, overlap: int | None = None, blend: int | None
     m = max(1, spec.multiple)
     margin = spec.halo if overlap is None else int(overlap)
     fade = max(8, margin // 2) if blend is None else int(blend)
+    if margin < 0 or fade < 0:
+        raise HsError(f"tile overlap and blend must be >= 0, got {margin} and {fade}")
     side = max(m, (int(tile) // m) * m)
     stride = side - 2 * margin - fade
     if stride < 1:

@@ -484,3 +484,14 @@ def test_an_envi_cube_never_overwrites_its_own_header_or_binary(tmp_path, tmp_cu
     for target in ("s.hdr", binary):
         with pytest.raises(HsError, match="overwrite an input"):
             write_cube(back, tmp_path / target, "envi", overwrite=True)
+
+
+def test_cubes_from_lists_and_no_integer_reads(tmp_path, tmp_cube):
+    cube = tmp_cube(3, 4)
+    from_list = Cube(cube.data.tolist(), cube.wavelengths)
+    np.testing.assert_array_equal(from_list.data, cube.data)
+    with pytest.raises(HsError, match="3-D"):
+        Cube("abc", cube.wavelengths)
+    write_cube(cube, tmp_path / "c.mat")
+    with pytest.raises(HsError, match="read as a float type"):  # an int cast would zero reflectance
+        read_cube(tmp_path / "c.mat", dtype=np.int32)
