@@ -192,7 +192,7 @@ def simulate(
     check_cube_format(cube_format)
     check_positive(brightness, "--brightness")
     if in_format is not None:
-        detect_format("", in_format)
+        detect_format("", in_format)  # the name alone
     if shuffle and out.resolve() in {p.resolve() for p in inputs if p.is_dir()}:
         raise HsError("--shuffle writes cubes, which a later run would read as inputs: choose another output folder", out)
 

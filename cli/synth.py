@@ -106,8 +106,6 @@ def synth(
     if split not in ("train", "test"):
         raise HsError(f"--split must be train or test, not '{split}'")
     check_cube_format(format)
-    if seed < 0:
-        raise HsError(f"--seed must be non-negative, got {seed}")
     hw = parse_size(size)
     wavelengths = parse_band_grid(bands)
     if out.exists() and not out.is_dir():
