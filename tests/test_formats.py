@@ -217,6 +217,21 @@ def test_mat_v73_write_round_trip_and_matlab_layout(tmp_path, tmp_cube):
     assert back.meta["norm_factor"] == 2.5
 
 
+@pytest.mark.parametrize("fmt", ["mat", "mat5"])
+def test_mat_keeps_units_as_a_matlab_char_variable(tmp_path, tmp_cube, fmt):
+    """The units (a preview lights reflectance with D65) survive .mat as they do .npz and ENVI."""
+    path = tmp_path / "u.mat"
+    write_cube(tmp_cube().with_data(tmp_cube().data, units="reflectance"), path, fmt)
+    assert read_cube(path).meta["units"] == "reflectance"
+    if fmt == "mat":
+        with h5py.File(path, "r") as f:  # what MATLAB reads as a 1 x 11 char
+            assert f["units"].attrs["MATLAB_class"] == b"char" and f["units"].shape == (11, 1)
+    else:
+        assert str(scipy.io.loadmat(path)["units"][0]) == "reflectance"
+    write_cube(tmp_cube().with_data(tmp_cube().data, units=None), tmp_path / "n.mat", fmt)
+    assert "units" not in read_cube(tmp_path / "n.mat").meta
+
+
 def test_mat_v5_round_trip_and_ntire2020_files(tmp_path, tmp_cube):
     cube = tmp_cube(wavelengths=np.arange(400.0, 721.0, 20.0))
     path = tmp_path / "v5.mat"

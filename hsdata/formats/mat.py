@@ -8,7 +8,9 @@
 Writing v7.3 produces what MATLAB itself writes: a 512-byte user block with the MAT header and
 ``MATLAB_class`` attributes, so MATLAB (``load``), h5py and the challenge scorers read it with the
 same axis meaning as the original data. ``scipy.io.loadmat`` cannot read any HDF5 file; ask for
-``version=5`` when scipy users need the file.
+``version=5`` when scipy users need the file. hstool adds a ``units`` char variable when the
+cube's metadata has one ("reflectance", "radiance", ...); readers of ARAD files skip it, and no
+file carries the time it was written, so the same cube gives the same bytes.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ def read(path: str | Path, dtype=np.float32) -> Cube:
     cube = mat["cube"]
     bands = mat.get("bands")
     norm = mat.get("norm_factor")
-    return _cube(path, cube, bands, norm, dtype, "5")
+    units = mat.get("units")
+    units = str(units.reshape(-1)[0]) if units is not None and units.size else None
+    return _cube(path, cube, bands, norm, dtype, "5", units)
 
 
 def _read_v73(path: Path, dtype) -> Cube:
@@ -54,14 +58,15 @@ def _read_v73(path: Path, dtype) -> Cube:
             stored = f["cube"][()]
             bands = f["bands"][()] if "bands" in f else None
             norm = f["norm_factor"][()] if "norm_factor" in f else None
+            units = "".join(map(chr, f["units"][()].reshape(-1))) if "units" in f else None  # MATLAB char: UTF-16
     except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:  # h5py's errors, a group as 'cube'
         raise HsError(f"not a readable MATLAB v7.3 file ({exc})", path) from exc
     if stored.ndim != 3:
         raise HsError(f"'cube' must be 3-D, got shape {stored.shape}", path)
-    return _cube(path, stored.T, bands, norm, dtype, "7.3")
+    return _cube(path, stored.T, bands, norm, dtype, "7.3", units)
 
 
-def _cube(path: Path, data, bands, norm, dtype, version: str) -> Cube:
+def _cube(path: Path, data, bands, norm, dtype, version: str, units: str | None = None) -> Cube:
     if data.ndim != 3 or not np.issubdtype(data.dtype, np.number):
         raise HsError(f"'cube' must be a numeric 3-D array, got {data.dtype} {data.shape}", path)
     check_real(data, path)
@@ -78,6 +83,8 @@ def _cube(path: Path, data, bands, norm, dtype, version: str) -> Cube:
     meta = {"format": "mat", "mat_version": version, "source": str(path)}
     if norm is not None:
         meta["norm_factor"] = float(np.asarray(norm).reshape(-1)[0])
+    if units:
+        meta["units"] = units
     return Cube(data, wl, meta)
 
 
@@ -93,8 +100,10 @@ def _userblock() -> bytes:
     return header.ljust(512, b"\x00")
 
 
-def _h5_var(f: h5py.File, name: str, matlab_array: np.ndarray, compression: int | None = None) -> None:
-    """Store an array as MATLAB would: dimensions reversed (column-major), with its class.
+def _h5_var(f: h5py.File, name: str, matlab_array: np.ndarray, compression: int | None = None,
+            matlab_class: str | None = None) -> None:
+    """Store an array as MATLAB would: dimensions reversed (column-major), with its class
+    (``matlab_class``, default by dtype; a ``char`` array is its UTF-16 code units as uint16).
     ``compression`` (gzip level 1-9, with the shuffle filter: both HDF5 built-ins that MATLAB
     itself writes and reads) applies to arrays of more than 1000 elements."""
     arr = np.asarray(matlab_array)
@@ -103,7 +112,9 @@ def _h5_var(f: h5py.File, name: str, matlab_array: np.ndarray, compression: int 
     packed = {"compression": "gzip", "compression_opts": compression, "shuffle": True}
     options = packed if compression and arr.size > 1000 else {}
     ds = f.create_dataset(name, data=np.ascontiguousarray(arr.T), **options)
-    ds.attrs["MATLAB_class"] = np.bytes_(MATLAB_CLASS[arr.dtype])
+    ds.attrs["MATLAB_class"] = np.bytes_(matlab_class or MATLAB_CLASS[arr.dtype])
+    if matlab_class == "char":
+        ds.attrs["MATLAB_int_decode"] = np.int32(2)  # as MATLAB marks its own char arrays
 
 
 def write(
@@ -115,6 +126,8 @@ def write(
         data = data.astype(np.float32)
     bands = cube.wavelengths.reshape(1, -1)
     norm = cube.meta.get("norm_factor")
+    units = cube.meta.get("units")  # a char variable beside ARAD's three: readers of ARAD files skip it
+    units = units if isinstance(units, str) and units.isascii() and units else None
     with atomic_path(path, overwrite) as tmp:
         if version in ("7.3", "73"):
             with h5py.File(tmp, "w", userblock_size=512) as f:
@@ -122,12 +135,16 @@ def write(
                 _h5_var(f, "bands", bands)
                 if norm is not None:
                     _h5_var(f, "norm_factor", np.array([[float(norm)]]))
+                if units:
+                    _h5_var(f, "units", np.array([[ord(c) for c in units]], np.uint16), matlab_class="char")
             with open(tmp, "r+b") as fh:  # the MAT header lives in the HDF5 user block
                 fh.write(_userblock())
         elif version == "5":
             variables = {"cube": data, "bands": bands}
             if norm is not None:
                 variables["norm_factor"] = np.array([[float(norm)]])
+            if units:
+                variables["units"] = units
             scipy.io.savemat(tmp, variables, do_compression=bool(compression))
             with open(tmp, "r+b") as fh:  # scipy's text holds the time of writing
                 fh.write(_header_text("5.0"))
