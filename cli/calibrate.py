@@ -67,7 +67,7 @@ def calibrate(
     drop_columns: Annotated[str, typer.Option(
         "--drop-columns",
         help="Detector columns (raw samples = upright rows) to remove: 'challenge' (15 at each slit end, "
-        "512 -> 482 as in the NTIRE 2020 data, whose own list is not public), 'auto' (detect from the "
+        "512 -> 482 as in the NTIRE 2020 data, whose own list is not public; scaled for other widths), 'auto' (detect from the "
         "references), 'none', or a list like 0:15,497:512.",
     )] = "challenge",
     bands: Annotated[str, typer.Option("--bands", help="Target band grid START:STOP:STEP or a comma list (nm); 'none' keeps the sensor's 204.")] = "400:700:10",

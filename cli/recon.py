@@ -118,7 +118,7 @@ def recon(
     settings = (model, str(weights) if weights else None, track, device, precision, ensemble, tile,
                 consistent_arg, exposure_invariant)
     rec = _reconstructor(settings)  # load once up front: a bad model or weights file fails before any file
-    if rec.spec.kind == "deep" and rec.effective_precision != precision:
+    if rec.effective_precision != precision:
         raise HsError(f"--precision {precision} is not available on {rec.device} (fp16: CUDA; bf16: CUDA or "
                       "a CPU with native bf16): use fp32")
     fn = functools.partial(_one, settings=settings, format=format, preview=preview, overwrite=overwrite)

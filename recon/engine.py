@@ -400,8 +400,10 @@ class Reconstructor:
         self.device = resolve_device(device)
         self.model.to(self.device)
         dtype = compute_dtype(self.device, precision)
-        #: the precision deep models compute in here (fp32 where ``precision`` is not available)
-        self.effective_precision = next(k for k, v in PRECISIONS.items() if v == dtype)
+        #: the precision the model computes in here (fp32 where ``precision`` is not available,
+        #: and for pixel models on the CPU, see :func:`predict`)
+        used = torch.float32 if self.device.type == "cpu" and self.spec.kind == "pixel" else dtype
+        self.effective_precision = next(k for k, v in PRECISIONS.items() if v == used)
         if self.device.type == "cpu":
             reuse_freed_memory()
         if self.spec.kind == "deep":
