@@ -230,6 +230,25 @@ def test_mat_keeps_units_as_a_matlab_char_variable(tmp_path, tmp_cube, fmt):
         assert str(scipy.io.loadmat(path)["units"][0]) == "reflectance"
     write_cube(tmp_cube().with_data(tmp_cube().data, units=None), tmp_path / "n.mat", fmt)
     assert "units" not in read_cube(tmp_path / "n.mat").meta
+    unicode = "µW/(cm²·sr·nm) Ω😀"  # beyond ASCII and the basic plane: UTF-16 surrogates in v7.3
+    write_cube(tmp_cube().with_data(tmp_cube().data, units=unicode), tmp_path / "w.mat", fmt)
+    assert read_cube(tmp_path / "w.mat").meta["units"] == unicode
+
+
+def test_a_foreign_units_variable_is_ignored_not_fatal(tmp_path):
+    """Another tool's `units` (a number, a group) is not hstool's: the cube still reads."""
+    data = np.ones((2, 3, 31))
+    scipy.io.savemat(tmp_path / "v5.mat", {"cube": data, "units": 3.5})
+    with h5py.File(tmp_path / "v73.mat", "w") as f:
+        f["cube"] = data.T
+        f["units"] = np.array([1.0])
+        f.create_group("other")
+    with h5py.File(tmp_path / "v73g.mat", "w") as f:
+        f["cube"] = data.T
+        f.create_group("units")
+    for name in ("v5.mat", "v73.mat", "v73g.mat"):
+        cube = read_cube(tmp_path / name)
+        assert cube.shape == (2, 3, 31) and "units" not in cube.meta, name
 
 
 def test_mat_v5_round_trip_and_ntire2020_files(tmp_path, tmp_cube):

@@ -44,8 +44,8 @@ def read(path: str | Path, dtype=np.float32) -> Cube:
     cube = mat["cube"]
     bands = mat.get("bands")
     norm = mat.get("norm_factor")
-    units = mat.get("units")
-    units = str(units.reshape(-1)[0]) if units is not None and units.size else None
+    units = mat.get("units")  # hstool's own char row; anything else (a number, a cell) is not units
+    units = str(units.reshape(-1)[0]) if units is not None and units.dtype.kind == "U" and units.size == 1 else None
     return _cube(path, cube, bands, norm, dtype, "5", units)
 
 
@@ -58,12 +58,22 @@ def _read_v73(path: Path, dtype) -> Cube:
             stored = f["cube"][()]
             bands = f["bands"][()] if "bands" in f else None
             norm = f["norm_factor"][()] if "norm_factor" in f else None
-            units = "".join(map(chr, f["units"][()].reshape(-1))) if "units" in f else None  # MATLAB char: UTF-16
+            units = _h5_char(f.get("units"))
     except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:  # h5py's errors, a group as 'cube'
         raise HsError(f"not a readable MATLAB v7.3 file ({exc})", path) from exc
     if stored.ndim != 3:
         raise HsError(f"'cube' must be 3-D, got shape {stored.shape}", path)
     return _cube(path, stored.T, bands, norm, dtype, "7.3", units)
+
+
+def _h5_char(ds) -> str | None:
+    """A MATLAB char variable of a v7.3 file (UTF-16 code units) as text; None for anything
+    else (absent, another class, empty, a group), which is then not the cube's units."""
+    if not isinstance(ds, h5py.Dataset) or ds.attrs.get("MATLAB_class") != b"char":
+        return None
+    if ds.attrs.get("MATLAB_empty") or ds.dtype.kind not in "ui":
+        return None
+    return np.asarray(ds[()]).astype("<u2").reshape(-1).tobytes().decode("utf-16-le", "replace") or None
 
 
 def _cube(path: Path, data, bands, norm, dtype, version: str, units: str | None = None) -> Cube:
@@ -127,7 +137,7 @@ def write(
     bands = cube.wavelengths.reshape(1, -1)
     norm = cube.meta.get("norm_factor")
     units = cube.meta.get("units")  # a char variable beside ARAD's three: readers of ARAD files skip it
-    units = units if isinstance(units, str) and units.isascii() and units else None
+    units = units if isinstance(units, str) and units else None
     with atomic_path(path, overwrite) as tmp:
         if version in ("7.3", "73"):
             with h5py.File(tmp, "w", userblock_size=512) as f:
@@ -136,7 +146,8 @@ def write(
                 if norm is not None:
                     _h5_var(f, "norm_factor", np.array([[float(norm)]]))
                 if units:
-                    _h5_var(f, "units", np.array([[ord(c) for c in units]], np.uint16), matlab_class="char")
+                    code_units = np.frombuffer(units.encode("utf-16-le"), "<u2").reshape(1, -1)
+                    _h5_var(f, "units", code_units, matlab_class="char")
             with open(tmp, "r+b") as fh:  # the MAT header lives in the HDF5 user block
                 fh.write(_userblock())
         elif version == "5":
