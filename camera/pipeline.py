@@ -349,8 +349,9 @@ def capture(cube: Cube | np.ndarray, pipeline: str | Pipeline = "clean", rng=Non
     """Run every stage up to (not including) encoding: the integer RGB image ``(H, W, 3)``
     (uint8 for 8 bits, else uint16) that the encoder receives. A stage's error names the cube's
     file (``meta["source"]``) when it has one."""
+    p = _as_pipeline(pipeline)  # a bad pipeline is not the cube's fault
     try:
-        return _capture(cube, _as_pipeline(pipeline), rng)
+        return _capture(cube, p, rng)
     except HsError as exc:
         source = cube.meta.get("source") if isinstance(cube, Cube) else None
         if exc.path is not None or not source:

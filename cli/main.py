@@ -123,8 +123,9 @@ def run() -> None:
     except Exception as exc:  # click's (or typer's vendored click's) ClickException, by its interface
         if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
             raise
-        ctx = getattr(exc, "ctx", None)
-        where = f"{ctx.command_path}: " if ctx is not None else ""
-        error(f"{where}{' '.join(exc.format_message().split())} (see --help)")
+        message = " ".join(exc.format_message().split())
+        if message:  # none when the help was shown for a bare command
+            ctx = getattr(exc, "ctx", None)
+            error(f"{ctx.command_path + ': ' if ctx is not None else ''}{message} (see --help)")
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)

@@ -119,8 +119,8 @@ def recon(
                 consistent_arg, exposure_invariant)
     rec = _reconstructor(settings)  # load once up front: a bad model or weights file fails before any file
     if rec.effective_precision != precision:
-        raise HsError(f"--precision {precision} is not available on {rec.device} (fp16: CUDA; bf16: CUDA or "
-                      "a CPU with native bf16): use fp32")
+        raise HsError(f"--precision {precision}: {rec.spec.name} computes in {rec.effective_precision} on {rec.device} "
+                      "(fp16 needs CUDA; bf16 CUDA or a CPU with native bf16; pixel models on a CPU run fp32)")
     fn = functools.partial(_one, settings=settings, format=format, preview=preview, overwrite=overwrite)
     # workers start afresh: the model already ran here, and a forked child would hang in its OpenMP pool
     results, failures = run_batch(jobs, fn, "recon", workers, name=lambda job: job[0].name, spawn=True)

@@ -10,6 +10,7 @@ import numpy as np
 import typer
 
 from hstool.hsdata import HsError, check_writable, read_cube
+from hstool.hsdata.errors import check_positive
 from hstool.hsdata.formats.image import check_png, save_figure
 from hstool.hsdata.render import cube_to_srgb, write_preview
 
@@ -81,6 +82,7 @@ def render(
 
     Example: [bold]hstool render ARAD_HS_0451.mat preview.png -s 100,200 -s 300,50[/]
     """
+    check_positive(exposure, "--exposure")
     pixels = parse_pixels(spectra or [])
     if plot is not None and not pixels:
         raise HsError("--plot needs pixels to plot: add --spectra X,Y")

@@ -429,21 +429,26 @@ class Reconstructor:
         return predict(self.model, rgb, self.device, self.tile, None, self.precision, self.ensemble)
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        """Spectra ``(H, W, B)`` of an RGB image ``(H, W, 3)`` in [0, 1] (as :func:`read_rgb`
-        gives); integer images (uint8, uint16, ...) are scaled by their type's full scale."""
+        """Spectra ``(H, W, B)`` of an RGB image ``(H, W, 3)``: floats in [0, 1] (as
+        :func:`read_rgb` gives; any non-negative scale with ``exposure_invariant``), or a uint8 or
+        uint16 array, scaled by its type's full scale."""
         rgb = np.asarray(rgb)
-        scale = scale_of(rgb.dtype)
-        rgb = rgb.astype(np.float32) / np.float32(scale) if scale != 1.0 else np.asarray(rgb, np.float32)
+        if rgb.dtype.kind in "iub" and rgb.dtype not in (np.uint8, np.uint16):
+            raise HsError(f"integer RGB arrays must be uint8 or uint16 (scaled by 255 or 65535), not {rgb.dtype}; "
+                          "or pass floats in [0, 1]")
+        rgb = rgb.astype(np.float32) / np.float32(scale_of(rgb.dtype))
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise HsError(f"expected an RGB image shaped (H, W, 3), got {rgb.shape}")
         if rgb.size == 0:
             raise HsError(f"RGB image is empty, shape {rgb.shape}")
         if not np.all(np.isfinite(rgb)):
             raise HsError("RGB input holds NaN or infinite values")
-        top = float(rgb.max())
-        if top > 1 + RGB_SLACK:  # an 8-bit image as floats, the usual slip
+        low, top = float(rgb.min()), float(rgb.max())
+        if low < -RGB_SLACK:
+            raise HsError(f"RGB values go down to {low:g}; light is not negative")
+        if top > 1 + RGB_SLACK and not self.exposure_invariant:  # 8-bit values as floats, the usual slip
             raise HsError(f"RGB values reach {top:g}; expected [0, 1] (divide 8-bit values by 255, or pass "
-                          "the integer array, which is scaled by its type)")
+                          "the uint8 array)")
         if self.exposure_invariant:
             spectra = self._exposure_normalised(rgb)
         else:

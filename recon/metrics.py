@@ -88,7 +88,8 @@ def _relative(pred: np.ndarray, gt: np.ndarray, eps: float | None, ignore_zeros:
     """``|gt - pred| / gt`` entrywise; NaN marks masked entries when ``ignore_zeros``."""
     diff = np.abs(gt - pred)
     if eps is not None:
-        check_positive(eps, "eps", zero=True)
+        if not np.all(np.isfinite(eps) & (np.asarray(eps) >= 0)):  # a number or one per band
+            raise HsError(f"eps must be a number >= 0, got {eps}")
         return diff / (gt + eps)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = diff / gt
@@ -172,7 +173,8 @@ def psnr_map(pred: np.ndarray, gt: np.ndarray, peak: float = 1.0) -> np.ndarray:
 
 
 def psnr(pred: np.ndarray, gt: np.ndarray, peak: float = 1.0) -> float:
-    """``10 log10(peak² / MSE)`` in dB over the whole cube; ``inf`` for identical cubes."""
+    """``10 log10(peak² / MSE)`` in dB over the whole cube; ``inf`` for identical cubes. ``peak``
+    must be a positive number (an :class:`HsError` otherwise)."""
     pred, gt = _pair(pred, gt)
     return float(_psnr(_sq(pred, gt).mean(dtype=np.float64), peak))
 

@@ -291,6 +291,8 @@ def test_bad_cubes_are_refused():
     tiny = Cube(np.full((1, 5, 31), 0.3, np.float32), good.wavelengths, {"source": "/data/tiny.mat"})
     with pytest.raises(HsError, match=r"^/data/tiny.mat: a Bayer mosaic needs at least 2x2 pixels"):
         simulate(tiny, "realworld", 0)
+    with pytest.raises(HsError, match=r"^unknown track 'nosuch'"):  # the pipeline's fault, not the file's
+        simulate(tiny, "nosuch", 0)
     # negatives within the noise (5 % of the maximum) are clipped to 0; larger ones refused
     neg = good.data.copy()
     hi = float(neg.max())

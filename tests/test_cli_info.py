@@ -191,3 +191,5 @@ def test_usage_errors_are_one_line_from_the_console_script(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code, "score", "--help"], capture_output=True, text=True,
                           timeout=120, check=False)
     assert proc.returncode == 0 and "Usage" in proc.stdout
+    bare = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert "Usage" in bare.stdout + bare.stderr and "error:" not in bare.stderr  # the help, no empty error

@@ -267,3 +267,11 @@ def test_reconstructor_takes_integer_images_and_refuses_other_scales():
         rec(u8.astype(np.float32))  # 0-255 floats: the usual slip
     with pytest.raises(HsError, match="empty"):
         rec(np.zeros((0, 4, 3), np.float32))
+    for wide in (u8.astype(np.int64), u8.astype(np.int16), u8.tolist()):  # no full scale to divide by
+        with pytest.raises(HsError, match="must be uint8 or uint16"):
+            rec(wide)
+    with pytest.raises(HsError, match="light is not negative"):
+        rec(-u8.astype(np.float32) / 255)
+    # exposure-invariant reconstruction normalises the intensity itself: any scale is fine
+    inv = Reconstructor("linear", "bundled", "clean", device="cpu", exposure_invariant=True)
+    np.testing.assert_allclose(inv(u8.astype(np.float32)), inv(u8.astype(np.float32) / 255) * 255, rtol=1e-4)

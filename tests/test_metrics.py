@@ -265,3 +265,7 @@ def test_metric_parameters_and_complex_inputs_are_refused():
             metrics.psnr(p, g, peak=peak)
     with pytest.raises(HsError, match="prediction holds complex values"):
         metrics.rmse(p + 0j, g)
+    per_band = np.array([0.0, 0.1, 0.2, 0.3])  # one eps per band broadcasts as before
+    assert metrics.mrae(p, g, eps=per_band) == pytest.approx(np.mean(np.abs(p - g) / (g + per_band)))
+    with pytest.raises(HsError, match="eps must be a number >= 0"):
+        metrics.mrae(p, g, eps=np.array([0.0, -0.1, 0.2, 0.3]))
