@@ -6,7 +6,6 @@ import functools
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 from hstool.hsdata import HsError, list_files, read_cube
@@ -57,12 +56,15 @@ def evaluate(
     w = None if weights.lower() == "none" else weights
     recon = Reconstructor(model, weights=w, track=pipe.name, device=device)
     if paths:  # a model on another band grid fails once, not once per file
-        first = read_cube(paths[0], dtype=None)
-        gt_wl, model_wl = first.wavelengths, recon.wavelengths
-        if gt_wl.size != model_wl.size or not np.allclose(gt_wl, model_wl, rtol=0, atol=0.01):
-            raise HsError(f"the model reconstructs {recon.wavelengths.size} bands "
-                          f"({recon.wavelengths[0]:g}-{recon.wavelengths[-1]:g} nm), the ground truth has "
-                          f"{first.wavelengths.size} ({first.wavelengths[0]:g}-{first.wavelengths[-1]:g} nm)", paths[0])
+        try:
+            first = read_cube(paths[0], dtype=None)
+        except HsError:
+            pass  # an unreadable file is the batch's to report, with the others still scored
+        else:
+            try:
+                ev.check_grids(recon.wavelengths, first.wavelengths, "the model's")
+            except HsError as exc:
+                raise HsError(exc.message, paths[0]) from None
     job = functools.partial(
         ev.evaluate_file,
         recon_fn=recon,

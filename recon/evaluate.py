@@ -313,13 +313,16 @@ def read_pair(pred_path: Path, gt_path: Path) -> tuple[Cube, Cube]:
         raise HsError(exc.message, gt_path) from None
     try:
         metrics.check_pair(pred.data, gt.data)
-        if not np.allclose(pred.wavelengths, gt.wavelengths, rtol=0, atol=0.01):
-            raise HsError(
-                f"band grids differ: prediction {_grid(pred.wavelengths)}, ground truth {_grid(gt.wavelengths)}"
-            )
+        check_grids(pred.wavelengths, gt.wavelengths)
     except HsError as exc:
         raise HsError(f"{exc.message} ({gt_path.name})", pred_path) from None
     return pred, gt
+
+
+def check_grids(pred: np.ndarray, gt: np.ndarray, what: str = "prediction") -> None:
+    """Refuse two band grids that are not the same bands (to 0.01 nm)."""
+    if pred.size != gt.size or not np.allclose(pred, gt, rtol=0, atol=0.01):
+        raise HsError(f"band grids differ: {what} {_grid(pred)}, ground truth {_grid(gt)}")
 
 
 def _grid(wavelengths: np.ndarray) -> str:

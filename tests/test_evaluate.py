@@ -155,4 +155,10 @@ def test_cli_evaluate_matches_library(hstool, tmp_path, tmp_cube):
                         "config": {"out_bands": 16}})
     bad = hstool("evaluate", "--model", "linear", "--weights", w16, tmp_path / "gt")
     assert bad.exit_code == 1 and bad.stderr.count("error:") == 1, bad.output
-    assert "the model reconstructs 16 bands" in bad.stderr
+    assert "band grids differ: the model's 400-700 nm in 16 bands" in bad.stderr
+    # an unreadable first file is reported by the batch, and the others are still scored
+    (tmp_path / "gt" / "ARAD_HS_0000.mat").write_bytes(b"not a mat file")
+    some = hstool("evaluate", "--model", "linear", "--weights", weights, tmp_path / "gt", "--json",
+                  "--clusters", "60")
+    assert some.exit_code == 1 and "ARAD_HS_0000.mat" in some.stderr
+    assert [r["image"] for r in json.loads(some.stdout)["images"]] == ["ARAD_HS_0001"]
