@@ -203,11 +203,16 @@ def track(name: str = "clean", **overrides) -> Pipeline:
 def file_seed(seed: int, stem: str) -> np.random.SeedSequence:
     """The seed sequence of one file from the run's seed and the file's stem, so a file's output
     does not depend on the worker count, the order or the other files of a batch. Its children
-    (``file_seed(seed, stem).spawn(3)``) are, everywhere: the capture noise (``hstool
-    simulate``), the patch shuffle, and the noise of the re-simulation that physical consistency
-    compares with the input image (``hstool score --rgb``, evaluate, demo)."""
+    (:func:`capture_seeds`) are, everywhere: the capture noise (``hstool simulate``), the patch
+    shuffle, and the noise of the re-simulation that physical consistency compares with the
+    input image (``hstool score --rgb``, evaluate, demo)."""
     key = int.from_bytes(hashlib.sha256(stem.encode()).digest()[:8], "little")
     return np.random.SeedSequence(entropy=seed, spawn_key=(key,))
+
+
+def capture_seeds(file: np.random.SeedSequence) -> tuple[np.random.SeedSequence, ...]:
+    """A file's seed children, the same everywhere: ``(noise, shuffle, re-simulation)``."""
+    return tuple(file.spawn(3))
 
 
 def _as_pipeline(pipeline: str | Pipeline) -> Pipeline:

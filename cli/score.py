@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hstool.camera import file_seed
+from hstool.camera import capture_seeds, file_seed
 from hstool.hsdata import HsError, atomic_path, check_writable, list_files, read_rgb
 from hstool.hsdata.errors import check_positive
 from hstool.recon import evaluate as ev
@@ -64,7 +64,7 @@ def run_job(job: Job) -> dict:
             pipeline=job.pipeline,
             rgb=rgb,
             clusters=job.clusters,
-            seed=file_seed(job.seed, job.gt.stem).spawn(3)[2],  # the re-simulation's child, as evaluate
+            seed=capture_seeds(file_seed(job.seed, job.gt.stem))[2],  # the re-simulation's child
         )
     except HsError as exc:
         if exc.path is not None:

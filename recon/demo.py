@@ -35,7 +35,7 @@ def run_demo(
     """Simulate, reconstruct and score every bundled sample cube on each track; one row per
     (track, image) with the metrics of :data:`DEMO_METRICS`, ``backprojection``, ``physical`` and
     the paths written. ``advance(label)`` is called after each image (for a progress bar)."""
-    from hstool.camera import file_seed, simulate_to_file, track
+    from hstool.camera import capture_seeds, file_seed, simulate_to_file, track
 
     out = Path(out)
     rows = []
@@ -50,7 +50,7 @@ def run_demo(
                 gt,
                 out / "rgb" / f"{stem}{pipe.suffix}{pipe.extension}",
                 pipe,
-                np.random.default_rng(file_seed(seed, stem).spawn(1)[0]),  # the noise child, as simulate
+                np.random.default_rng(capture_seeds(file_seed(seed, stem))[0]),  # as simulate draws it
                 overwrite=True,
             )
             rgb = read_rgb(rgb_path)
@@ -62,7 +62,7 @@ def run_demo(
             maps = write_error_maps(
                 pred.data, gt.data, previews, f"{stem}_{pipe.name}_{model}", gt.wavelengths, overwrite=True
             )
-            row = score_pair(pred, gt, DEMO_METRICS, pipeline=pipe, rgb=rgb, seed=file_seed(seed, stem).spawn(3)[2])
+            row = score_pair(pred, gt, DEMO_METRICS, pipeline=pipe, rgb=rgb, seed=capture_seeds(file_seed(seed, stem))[2])
             rows.append(
                 {"track": pipe.name, "image": stem, **row, "rgb": rgb_path, "cube": cube_path, "maps": maps}
             )

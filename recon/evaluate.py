@@ -242,11 +242,11 @@ def evaluate_cube(
     brightness inputs equal the files that command writes; the shuffle permutation comes from
     the sibling stream.
     """
-    from hstool.camera import scale_brightness, shuffle_patches, simulate, track
+    from hstool.camera import capture_seeds, scale_brightness, shuffle_patches, simulate, track
 
     pipe = track(pipeline) if isinstance(pipeline, str) else pipeline
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    noise_ss, shuffle_ss, regen_ss = ss.spawn(3)  # the first two as ``hstool simulate`` spawns them
+    noise_ss, shuffle_ss, regen_ss = capture_seeds(ss)  # as ``hstool simulate`` and score draw them
     gt = np.asarray(cube.data, np.float32)
     guard = {"eps": eps, "ignore_zeros": ignore_zeros}
     matrix = pipe.matrix(cube.wavelengths)
