@@ -118,7 +118,7 @@ class CSS:
         if w.min() < lo - tol or w.max() > hi + tol:
             raise HsError(
                 f"cube bands {w.min():g}-{w.max():g} nm reach outside the range of CSS '{self.name}' "
-                f"({lo:g}-{hi:g} nm): resample the cube within it first (calibrate --bands 400:700:10 does)"
+                f"({lo:g}-{hi:g} nm): resample the cube to bands within it first"
             )
         if w.size > 1:
             half = _band_widths(w) / 2

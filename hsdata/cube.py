@@ -77,10 +77,10 @@ class Cube:
         return Cube(data, self.wavelengths if wavelengths is None else wavelengths, {**self.meta, **meta})
 
 
-def check_real(data: np.ndarray, path: str | Path | None = None) -> None:
+def check_real(data: np.ndarray, path: str | Path | None = None, what: str = "cube") -> None:
     """Refuse complex data (readers call this before casting, which would drop the imaginary part)."""
     if np.iscomplexobj(data):
-        raise HsError(f"cube holds complex values ({data.dtype}), not intensities", path)
+        raise HsError(f"{what} holds complex values ({np.asarray(data).dtype}), not intensities", path)
 
 
 def default_wavelengths(bands: int) -> np.ndarray | None:

@@ -150,11 +150,14 @@ def use_channels_last(model: torch.nn.Module, device: torch.device, dtype: torch
         isinstance(m, torch.nn.LayerNorm) for m in mods)
 
 
-def compute_dtype(device: torch.device, precision: str) -> torch.dtype:
+def compute_dtype(device: torch.device, precision: str, kind: str = "deep") -> torch.dtype:
     """The autocast dtype for ``precision`` on ``device`` (float32 = no autocast): fp16 and bf16
-    on CUDA; bf16 on CPU only where oneDNN has native bf16 kernels."""
+    on CUDA; bf16 on CPU only where oneDNN has native bf16 kernels, and for deep models only
+    (pixel models are cheap there, and bf16 would break rootpoly's exact scaling)."""
     if precision not in PRECISIONS:
         raise HsError(f"unknown precision '{precision}' (use {', '.join(PRECISIONS)})")
+    if device.type == "cpu" and kind == "pixel":
+        return torch.float32
     dtype = PRECISIONS[precision]
     if device.type == "cuda" or dtype == torch.float32:
         return dtype
@@ -270,9 +273,7 @@ def predict(
         raise HsError(f"expected an RGB image shaped (H, W, 3), got {rgb.shape}")
     spec = _spec(model)
     dev = resolve_device(device)
-    dtype = compute_dtype(dev, precision)
-    if dev.type == "cpu" and spec.kind == "pixel":
-        dtype = torch.float32  # pixel models are cheap, and bf16 would break rootpoly's exact scaling
+    dtype = compute_dtype(dev, precision, spec.kind)
     nhwc = use_channels_last(model, dev, dtype)
     model.to(dev).eval()  # the weights' layout is left alone (Reconstructor converts its own model)
     h, w, _ = rgb.shape
@@ -399,11 +400,9 @@ class Reconstructor:
         self.track = self.meta.get("track", track) if weights not in (None, "bundled") else track
         self.device = resolve_device(device)
         self.model.to(self.device)
-        dtype = compute_dtype(self.device, precision)
-        #: the precision the model computes in here (fp32 where ``precision`` is not available,
-        #: and for pixel models on the CPU, see :func:`predict`)
-        used = torch.float32 if self.device.type == "cpu" and self.spec.kind == "pixel" else dtype
-        self.effective_precision = next(k for k, v in PRECISIONS.items() if v == used)
+        dtype = compute_dtype(self.device, precision, self.spec.kind)
+        #: the precision the model computes in here (fp32 where ``precision`` is not available)
+        self.effective_precision = next(k for k, v in PRECISIONS.items() if v == dtype)
         if self.device.type == "cpu":
             reuse_freed_memory()
         if self.spec.kind == "deep":

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from hstool.hsdata import HsError
+from hstool.hsdata.cube import check_real
 from hstool.hsdata.errors import check_positive
 
 METRICS = ("mrae", "rmse", "psnr", "sam", "ssim")
@@ -70,8 +71,7 @@ def _pair(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validated arrays in a common float type (float32 cubes stay float32; means accumulate in float64)."""
     for arr, name in zip((pred, gt), names):
-        if np.iscomplexobj(arr):
-            raise HsError(f"{name} holds complex values, not intensities")
+        check_real(arr, what=name)
     check_pair(pred, gt, names)
     dtype = np.result_type(np.asarray(pred).dtype, np.asarray(gt).dtype, np.float32)
     if not np.issubdtype(dtype, np.floating):

@@ -107,14 +107,14 @@ def test_default_drop_reproduces_512_to_482(tmp_path):
     assert cube.data.T.flags.c_contiguous  # band-major memory, as a v7.3 .mat stores it: no transpose to write
 
 
-def test_library_options_are_checked_before_reading(synth):
+def test_library_options_are_checked_before_reading(tmp_path):
     for kwargs, message in (({"method": "linear", "fwhm": 5.0}, "linear has none"),
                             ({"to": "reflectance", "gain": np.ones((48, 204))}, "a gain is used for radiance"),
                             ({"max_bad_fraction": float("nan")}, "max_bad_fraction must be in"),
                             ({"chunk_lines": 0}, "chunk_lines must be >= 1"),
                             ({"to": "albedo"}, "unknown calibration mode")):
-        with pytest.raises(HsError, match=message):
-            calibrate(synth.path, **kwargs)
+        with pytest.raises(HsError, match=message):  # a capture that does not exist is never opened
+            calibrate(tmp_path / "no capture here", **kwargs)
 
 
 def test_parse_columns():
