@@ -85,6 +85,8 @@ def run_batch(
     ``functools.partial`` of one); ``spawn`` starts the workers afresh instead of forking this
     process (see :func:`_pool_context`). Failures are printed as they happen, one line each.
     """
+    if not items:  # nothing to do (e.g. every output exists): no empty progress bar
+        return [], []
     done: dict[int, tuple[bool, Any]] = {}
     with progress() as bar:
         task = bar.add_task(description, total=len(items), current="")

@@ -119,7 +119,7 @@ def calibrate(
     }
     results, failures = run_batch(
         todo, functools.partial(_process, options=options), "calibrating", workers, name=lambda item: item[0].name
-    ) if todo else ([], [])
+    )
     rows = [r for _, r in results]
     if json:
         print_json({"written": rows, "skipped": [str(t) for _, t in skipped],

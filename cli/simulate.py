@@ -208,7 +208,7 @@ def simulate(
         jobs, _outputs, [f for src in sources for f in input_files(src)], overwrite, name=lambda j: str(j.source)
     )
     if skipped:
-        err.print(f"{len(skipped)} output(s) exist, skipped (use --overwrite to replace)")
+        err.print(f"skipped {len(skipped)} cube(s) with existing outputs (use --overwrite to redo them)")
     results, failures = run_batch(jobs, run_job, f"simulate {pipe.name}", workers, name=lambda j: j.source.name)
     if json:
         print_json({"pipeline": pipe.describe(), "written": [r for _, r in results],

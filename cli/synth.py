@@ -120,7 +120,7 @@ def synth(
                         out / f"{stem}.png" if preview else None, overwrite))  # fmt: skip
     jobs, skipped = plan_outputs(jobs, _outputs, (), overwrite, name=lambda j: j.output.name)
     if skipped:
-        err.print(f"{len(skipped)} existing scene(s) skipped (use --overwrite to replace them)")
+        err.print(f"skipped {len(skipped)} scene(s) with existing outputs (use --overwrite to redo them)")
     results, failures = run_batch(jobs, run_job, f"synth {split}", workers, name=lambda j: j.output.name)
     rows = [r for _, r in results]
     if json:
