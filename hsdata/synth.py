@@ -160,6 +160,19 @@ def _soft_shadows(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return mask
 
 
+#: OpenCV filters at most this many channels at once (a finer band grid is blurred in parts)
+BLUR_CHANNELS = 128
+
+
+def _blur(cube: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of every band; the bands are independent, so parts of the cube give the same."""
+    if cube.shape[2] <= BLUR_CHANNELS:
+        return cv2.GaussianBlur(cube, (0, 0), sigma)
+    parts = [cv2.GaussianBlur(np.ascontiguousarray(cube[..., b : b + BLUR_CHANNELS]), (0, 0), sigma)
+             for b in range(0, cube.shape[2], BLUR_CHANNELS)]
+    return np.concatenate([p.reshape(*cube.shape[:2], -1) for p in parts], axis=2)
+
+
 def generate_scene(
     seed: int,
     size: tuple[int, int] = (482, 512),
@@ -267,7 +280,7 @@ def generate_scene(
         radiance += specular[..., None] * e_d
 
     # -- optics and ARAD-style normalisation -------------------------------------------------------
-    radiance = cv2.GaussianBlur(radiance.astype(np.float32), (0, 0), float(rng.uniform(0.5, 1.0)))
+    radiance = _blur(radiance.astype(np.float32), float(rng.uniform(0.5, 1.0)))
     peak = float(np.percentile(radiance[::3, ::3], PEAK_PERCENTILE))
     exposure = float(rng.uniform(*EXPOSURE))
     norm_factor = peak / exposure if peak > 0 else 1.0

@@ -114,3 +114,15 @@ def test_bundled_sample_matches_its_generating_command():
         assert stored.meta["norm_factor"] == pytest.approx(fresh.meta["norm_factor"], rel=1e-9)
         np.testing.assert_allclose(stored.data, fresh.data, atol=sample.QUANTUM * 1.01,
                                    err_msg="generator changed: run python -m hstool.hsdata.sample")  # fmt: skip
+
+
+def test_fine_band_grids_blur_in_parts_like_band_by_band():
+    """OpenCV filters at most 128 channels at once: a 1 nm grid (401 bands) is blurred in parts."""
+    import cv2
+
+    from hstool.hsdata.synth import _blur
+
+    cube = np.random.default_rng(0).random((12, 15, 301), dtype=np.float32)
+    want = np.stack([cv2.GaussianBlur(cube[..., b], (0, 0), 0.7) for b in range(cube.shape[2])], axis=2)
+    np.testing.assert_allclose(_blur(cube, 0.7), want, rtol=1e-6, atol=1e-7)  # SIMD paths round apart
+    assert generate_scene(1, (16, 20), np.arange(380.0, 781.0, 1.0)).shape == (16, 20, 401)
