@@ -351,6 +351,11 @@ def validation_set(cfg: TrainConfig, wavelengths: np.ndarray) -> list[tuple[np.n
                  for i in range(cfg.val_scenes)]
     else:
         cubes = [read_cube(p) for p in list_files(cfg.val)[: cfg.val_scenes]]
+        for cube in cubes:  # before any training: the model reconstructs the data's grid
+            if cube.wavelengths.size != wavelengths.size or not np.allclose(cube.wavelengths, wavelengths, atol=0.01):
+                raise HsError(f"validation cube has {cube.wavelengths.size} bands ({cube.wavelengths[0]:g}-"
+                              f"{cube.wavelengths[-1]:g} nm), the training data {wavelengths.size} "
+                              f"({wavelengths[0]:g}-{wavelengths[-1]:g} nm)", cube.meta.get("source"))
     return [(simulate(c, pipeline, i), np.asarray(c.data, np.float32)) for i, c in enumerate(cubes)]
 
 
@@ -491,8 +496,14 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
         raise HsError("--keep best needs validation data (not --val none)")
     wavelengths = ARAD_WAVELENGTHS.copy()
     if cfg.data != "synth":
-        first = read_cube(list_files(cfg.data)[0], dtype=None)
-        wavelengths = first.wavelengths
+        first_path = list_files(cfg.data)[0]
+        wavelengths = read_cube(first_path, dtype=None).wavelengths
+        from hstool.camera import track
+
+        try:  # the data's grid must cover the track's camera (else even the validation scenes fail)
+            track(cfg.track).css.on(wavelengths)
+        except HsError as exc:
+            raise HsError(exc.message, first_path) from None
     device = resolve_device(cfg.device)
     if device.type == "cpu":
         reuse_freed_memory()  # a fresh activation buffer per layer and step otherwise faults in anew

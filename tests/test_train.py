@@ -416,3 +416,15 @@ def test_init_rejects_another_architectures_weights(hstool, tmp_path):
     r = hstool("train", *TINY, "--init", other, "--out", tmp_path / "x.safetensors")
     assert r.exit_code == 1 and "weights are for model 'hscnnp_s', not '_tiny_test'" in r.output
     assert str(other) in r.output
+
+
+def test_data_and_validation_grids_are_checked_before_training(hstool, tmp_path, tmp_cube):
+    from hstool.hsdata import write_cube
+
+    fine, narrow = tmp_path / "fine", tmp_path / "narrow"
+    write_cube(tmp_cube(32, 32, wavelengths=np.arange(400.0, 701.0, 5.0)), fine / "a.npz")
+    write_cube(tmp_cube(32, 32, wavelengths=np.arange(420.0, 681.0, 10.0)), narrow / "b.npz")
+    r = hstool("train", *TINY, "--epochs", "1", "--val", fine, "--out", tmp_path / "v.safetensors")
+    assert r.exit_code == 1 and "a.npz: validation cube has 61 bands" in r.output and "epoch" not in r.output
+    r = hstool("train", *TINY, "--epochs", "1", "--data", narrow, "--out", tmp_path / "w.safetensors")
+    assert r.exit_code == 1 and "b.npz: cube bands 420-680 nm do not cover CSS" in r.output
