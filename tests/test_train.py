@@ -428,3 +428,10 @@ def test_data_and_validation_grids_are_checked_before_training(hstool, tmp_path,
     assert r.exit_code == 1 and "a.npz: validation cube has 61 bands" in r.output and "epoch" not in r.output
     r = hstool("train", *TINY, "--epochs", "1", "--data", narrow, "--out", tmp_path / "w.safetensors")
     assert r.exit_code == 1 and "b.npz: cube bands 420-680 nm do not cover CSS" in r.output
+
+
+def test_config_values_of_the_wrong_kind_are_one_line_errors(hstool, tmp_path):
+    for item, message in (("width=abc", "cannot be built with"), ("width=1.5", "cannot be built with"),
+                          ("out_bands=10", "the band count is the training data's")):
+        r = hstool("train", *TINY, "--epochs", "1", "--config", item, "--out", tmp_path / "c.safetensors")
+        assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, (item, r.output)
