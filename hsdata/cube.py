@@ -46,6 +46,8 @@ class Cube:
         self.wavelengths = np.asarray(self.wavelengths, dtype=np.float64).reshape(-1)
         if self.data.ndim != 3:
             raise HsError(f"a cube must be 3-D (H, W, B), got shape {self.data.shape}", self.meta.get("source"))
+        if self.data.size == 0:
+            raise HsError(f"cube is empty, shape {self.data.shape}", self.meta.get("source"))
         if self.data.shape[2] != self.wavelengths.size:
             raise HsError(
                 f"{self.data.shape[2]} bands but {self.wavelengths.size} wavelengths", self.meta.get("source")

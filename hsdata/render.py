@@ -65,16 +65,18 @@ def cube_to_srgb(cube: Cube, exposure: float | None = None) -> np.ndarray:
     """Float sRGB (H, W, 3) in [0, 1] of a cube; see the module docstring for the conventions."""
     check_positive(exposure, "exposure")
     reflectance = cube.meta.get("units") == "reflectance"
+    # float32 unless the cube's values need float64's range (a float64 cube beyond 3.4e38)
+    work = np.float64 if np.asarray(cube.data).dtype == np.float64 else np.float32
     try:
-        weights = xyz_weights(cube.wavelengths, reflectance).astype(np.float32)
+        weights = xyz_weights(cube.wavelengths, reflectance).astype(work)
     except ValueError as exc:
         raise HsError(str(exc), cube.meta.get("source")) from None
-    data = np.nan_to_num(np.asarray(cube.data, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    data = np.nan_to_num(np.asarray(cube.data, dtype=work), nan=0.0, posinf=0.0, neginf=0.0)
     xyz = data @ weights
     if exposure is None:
         p99 = float(np.percentile(xyz[..., 1], 99)) if xyz[..., 1].size else 0.0
         exposure = 0.9 / p99 if p99 > 0 else 1.0
-    rgb_lin = (xyz * np.float32(exposure)) @ XYZ_TO_SRGB.T.astype(np.float32)
+    rgb_lin = (xyz * work(exposure)) @ XYZ_TO_SRGB.T.astype(work)
     return srgb_encode(rgb_lin).astype(np.float32)
 
 

@@ -104,11 +104,7 @@ def build_model(name: str, base: str | None = None, **kwargs):
     (:class:`hstool.recon.residual.ResidualOnBase`); its fitted values come with the weights.
     """
     spec = model_spec(name)
-    try:
-        model = spec.factory(**{**spec.defaults, **kwargs})
-    except (TypeError, ValueError, OverflowError) as exc:  # a configuration value of the wrong kind
-        settings = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-        raise HsError(f"model '{name}' cannot be built with {settings}: {exc}") from None
+    model = spec.factory(**{**spec.defaults, **kwargs})
     if base is None:
         return model
     if spec.kind != "deep" or model_spec(base).kind != "pixel":

@@ -456,7 +456,16 @@ def _model_config(name: str, config: dict[str, Any], bands: int) -> dict[str, An
         raise HsError(f"model '{name}' has no option {', '.join(unknown)} (options: {', '.join(params)})")
     full = {k: p.default for k, p in params.items()
             if p.default is not inspect.Parameter.empty and isinstance(p.default, (int, float, str, bool))}
-    full.update({**spec.defaults, **config})
+    full.update(spec.defaults)
+    for key, value in config.items():  # a value of the default's kind (an int where an int is due)
+        default = full.get(key)
+        kind = type(default) if default is not None else None
+        fits = kind is None or isinstance(value, kind) and not (kind is int and isinstance(value, bool)) or (
+            kind is float and isinstance(value, int) and not isinstance(value, bool))
+        if not fits:
+            raise HsError(f"--config {key}={value!r}: model '{name}' takes {kind.__name__} values "
+                          f"there (default {default!r})")
+    full.update(config)
     if "out_bands" in params:
         full["out_bands"] = bands
     return full

@@ -139,3 +139,15 @@ def test_synth_cli_bad_options(hstool, tmp_path, args):
     assert result.exit_code == 1
     assert "error" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_render_float64_beyond_float32_and_empty_cubes(hstool, tmp_path):
+    huge = np.full((8, 8, 31), 1e300) * np.linspace(1, 2, 31)
+    np.save(tmp_path / "huge.npy", huge)
+    r = hstool("render", tmp_path / "huge.npy", tmp_path / "h.png")
+    assert r.exit_code == 0, r.output
+    assert read_rgb(tmp_path / "h.png").max() > 0.5  # not the black of an overflowed float32 cast
+    np.save(tmp_path / "empty.npy", np.zeros((0, 8, 31), np.float32))
+    for command in (("render", tmp_path / "empty.npy", tmp_path / "e.png"), ("info", tmp_path / "empty.npy")):
+        r = hstool(*command)
+        assert r.exit_code == 1 and "cube is empty" in r.output and "Traceback" not in r.output

@@ -431,7 +431,7 @@ def test_data_and_validation_grids_are_checked_before_training(hstool, tmp_path,
 
 
 def test_config_values_of_the_wrong_kind_are_one_line_errors(hstool, tmp_path):
-    for item, message in (("width=abc", "cannot be built with"), ("width=1.5", "cannot be built with"),
+    for item, message in (("width=abc", "takes int values there"), ("width=1.5", "takes int values there"),
                           ("out_bands=10", "the band count is the training data's")):
         r = hstool("train", *TINY, "--epochs", "1", "--config", item, "--out", tmp_path / "c.safetensors")
         assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, (item, r.output)
