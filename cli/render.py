@@ -94,7 +94,7 @@ def render(
         check_png(plot_path)
     if plot_path is not None and plot_path.resolve() == out.resolve():
         raise HsError("the spectra plot and the preview would be the same file", plot_path)
-    cube = read_cube(cube_path, in_format)
+    cube = read_cube(cube_path, in_format, dtype=None)  # as stored: a float64 cube keeps its range
     cube.meta.setdefault("source", str(cube_path))
     for x, y in pixels:
         if not (0 <= x < cube.width and 0 <= y < cube.height):
