@@ -185,6 +185,19 @@ class TrainConfig:
         return shlex.join(args)
 
 
+def _options(command: str) -> dict[str, list[str]]:
+    """``--flag value ...`` of a :meth:`TrainConfig.command` line: each flag's values, in order."""
+    options: dict[str, list[str]] = {}
+    flag = None
+    for token in shlex.split(command)[2:]:
+        if token.startswith("--"):
+            flag = token
+            options.setdefault(flag, [])
+        elif flag is not None:
+            options[flag].append(token)
+    return options
+
+
 # ---------------------------------------------------------------- data
 
 
@@ -653,6 +666,13 @@ def _train_deep(cfg, spec, source: CubeSource, config, val_pairs, device, consol
         if ckpt.get("model_name") != cfg.model or ckpt.get("config") != config:
             raise HsError(f"checkpoint is for {ckpt.get('model_name')} {ckpt.get('config')}, not "
                           f"{cfg.model} {config}", cfg.resume)
+        if "command" in ckpt:  # the optimiser and its schedule come back: so must every option
+            was, now = _options(ckpt["command"]), _options(cfg.command())
+            changed = sorted(k for k in was.keys() | now.keys() if k != "--out" and was.get(k) != now.get(k))
+            if changed:
+                then = ", ".join(f"{k} {' '.join(was[k])}".strip() if k in was else f"no {k}" for k in changed)
+                raise HsError(f"--resume continues the checkpoint's run, which used {then}: give the same options",
+                              cfg.resume)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])

@@ -210,7 +210,10 @@ def test_ema_writes_the_moving_average_of_the_step_weights(hstool, tmp_path):
     r = hstool("train", *args, "--ema", "1", "--out", tmp_path / "bad.safetensors")
     assert r.exit_code == 1 and "--ema must be in [0, 1)" in r.output
     r = hstool("train", *args, "--ema", "0.75", "--out", tmp_path / "r.safetensors", "--resume", checkpoint_path(w2))
-    assert r.exit_code == 1 and "checkpoint was written without --ema" in r.output
+    assert r.exit_code == 1 and "the checkpoint's run, which used no --ema" in r.output
+    # every option must be the checkpoint's: the optimiser and its schedule come back with it
+    r = hstool("train", *args, "--lr", "0.01", "--out", tmp_path / "s.safetensors", "--resume", checkpoint_path(w2))
+    assert r.exit_code == 1 and "which used --lr 0.05" in r.output
 
 
 def test_css_loss_adds_the_loss_of_the_projected_rgb():
