@@ -20,7 +20,8 @@ def info(
     format: Annotated[str | None, typer.Option("--format", "-f", help="Force the format (mat, envi, npy, npz, image).")] = None,
     json: Json = False,
 ) -> None:
-    """Show format, shape, type, band grid, value range and metadata of each file.
+    """Show format, shape, type, band grid, value range and metadata of each file (--json: one
+    object for a single file, a list for several or a folder).
 
     Example: [bold]hstool info ARAD_HS_0451.mat capture/scene.hdr photo.jpg[/]
     """
