@@ -21,7 +21,7 @@ def info(
     json: Json = False,
 ) -> None:
     """Show format, shape, type, band grid, value range and metadata of each file (--json: one
-    object for a single file, a list for several or a folder).
+    object when there is one file, folders expanded; a list when there are several).
 
     Example: [bold]hstool info ARAD_HS_0451.mat capture/scene.hdr photo.jpg[/]
     """
