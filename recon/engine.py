@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from hstool.hsdata import HsError
-from hstool.hsdata.formats.image import scale_of
+from hstool.hsdata.formats.image import unit_float
 
 from .fuse import FusedConv2d, fuse_for_inference
 from .registry import ModelSpec
@@ -435,7 +435,7 @@ class Reconstructor:
         if rgb.dtype.kind in "iub" and rgb.dtype not in (np.uint8, np.uint16):
             raise HsError(f"integer RGB arrays must be uint8 or uint16 (scaled by 255 or 65535), not {rgb.dtype}; "
                           "or pass floats in [0, 1]")
-        rgb = rgb.astype(np.float32) / np.float32(scale_of(rgb.dtype))
+        rgb = unit_float(rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise HsError(f"expected an RGB image shaped (H, W, 3), got {rgb.shape}")
         if rgb.size == 0:

@@ -52,6 +52,12 @@ def scale_of(dtype: np.dtype) -> float:
     return 1.0
 
 
+def unit_float(arr: np.ndarray) -> np.ndarray:
+    """An image array as float32 in its own units: integers divided by their type's full scale."""
+    arr = np.asarray(arr)
+    return arr.astype(np.float32) / np.float32(scale_of(arr.dtype))
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
     """Read an RGB image as float32 ``(H, W, 3)`` in [0, 1], keeping its bit depth's precision.
 
@@ -62,7 +68,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
         raise HsError("image is greyscale; an RGB image is needed", path)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4):
         raise HsError(f"expected an RGB image, got shape {arr.shape}", path)
-    return (arr[..., :3].astype(np.float32) / np.float32(scale_of(arr.dtype))).astype(np.float32)
+    return unit_float(arr[..., :3])
 
 
 def write_rgb(
