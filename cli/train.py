@@ -20,8 +20,6 @@ def _parse_config(items: list[str] | None) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise HsError(f"--config takes KEY=VALUE, got '{item}'")
-        if key == "out_bands":
-            raise HsError("--config out_bands: the band count is the training data's (--data)")
         try:
             config[key] = jsonlib.loads(value)
         except jsonlib.JSONDecodeError:

@@ -470,12 +470,12 @@ def _model_config(name: str, config: dict[str, Any], bands: int) -> dict[str, An
     full = {k: p.default for k, p in params.items()
             if p.default is not inspect.Parameter.empty and isinstance(p.default, (int, float, str, bool))}
     full.update(spec.defaults)
+    if "out_bands" in config:
+        raise HsError("--config out_bands: the band count is the training data's (--data)")
     for key, value in config.items():  # a value of the default's kind (an int where an int is due)
         default = full.get(key)
-        kind = type(default) if default is not None else None
-        fits = kind is None or isinstance(value, kind) and not (kind is int and isinstance(value, bool)) or (
-            kind is float and isinstance(value, int) and not isinstance(value, bool))
-        if not fits:
+        kind = type(default)
+        if default is not None and type(value) is not kind and not (kind is float and type(value) is int):
             raise HsError(f"--config {key}={value!r}: model '{name}' takes {kind.__name__} values "
                           f"there (default {default!r})")
     full.update(config)
