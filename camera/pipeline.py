@@ -383,7 +383,7 @@ def _capture(cube: Cube | np.ndarray, p: Pipeline, rng) -> np.ndarray:
     # integer codes -> output codes through a lookup table: the same float operations as
     # (raw / raw_max -> response -> clip -> x(2**bits - 1) -> floor), evaluated once per code
     lut = _finish(np.arange(p.raw_max + 1, dtype=np.float64) / p.raw_max, p)
-    return lut[raw]
+    return np.take(lut, raw)
 
 
 def _levels(rgb: np.ndarray, p: Pipeline) -> np.ndarray:

@@ -56,12 +56,13 @@ def project(data: np.ndarray, matrix: np.ndarray, rows: int = 16) -> np.ndarray:
     return out
 
 
-def project_fast(data: np.ndarray, matrix: np.ndarray, step: int = 4096) -> tuple[np.ndarray, bool]:
+def project_fast(data: np.ndarray, matrix: np.ndarray, step: int = 16384) -> tuple[np.ndarray, bool]:
     """``data @ matrix`` in float64 by the fastest route for the cube's memory layout.
 
     Returns ``(signal, exact)``. A cube stored band-major (ARAD_1K .mat files read through h5py
     are (B, W, H) in memory) is projected as one ``(3, B) @ (B, N)`` product on its band planes
-    without transposing it: 3-5x faster, and equal to :func:`project` up to the order of the
+    without transposing it, ``step`` pixels at a time (16384: a 4 MB float64 block, measured
+    fastest; 4096 was 1.5x slower): 3-5x faster, and equal to :func:`project` up to the order of the
     float64 sums (a few ulp), so ``exact`` is False; otherwise :func:`project` is used and
     ``exact`` is True. The result may be a transposed view.
     """
@@ -143,13 +144,16 @@ def add_noise(
     """
     electrons = np.asarray(signal, dtype=np.float64) * gain
     if prnu is not None:
-        electrons = electrons * prnu
+        electrons *= prnu
     if shot:
-        electrons = rng.poisson(np.clip(electrons, 0, None)).astype(np.float64)
+        electrons = rng.poisson(np.clip(electrons, 0, None, out=electrons)).astype(np.float64)
     sigma = float(np.hypot(dark**2 if dark_quirk else dark, read))
-    if sigma > 0:
-        electrons = electrons + rng.normal(0.0, sigma, size=electrons.shape)
-    return electrons / gain
+    if sigma > 0:  # the draws of rng.normal(0, sigma), which is 0 + sigma * standard_normal
+        noise = rng.standard_normal(electrons.shape)
+        noise *= sigma
+        electrons += noise
+    electrons /= gain
+    return electrons
 
 
 def quantise_raw(signal: np.ndarray, max_value: int) -> np.ndarray:
