@@ -3,13 +3,33 @@
 >>> from hstool.recon import Reconstructor
 >>> rec = Reconstructor("rootpoly", track="clean")            # doctest: +SKIP
 >>> cube = rec(read_rgb("ARAD_HS_0451_clean.png"))            # doctest: +SKIP
+
+The names below are imported on first use (PEP 562), so that the numpy-only parts (``metrics``,
+``clusters``, ``evaluate``'s scoring) and the commands built on them start without PyTorch, which
+takes most of a second to import.
 """
 
-from .engine import Reconstructor, predict, resolve_device
-from .registry import ModelSpec, build_model, list_models, model_spec, register_model
-from .weights import create_model, load_weights, read_metadata, save_weights
+from __future__ import annotations
 
-__all__ = [
+import importlib
+from typing import TYPE_CHECKING
+
+_LAZY = {
+    "Reconstructor": "engine",
+    "predict": "engine",
+    "resolve_device": "engine",
+    "ModelSpec": "registry",
+    "build_model": "registry",
+    "list_models": "registry",
+    "model_spec": "registry",
+    "register_model": "registry",
+    "create_model": "weights",
+    "load_weights": "weights",
+    "read_metadata": "weights",
+    "save_weights": "weights",
+}
+
+__all__ = [  # the keys of _LAZY
     "ModelSpec",
     "Reconstructor",
     "build_model",
@@ -23,3 +43,22 @@ __all__ = [
     "resolve_device",
     "save_weights",
 ]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:
+    from .engine import Reconstructor, predict, resolve_device
+    from .registry import ModelSpec, build_model, list_models, model_spec, register_model
+    from .weights import create_model, load_weights, read_metadata, save_weights

@@ -1,0 +1,29 @@
+"""Start-up cost: PyTorch takes most of a second to import, so only the commands that run a model
+(recon, train, evaluate, models, demo) may pull it in, and only when they run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import hstool.recon
+
+
+def _imports_torch(code: str) -> bool:
+    probe = f"{code}\nimport sys\nprint('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_the_cli_and_the_numpy_parts_of_recon_start_without_torch():
+    assert not _imports_torch("import hstool.cli.main")
+    assert not _imports_torch("from hstool.recon import clusters, evaluate, metrics, consistency")
+    assert not _imports_torch("from hstool.cli.main import app\napp(['--help'], standalone_mode=False)")
+    assert _imports_torch("from hstool.recon import Reconstructor")  # the probe does see an import
+
+
+def test_every_lazy_name_of_recon_resolves_and_is_listed():
+    assert sorted(hstool.recon.__all__) == sorted(hstool.recon._LAZY)
+    for name in hstool.recon.__all__:
+        assert getattr(hstool.recon, name).__name__ == name
+    assert set(hstool.recon.__all__) <= set(dir(hstool.recon))
