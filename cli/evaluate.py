@@ -15,7 +15,7 @@ from hstool.recon import evaluate as ev
 from .batch import run_batch
 from .options import Device, Json, Seed
 from .output import err, print_json, table
-from .score import warn_infinite
+from .score import CLIP_NEGATIVE_HELP, warn_infinite
 
 Opt = typer.Option
 
@@ -35,6 +35,7 @@ def evaluate(
     ] = 1000,
     eps: Annotated[float | None, Opt("--eps", help="Guarded MRAE: divide by gt + EPS.")] = None,
     ignore_zeros: Annotated[bool, Opt("--ignore-zeros", help="Guarded MRAE: leave gt zeros out.")] = False,
+    clip_negative: Annotated[bool, Opt("--clip-negative", help=CLIP_NEGATIVE_HELP)] = False,
     device: Device = "auto",
     seed: Seed = 0,
     json: Json = False,
@@ -44,6 +45,7 @@ def evaluate(
     ×0.5 and ×2 as bright and with 4×4 patches shuffled; physical consistency (the reconstruction
     re-imaged by the same camera vs the input; back-projection vs the ground truth) and the weighted
     MRAE over 1000 spectral clusters. Noise is seeded per file as `hstool simulate --seed` seeds it.
+    A cube with negative values (calibration noise) is refused unless --clip-negative.
 
     Example: [bold]hstool evaluate --model mstpp --track realworld gt/ --limit 10 --json[/]
     """
@@ -73,6 +75,7 @@ def evaluate(
         clusters=clusters,
         eps=eps,
         ignore_zeros=ignore_zeros,
+        clip_negative=clip_negative,
     )
     results, failures = run_batch(paths, job, f"evaluate {model} ({pipe.name})", workers=1)
     rows = [r for _, r in results]

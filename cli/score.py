@@ -19,6 +19,11 @@ from .options import Json, Overwrite, Seed, Workers
 from .output import err, print_json, table
 
 Opt = typer.Option
+CLIP_NEGATIVE_HELP = (
+    "Clip negative ground-truth values (calibration noise) to 0 first; those zeros then follow "
+    "--eps / --ignore-zeros (inf MRAE without). Without it they fail the MRAE-based metrics: never "
+    "clipped silently, not even within simulate's 5% noise rule, since clipping changes the MRAE."
+)
 HEADERS = {
     "mrae": "MRAE",
     "rmse": "RMSE",
@@ -39,6 +44,7 @@ class Job:
     crop: int
     eps: float | None
     ignore_zeros: bool
+    clip_negative: bool
     pipeline: Any  # hstool.camera.Pipeline or None
     rgb: Path | HsError | None  # the input image, or why it was not found
     maps: Path | None
@@ -51,7 +57,7 @@ def run_job(job: Job) -> dict:
     """Read and score one pair (module level, so worker processes can run it)."""
     if isinstance(job.rgb, HsError):
         raise job.rgb
-    pred, gt = ev.read_pair(job.pred, job.gt)
+    pred, gt = ev.read_pair(job.pred, job.gt, clip_negative=job.clip_negative)
     rgb = read_rgb(job.rgb) if job.rgb is not None else None
     try:
         row = ev.score_pair(
@@ -66,22 +72,24 @@ def run_job(job: Job) -> dict:
             clusters=job.clusters,
             seed=capture_seeds(file_seed(job.seed, job.gt.stem))[2],  # the re-simulation's child
         )
+        if job.maps is not None:
+            p, g = ev.metrics.crop(pred.data, job.crop), ev.metrics.crop(gt.data, job.crop)
+            ev.write_error_maps(
+                p,
+                g,
+                job.maps,
+                job.gt.stem,
+                gt.wavelengths,
+                eps=job.eps,
+                ignore_zeros=job.ignore_zeros,
+                overwrite=job.overwrite,
+            )
     except HsError as exc:
         if exc.path is not None:
             raise
+        if isinstance(exc, ev.metrics.NegativeGroundTruth):
+            raise HsError(exc.message, job.gt) from None
         raise HsError(exc.message, job.rgb if "RGB" in exc.message else job.pred) from None
-    if job.maps is not None:
-        p, g = ev.metrics.crop(pred.data, job.crop), ev.metrics.crop(gt.data, job.crop)
-        ev.write_error_maps(
-            p,
-            g,
-            job.maps,
-            job.gt.stem,
-            gt.wavelengths,
-            eps=job.eps,
-            ignore_zeros=job.ignore_zeros,
-            overwrite=job.overwrite,
-        )
     return {"image": job.gt.stem, "pred": str(job.pred), "gt": str(job.gt), **row}
 
 
@@ -114,6 +122,7 @@ def score(
     ] = 0,
     eps: Annotated[float | None, Opt("--eps", help="Guarded MRAE: divide by gt + EPS.")] = None,
     ignore_zeros: Annotated[bool, Opt("--ignore-zeros", help="Guarded MRAE: leave gt zeros out.")] = False,
+    clip_negative: Annotated[bool, Opt("--clip-negative", help=CLIP_NEGATIVE_HELP)] = False,
     rgb: Annotated[
         Path | None, Opt("--rgb", help="Input RGB folder: add physical consistency.", file_okay=False)
     ] = None,
@@ -143,6 +152,8 @@ def score(
     spectral clusters; with --css/--track the back-projection MRAE (pred and gt through the camera's
     linear map), with --rgb also the physical consistency: the reconstruction run through the
     track's pipeline again and compared with its input image (ARAD_HS_0451 ↔ ARAD_HS_0451_clean.png).
+    A ground truth with negative values (calibration noise) fails the MRAE-based metrics unless
+    --clip-negative.
 
     Example: [bold]hstool score recon/ gt/ -m mrae,rmse,weighted --rgb rgb/ --track clean --maps maps/[/]
     """
@@ -180,6 +191,7 @@ def score(
             crop,
             eps,
             ignore_zeros,
+            clip_negative,
             pipeline,
             _find_rgb(images, g.stem, pipeline.suffix) if rgb is not None else None,
             maps,

@@ -227,8 +227,9 @@ def weighted_mrae(
     """Mean over spectral clusters of each cluster's MRAE (every cluster counts equally).
 
     Organisers' MRAE semantics inside each cluster (zeros in ``gt`` give ``inf``; ``eps`` and
-    ``ignore_zeros`` as in :func:`hstool.recon.metrics.mrae`). ``labels`` reuses a clustering
-    from :func:`cluster_labels`.
+    ``ignore_zeros`` as in :func:`hstool.recon.metrics.mrae`; a negative value in ``gt`` raises
+    :class:`~hstool.recon.metrics.NegativeGroundTruth`). ``labels`` reuses a clustering from
+    :func:`cluster_labels`.
     """
     pred, gt = _pair(pred, gt)
     if labels is None:

@@ -234,16 +234,22 @@ def evaluate_cube(
     clusters: int = 1000,
     eps: float | None = None,
     ignore_zeros: bool = False,
+    clip_negative: bool = False,
     block: int = 4,
 ) -> dict:
     """The Table 3 protocol on one cube: a dict with the keys of :data:`TABLE3` and ``gt_zeros``.
 
     Noise is drawn from ``seed`` the way ``hstool simulate --seed`` draws it, so the main and
     brightness inputs equal the files that command writes; the shuffle permutation comes from
-    the sibling stream.
+    the sibling stream. Every column is a relative error, so a cube with negative values is refused
+    before anything is reconstructed (:class:`~hstool.recon.metrics.NegativeGroundTruth`) unless
+    ``clip_negative`` sets them to 0 first (the cube is then simulated and scored clipped).
     """
     from hstool.camera import capture_seeds, scale_brightness, shuffle_patches, simulate, track
 
+    if clip_negative:
+        cube = cube.with_data(np.clip(cube.data, 0, None))
+    metrics.check_nonnegative(cube.data)
     pipe = track(pipeline) if isinstance(pipeline, str) else pipeline
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     noise_ss, shuffle_ss, regen_ss = capture_seeds(ss)  # as ``hstool simulate`` and score draw them
@@ -303,10 +309,14 @@ def evaluate(gt_paths: Sequence[Path], recon_fn: ReconFn, pipeline="clean", seed
     return {"images": rows, "mean": mean_row(rows, TABLE3)}
 
 
-def read_pair(pred_path: Path, gt_path: Path) -> tuple[Cube, Cube]:
+def read_pair(pred_path: Path, gt_path: Path, *, clip_negative: bool = False) -> tuple[Cube, Cube]:
     """Read a prediction and its ground truth. A shape, band or band-grid mismatch names the
-    prediction file; NaN or inf values name the file that holds them."""
+    prediction file; NaN or inf values name the file that holds them. ``clip_negative`` sets
+    negative ground-truth values (calibration noise) to 0; left alone, the relative errors refuse
+    them (:class:`~hstool.recon.metrics.NegativeGroundTruth`) and RMSE, PSNR, SAM, SSIM take them."""
     pred, gt = read_cube(pred_path), read_cube(gt_path)
+    if clip_negative:
+        gt = gt.with_data(np.clip(gt.data, 0, None))
     try:
         metrics.check_finite(gt.data, "ground truth")
     except HsError as exc:

@@ -4,6 +4,9 @@ Semantics follow the organisers first (NTIRE 2020 report, Arad et al., CVPRW 202
 the NTIRE 2022 scoring code): MRAE is ``mean(|gt - rec| / gt)`` over every pixel and band with no
 epsilon and no masking, so a zero in the ground truth makes it infinite. :func:`gt_zeros` counts
 such zeros so a caller can say why; ``eps=`` or ``ignore_zeros=True`` give the guarded variants.
+A negative ground-truth value would make its relative error negative and lower the score, so every
+relative error (MRAE, its map, the weighted and back-projection MRAE) refuses one
+(:class:`NegativeGroundTruth`); RMSE, PSNR, SAM and SSIM are defined for any real values.
 
 * MRAE, RMSE: challenge report, eqs. (1)-(2).
 * PSNR: ``10 log10(peak² / MSE)`` with ``peak = 1`` (cubes normalised to [0, 1], as MST++'s code).
@@ -79,13 +82,39 @@ def _pair(
     return np.asarray(pred, dtype), np.asarray(gt, dtype)
 
 
+class NegativeGroundTruth(HsError):
+    """A ground truth with negative values given to a relative error (MRAE and its variants)."""
+
+
+def check_nonnegative(gt: np.ndarray) -> None:
+    """Raise :class:`NegativeGroundTruth` if ``gt`` holds a negative value.
+
+    ``|gt - pred| / gt`` is negative there and would silently lower the mean. Calibrated captures
+    read ``0 ± noise`` in dark bands; they are not clipped here (unlike ``hstool simulate``'s 5 %
+    noise rule), because a clipped value is a zero and changes the MRAE: the caller clips on
+    request (``clip_negative`` / ``--clip-negative``) and the zeros then follow ``eps`` /
+    ``ignore_zeros``.
+    """
+    gt = np.asarray(gt)
+    lo = float(np.min(gt)) if gt.size else 0.0
+    if lo < 0:
+        n = int(np.count_nonzero(gt < 0))
+        raise NegativeGroundTruth(
+            f"ground truth has {n} negative values (min {lo:.4g}): relative errors are undefined there; "
+            "clip_negative / --clip-negative sets them to 0 (never done silently: it changes the MRAE), "
+            "and those zeros then need eps or ignore_zeros (--eps, --ignore-zeros) for a finite MRAE"
+        )
+
+
 def gt_zeros(gt: np.ndarray) -> int:
     """How many entries of ``gt`` are zero (each makes the organisers' MRAE infinite)."""
     return int(np.count_nonzero(np.asarray(gt) == 0))
 
 
 def _relative(pred: np.ndarray, gt: np.ndarray, eps: float | None, ignore_zeros: bool) -> np.ndarray:
-    """``|gt - pred| / gt`` entrywise; NaN marks masked entries when ``ignore_zeros``."""
+    """``|gt - pred| / gt`` entrywise; NaN marks masked entries when ``ignore_zeros``. A negative
+    ``gt`` is refused (:func:`check_nonnegative`), with or without a guard."""
+    check_nonnegative(gt)
     diff = np.abs(gt - pred)
     if eps is not None:
         if not np.all(np.isfinite(eps) & (np.asarray(eps) >= 0)):  # a number or one per band
@@ -109,7 +138,8 @@ def mrae_map(
     """Per-pixel MRAE ``mean_b |gt - pred| / gt`` (shape without the band axis).
 
     ``eps`` divides by ``gt + eps`` instead; ``ignore_zeros`` leaves zero entries of ``gt`` out
-    (a pixel whose ground truth is all zero is NaN in the map).
+    (a pixel whose ground truth is all zero is NaN in the map). A negative value in ``gt`` raises
+    :class:`NegativeGroundTruth`.
     """
     pred, gt = _pair(pred, gt)
     rel = _relative(pred, gt, eps, ignore_zeros)
@@ -126,7 +156,8 @@ def mrae(pred: np.ndarray, gt: np.ndarray, *, eps: float | None = None, ignore_z
 
     Organisers' semantics by default: no epsilon, so any zero in ``gt`` gives ``inf`` (see
     :func:`gt_zeros`). ``eps`` divides by ``gt + eps``; ``ignore_zeros`` averages only the
-    entries where ``gt != 0``.
+    entries where ``gt != 0``. A negative value in ``gt`` raises :class:`NegativeGroundTruth`
+    (its relative error would be negative and lower the mean).
 
     >>> gt = np.full((2, 2, 3), 0.5)
     >>> round(mrae(gt * 1.1, gt), 6)
@@ -270,10 +301,14 @@ def backprojection_mrae(
     eps: float | None = None,
     ignore_zeros: bool = False,
 ) -> float:
-    """MRAE between ``gt @ matrix`` and ``pred @ matrix``: do the two cubes give the same RGB?"""
+    """MRAE between ``gt @ matrix`` and ``pred @ matrix``: do the two cubes give the same RGB?
+    (A negative projected ground truth raises :class:`NegativeGroundTruth`.)"""
     pred, gt = _pair(pred, gt)
     matrix = _check_matrix(matrix, gt.shape[-1])
-    return mrae(pred @ matrix, gt @ matrix, eps=eps, ignore_zeros=ignore_zeros)
+    try:
+        return mrae(pred @ matrix, gt @ matrix, eps=eps, ignore_zeros=ignore_zeros)
+    except NegativeGroundTruth as exc:
+        raise NegativeGroundTruth(f"projected {exc.message}") from None
 
 
 def rgb_consistency(

@@ -162,3 +162,49 @@ def test_cli_evaluate_matches_library(hstool, tmp_path, tmp_cube):
                   "--clusters", "60")
     assert some.exit_code == 1 and "ARAD_HS_0000.mat" in some.stderr
     assert [r["image"] for r in json.loads(some.stdout)["images"]] == ["ARAD_HS_0001"]
+
+
+def test_negative_ground_truth_refused_before_reconstructing_or_clipped(tmp_path, tmp_cube):
+    cube = tmp_cube(16, 16, seed=6)
+    data = cube.data.copy()
+    data[2, 3, :4] = -0.01  # calibration noise in a dark pixel
+    noisy = cube.with_data(data)
+    calls = []
+
+    def fn(rgb):
+        calls.append(1)
+        return np.full((16, 16, 31), 0.5, np.float32)
+
+    with pytest.raises(metrics.NegativeGroundTruth, match="ground truth has 4 negative values"):
+        evaluate.evaluate_cube(noisy, fn, clusters=10)
+    assert calls == []  # refused before any reconstruction
+    write_cube(noisy, tmp_path / "ARAD_HS_0003.npy")
+    with pytest.raises(HsError, match="ARAD_HS_0003.npy: ground truth has 4 negative values"):
+        evaluate.evaluate_file(tmp_path / "ARAD_HS_0003.npy", fn, clusters=10)
+    # clip_negative scores the clipped cube, whose zeros then follow eps
+    row = evaluate.evaluate_cube(noisy, fn, clusters=10, eps=1e-3, clip_negative=True)
+    clipped = np.clip(data, 0, None).astype(np.float64)
+    assert row["mrae"] == pytest.approx(np.mean(np.abs(clipped - 0.5) / (clipped + 1e-3)), rel=1e-6)
+    assert row["gt_zeros"] == 4
+    assert row == evaluate.evaluate_cube(cube.with_data(np.clip(data, 0, None)), fn, clusters=10, eps=1e-3)
+
+
+def test_cli_evaluate_negative_ground_truth_fails_its_cube_only(hstool, tmp_path, tmp_cube):
+    pytest.importorskip("hstool.recon.engine")
+    (tmp_path / "gt").mkdir()
+    noisy = tmp_cube(8, 10, seed=7)
+    data = noisy.data.copy()
+    data[1, 1, :3] = -0.01
+    write_cube(noisy.with_data(data), tmp_path / "gt" / "ARAD_HS_0001.npy")
+    write_cube(tmp_cube(8, 10, seed=8), tmp_path / "gt" / "ARAD_HS_0002.npy")
+    args = ["evaluate", "--model", "linear", "--weights", "none", tmp_path / "gt", "--device", "cpu",
+            "--clusters", "10", "--json"]
+    r = hstool(*args)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    want = f"{tmp_path / 'gt' / 'ARAD_HS_0001.npy'}: ground truth has 3 negative values (min -0.01)"
+    assert want in r.stderr
+    assert [row["image"] for row in json.loads(r.stdout)["images"]] == ["ARAD_HS_0002"]
+    r = hstool(*args, "--clip-negative", "--eps", "1e-3")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)["images"]
+    assert [row["image"] for row in rows] == ["ARAD_HS_0001", "ARAD_HS_0002"] and rows[0]["gt_zeros"] == 3

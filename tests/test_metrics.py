@@ -98,6 +98,32 @@ def test_mrae_zeros_organisers_inf_and_guarded_variants():
         metrics.mrae(pred, np.zeros_like(gt), ignore_zeros=True)
 
 
+def test_relative_errors_refuse_negative_ground_truth_the_others_take_it():
+    pred, gt = pair((3, 4, 5), seed=6)
+    gt[0, 1, 2] = -0.02
+    gt[2, 3, 0] = -0.005
+    # |gt - pred| / gt would be negative there and lower the mean: refused, guarded or not
+    want = r"^ground truth has 2 negative values \(min -0.02\)"
+    for guard in ({}, {"eps": 1e-3}, {"ignore_zeros": True}):
+        for f in (metrics.mrae, metrics.mrae_map, clusters.weighted_mrae):
+            with pytest.raises(metrics.NegativeGroundTruth, match=want):
+                f(pred, gt, **guard)
+    with pytest.raises(HsError, match="--clip-negative sets them to 0.*--eps, --ignore-zeros"):
+        metrics.score(pred, gt, ("rmse", "mrae"))
+    # the back-projection divides by the projected ground truth: refused only where that is negative
+    matrix = np.random.default_rng(1).uniform(0, 1, (5, 3))
+    rp, rg = pred @ matrix, gt @ matrix
+    assert metrics.backprojection_mrae(pred, gt, matrix) == pytest.approx(np.mean(np.abs(rg - rp) / rg))
+    dark = gt.copy()
+    dark[1, 1] *= -1  # one negative spectrum: its 3 projected values are negative
+    with pytest.raises(metrics.NegativeGroundTruth, match="projected ground truth has 3 negative values"):
+        metrics.backprojection_mrae(pred, dark, matrix)
+    # the rest are defined for any real values
+    out = metrics.score(pred, gt, ("rmse", "psnr", "sam"))
+    assert out["rmse"] == pytest.approx(np.sqrt(np.mean((gt - pred) ** 2)))
+    assert math.isfinite(metrics.ssim(pred, gt))
+
+
 def _ssim_reference(x, y, data_range=1.0):
     """Wang et al. 2004 with scipy's Gaussian filter, band by band (independent of the OpenCV path);
     mean over the map without a 5-px border, as skimage's structural_similarity(gaussian_weights=True,

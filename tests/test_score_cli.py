@@ -207,3 +207,65 @@ def test_a_missing_rgb_fails_its_pair_only_and_maps_are_kept_on_a_rerun(hstool, 
     assert [row["image"] for row in json.loads(r.stdout)["images"]] == ["A", "B"]
     assert (tmp_path / "maps" / "B_mrae.png").stat().st_mtime_ns == mtime
     assert (tmp_path / "maps" / "A_mrae.png").exists()
+
+
+def negative_gt(tmp_cube, seed=0):
+    """A pair whose ground truth holds 3 small negative values (calibration noise)."""
+    pred, gt = cube_pair(tmp_cube, seed=seed, size=(8, 10))
+    data = gt.data.copy()
+    data[0, 0, :2] = -0.01
+    data[4, 5, 7] = -0.004
+    return pred, gt.with_data(data)
+
+
+def test_negative_ground_truth_is_refused_naming_the_file_or_clipped_on_request(hstool, tmp_path, tmp_cube):
+    pred, gt = negative_gt(tmp_cube)
+    write_cube(pred, tmp_path / "pred.npy")
+    write_cube(gt, tmp_path / "gt.npy")
+    r = hstool("score", tmp_path / "pred.npy", tmp_path / "gt.npy")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    lines = [line for line in r.stderr.splitlines() if "negative" in line]
+    assert len(lines) == 1, r.stderr
+    assert f"{tmp_path / 'gt.npy'}: ground truth has 3 negative values (min -0.01)" in lines[0]
+    assert "--clip-negative" in lines[0] and "(--eps, --ignore-zeros)" in lines[0]
+    # RMSE, PSNR, SAM, SSIM are defined with negatives: scored on the cube as it is
+    r = hstool("score", tmp_path / "pred.npy", tmp_path / "gt.npy", "-m", "rmse,psnr,sam,ssim", "--json")
+    assert r.exit_code == 0, r.output
+    p, g = pred.data.astype(np.float64), gt.data.astype(np.float64)
+    rmse = json.loads(r.stdout)["images"][0]["rmse"]
+    assert rmse == pytest.approx(np.sqrt(np.mean((g - p) ** 2)), rel=1e-6)
+    # --clip-negative: the ground truth is clipped to 0, and those zeros take the --eps guard
+    args = ("score", tmp_path / "pred.npy", tmp_path / "gt.npy", "--clip-negative", "--json")
+    r = hstool(*args, "--eps", "1e-3")
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.stdout)["images"][0]
+    clipped = np.clip(g, 0, None)
+    assert row["mrae"] == pytest.approx(np.mean(np.abs(clipped - p) / (clipped + 1e-3)), rel=1e-6)
+    assert row["rmse"] == pytest.approx(np.sqrt(np.mean((clipped - p) ** 2)), rel=1e-6)
+    assert row["gt_zeros"] == 3
+    # without a guard the clipped zeros give the organisers' inf, with the usual hint
+    r = hstool(*args)
+    assert r.exit_code == 0 and json.loads(r.stdout)["images"][0]["mrae"] == "inf"
+    assert "3 zero values" in r.stderr
+
+
+def test_negative_ground_truth_fails_its_pair_only(hstool, tmp_path, tmp_cube):
+    for d in ("pred", "gt"):
+        (tmp_path / d).mkdir()
+    pred, gt = negative_gt(tmp_cube, seed=1)
+    write_cube(pred, tmp_path / "pred" / "A.npy")
+    write_cube(gt, tmp_path / "gt" / "A.mat")
+    pred, gt = cube_pair(tmp_cube, seed=2, size=(8, 10))
+    write_cube(pred, tmp_path / "pred" / "B.npy")
+    write_cube(gt, tmp_path / "gt" / "B.mat")
+    for workers in ("1", "2"):
+        r = hstool("score", tmp_path / "pred", tmp_path / "gt", "-m", "mrae,weighted", "--workers", workers,
+                   "--json")
+        assert r.exit_code == 1 and "Traceback" not in r.output
+        assert f"{tmp_path / 'gt' / 'A.mat'}: ground truth has 3 negative values" in r.stderr
+        report = json.loads(r.stdout)
+        assert [row["image"] for row in report["images"]] == ["B"]
+        assert len(report["failed"]) == 1
+        assert "A.mat: ground truth has 3 negative values" in report["failed"][0]["error"]
+        p, g = pred.data.astype(np.float64), gt.data.astype(np.float64)
+        assert report["images"][0]["mrae"] == pytest.approx(np.mean(np.abs(g - p) / g), rel=1e-6)
