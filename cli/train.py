@@ -75,6 +75,8 @@ def train(
 ) -> None:
     """Train a model on synthetic scenes or cube folders (RGB simulated for the track).
 
+    Pixel models (linear, rootpoly, sparse) are fitted in closed form: options only training uses (--epochs, --ema, ...) are refused.
+
     Example: [bold]hstool train --model rootpoly --data synth --track realworld --out rootpoly_rw.safetensors[/]
     """
     from hstool.recon.train import TrainConfig

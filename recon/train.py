@@ -30,7 +30,8 @@ schedule: fine-tuning on new data, or a second, longer stage. The new file recor
 file's hash and its ``train_command``, so the chain stays reproducible.
 
 Pixel-wise models (``kind="pixel"``) are fitted in closed form on pixels sampled from the same
-sources (``fit(rgb_pixels, spectra)`` classmethod of the module).
+sources (``fit(rgb_pixels, spectra)`` classmethod of the module); an option only training uses
+(:data:`DEEP_ONLY`: ``--epochs``, ``--batch``, ``--ema``, ...) set for one is refused, not ignored.
 
 The weights file gets the full metadata (:mod:`hstool.recon.weights`), including the exact
 ``hstool train`` command that reproduces it.
@@ -45,7 +46,7 @@ import os
 import shlex
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,13 @@ LOSSES = ("mrae", "l1", "mse", "rel-l1", "log-l1")
 LOSS_FLOOR = 1e-3
 #: which epoch's weights ``train`` writes: the last, or the one with the lowest validation MRAE
 KEEP = ("last", "best")
+#: :class:`TrainConfig` fields that only training by gradient steps uses (``--epochs`` ... ``--resume``):
+#: a pixel model refuses each one set away from its default (its fit reads data, track, rgb, seed,
+#: the augmentations, scenes, scene size, pixels, config; validation, device, fp16, speed as any run)
+DEEP_ONLY = ("epochs", "steps_per_epoch", "batch", "crop", "lr", "loss", "loss_floor", "rel_floor", "mrae_mix",
+             "keep", "css_loss", "ema", "base", "init", "resume")
+#: what a model constructor (or a probe forward) raises for a configuration it cannot build
+BUILD_ERRORS = (ValueError, AssertionError, RuntimeError, IndexError, ZeroDivisionError)
 
 
 #: standard deviations of the Legendre P1..P3 coefficients of the log relighting curve: P1 (a
@@ -478,6 +486,11 @@ def _model_config(name: str, config: dict[str, Any], bands: int) -> dict[str, An
         if default is not None and type(value) is not kind and not (kind is float and type(value) is int):
             raise HsError(f"--config {key}={value!r}: model '{name}' takes {kind.__name__} values "
                           f"there (default {default!r})")
+        # counts and sizes: every numeric option of the registered models is >= 1 (none takes 0);
+        # one whose default is 0 or below would mean something else there, and is left alone
+        if kind in (int, float) and default > 0 and not (math.isfinite(value) and value > 0):
+            raise HsError(f"--config {key}={value}: must be a positive {'integer' if kind is int else 'number'} "
+                          f"for model '{name}'")
     full.update(config)
     if "out_bands" in params:
         full["out_bands"] = bands
@@ -491,6 +504,12 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
     """Train (or fit) ``cfg.model`` and write ``cfg.out``; returns the metadata written."""
     console = console or Console(stderr=True)
     spec = model_spec(cfg.model)
+    if spec.kind == "pixel":  # before any work: an option the fit would silently ignore
+        defaults = {f.name: f.default for f in fields(TrainConfig)}
+        for name in DEEP_ONLY:
+            if getattr(cfg, name) != defaults[name]:
+                raise HsError(f"--{name.replace('_', '-')} does nothing for pixel model '{cfg.model}' "
+                              "(it is fitted in closed form, not trained); drop it")
     out = Path(cfg.out)
     # before any work: never an input (--init, --resume), and a folder that takes files
     if out.suffix.lower() != ".safetensors":
@@ -529,6 +548,13 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     if device.type == "cpu":
         reuse_freed_memory()  # a fresh activation buffer per layer and step otherwise faults in anew
+    config = _model_config(cfg.model, cfg.config, wavelengths.size)
+    if cfg.base:
+        if model_spec(cfg.base).kind != "pixel":
+            raise HsError(f"--base must be a pixel-wise model (linear, rootpoly, ...), not '{cfg.base}'")
+        config["base"] = cfg.base
+    torch.manual_seed(cfg.seed)  # the network's initial weights
+    model = _build(cfg.model, config)
     source = CubeSource(cfg, wavelengths)
     if source.unpaired:
         names = ", ".join(f.name for f in source.unpaired[:5]) + (", ..." if len(source.unpaired) > 5 else "")
@@ -536,21 +562,13 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
                       f"{names}")
     data_desc, data_hash = source.describe()
     val_pairs = validation_set(cfg, wavelengths)
-    config = _model_config(cfg.model, cfg.config, wavelengths.size)
-    if cfg.base:
-        if spec.kind != "deep":
-            raise HsError(f"--base applies to deep models; '{cfg.model}' is pixel-wise")
-        if model_spec(cfg.base).kind != "pixel":
-            raise HsError(f"--base must be a pixel-wise model (linear, rootpoly, ...), not '{cfg.base}'")
-        config["base"] = cfg.base
-    init = _read_init(cfg, spec, config, wavelengths)
-    torch.manual_seed(cfg.seed)
+    init = _read_init(cfg, config, wavelengths)
     t0 = time.perf_counter()
     if spec.kind == "pixel":
         model, rgb_mean, history = _fit_pixel(cfg, cfg.model, source, config, console)
         fp16 = bool(cfg.fp16)
     else:
-        model, rgb_mean, history = _train_deep(cfg, spec, source, config, val_pairs, device, console,
+        model, rgb_mean, history = _train_deep(cfg, spec, model, source, config, val_pairs, device, console,
                                                init[0] if init else None)
         fp16 = True if cfg.fp16 is None else cfg.fp16
     model.spec = spec
@@ -593,12 +611,10 @@ def _same_grid(a, b) -> bool:
     return a.shape == b.shape and bool(np.allclose(a, b))
 
 
-def _read_init(cfg, spec, config, wavelengths) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+def _read_init(cfg, config, wavelengths) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
     """``(state_dict, provenance)`` of ``cfg.init``, checked against the run's model, config and bands."""
     if not cfg.init:
         return None
-    if spec.kind != "deep":
-        raise HsError(f"--init applies to deep models; '{cfg.model}' is fitted in closed form")
     start = create_model(cfg.model, cfg.init)  # checks the architecture and that the tensors fit
     meta = start.meta
     if meta.get("config") != config:
@@ -622,8 +638,32 @@ def _fit_pixel(cfg, name: str, source: CubeSource, config, console):
     if "seed" in inspect.signature(cls.fit).parameters:
         kwargs["seed"] = cfg.seed
     with console.status(f"fitting {name} on {len(rgb)} pixels"):
-        model = cls.fit(rgb, spectra, **kwargs)
+        try:
+            model = cls.fit(rgb, spectra, **kwargs)
+        except ValueError as exc:  # a configuration the data cannot fit (more atoms than pixels)
+            raise HsError(f"model '{name}' cannot be fitted with {_config_text(config)}: {exc}") from None
     return model, float(rgb.mean()), []
+
+
+def _config_text(config: dict[str, Any]) -> str:
+    """``config degree=5`` (out_bands, the data's, left out)."""
+    items = [f"{k}={v}" for k, v in sorted(config.items()) if k != "out_bands"]
+    return f"config {' '.join(items)}" if items else "its default config"
+
+
+def _build(name: str, config: dict[str, Any]) -> torch.nn.Module:
+    """A fresh model ``name`` with a resolved ``config``, run once on a small zero batch: a combination
+    its constructor or its layers refuse (``rootpoly`` degree 5, ``hrnet`` an odd start width) is an
+    :class:`HsError` before any work, not a traceback mid-training."""
+    try:
+        model = build_model(name, **config)
+        side = math.lcm(model_spec(name).multiple, 16)
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, side, side))
+    except BUILD_ERRORS as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise HsError(f"model '{name}' cannot be built with {_config_text(config)}: {reason}") from None
+    return model.train()
 
 
 def checkpoint_path(out: Path) -> Path:
@@ -637,8 +677,7 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
-def _train_deep(cfg, spec, source: CubeSource, config, val_pairs, device, console, init_state=None):
-    model = build_model(cfg.model, **config)
+def _train_deep(cfg, spec, model, source: CubeSource, config, val_pairs, device, console, init_state=None):
     if init_state is not None:  # the starting weights hold the baseline too (a resumed run restores both below)
         model.load_state_dict(init_state, strict=True)
     elif cfg.base:  # fit the baseline the network corrects (a resumed run restores it below)

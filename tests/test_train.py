@@ -31,9 +31,10 @@ if "_tiny_test" not in list_models():
         lambda out_bands=31, width=8: Tiny(out_bands, width))
 
 
-TINY = ["--model", "_tiny_test", "--data", "synth", "--steps-per-epoch", "2", "--batch", "2", "--crop", "16",
-        "--scenes", "2", "--scene-size", "32", "--val-scenes", "1", "--val-size", "32", "--seed", "3",
-        "--device", "cpu", "--brightness-aug", "--no-speed"]
+#: what a pixel fit reads too; TINY adds the options only training uses
+COMMON = ["--data", "synth", "--scenes", "2", "--scene-size", "32", "--val-scenes", "1", "--val-size", "32",
+          "--seed", "3", "--device", "cpu", "--brightness-aug", "--no-speed"]
+TINY = ["--model", "_tiny_test", "--steps-per-epoch", "2", "--batch", "2", "--crop", "16", *COMMON]
 
 
 def state(path):
@@ -340,7 +341,7 @@ def test_train_with_base_fits_the_baseline_first_and_records_it(hstool, tmp_path
     deep, lin = tmp_path / "deep.safetensors", tmp_path / "lin.safetensors"
     r = hstool("train", *TINY, *px, "--epochs", "2", "--lr", "0.01", "--base", "linear", "--out", deep)
     assert r.exit_code == 0, r.output
-    assert hstool("train", *TINY, *px, "--model", "linear", "--out", lin).exit_code == 0
+    assert hstool("train", *COMMON, *px, "--model", "linear", "--out", lin).exit_code == 0
     model, fitted = create_model("_tiny_test", deep), create_model("linear", lin)
     assert model.meta["config"] == {"out_bands": 31, "width": 8, "base": "linear"}
     assert "--base linear --pixels 3000" in model.meta["train_command"]
@@ -350,8 +351,8 @@ def test_train_with_base_fits_the_baseline_first_and_records_it(hstool, tmp_path
     pairs = validation_set(TrainConfig(model="_tiny_test", out=deep, val_scenes=1, val_size=32),
                            np.asarray(model.meta["wavelengths"]))
     assert abs(validate(model, pairs, torch.device("cpu")) - model.meta["val_mrae"]) < 1e-7
-    r = hstool("train", *TINY, "--model", "linear", "--base", "linear", "--out", tmp_path / "x.safetensors")
-    assert r.exit_code == 1 and "--base applies to deep models" in r.output
+    r = hstool("train", *COMMON, "--model", "linear", "--base", "linear", "--out", tmp_path / "x.safetensors")
+    assert r.exit_code == 1 and "--base does nothing for pixel model 'linear'" in r.output
     r = hstool("train", *TINY, "--base", "_tiny_test", "--out", tmp_path / "y.safetensors")
     assert r.exit_code == 1 and "--base must be a pixel-wise model" in r.output
 
@@ -401,15 +402,13 @@ def test_init_starts_from_a_weights_file_and_records_it(hstool, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    (["--config", "width=4"], "weights were trained with config"),
-    (["--model", "linear"], "--init applies to deep models"),
-])
-def test_init_rejects_weights_that_do_not_fit(hstool, tmp_path, extra, message):
+def test_init_rejects_weights_that_do_not_fit(hstool, tmp_path):
     first = tmp_path / "first.safetensors"
     assert hstool("train", *TINY, "--epochs", "1", "--out", first).exit_code == 0
-    r = hstool("train", *TINY, "--init", first, *extra, "--out", tmp_path / "x.safetensors")
-    assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output
+    r = hstool("train", *TINY, "--init", first, "--config", "width=4", "--out", tmp_path / "x.safetensors")
+    assert r.exit_code == 1 and "weights were trained with config" in r.output and "Traceback" not in r.output
+    r = hstool("train", *COMMON, "--model", "linear", "--init", first, "--out", tmp_path / "y.safetensors")
+    assert r.exit_code == 1 and "--init does nothing for pixel model 'linear'" in r.output
 
 
 def test_init_rejects_another_architectures_weights(hstool, tmp_path):
@@ -438,3 +437,89 @@ def test_config_values_of_the_wrong_kind_are_one_line_errors(hstool, tmp_path):
                           ("out_bands=10", "the band count is the training data's")):
         r = hstool("train", *TINY, "--epochs", "1", "--config", item, "--out", tmp_path / "c.safetensors")
         assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, (item, r.output)
+
+
+def one_line_error(r, message):
+    """A refusal as the CLI prints it: exit 1, one line holding ``message``, no traceback."""
+    lines = r.output.strip().splitlines()
+    assert r.exit_code == 1 and len(lines) == 1 and message in lines[0] and "Traceback" not in r.output, r.output
+
+
+def test_pixel_model_refuses_training_options_before_any_work(hstool, tmp_path):
+    from hstool.hsdata import HsError
+    from hstool.recon.train import train
+
+    start = tmp_path / "start.safetensors"
+    start.write_bytes(b"never read")  # --init and --resume must name a file
+    for flag, value in (("--ema", "0.999"), ("--epochs", "3"), ("--steps-per-epoch", "5"), ("--batch", "4"),
+                        ("--crop", "32"), ("--lr", "0.01"), ("--loss", "l1"), ("--loss-floor", "0.02"),
+                        ("--rel-floor", "0.05"), ("--mrae-mix", "0.1"), ("--keep", "best"), ("--css-loss", "1"),
+                        ("--base", "linear"), ("--init", start), ("--resume", start)):
+        r = hstool("train", "--model", "rootpoly", *COMMON, flag, value, "--out", tmp_path / "w.safetensors")
+        one_line_error(r, f"{flag} does nothing for pixel model 'rootpoly' (it is fitted in closed form, "
+                          "not trained); drop it")
+        assert sorted(tmp_path.iterdir()) == [start], flag  # no weights, no checkpoint
+    # library callers get the same refusal
+    with pytest.raises(HsError, match="--ema does nothing for pixel model 'linear'"):
+        train(TrainConfig(model="linear", out=tmp_path / "w.safetensors", ema=0.5, val=None))
+    # the check compares with TrainConfig's defaults: the CLI's must be the same, or every pixel run is refused
+    import inspect
+
+    from hstool.cli.train import train as cli_train
+    from hstool.recon.train import DEEP_ONLY
+
+    cli, lib = inspect.signature(cli_train).parameters, TrainConfig(model="x", out="x")
+    assert {k: cli[k].default for k in DEEP_ONLY} == {k: getattr(lib, k) for k in DEEP_ONLY}
+
+
+def test_pixel_fit_takes_every_option_it_uses(hstool, tmp_path):
+    out = tmp_path / "rp.safetensors"
+    out.write_bytes(b"old")
+    r = hstool("train", "--model", "rootpoly", *COMMON, "--track", "realworld", "--pixels", "2000",
+               "--illuminant-aug", "--config", "degree=3", "--fp16", "--overwrite", "--out", out)
+    assert r.exit_code == 0, r.output
+    model = create_model("rootpoly", out)
+    cmd = model.meta["train_command"]
+    for part in ("--track realworld", "--pixels 2000", "--scenes 2 --scene-size 32", "--seed 3",
+                 "--brightness-aug --illuminant-aug", "--config degree=3"):
+        assert part in cmd, (part, cmd)
+    assert model.meta["dtype"] == "fp16" and model.weight.shape == (13, 31) and np.isfinite(model.meta["val_mrae"])
+
+
+@pytest.mark.parametrize(("model", "item", "message"), [
+    ("mstpp", "stages=-1", "--config stages=-1: must be a positive integer for model 'mstpp'"),
+    ("mstpp_s", "stages=0", "--config stages=0: must be a positive integer for model 'mstpp_s'"),
+    ("hscnnp_r", "width=0", "--config width=0: must be a positive integer for model 'hscnnp_r'"),
+    ("basisunet", "n_basis=-2", "--config n_basis=-2: must be a positive integer for model 'basisunet'"),
+    ("sparse", "atoms=0", "--config atoms=0: must be a positive integer for model 'sparse'"),
+    # in range, but the constructor (rootpoly) or the layers (hrnet: channels halved, then pixel-shuffled) refuse
+    ("rootpoly", "degree=5", "model 'rootpoly' cannot be built with config degree=5: root-polynomial degree"),
+    ("hrnet_s", "start=3", "model 'hrnet_s' cannot be built with config start=3: pixel_shuffle expects"),
+], ids=lambda v: "" if " " in v else v)
+def test_model_config_out_of_range_is_refused_before_training(hstool, tmp_path, model, item, message):
+    # a deep model gets a one-step run, so that a check that let it through would still end quickly
+    pixel = model in ("sparse", "rootpoly")
+    bounded = [] if pixel else ["--epochs", "1", "--steps-per-epoch", "1", "--crop", "16"]
+    r = hstool("train", "--model", model, *COMMON, *bounded, "--config", item, "--out", tmp_path / "w.safetensors")
+    one_line_error(r, message)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_configuration_the_data_cannot_fit_is_one_line(hstool, tmp_path):
+    # 2 scenes of 32 x 32 give 2048 pixels: too few for a dictionary of 5000 atoms
+    r = hstool("train", "--model", "sparse", *COMMON, "--config", "atoms=5000", "--out", tmp_path / "w.safetensors")
+    one_line_error(r, "model 'sparse' cannot be fitted with config atoms=5000 sparsity=2: need at least 5000")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_valid_configs_still_train(hstool, tmp_path):
+    tiny, real = tmp_path / "tiny.safetensors", tmp_path / "real.safetensors"
+    r = hstool("train", *TINY, "--epochs", "1", "--config", "width=4", "--out", tiny)
+    assert r.exit_code == 0, r.output
+    model = create_model("_tiny_test", tiny)
+    assert model.meta["config"] == {"out_bands": 31, "width": 4} and model.net[0].weight.shape[0] == 4
+    r = hstool("train", *TINY, "--model", "hscnnp_r", "--epochs", "1", "--steps-per-epoch", "1",
+               "--config", "width=4", "--config", "blocks=1", "--out", real)
+    assert r.exit_code == 0, r.output
+    model = create_model("hscnnp_r", real)
+    assert model.meta["config"] == {"out_bands": 31, "width": 4, "blocks": 1} and len(model.blocks) == 1
