@@ -74,8 +74,9 @@ def train(
     json: Json = False,
 ) -> None:
     """Train a model on synthetic scenes or cube folders (RGB simulated for the track).
-
-    Pixel models (linear, rootpoly, sparse) are fitted in closed form: options only training uses (--epochs, --ema, ...) are refused.
+    An option the run would not read is refused, not ignored: training options (--epochs, --ema, ...) for
+    the pixel models (linear, rootpoly, sparse, fitted in closed form), --pixels for a deep model without
+    --base, --scene-size / --val-size with cube folders, --val-scenes with --val none.
 
     Example: [bold]hstool train --model rootpoly --data synth --track realworld --out rootpoly_rw.safetensors[/]
     """

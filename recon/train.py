@@ -500,16 +500,32 @@ def _model_config(name: str, config: dict[str, Any], bands: int) -> dict[str, An
 # ---------------------------------------------------------------- training
 
 
+def _check_read(cfg: TrainConfig, spec) -> None:
+    """Before any work: refuse an option set away from its default that this run would not read."""
+    unread = []
+    if spec.kind == "pixel":
+        unread += [(name, f"pixel model '{cfg.model}' (it is fitted in closed form, not trained)") for name in DEEP_ONLY]
+    elif not cfg.base:
+        unread.append(("pixels", f"deep model '{cfg.model}' without --base (it trains on crops)"))
+    if cfg.data != "synth":
+        unread.append(("scene_size", "a cube folder as --data (its cubes keep their size)"))
+    if not cfg.val or cfg.val == "none":
+        if cfg.keep == "best":
+            raise HsError("--keep best needs validation data (not --val none)")
+        unread += [(name, "--val none") for name in ("val_scenes", "val_size")]
+    elif cfg.val != "synth":
+        unread.append(("val_size", "a cube folder as --val (its cubes keep their size)"))
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    for name, why in unread:
+        if getattr(cfg, name) != defaults[name]:
+            raise HsError(f"--{name.replace('_', '-')} does nothing for {why}; drop it")
+
+
 def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
     """Train (or fit) ``cfg.model`` and write ``cfg.out``; returns the metadata written."""
     console = console or Console(stderr=True)
     spec = model_spec(cfg.model)
-    if spec.kind == "pixel":  # before any work: an option the fit would silently ignore
-        defaults = {f.name: f.default for f in fields(TrainConfig)}
-        for name in DEEP_ONLY:
-            if getattr(cfg, name) != defaults[name]:
-                raise HsError(f"--{name.replace('_', '-')} does nothing for pixel model '{cfg.model}' "
-                              "(it is fitted in closed form, not trained); drop it")
+    _check_read(cfg, spec)
     out = Path(cfg.out)
     # before any work: never an input (--init, --resume), and a folder that takes files
     if out.suffix.lower() != ".safetensors":
@@ -533,8 +549,6 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
         raise HsError(f"--ema must be in [0, 1), not {cfg.ema:g}")
     if cfg.keep not in KEEP:
         raise HsError(f"unknown --keep '{cfg.keep}' (use {', '.join(KEEP)})")
-    if cfg.keep == "best" and cfg.val is None:
-        raise HsError("--keep best needs validation data (not --val none)")
     wavelengths = ARAD_WAVELENGTHS.copy()
     if cfg.data != "synth":
         first_path = list_files(cfg.data)[0]

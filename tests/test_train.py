@@ -37,6 +37,19 @@ COMMON = ["--data", "synth", "--scenes", "2", "--scene-size", "32", "--val-scene
 TINY = ["--model", "_tiny_test", "--steps-per-epoch", "2", "--batch", "2", "--crop", "16", *COMMON]
 
 
+def drop(args: list, *flags: str) -> list:
+    """``args`` without each of ``flags`` and its value."""
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in flags:
+            skip = True
+        else:
+            out.append(a)
+    return out
+
+
 def state(path):
     return {k: v.clone() for k, v in create_model("_tiny_test", path).state_dict().items()}
 
@@ -426,9 +439,9 @@ def test_data_and_validation_grids_are_checked_before_training(hstool, tmp_path,
     fine, narrow = tmp_path / "fine", tmp_path / "narrow"
     write_cube(tmp_cube(32, 32, wavelengths=np.arange(400.0, 701.0, 5.0)), fine / "a.npz")
     write_cube(tmp_cube(32, 32, wavelengths=np.arange(420.0, 681.0, 10.0)), narrow / "b.npz")
-    r = hstool("train", *TINY, "--epochs", "1", "--val", fine, "--out", tmp_path / "v.safetensors")
+    r = hstool("train", *drop(TINY, "--val-size"), "--epochs", "1", "--val", fine, "--out", tmp_path / "v.safetensors")
     assert r.exit_code == 1 and "a.npz: validation cube has 61 bands" in r.output and "epoch" not in r.output
-    r = hstool("train", *TINY, "--epochs", "1", "--data", narrow, "--out", tmp_path / "w.safetensors")
+    r = hstool("train", *drop(TINY, "--scene-size"), "--epochs", "1", "--data", narrow, "--out", tmp_path / "w.safetensors")
     assert r.exit_code == 1 and "b.npz: cube bands 420-680 nm do not cover CSS" in r.output
 
 
@@ -523,3 +536,28 @@ def test_valid_configs_still_train(hstool, tmp_path):
     assert r.exit_code == 0, r.output
     model = create_model("hscnnp_r", real)
     assert model.meta["config"] == {"out_bands": 31, "width": 4, "blocks": 1} and len(model.blocks) == 1
+
+
+def test_options_the_run_would_not_read_are_refused(hstool, tmp_path, tmp_cube):
+    from hstool.hsdata import write_cube
+
+    cubes = tmp_path / "cubes"
+    write_cube(tmp_cube(32, 32), cubes / "a.npz")
+    out = tmp_path / "out" / "w.safetensors"
+    for args, message in (
+        ([*TINY, "--pixels", "5000"], "--pixels does nothing for deep model '_tiny_test' without --base"),
+        ([*drop(TINY, "--scene-size"), "--data", cubes, "--scene-size", "64"],
+         "--scene-size does nothing for a cube folder as --data"),
+        ([*drop(TINY, "--val-size"), "--val", cubes, "--val-size", "64"],
+         "--val-size does nothing for a cube folder as --val"),
+        ([*drop(TINY, "--val-scenes", "--val-size"), "--val", "none", "--val-scenes", "2"],
+         "--val-scenes does nothing for --val none"),
+    ):
+        one_line_error(hstool("train", *args, "--out", out), message)
+        assert not out.parent.exists()
+    # the same folders, with only what they read: trains
+    r = hstool("train", *drop(TINY, "--scene-size", "--val-size"), "--epochs", "1", "--data", cubes, "--val", cubes,
+               "--out", out)
+    assert r.exit_code == 0, r.output
+    meta = create_model("_tiny_test", out).meta
+    assert meta["val_data"] == str(cubes) and meta["data_short"] == "cubes" and np.isfinite(meta["val_mrae"])
