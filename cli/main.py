@@ -80,8 +80,9 @@ def guarded(fn: Callable) -> Callable:
     return wrapper
 
 
-def add(command: Callable, name: str) -> None:
-    app.command(name)(guarded(command))
+def add(command: Callable, name: str, summary: str) -> None:
+    """Register ``command``; ``summary`` is its line in ``hstool --help`` (its docstring is its own --help)."""
+    app.command(name, short_help=summary)(guarded(command))
 
 
 # One module per command, in the order `hstool --help` lists them.
@@ -99,17 +100,17 @@ from . import (
     train,
 )
 
-add(demo.demo, "demo")
-add(calibrate.calibrate, "calibrate")
-add(simulate.simulate, "simulate")
-add(recon.recon, "recon")
-add(score.score, "score")
-add(evaluate.evaluate, "evaluate")
-add(train.train, "train")
-add(models.models, "models")
-add(synth.synth, "synth")
-add(render.render, "render")
-add(info.info, "info")
+add(demo.demo, "demo", "Simulate, reconstruct and score the bundled sample scenes.")
+add(calibrate.calibrate, "calibrate", "Specim IQ captures -> calibrated 31-band cubes (the ARAD recipe).")
+add(simulate.simulate, "simulate", "Hyperspectral cubes -> the RGB a camera records (NTIRE tracks).")
+add(recon.recon, "recon", "RGB images -> 31-band cubes, with a bundled model or baseline.")
+add(score.score, "score", "Score reconstructions against ground truth, as NTIRE did.")
+add(evaluate.evaluate, "evaluate", "The challenge's extended evaluation (its Table 3) of one model.")
+add(train.train, "train", "Train or fit a model; its weights record how to redo it.")
+add(models.models, "models", "List the models and their weights, or export one to ONNX.")
+add(synth.synth, "synth", "Generate synthetic hyperspectral scenes from measured spectra.")
+add(render.render, "render", "Render a cube as an sRGB preview, with pixels' spectra (PNG).")
+add(info.info, "info", "Describe cubes and images: shape, bands, value range, metadata.")
 
 def run() -> None:
     """Console-script entry point. A usage error (a missing argument, a value out of range, a
