@@ -222,7 +222,10 @@ def _as_pipeline(pipeline: str | Pipeline) -> Pipeline:
 def _as_rng(rng: int | np.random.Generator | np.random.SeedSequence | None) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
-    return np.random.default_rng(rng)
+    try:
+        return np.random.default_rng(rng)
+    except (TypeError, ValueError):
+        raise HsError(f"rng must be a seed (an integer >= 0), a SeedSequence or a Generator, not {rng!r}") from None
 
 
 def _as_cube(cube: Cube | np.ndarray) -> Cube:

@@ -263,6 +263,9 @@ def test_noise_reproducible_with_seed():
     assert not np.array_equal(a, c)
     # the noise is real: it changes the image relative to the noise-free capture
     assert not np.array_equal(capture_raw(cube, "realworld", 7), capture_raw(cube, track("realworld", npe=None)))
+    for bad in (1.5, -1, "7"):
+        with pytest.raises(HsError, match=f"rng must be a seed .*not {bad!r}"):
+            simulate(cube, "realworld", rng=bad)
 
 
 def test_ntire2022_exposure_and_noise():
