@@ -117,7 +117,7 @@ def run() -> None:
     file where a folder belongs) is one line and exit code 2, like every other error, instead
     of click's boxed usage text."""
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="hstool")
     except typer.Abort:
         error("interrupted")
         sys.exit(130)

@@ -15,6 +15,12 @@ from rich.table import Table
 DEBUG = {"on": bool(os.environ.get("HSTOOL_DEBUG"))}
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
+#: off a terminal (a log, a pipe, CI) a table keeps its natural width up to this many columns
+#: instead of rich's default 80, which folded file names and numbers mid-cell; COLUMNS still rules
+LOG_WIDTH = 240
+for _console in (err, out):
+    if not _console.is_terminal and "COLUMNS" not in os.environ:
+        _console.width = LOG_WIDTH
 
 
 def _jsonable(value: Any) -> Any:

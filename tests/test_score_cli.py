@@ -269,3 +269,24 @@ def test_negative_ground_truth_fails_its_pair_only(hstool, tmp_path, tmp_cube):
         assert "A.mat: ground truth has 3 negative values" in report["failed"][0]["error"]
         p, g = pred.data.astype(np.float64), gt.data.astype(np.float64)
         assert report["images"][0]["mrae"] == pytest.approx(np.mean(np.abs(g - p) / g), rel=1e-6)
+
+
+def test_tables_in_a_log_keep_long_names_on_one_line(tmp_path, tmp_cube):
+    """Off a terminal (a pipe, a CI log) rich would fold cells at 80 columns; a table keeps its width."""
+    import os
+    import subprocess
+    import sys
+
+    name = "ARAD_HS_0451_a_rather_long_scene_name_from_a_campaign"
+    pred, gt = cube_pair(tmp_cube)
+    write_cube(pred, tmp_path / "pred" / f"{name}.npy")
+    write_cube(gt, tmp_path / "gt" / f"{name}.mat")
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.run([sys.executable, "-m", "hstool.cli", "score", tmp_path / "pred", tmp_path / "gt",
+                           "-m", "mrae,rmse,psnr,sam,ssim,weighted"], capture_output=True, text=True, env=env,
+                          check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    row = [line for line in proc.stderr.splitlines() if name in line and line.startswith("│")]
+    assert len(row) == 1 and len(row[0]) > 80, proc.stderr
+    mrae = float(np.mean(np.abs(gt.data.astype(np.float64) - pred.data) / gt.data))
+    assert f"{mrae:.4f}" in row[0]
