@@ -371,6 +371,26 @@ def test_rgb_jpeg_and_bad_images(tmp_path):
         read_cube(tmp_path / "a.jpg")
 
 
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_a_jpeg_is_read_upright_by_its_exif_orientation(tmp_path, orientation):
+    """A phone stores a portrait photo sideways with an EXIF orientation; viewers (and Pillow's
+    exif_transpose, the reference here) turn it upright, and so must the reconstruction."""
+    from PIL import Image, ImageOps
+
+    rgb = np.zeros((16, 24, 3), np.uint8)
+    rgb[:4, :8, 0] = 255  # a red corner and a green ramp: every rotation and flip differs
+    rgb[..., 1] = np.arange(24)[None, :] * 10
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(rgb).save(tmp_path / "p.jpg", quality=100, exif=exif.tobytes())
+    want = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "p.jpg"))) / 255
+    got = read_rgb(tmp_path / "p.jpg")
+    assert got.shape == want.shape == ((16, 24, 3) if orientation in (1, 3) else (24, 16, 3))
+    assert np.abs(got - want).max() < 1e-6
+    if orientation == 6:  # 90 degrees clockwise: the stored top-left corner is now top-right
+        assert got[0, -1, 0] > 0.9 and got[-1, 0, 0] < 0.1
+
+
 # ------------------------------------------------------------------------ band-grid parsing
 
 

@@ -27,13 +27,20 @@ JPEG_SAMPLING = {
 
 
 def read_native(path: str | Path) -> np.ndarray:
-    """The image's pixels in their stored integer type, RGB(A) channel order or 2-D for grey."""
+    """The image's pixels in their stored integer type, RGB(A) channel order or 2-D for grey.
+
+    A JPEG is turned upright by its EXIF orientation, as viewers show it (a phone's portrait
+    photo is stored sideways); it has no alpha, so nothing else changes. Other formats are read
+    as stored, alpha included.
+    """
     path = Path(path)
     if not path.is_file():
         raise HsError("no such file", path)
     arr = None
-    if path.suffix.lower() in CV_SUFFIXES:
-        arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    suffix = path.suffix.lower()
+    if suffix in CV_SUFFIXES:
+        upright = suffix in (".jpg", ".jpeg")  # IMREAD_UNCHANGED ignores EXIF orientation
+        arr = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR if upright else cv2.IMREAD_UNCHANGED)
         if arr is not None and arr.ndim == 3:
             arr = arr[..., [2, 1, 0, 3][: arr.shape[2]]] if arr.shape[2] in (3, 4) else arr
     if arr is None:
