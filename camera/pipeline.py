@@ -119,12 +119,7 @@ class Pipeline:
             raise HsError(f"JPEG quality must be 0-100, got {self.jpeg_quality}")
         if self.jpeg_sampling not in stages.JPEG_SAMPLING:
             raise HsError(f"JPEG sampling must be one of {', '.join(stages.JPEG_SAMPLING)}")
-        if not (isinstance(self.gamma, str) and self.gamma.lower() == "srgb"):
-            try:
-                self.gamma = float(self.gamma)
-            except ValueError:
-                raise HsError(f"gamma must be a number or 'srgb', got '{self.gamma}'") from None
-            check_positive(self.gamma, "gamma")
+        self.gamma = stages.curve(self.gamma)
 
     @property
     def suffix(self) -> str:

@@ -13,7 +13,9 @@ import cv2
 import numpy as np
 
 from hstool.hsdata import HsError
+from hstool.hsdata.errors import check_positive
 from hstool.hsdata.formats.image import JPEG_SAMPLING
+from hstool.hsdata.render import srgb_decode, srgb_encode
 
 #: Bayer layouts named by the 2x2 tile read row by row from the top-left pixel.
 PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
@@ -193,28 +195,40 @@ def demosaic(raw: np.ndarray, pattern: str = "RGGB", method: str = "ea") -> np.n
     return bgr[..., ::-1]
 
 
-def srgb_oetf(x: np.ndarray) -> np.ndarray:
-    """IEC 61966-2-1 sRGB encoding of linear values in [0, 1]."""
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+def curve(gamma: float | str) -> float | str:
+    """A response curve as given (``--gamma``): ``"srgb"``, or a positive number (``1``: linear)."""
+    if isinstance(gamma, str):
+        if gamma.strip().lower() == "srgb":
+            return "srgb"
+        try:
+            gamma = float(gamma)
+        except ValueError:
+            raise HsError(f"gamma must be a number or 'srgb', got '{gamma}'") from None
+    check_positive(gamma, "gamma")
+    return float(gamma)
 
 
 def response(rgb: np.ndarray, gamma: float | str = 1.0) -> np.ndarray:
     """Camera response curve: identity for ``gamma == 1`` (the NTIRE tracks), ``x ** (1/gamma)``
-    for a number, or the sRGB curve for ``"srgb"``. Negative values are clipped first."""
-    if isinstance(gamma, str):
-        if gamma.lower() != "srgb":
-            try:
-                gamma = float(gamma)
-            except ValueError:
-                raise HsError(f"response curve '{gamma}' is not a number or 'srgb'") from None
-        else:
-            return srgb_oetf(rgb)
+    for a number, or the sRGB curve (IEC 61966-2-1) for ``"srgb"``. Negative values are clipped first."""
+    gamma = curve(gamma)
+    if gamma == "srgb":
+        return srgb_encode(rgb)
     if gamma == 1.0:
         return rgb
-    if gamma <= 0:
-        raise HsError(f"gamma must be positive, got {gamma}")
     return np.power(np.clip(rgb, 0.0, None), 1.0 / gamma)
+
+
+def linearise(rgb: np.ndarray, gamma: float | str = 1.0) -> np.ndarray:
+    """The inverse of :func:`response`: linear values of an image encoded with ``gamma`` (``"srgb"``
+    for ordinary photos, whose pixel values are not proportional to light). Clipped to [0, 1]
+    first, except for ``gamma == 1``, which returns ``rgb`` itself."""
+    gamma = curve(gamma)
+    if gamma == "srgb":
+        return srgb_decode(rgb)
+    if gamma == 1.0:
+        return rgb
+    return np.power(np.clip(rgb, 0.0, 1.0), gamma)
 
 
 def quantise(rgb: np.ndarray, bits: int = 8, rounding: str = "floor") -> np.ndarray:

@@ -37,9 +37,9 @@ def _reconstructor(settings: tuple):
     if settings not in _RECONSTRUCTORS:
         from hstool.recon import Reconstructor
 
-        name, weights, track, device, precision, ensemble, tile, consistent, exposure = settings
+        name, weights, track, device, precision, ensemble, tile, consistent, exposure, gamma = settings
         _RECONSTRUCTORS[settings] = Reconstructor(
-            name, weights or "bundled", track, device, precision, ensemble, tile, consistent, exposure)
+            name, weights or "bundled", track, device, precision, ensemble, tile, consistent, exposure, gamma)
     return _RECONSTRUCTORS[settings]
 
 
@@ -92,12 +92,15 @@ def recon(
                                             "default the track's.")] = None,
     exposure_invariant: Annotated[bool, typer.Option("--exposure-invariant", help="Normalise input intensity before "
                                                      "the model and restore it after.")] = False,
+    gamma: Annotated[str, typer.Option("--gamma", help="Response curve the images were encoded with, undone "
+                                       "first: 1 (linear, as the NTIRE tracks), srgb (ordinary photos), or a number.")] = "1",
     preview: Preview = False,
     workers: Workers = 1,
     overwrite: Overwrite = False,
     json: Json = False,
 ) -> None:
-    """Reconstruct a 31-band cube from each RGB image.
+    """Reconstruct a 31-band cube from each RGB image. The models expect linear camera RGB, as the
+    NTIRE tracks are: give --gamma srgb for ordinary (sRGB-encoded) photos.
 
     Example: [bold]hstool recon photos/ --model rootpoly --track realworld --out cubes/ --consistent[/]
     """
@@ -116,7 +119,7 @@ def recon(
     if css and not consistent:
         raise HsError("--css is used with --consistent")
     settings = (model, str(weights) if weights else None, track, device, precision, ensemble, tile,
-                consistent_arg, exposure_invariant)
+                consistent_arg, exposure_invariant, gamma)
     rec = _reconstructor(settings)  # load once up front: a bad model or weights file fails before any file
     if rec.effective_precision != precision:
         raise HsError(f"--precision {precision}: {rec.spec.name} computes in {rec.effective_precision} on {rec.device} "

@@ -61,6 +61,13 @@ def srgb_encode(linear: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
 
 
+def srgb_decode(encoded: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`srgb_encode` (IEC 61966-2-1): linear values of sRGB-encoded ones,
+    clipped to [0, 1]; float32 stays float32."""
+    x = np.clip(encoded, 0.0, 1.0)
+    return np.where(x <= 0.04045, x / 12.92, np.power((x + 0.055) / 1.055, 2.4)).astype(x.dtype, copy=False)
+
+
 def cube_to_srgb(cube: Cube, exposure: float | None = None) -> np.ndarray:
     """Float sRGB (H, W, 3) in [0, 1] of a cube; see the module docstring for the conventions."""
     check_positive(exposure, "exposure")

@@ -380,6 +380,9 @@ class Reconstructor:
     exposure_invariant: divide the input by its intensity (per pixel RGB sum for pixel-wise models,
         the image mean for deep ones), scaled to the training data's mean level, run the model,
         and multiply back.
+    gamma: the response curve the RGB was encoded with (:func:`hstool.camera.stages.response`),
+        undone first: ``1`` linear (the NTIRE tracks, raw-derived images), ``"srgb"`` for ordinary
+        photos and screenshots, or a number. The models and ``consistent`` expect linear RGB.
 
     After each call ``last_info`` holds ``{"infeasible": n, "corrected": m}`` when consistent.
 
@@ -391,8 +394,12 @@ class Reconstructor:
 
     def __init__(self, name: str | None, weights: Any = "bundled", track: str = "clean", device: str = "auto",
                  precision: str = "fp32", ensemble: bool = False, tile: int | None = None,
-                 consistent: Any = None, exposure_invariant: bool = False):
+                 consistent: Any = None, exposure_invariant: bool = False, gamma: float | str = 1.0):
+        from hstool.camera.stages import curve
+
         from .weights import create_model, model_wavelengths
+
+        self.gamma = curve(gamma)  # a bad curve fails before the model loads
 
         self.model = create_model(name, weights, track)
         self.spec = self.model.spec
@@ -445,9 +452,13 @@ class Reconstructor:
         low, top = float(rgb.min()), float(rgb.max())
         if low < -RGB_SLACK:
             raise HsError(f"RGB values go down to {low:g}; light is not negative")
-        if top > 1 + RGB_SLACK and not self.exposure_invariant:  # 8-bit values as floats, the usual slip
+        if top > 1 + RGB_SLACK and (not self.exposure_invariant or self.gamma != 1.0):  # 8-bit values as floats
             raise HsError(f"RGB values reach {top:g}; expected [0, 1] (divide 8-bit values by 255, or pass "
                           "the uint8 array)")
+        if self.gamma != 1.0:
+            from hstool.camera.stages import linearise
+
+            rgb = linearise(rgb, self.gamma)
         if self.exposure_invariant:
             spectra = self._exposure_normalised(rgb)
         else:

@@ -170,6 +170,25 @@ def test_gamma_and_16_bit(tmp_path):
         track("realworld", bits=16)
 
 
+def test_linearise_inverts_the_response_curves():
+    from hstool.camera import stages
+
+    x = np.linspace(0, 1, 1001)
+    for gamma in ("srgb", "SRGB", 2.2, "1.8", 1.0):
+        np.testing.assert_allclose(stages.linearise(stages.response(x, gamma), gamma), x, atol=1e-12)
+    # IEC 61966-2-1 closed forms: the linear segment and the power segment
+    assert stages.linearise(np.array(0.04), "srgb") == pytest.approx(0.04 / 12.92)
+    assert stages.linearise(np.array(0.5), "srgb") == pytest.approx(((0.5 + 0.055) / 1.055) ** 2.4)
+    assert stages.linearise(np.array(0.5), 2.2) == pytest.approx(0.5**2.2)
+    assert stages.linearise(np.float32([0.5]), "srgb").dtype == np.float32
+    for bad, message in (("abc", "gamma must be a number or 'srgb', got 'abc'"), (0, "gamma must be a positive"),
+                         ("-2", "gamma must be a positive"), (float("nan"), "gamma must be a positive")):
+        with pytest.raises(HsError, match=message):
+            stages.linearise(x, bad)
+        with pytest.raises(HsError, match=message):
+            track("clean", gamma=bad)
+
+
 # --- real-world track --------------------------------------------------------------------------
 
 

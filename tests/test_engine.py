@@ -275,3 +275,28 @@ def test_reconstructor_takes_integer_images_and_refuses_other_scales():
     # exposure-invariant reconstruction normalises the intensity itself: any scale is fine
     inv = Reconstructor("linear", "bundled", "clean", device="cpu", exposure_invariant=True)
     np.testing.assert_allclose(inv(u8.astype(np.float32)), inv(u8.astype(np.float32) / 255) * 255, rtol=1e-4)
+
+
+def test_gamma_undoes_the_encoding_before_the_model():
+    """An sRGB-encoded image reconstructs as its linear original does (pixel and deep models), and
+    --consistent re-projects to the linear values."""
+    from hstool.hsdata.render import srgb_encode
+
+    lin = np.random.default_rng(1).uniform(0.02, 0.9, (16, 20, 3)).astype(np.float32)
+    enc = srgb_encode(lin).astype(np.float32)
+    for name in ("rootpoly", "mstpp_s"):
+        plain = Reconstructor(name, "bundled", "clean", device="cpu")(lin)
+        undone = Reconstructor(name, "bundled", "clean", device="cpu", gamma="srgb")(enc)
+        assert np.abs(undone - plain).max() <= 1e-5 * np.abs(plain).max(), name
+        assert np.abs(Reconstructor(name, "bundled", "clean", device="cpu")(enc) - plain).max() > 0.05 * plain.max()
+    rec = Reconstructor("rootpoly", "bundled", "clean", device="cpu", gamma="srgb", consistent=True)
+    truth = 0.05 + np.random.default_rng(2).random((12, 14, 31)) * 0.5
+    lin = truth @ rec.matrix
+    lin = (lin / (1.1 * lin.max())).astype(np.float32)  # RGB of non-negative spectra: inside the cone
+    spectra = rec(srgb_encode(lin).astype(np.float32))
+    assert rec.last_info["infeasible"] == 0
+    np.testing.assert_allclose(spectra @ rec.matrix, lin, rtol=1e-4, atol=1e-6)
+    with pytest.raises(HsError, match="RGB values reach 2"):  # encoded values above 1 mean nothing
+        Reconstructor("rootpoly", "bundled", "clean", device="cpu", gamma="srgb", exposure_invariant=True)(enc * 2.5)
+    with pytest.raises(HsError, match="gamma must be a number or 'srgb'"):
+        Reconstructor("rootpoly", "bundled", "clean", device="cpu", gamma="sRGB-ish")

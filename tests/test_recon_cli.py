@@ -144,3 +144,25 @@ def test_models_lists_kinds_parameters_and_bundled_weights(hstool):
     assert r.exit_code == 0 and [m["name"] for m in json.loads(r.stdout)] == ["rootpoly"]
     r = hstool("models", "export", "linear")
     assert r.exit_code == 1 and "usage" in r.output
+
+
+def test_gamma_srgb_reconstructs_a_photo_as_its_linear_original(hstool, clean_png, tmp_path):
+    from hstool.hsdata import write_rgb
+    from hstool.hsdata.render import srgb_encode
+
+    png, _ = clean_png
+    lin = read_rgb(png)
+    write_rgb(tmp_path / "photo" / "P.png", np.rint(srgb_encode(lin) * 65535).astype(np.uint16))
+    write_rgb(tmp_path / "linear" / "P.png", np.rint(lin * 65535).astype(np.uint16))
+    cubes = {}
+    for folder, gamma in (("photo", "srgb"), ("linear", "1"), ("photo", "1")):
+        out = tmp_path / f"out_{folder}_{gamma}"
+        r = hstool("recon", tmp_path / folder, "--model", "rootpoly", "--gamma", gamma, "-f", "npy", "-o", out)
+        assert r.exit_code == 0, r.output
+        cubes[folder, gamma] = read_cube(out / "P.npy").data
+    want = cubes["linear", "1"]
+    assert np.abs(cubes["photo", "srgb"] - want).max() < 1e-3 * want.max()  # 16-bit rounding only
+    assert np.abs(cubes["photo", "1"] - want).max() > 0.05 * want.max()  # the encoding left in: wrong
+    r = hstool("recon", png, "--model", "rootpoly", "--gamma", "log", "-o", tmp_path / "x")
+    assert r.exit_code == 1 and "gamma must be a number or 'srgb', got 'log'" in r.output
+    assert not (tmp_path / "x").exists()
