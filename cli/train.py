@@ -84,7 +84,7 @@ def train(
     from hstool.recon.train import train as run_training
 
     cfg = TrainConfig(
-        model=model, out=out, data=data, track=track, val=None if val == "none" else val, rgb=rgb, epochs=epochs,
+        model=model, out=out, data=data, track=track, val=val, rgb=rgb, epochs=epochs,
         steps_per_epoch=steps_per_epoch, batch=batch, crop=crop, lr=lr, loss=loss, loss_floor=loss_floor, rel_floor=rel_floor,
         mrae_mix=mrae_mix, seed=seed,
         brightness_aug=brightness_aug, illuminant_aug=illuminant_aug, keep=keep, css_loss=css_loss, ema=ema, base=base, device=device,

@@ -153,6 +153,10 @@ class TrainConfig:
     overwrite: bool = False
     speed: bool = True
 
+    def __post_init__(self):
+        if self.val == "none":  # as the command line says it
+            self.val = None
+
     def command(self) -> str:
         spec = model_spec(self.model)
         args = ["hstool", "train", "--model", self.model, "--data", str(self.data), "--track", self.track,
@@ -358,10 +362,10 @@ class CubeSource:
 
 def validation_set(cfg: TrainConfig, wavelengths: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Fixed (rgb, cube) pairs: synthetic test-split scenes 0..N-1 (RGB noise seeded by index)
-    or the cubes of a folder (first ``val_scenes``)."""
+    or the cubes of a folder (first ``val_scenes``; negatives within the noise clipped to 0)."""
     from hstool.camera import simulate, track
 
-    if not cfg.val or cfg.val == "none":
+    if not cfg.val:
         return []
     pipeline = track(cfg.track)
     cubes = []
@@ -377,7 +381,9 @@ def validation_set(cfg: TrainConfig, wavelengths: np.ndarray) -> list[tuple[np.n
                 raise HsError(f"validation cube has {cube.wavelengths.size} bands ({cube.wavelengths[0]:g}-"
                               f"{cube.wavelengths[-1]:g} nm), the training data {wavelengths.size} "
                               f"({wavelengths[0]:g}-{wavelengths[-1]:g} nm)", cube.meta.get("source"))
-    return [(simulate(c, pipeline, i), np.asarray(c.data, np.float32)) for i, c in enumerate(cubes)]
+    # simulate clips negatives within the noise (calibrated captures read 0 +- noise; it refuses
+    # larger ones, naming the file): the ground truth is clipped alike, and validate skips those zeros
+    return [(simulate(c, pipeline, i), np.maximum(np.asarray(c.data, np.float32), 0)) for i, c in enumerate(cubes)]
 
 
 def validate(model: torch.nn.Module, pairs, device) -> float | None:
@@ -509,7 +515,7 @@ def _check_read(cfg: TrainConfig, spec) -> None:
         unread.append(("pixels", f"deep model '{cfg.model}' without --base (it trains on crops)"))
     if cfg.data != "synth":
         unread.append(("scene_size", "a cube folder as --data (its cubes keep their size)"))
-    if not cfg.val or cfg.val == "none":
+    if not cfg.val:
         if cfg.keep == "best":
             raise HsError("--keep best needs validation data (not --val none)")
         unread += [(name, "--val none") for name in ("val_scenes", "val_size")]

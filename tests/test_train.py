@@ -482,7 +482,8 @@ def test_pixel_model_refuses_training_options_before_any_work(hstool, tmp_path):
     from hstool.recon.train import DEEP_ONLY
 
     cli, lib = inspect.signature(cli_train).parameters, TrainConfig(model="x", out="x")
-    assert {k: cli[k].default for k in DEEP_ONLY} == {k: getattr(lib, k) for k in DEEP_ONLY}
+    compared = (*DEEP_ONLY, "pixels", "scene_size", "val_scenes", "val_size")  # what _check_read compares
+    assert {k: cli[k].default for k in compared} == {k: getattr(lib, k) for k in compared}
 
 
 def test_pixel_fit_takes_every_option_it_uses(hstool, tmp_path):
@@ -561,3 +562,22 @@ def test_options_the_run_would_not_read_are_refused(hstool, tmp_path, tmp_cube):
     assert r.exit_code == 0, r.output
     meta = create_model("_tiny_test", out).meta
     assert meta["val_data"] == str(cubes) and meta["data_short"] == "cubes" and np.isfinite(meta["val_mrae"])
+
+
+def test_validation_cubes_with_calibration_noise_below_zero(hstool, tmp_path, tmp_cube):
+    """Calibrated cubes read 0 +- noise: validation clips what simulate's 5 % rule clips (and skips
+    those zeros), and refuses more, naming the file, before any training."""
+    from hstool.hsdata import write_cube
+
+    cube = tmp_cube(32, 32)
+    noisy = cube.data.copy()
+    noisy[3, 4, :5] = -0.01 * noisy.max()
+    write_cube(cube.with_data(noisy), tmp_path / "val" / "a.npz")
+    args = [*drop(TINY, "--val-size"), "--epochs", "1", "--val", tmp_path / "val"]
+    r = hstool("train", *args, "--out", tmp_path / "w.safetensors")
+    assert r.exit_code == 0, r.output
+    assert np.isfinite(create_model("_tiny_test", tmp_path / "w.safetensors").meta["val_mrae"])
+    noisy[3, 4, :5] = -0.2 * noisy.max()
+    write_cube(cube.with_data(noisy), tmp_path / "bad" / "b.npz")
+    r = hstool("train", *args, "--val", tmp_path / "bad", "--out", tmp_path / "x.safetensors")
+    assert r.exit_code == 1 and "b.npz: cube has negative values" in r.output and "epoch" not in r.output
