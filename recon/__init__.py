@@ -46,12 +46,18 @@ __all__ = [  # the keys of _LAZY
 
 
 def __getattr__(name: str):
+    """A name of :data:`_LAZY` from its module, looked up anew each time (so a patched
+    ``engine.Reconstructor`` is what ``hstool.recon.Reconstructor`` gives), or a submodule
+    (``hstool.recon.engine`` after a bare ``import hstool.recon``, as before the names were lazy)."""
     module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
+    if module is not None:
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise  # the submodule exists and failed to import something
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
 
 
 def __dir__() -> list[str]:
