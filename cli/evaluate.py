@@ -13,9 +13,9 @@ from hstool.hsdata.errors import check_positive
 from hstool.recon import evaluate as ev
 
 from .batch import run_batch
-from .options import Device, Json, Seed
+from .options import ClipNegativeTruth, Device, Json, Seed
 from .output import err, print_json, table
-from .score import CLIP_NEGATIVE_HELP, warn_infinite
+from .score import warn_infinite
 
 Opt = typer.Option
 
@@ -35,7 +35,7 @@ def evaluate(
     ] = 1000,
     eps: Annotated[float | None, Opt("--eps", help="Guarded MRAE: divide by gt + EPS.")] = None,
     ignore_zeros: Annotated[bool, Opt("--ignore-zeros", help="Guarded MRAE: leave gt zeros out.")] = False,
-    clip_negative: Annotated[bool, Opt("--clip-negative", help=CLIP_NEGATIVE_HELP)] = False,
+    clip_negative: ClipNegativeTruth = False,
     device: Device = "auto",
     seed: Seed = 0,
     json: Json = False,

@@ -22,6 +22,10 @@ InputFormat = Annotated[
 ]
 Preview = Annotated[bool, typer.Option("--preview", help="Also write an sRGB PNG preview of each cube.")]
 OutDir = Annotated[Path, typer.Argument(help="Output folder (created if missing).", file_okay=False)]
+ClipNegativeTruth = Annotated[bool, typer.Option("--clip-negative", help=(
+    "Clip negative ground-truth values (calibration noise) to 0 first; those zeros then follow "
+    "--eps / --ignore-zeros (inf MRAE without). Without it they fail the MRAE-based metrics: never "
+    "clipped silently, not even within simulate's 5% noise rule, since clipping changes the MRAE."))]
 
 #: what --format takes (``mat5``: MATLAB v5, which hsdata's writers take as a format name too)
 OUTPUT_FORMATS = (*CUBE_FORMATS, "mat5")

@@ -15,15 +15,10 @@ from hstool.hsdata.errors import check_positive
 from hstool.recon import evaluate as ev
 
 from .batch import run_batch
-from .options import Json, Overwrite, Seed, Workers
+from .options import ClipNegativeTruth, Json, Overwrite, Seed, Workers
 from .output import err, print_json, table
 
 Opt = typer.Option
-CLIP_NEGATIVE_HELP = (
-    "Clip negative ground-truth values (calibration noise) to 0 first; those zeros then follow "
-    "--eps / --ignore-zeros (inf MRAE without). Without it they fail the MRAE-based metrics: never "
-    "clipped silently, not even within simulate's 5% noise rule, since clipping changes the MRAE."
-)
 HEADERS = {
     "mrae": "MRAE",
     "rmse": "RMSE",
@@ -122,7 +117,7 @@ def score(
     ] = 0,
     eps: Annotated[float | None, Opt("--eps", help="Guarded MRAE: divide by gt + EPS.")] = None,
     ignore_zeros: Annotated[bool, Opt("--ignore-zeros", help="Guarded MRAE: leave gt zeros out.")] = False,
-    clip_negative: Annotated[bool, Opt("--clip-negative", help=CLIP_NEGATIVE_HELP)] = False,
+    clip_negative: ClipNegativeTruth = False,
     rgb: Annotated[
         Path | None, Opt("--rgb", help="Input RGB folder: add physical consistency.", file_okay=False)
     ] = None,

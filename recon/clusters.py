@@ -26,7 +26,7 @@ from scipy.spatial import cKDTree
 
 from hstool.hsdata import HsError
 
-from .metrics import _pair, _relative
+from .metrics import _pair, _relative, check_nonnegative
 
 CHUNK = 256  # rows per distance block: 256 × 1000 float32 = 1 MB, stays in cache
 KDTREE_MAX_DIM = 16
@@ -232,6 +232,7 @@ def weighted_mrae(
     :func:`cluster_labels`.
     """
     pred, gt = _pair(pred, gt)
+    check_nonnegative(gt)  # before the clustering's seconds, not after
     if labels is None:
         labels = cluster_labels(gt, clusters, seed)
     labels = np.asarray(labels).reshape(-1)

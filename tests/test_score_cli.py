@@ -290,3 +290,10 @@ def test_tables_in_a_log_keep_long_names_on_one_line(tmp_path, tmp_cube):
     assert len(row) == 1 and len(row[0]) > 80, proc.stderr
     mrae = float(np.mean(np.abs(gt.data.astype(np.float64) - pred.data) / gt.data))
     assert f"{mrae:.4f}" in row[0]
+    # COLUMNS still rules: the table folds to fit it
+    proc = subprocess.run([sys.executable, "-m", "hstool.cli", "score", tmp_path / "pred", tmp_path / "gt",
+                           "-m", "mrae,rmse,psnr,sam,ssim,weighted"], capture_output=True, text=True,
+                          env={**env, "COLUMNS": "90"}, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    table = [line for line in proc.stderr.splitlines() if line[:1] in "┏┃┡│└"]
+    assert table and max(map(len, table)) <= 90 and not any(name in line for line in table), proc.stderr
