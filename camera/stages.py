@@ -197,13 +197,12 @@ def demosaic(raw: np.ndarray, pattern: str = "RGGB", method: str = "ea") -> np.n
 
 def curve(gamma: float | str) -> float | str:
     """A response curve as given (``--gamma``): ``"srgb"``, or a positive number (``1``: linear)."""
-    if isinstance(gamma, str):
-        if gamma.strip().lower() == "srgb":
-            return "srgb"
-        try:
-            gamma = float(gamma)
-        except ValueError:
-            raise HsError(f"gamma must be a number or 'srgb', got '{gamma}'") from None
+    if isinstance(gamma, str) and gamma.strip().lower() == "srgb":
+        return "srgb"
+    try:
+        gamma = float(gamma)
+    except (TypeError, ValueError):
+        raise HsError(f"gamma must be a number or 'srgb', got '{gamma}'") from None
     check_positive(gamma, "gamma")
     return float(gamma)
 

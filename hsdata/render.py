@@ -64,7 +64,8 @@ def srgb_encode(linear: np.ndarray) -> np.ndarray:
 def srgb_decode(encoded: np.ndarray) -> np.ndarray:
     """The inverse of :func:`srgb_encode` (IEC 61966-2-1): linear values of sRGB-encoded ones,
     clipped to [0, 1]; float32 stays float32."""
-    x = np.clip(encoded, 0.0, 1.0)
+    x = np.asarray(encoded)
+    x = np.clip(x, 0.0, 1.0, dtype=np.result_type(x, np.float32))  # integers as float64
     return np.where(x <= 0.04045, x / 12.92, np.power((x + 0.055) / 1.055, 2.4)).astype(x.dtype, copy=False)
 
 

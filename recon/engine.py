@@ -436,8 +436,8 @@ class Reconstructor:
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         """Spectra ``(H, W, B)`` of an RGB image ``(H, W, 3)``: floats in [0, 1] (as
-        :func:`read_rgb` gives; any non-negative scale with ``exposure_invariant``), or a uint8 or
-        uint16 array, scaled by its type's full scale."""
+        :func:`read_rgb` gives; any non-negative scale with ``exposure_invariant`` and a linear
+        ``gamma``), or a uint8 or uint16 array, scaled by its type's full scale."""
         rgb = np.asarray(rgb)
         if rgb.dtype.kind in "iub" and rgb.dtype not in (np.uint8, np.uint16):
             raise HsError(f"integer RGB arrays must be uint8 or uint16 (scaled by 255 or 65535), not {rgb.dtype}; "

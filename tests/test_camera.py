@@ -253,6 +253,34 @@ def test_red_scene_gives_red_image(pattern):
     assert out[..., 0].min() > 0.5 and out[..., 1:].max() == 0
 
 
+def test_noise_draws_are_the_organisers_formula_bit_for_bit():
+    """add_noise draws Poisson shot noise, then Gaussian noise as ``rng.normal(0, sigma)`` would
+    (in place, as sigma * standard_normal): the same numbers as the straight formula, same seed."""
+    signal = np.random.default_rng(3).uniform(0, 4000, (33, 47))
+    gain, dark, read = 1.7, 10.0, 3.0
+    sigma = float(np.hypot(dark, read))
+    rng = np.random.default_rng(11)
+    want = (rng.poisson(np.clip(signal * gain, 0, None)).astype(np.float64) + rng.normal(0.0, sigma, signal.shape)) / gain
+    got = stages.add_noise(signal, np.random.default_rng(11), gain, True, dark, read)
+    np.testing.assert_array_equal(got, want)
+    want = (signal * gain + np.random.default_rng(12).normal(0.0, sigma, signal.shape)) / gain  # no shot noise
+    np.testing.assert_array_equal(stages.add_noise(signal, np.random.default_rng(12), gain, False, dark, read), want)
+
+
+def test_projection_in_blocks_is_the_whole_product():
+    """project_fast's blocks (several here) give one product's values to a few ulp (BLAS sums a
+    block's tail in another order; simulate settles the rounding ties that could matter), as
+    numpy's ``cube @ css`` does."""
+    planes = np.random.default_rng(4).random((31, 37, 29), dtype=np.float32)  # band-major, as ARAD .mat
+    data = planes.transpose(2, 1, 0)  # (H, W, B) view
+    css = organiser_filters("cie_1964_w_gain.npz")
+    whole, exact = stages.project_fast(data, css)
+    assert not exact and whole.shape == (29, 37, 3)
+    for step in (1, 100, 1000):
+        np.testing.assert_allclose(stages.project_fast(data, css, step)[0], whole, rtol=1e-14)
+    np.testing.assert_allclose(whole, data.astype(np.float64) @ css, rtol=1e-13)
+
+
 def test_noise_variance_matches_model():
     # flat grey cube: the d40 columns sum 65535, so every site sees s = 0.3 * 65535 DN
     h, w, level = 256, 320, 0.3
