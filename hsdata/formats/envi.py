@@ -113,13 +113,19 @@ def open_envi(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, dict, Pa
         )
     if actual > expected:
         raise HsError(f"binary holds {actual} bytes, more than the header's {expected}: mismatched header", binary)
+    # mapped here from the header already parsed (SPy's envi.open would parse it a second time)
+    lines, samples, bands = h["lines"], h["samples"], h["bands"]
+    shape, to_bip = {
+        "bil": ((lines, bands, samples), (0, 2, 1)),
+        "bip": ((lines, samples, bands), (0, 1, 2)),
+        "bsq": ((bands, lines, samples), (1, 2, 0)),
+    }[h["interleave"]]
     try:
-        with _quiet_spy():
-            img = envi.open(str(hdr), str(binary))
-            view = img.open_memmap(interleave="bip")
-    except Exception as exc:
-        raise HsError(f"cannot open ENVI cube ({exc})", hdr) from exc
-    return view, wavelengths_from_header(h, hdr), h, binary
+        mapped = np.memmap(binary, dtype=dtype.newbyteorder(">" if h["byte order"] else "<"), mode="r",
+                           offset=h["header offset"], shape=shape)
+    except (OSError, ValueError) as exc:
+        raise HsError(f"cannot map the ENVI binary ({exc})", binary) from exc
+    return mapped.transpose(to_bip), wavelengths_from_header(h, hdr), h, binary
 
 
 def read(path: str | Path, dtype=np.float32) -> Cube:
