@@ -44,7 +44,7 @@ import numpy as np
 from ..hsdata import ARAD_WAVELENGTHS, Cube, HsError
 from ..hsdata.formats.envi import open_envi
 from ..hsdata.specim import IQ_MAX_DN, SpecimCapture
-from ..hsdata.spectral import parse_band_grid, resampling_matrix
+from ..hsdata.spectral import check_method, resampling_matrix, target_grid
 
 MODES = ("reflectance", "radiance", "dn")
 #: Columns dropped at each edge by default, for a 512-column sensor (scaled for others).
@@ -205,14 +205,6 @@ def load_gain(path: str | Path, capture: SpecimCapture) -> np.ndarray:
     return gain
 
 
-def _band_grid(bands: Any) -> np.ndarray | None:
-    if bands is None:
-        return None
-    if isinstance(bands, str):
-        return None if bands.strip().lower() in ("none", "all", "native") else parse_band_grid(bands)
-    return np.asarray(bands, dtype=np.float64).reshape(-1)
-
-
 def _block_calibrator(
     scale: np.ndarray, dark: np.ndarray, m: np.ndarray | None, cols: slice | np.ndarray, chunk_lines: int
 ):
@@ -297,8 +289,7 @@ def check_options(to: str, method: str, fwhm: float | None, gain: Any, max_bad_f
     ``fwhm`` only for the integrating methods, a gain only for radiance."""
     if to not in MODES:
         raise HsError(f"unknown calibration mode '{to}' (use {', '.join(MODES)})")
-    if fwhm is not None and method == "linear":
-        raise HsError("fwhm is the width of the gaussian or triangular method; linear has none")
+    check_method(method, fwhm)
     if gain is not None and to != "radiance":
         raise HsError(f"a gain is used for radiance, not {to}")
     if not 0 <= max_bad_fraction <= 1:
@@ -350,7 +341,7 @@ def calibrate(
     src_wl = np.asarray(cap.wavelengths, dtype=np.float64)
     S, B, L = cap.samples, cap.bands, cap.lines
 
-    dst_wl = _band_grid(bands)  # checked before any reading
+    dst_wl = target_grid(bands)  # checked before any reading
     m = None if dst_wl is None else resampling_matrix(src_wl, dst_wl, method, fwhm, extrapolate)
     out_wl = src_wl if m is None else dst_wl
     K = out_wl.size

@@ -17,9 +17,20 @@ from ..hsdata.atomic import check_output_folder
 from ..hsdata.formats.npy import check_npy_grid
 from ..hsdata.render import write_preview
 from ..hsdata.specim import IQ_WAVELENGTHS, capture_files, find_captures
-from ..hsdata.spectral import parse_band_grid, resampling_matrix
+from ..hsdata.spectral import resampling_matrix, target_grid
 from .batch import plan_outputs, report_failures, run_batch
-from .options import CubeFormat, Json, Overwrite, Preview, Workers, check_cube_format
+from .options import (
+    Bands,
+    CubeFormat,
+    Extrapolate,
+    Fwhm,
+    Json,
+    Method,
+    Overwrite,
+    Preview,
+    Workers,
+    check_cube_format,
+)
 from .output import err, print_json, table
 
 
@@ -70,10 +81,10 @@ def calibrate(
         "512 -> 482 as in the NTIRE 2020 data, whose own list is not public; scaled for other widths), 'auto' (detect from the "
         "references), 'none', or a list like 0:15,497:512.",
     )] = "challenge",
-    bands: Annotated[str, typer.Option("--bands", help="Target band grid START:STOP:STEP or a comma list (nm); 'none' keeps the sensor's 204.")] = "400:700:10",
-    method: Annotated[str, typer.Option("--method", help="Resampling: linear (at band centres), gaussian or triangular (band integration).")] = "linear",
-    fwhm: Annotated[float | None, typer.Option("--fwhm", help="Width (nm) of the gaussian/triangular response; default the grid step.")] = None,
-    extrapolate: Annotated[bool, typer.Option("--extrapolate", help="Allow target bands outside the sensor's range (edge values held).")] = False,
+    bands: Bands = "400:700:10",
+    method: Method = "linear",
+    fwhm: Fwhm = None,
+    extrapolate: Extrapolate = False,
     gain: Annotated[Path | None, typer.Option("--gain", help="Radiometric gain file (ENVI .cal) for --to radiance.")] = None,
     format: CubeFormat = "mat",
     preview: Preview = False,
@@ -92,7 +103,7 @@ def calibrate(
     """
     check_options(to, method, fwhm, gain)
     check_cube_format(format)
-    grid = None if bands.strip().lower() in ("none", "all", "native") else parse_band_grid(bands)
+    grid = target_grid(bands)
     if grid is not None:  # --method, --fwhm and the range checked once, on the IQ's own grid
         resampling_matrix(IQ_WAVELENGTHS, grid, method, fwhm, extrapolate)
     if format == "npy":  # refused now rather than once per capture

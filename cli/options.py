@@ -22,6 +22,14 @@ InputFormat = Annotated[
 ]
 Preview = Annotated[bool, typer.Option("--preview", help="Also write an sRGB PNG preview of each cube.")]
 OutDir = Annotated[Path, typer.Argument(help="Output folder (created if missing).", file_okay=False)]
+Bands = Annotated[str, typer.Option(
+    "--bands", help="Target band grid (nm): START:STOP:STEP or a comma list; 'none' keeps the source's own.")]
+Method = Annotated[str, typer.Option(
+    "--method", help="Resampling: linear (at band centres), gaussian or triangular (band integration).")]
+Fwhm = Annotated[float | None, typer.Option(
+    "--fwhm", help="Width (nm) of the gaussian/triangular response; default the grid step.")]
+Extrapolate = Annotated[bool, typer.Option(
+    "--extrapolate", help="Allow target bands outside the source's range (edge values held).")]
 ClipNegativeTruth = Annotated[bool, typer.Option("--clip-negative", help=(
     "Clip negative ground-truth values (calibration noise) to 0 first; those zeros then follow "
     "--eps / --ignore-zeros (inf MRAE without). Without it they fail the MRAE-based metrics: never "

@@ -7,6 +7,8 @@ one matrix product over the last axis.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .errors import HsError, check_positive
@@ -40,6 +42,26 @@ def parse_band_grid(text: str) -> np.ndarray:
     return values
 
 
+def target_grid(bands: Any) -> np.ndarray | None:
+    """A target band grid as options give it: ``"400:700:10"``, a comma list, an array of nm, or
+    ``None`` / ``"none"`` / ``"all"`` / ``"native"`` for the source's own grid (``None``)."""
+    if bands is None:
+        return None
+    if isinstance(bands, str):
+        return None if bands.strip().lower() in ("none", "all", "native") else parse_band_grid(bands)
+    return np.asarray(bands, dtype=np.float64).reshape(-1)
+
+
+def check_method(method: str, fwhm: float | None = None) -> None:
+    """Resampling options checked before any data: a known method, and ``fwhm`` a positive width
+    given only to the integrating methods (``linear`` has none)."""
+    if method not in METHODS:
+        raise HsError(f"unknown resampling method '{method}' (use {', '.join(METHODS)})")
+    check_positive(fwhm, "fwhm")
+    if fwhm is not None and method == "linear":
+        raise HsError("fwhm is the width of the gaussian or triangular method; linear has none")
+
+
 def resampling_matrix(
     src: np.ndarray,
     dst: np.ndarray,
@@ -60,13 +82,11 @@ def resampling_matrix(
     """
     src = np.asarray(src, dtype=np.float64).reshape(-1)
     dst = np.asarray(dst, dtype=np.float64).reshape(-1)
-    if method not in METHODS:
-        raise HsError(f"unknown resampling method '{method}' (use {', '.join(METHODS)})")
+    check_method(method, fwhm)
     if src.size < 2:
         raise HsError("resampling needs at least two source bands")
     if not (np.isfinite(src).all() and np.isfinite(dst).all()) or np.any(np.diff(src) <= 0):
         raise HsError("source wavelengths must increase strictly and all wavelengths be finite")
-    check_positive(fwhm, "fwhm")
     tol = 1e-6 * max(1.0, abs(src[-1]))
     outside = (dst < src[0] - tol) | (dst > src[-1] + tol)
     if outside.any() and not extrapolate:
