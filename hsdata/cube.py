@@ -12,6 +12,9 @@ from .errors import HsError
 
 #: The NTIRE / ARAD band grid: 31 bands, 400-700 nm in 10 nm steps.
 ARAD_WAVELENGTHS = np.arange(400.0, 701.0, 10.0)
+#: what a reader records about the file it read, not about the cube: never written into another
+#: file (an ENVI copy of a .mat cube is no "v7.3"), while units, norm_factor, ... travel with it
+FILE_META = frozenset({"format", "source", "mat_version", "interleave", "file_dtype"})
 
 
 @dataclass

@@ -18,7 +18,7 @@ import numpy as np
 from spectral.io import envi
 
 from ..atomic import check_writable
-from ..cube import Cube, default_wavelengths
+from ..cube import FILE_META, Cube, default_wavelengths
 from ..errors import HsError
 
 DATA_TYPES = {1: np.uint8, 2: np.int16, 4: np.float32, 5: np.float64, 12: np.uint16}
@@ -187,7 +187,7 @@ def write(
         "description": "written by hstool",
     }
     for key, value in cube.meta.items():
-        if isinstance(value, (int, float, str)) and key not in ("format", "source", "interleave", "file_dtype"):
+        if isinstance(value, (int, float, str)) and key not in FILE_META:
             text = str(value)
             if not any(c in text for c in "{}=\n"):
                 metadata[META_PREFIX + key.replace("_", " ")] = text

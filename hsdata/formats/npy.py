@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
-from ..cube import Cube, check_real, default_wavelengths
+from ..cube import FILE_META, Cube, check_real, default_wavelengths
 from ..errors import HsError
 
 
@@ -68,7 +68,7 @@ def write(cube: Cube, path: str | Path, overwrite: bool = False) -> list[Path]:
         check_npy_grid(cube.wavelengths, path)
     with atomic_path(path, overwrite) as tmp, open(tmp, "wb") as fh:
         if path.suffix.lower() == ".npz":
-            meta = {k: v for k, v in cube.meta.items() if k not in ("format", "source")}
+            meta = {k: v for k, v in cube.meta.items() if k not in FILE_META}
             np.savez(fh, cube=np.asarray(cube.data), wavelengths=cube.wavelengths, meta=json.dumps(meta, default=str))
         else:
             np.save(fh, np.ascontiguousarray(cube.data))
