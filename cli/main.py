@@ -88,6 +88,7 @@ def add(command: Callable, name: str, summary: str) -> None:
 # One module per command, in the order `hstool --help` lists them.
 from . import (
     calibrate,
+    convert,
     demo,
     evaluate,
     info,
@@ -108,6 +109,7 @@ add(score.score, "score", "Score reconstructions against ground truth, as NTIRE 
 add(evaluate.evaluate, "evaluate", "The challenge's extended evaluation (its Table 3) of one model.")
 add(train.train, "train", "Train or fit a model; its weights record how to redo it.")
 add(models.models, "models", "List the models and their weights, or export one to ONNX.")
+add(convert.convert, "convert", "Cubes from one format or band grid to another (.mat, ENVI, .npy).")
 add(synth.synth, "synth", "Generate synthetic hyperspectral scenes from measured spectra.")
 add(render.render, "render", "Render a cube as an sRGB preview, with pixels' spectra (PNG).")
 add(info.info, "info", "Describe cubes and images: shape, bands, value range, metadata.")

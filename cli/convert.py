@@ -1,0 +1,143 @@
+"""``hstool convert``: cubes from one format (and band grid) to another."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from hstool.hsdata import (
+    HsError,
+    check_writable,
+    detect_format,
+    input_files,
+    list_files,
+    output_files,
+    output_path,
+    read_cube,
+    write_cube,
+)
+from hstool.hsdata.formats.npy import check_npy_grid
+from hstool.hsdata.render import write_preview
+from hstool.hsdata.spectral import check_method, resample_bands, target_grid
+
+from .batch import plan_outputs, report_failures, run_batch
+from .options import (
+    Bands,
+    CubeFormat,
+    Extrapolate,
+    Fwhm,
+    InputFormat,
+    Json,
+    Method,
+    Overwrite,
+    Preview,
+    Workers,
+    check_cube_format,
+)
+from .output import err, print_json, table
+
+
+@dataclass
+class Job:
+    source: Path
+    output: Path
+    in_format: str | None
+    format: str
+    grid: np.ndarray | None
+    method: str
+    fwhm: float | None
+    extrapolate: bool
+    preview: bool
+    overwrite: bool
+
+
+def _outputs(job: Job) -> list[Path]:
+    """Every file one cube's conversion writes: the cube (an ENVI pair) and its preview."""
+    return output_files(job.output, job.format) + ([job.output.with_suffix(".png")] if job.preview else [])
+
+
+def run_job(job: Job) -> dict:
+    """Read, resample and write one cube (module level, so worker processes can run it)."""
+    t0 = time.perf_counter()
+    cube = read_cube(job.source, job.in_format)
+    bands_in = cube.wavelengths.size
+    if job.grid is not None:
+        try:
+            data = resample_bands(cube.data, cube.wavelengths, job.grid, job.method, job.fwhm, job.extrapolate)
+        except HsError as exc:
+            raise HsError(exc.message, job.source) from None
+        was = f"{bands_in} bands, {cube.wavelengths[0]:g}-{cube.wavelengths[-1]:g} nm ({job.method})"
+        cube = cube.with_data(data, job.grid, resampled_from=was)
+    for path in _outputs(job):  # all of a cube's files or none
+        check_writable(path, job.overwrite)
+    files = write_cube(cube, job.output, job.format, job.overwrite)
+    if job.preview:
+        files.append(write_preview(cube, job.output.with_suffix(".png"), job.overwrite))
+    return {
+        "input": str(job.source),
+        "output": str(files[0]),
+        "files": [str(f) for f in files],
+        "shape": list(cube.shape),
+        "bands_in": bands_in,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
+def convert(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Cube files or folders, then the output folder.", metavar="CUBES... OUT", show_default=False)] = None,
+    format: CubeFormat = "mat",
+    bands: Bands = "none",
+    method: Method = "linear",
+    fwhm: Fwhm = None,
+    extrapolate: Extrapolate = False,
+    in_format: InputFormat = None,
+    preview: Preview = False,
+    workers: Workers = 1,
+    overwrite: Overwrite = False,
+    json: Json = False,
+) -> None:
+    """Convert cubes between formats (.mat v7.3 as ARAD, v5 as NTIRE 2020, ENVI, .npy, .npz), and
+    with --bands resample them to another band grid. Values and metadata (units, norm_factor,
+    wavelengths, the ENVI header's fields) are kept; each cube is written as OUT/NAME.FORMAT.
+
+    Example: [bold]hstool convert captures/*.hdr cubes/ -f mat --bands 400:700:10[/]
+    """
+    if not paths or len(paths) < 2:
+        raise HsError("give one or more cube files or folders, then the output folder")
+    *inputs, out = paths
+    check_cube_format(format)
+    check_method(method, fwhm)
+    grid = target_grid(bands)
+    if grid is not None and format == "npy":
+        check_npy_grid(grid)  # refused now rather than once per cube
+    if in_format is not None:
+        detect_format("", in_format)  # the name alone
+    sources = [f for p in inputs for f in list_files(p)]
+    stems = [s.stem for s in sources]
+    dupes = sorted({s for s in stems if stems.count(s) > 1})
+    if dupes:
+        raise HsError(f"several inputs share the name {', '.join(dupes)}: convert them into separate folders")
+    jobs = [Job(src, output_path(out, src.stem, format), in_format, format, grid, method, fwhm, extrapolate, preview,
+                overwrite) for src in sources]
+    jobs, skipped = plan_outputs(jobs, _outputs, [f for src in sources for f in input_files(src)], overwrite,
+                                 name=lambda j: str(j.source))
+    if skipped:
+        err.print(f"skipped {len(skipped)} cube(s) with existing outputs (use --overwrite to redo them)")
+    results, failures = run_batch(jobs, run_job, "converting", workers, name=lambda j: j.source.name)
+    rows = [r for _, r in results]
+    if json:
+        print_json({"written": rows, "skipped": [str(j.output) for j in skipped],
+                    "failed": [{"input": str(f.item.source), "error": f.message} for f in failures]})
+    elif rows:
+        err.print(table(f"{len(rows)} cube(s) in {out}", ["input", "output", "shape", "bands in", "s"],
+                        [[Path(r["input"]).name, Path(r["output"]).name, "x".join(map(str, r["shape"])),
+                          r["bands_in"], r["seconds"]] for r in rows]))
+    code = report_failures(failures, len(jobs))
+    if code:
+        raise typer.Exit(code)

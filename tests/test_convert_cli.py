@@ -1,0 +1,85 @@
+"""`hstool convert`: cubes between formats and band grids, through real files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from hstool.hsdata import read_cube, write_cube
+from hstool.hsdata.spectral import resample_bands
+
+
+def test_a_cube_goes_through_every_format_and_back_unchanged(hstool, tmp_path, tmp_cube):
+    cube = tmp_cube(12, 17, norm_factor=0.8125)
+    write_cube(cube, tmp_path / "a" / "scene.mat")
+    steps = [("a", "b", "envi", "scene.hdr"), ("b", "c", "npz", "scene.npz"), ("c", "d", "mat5", "scene.mat"),
+             ("d", "e", "mat", "scene.mat"), ("e", "f", "npy", "scene.npy")]
+    for src, dst, fmt, name in steps:
+        r = hstool("convert", tmp_path / src, tmp_path / dst, "-f", fmt, "--json")
+        assert r.exit_code == 0, r.output
+        written = json.loads(r.stdout)["written"]
+        assert [w["output"] for w in written] == [str(tmp_path / dst / name)]
+        got = read_cube(tmp_path / dst / name)
+        np.testing.assert_array_equal(got.data, cube.data)  # float32 all the way: not a bit lost
+        np.testing.assert_array_equal(got.wavelengths, cube.wavelengths)
+        if fmt != "npy":  # .npy holds the array alone
+            assert got.meta["units"] == "reflectance" and got.meta["norm_factor"] == 0.8125, (fmt, got.meta)
+            assert "mat_version" not in got.meta or fmt.startswith("mat")  # the .mat's own version stays behind
+    header = (tmp_path / "b" / "scene.hdr").read_text()
+    assert "norm factor" in header and "mat version" not in header
+
+
+def test_bands_resample_and_record_it(hstool, tmp_path, tmp_cube):
+    cube = tmp_cube(9, 11)
+    write_cube(cube, tmp_path / "in" / "s.npz")
+    r = hstool("convert", tmp_path / "in", tmp_path / "out", "-f", "npz", "--bands", "400:700:20")
+    assert r.exit_code == 0, r.output
+    got = read_cube(tmp_path / "out" / "s.npz")
+    np.testing.assert_array_equal(got.wavelengths, np.arange(400.0, 701.0, 20.0))
+    np.testing.assert_allclose(got.data, cube.data[..., ::2], rtol=1e-6)  # linear at existing centres: the bands
+    assert got.meta["resampled_from"] == "31 bands, 400-700 nm (linear)"
+    r = hstool("convert", tmp_path / "in" / "s.npz", tmp_path / "g", "-f", "npz", "--bands", "420:680:5",
+               "--method", "gaussian", "--fwhm", "12")
+    assert r.exit_code == 0, r.output
+    want = resample_bands(cube.data, cube.wavelengths, np.arange(420.0, 681.0, 5.0), "gaussian", 12.0)
+    np.testing.assert_allclose(read_cube(tmp_path / "g" / "s.npz").data, want, rtol=1e-6)
+
+
+def test_bad_options_and_inputs_are_refused_before_any_work(hstool, tmp_path, tmp_cube):
+    write_cube(tmp_cube(8, 8), tmp_path / "in" / "s.npz")
+    before = (tmp_path / "in" / "s.npz").read_bytes()
+    for args, message in (
+        (["--bands", "400:700:20", "-f", "npy"], "npy"),
+        (["--fwhm", "5"], "linear has none"),
+        (["--method", "cubic"], "unknown resampling method 'cubic'"),
+        (["-f", "tiff"], "--format must be one of"),
+        (["--bands", "700:400:10"], "band grid '700:400:10'"),
+    ):
+        r = hstool("convert", tmp_path / "in", tmp_path / "out", *args)
+        assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, (args, r.output)
+        assert not (tmp_path / "out").exists()
+    r = hstool("convert", tmp_path / "in")
+    assert r.exit_code == 1 and "then the output folder" in r.output
+    # the output would replace the input itself: refused, with or without --overwrite
+    for extra in ([], ["--overwrite"]):
+        r = hstool("convert", tmp_path / "in", tmp_path / "in", "-f", "npz", *extra)
+        assert r.exit_code == 1 and "s.npz" in r.output, r.output
+    assert (tmp_path / "in" / "s.npz").read_bytes() == before
+
+
+def test_a_bad_file_fails_alone_and_existing_outputs_are_skipped(hstool, tmp_path, tmp_cube):
+    write_cube(tmp_cube(8, 9), tmp_path / "in" / "good.mat")
+    (tmp_path / "in" / "bad.npz").write_bytes(b"not a cube")
+    r = hstool("convert", tmp_path / "in", tmp_path / "out", "-f", "envi", "--preview", "--json")
+    assert r.exit_code == 1, r.output
+    report = json.loads(r.stdout)
+    assert [w["input"] for w in report["written"]] == [str(tmp_path / "in" / "good.mat")]
+    assert len(report["failed"]) == 1 and "bad.npz" in report["failed"][0]["input"]
+    assert (tmp_path / "out" / "good.png").stat().st_size > 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.hdr", "good.png", "good.raw"]
+    mtime = (tmp_path / "out" / "good.raw").stat().st_mtime_ns
+    (tmp_path / "in" / "bad.npz").unlink()
+    r = hstool("convert", tmp_path / "in", tmp_path / "out", "-f", "envi", "--preview")
+    assert r.exit_code == 0 and "skipped 1 cube(s) with existing outputs" in r.output
+    assert (tmp_path / "out" / "good.raw").stat().st_mtime_ns == mtime
