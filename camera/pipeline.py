@@ -38,6 +38,19 @@ from .sensitivity import CSS, load_css
 
 TRACKS = ("clean", "realworld", "ntire2022")
 SUFFIXES = {"clean": "_clean", "realworld": "_RealWorld", "ntire2022": "_ntire2022"}
+#: what an image's name may end with to say which track made it (case-insensitive)
+TRACK_SUFFIXES = (*SUFFIXES.values(), "_rgb")
+
+
+def track_suffix(stem: str) -> str:
+    """The track suffix a file stem ends with (``ARAD_HS_0451_clean`` -> ``_clean``), else ``""``."""
+    low = stem.lower()
+    return next((stem[len(stem) - len(s):] for s in TRACK_SUFFIXES if low.endswith(s.lower())), "")
+
+
+def strip_track_suffix(stem: str) -> str:
+    """``ARAD_HS_0451_clean`` -> ``ARAD_HS_0451`` (case-insensitive; other stems unchanged)."""
+    return stem[: len(stem) - len(track_suffix(stem))]
 EXTENSIONS = {"png": ".png", "jpeg": ".jpg"}
 
 

@@ -107,7 +107,7 @@ def recon(
     if model is None and weights is None:
         raise HsError("give --model NAME (bundled weights) or --weights FILE")
     check_cube_format(format)
-    from hstool.recon.train import strip_track_suffix
+    from hstool.camera.pipeline import strip_track_suffix
 
     files = [f for p in inputs for f in list_files(p, kinds=("image",))]
     jobs = [(f, output_path(out, strip_track_suffix(f.stem), format)) for f in files]

@@ -71,16 +71,27 @@ def pair_files(
     return pairs, [p[s] for s in sorted(set(p) - set(g))], [g[s] for s in sorted(set(g) - set(p))]
 
 
-def find_rgb(images: Sequence[Path], stem: str, suffix: str = "") -> Path:
+def find_rgb(images: Sequence[Path], stem: str, suffix: str = "", missing_ok: bool = False) -> Path | None:
     """The input image of cube ``stem``: same stem, or the stem then ``_`` (``ARAD_HS_0451_clean.png``);
-    among several, the one named with the track's ``suffix``."""
+    among several, the one named with the track's ``suffix``. An image named for another track
+    (``_clean`` when ``suffix`` is ``_RealWorld``) is never taken for it. None for no image at all
+    when ``missing_ok``."""
+    from hstool.camera.pipeline import track_suffix
+
     hits = [p for p in images if p.stem == stem or p.stem.startswith(stem + "_")]
+    if suffix:
+        hits = [p for p in hits if track_suffix(p.stem).lower() in ("", suffix.lower())] or hits
     if len(hits) > 1:
         hits = [p for p in hits if p.stem in (stem, stem + suffix)] or hits
     if not hits:
+        if missing_ok:
+            return None
         raise HsError(f"no input RGB image named {stem}*", images[0].parent if images else None)
     if len(hits) > 1:
         raise HsError(f"several input images match {stem}: {', '.join(p.name for p in hits)}", hits[0].parent)
+    other = track_suffix(hits[0].stem)
+    if suffix and other and other.lower() != suffix.lower():
+        raise HsError(f"named for another track ({other}); this track's image would be {stem}{suffix}.*", hits[0])
     return hits[0]
 
 

@@ -65,7 +65,6 @@ from .registry import build_model, model_spec
 from .weights import INPUT_NORM, create_model, round_to_stored, save_weights
 
 #: Suffixes the NTIRE datasets append to an RGB image's stem (stripped to pair with its cube).
-TRACK_SUFFIXES = ("_clean", "_realworld", "_ntire2022", "_rgb")
 LOSSES = ("mrae", "l1", "mse", "rel-l1", "log-l1")
 #: default denominator floor of the relative losses (``--loss-floor``)
 LOSS_FLOOR = 1e-3
@@ -103,15 +102,6 @@ def _rescale_paired_rgb(rgb: np.ndarray, k: np.ndarray, rgb_path: Path) -> np.nd
         raise HsError("--illuminant-aug needs RGB simulated from the cubes; it cannot relight an existing "
                       "RGB image (drop --rgb or --illuminant-aug)", rgb_path)
     return np.clip(rgb * k[0], 0, 1)
-
-
-def strip_track_suffix(stem: str) -> str:
-    """``ARAD_HS_0451_clean`` -> ``ARAD_HS_0451`` (case-insensitive; other stems unchanged)."""
-    low = stem.lower()
-    for suffix in TRACK_SUFFIXES:
-        if low.endswith(suffix):
-            return stem[: -len(suffix)]
-    return stem
 
 
 @dataclass
@@ -231,8 +221,14 @@ class CubeSource:
         if cfg.data != "synth":
             self.files = list_files(cfg.data)
             if cfg.rgb:
-                rgbs = {strip_track_suffix(p.stem): p for p in list_files(cfg.rgb, kinds=("image",))}
-                self.pairs = {f: rgbs[f.stem] for f in self.files if f.stem in rgbs}
+                from hstool.camera import track
+
+                from .evaluate import find_rgb
+
+                # the rule score --rgb pairs by: the track's own image among several, never another track's
+                images, suffix = list_files(cfg.rgb, kinds=("image",)), track(cfg.track).suffix
+                found = {f: find_rgb(images, f.stem, suffix, missing_ok=True) for f in self.files}
+                self.pairs = {f: p for f, p in found.items() if p is not None}
                 if not self.pairs:
                     raise HsError("no RGB image pairs with a cube by stem (e.g. ARAD_HS_0001_clean.png "
                                   "with ARAD_HS_0001.mat)", cfg.rgb)

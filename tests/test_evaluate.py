@@ -208,3 +208,21 @@ def test_cli_evaluate_negative_ground_truth_fails_its_cube_only(hstool, tmp_path
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)["images"]
     assert [row["image"] for row in rows] == ["ARAD_HS_0001", "ARAD_HS_0002"] and rows[0]["gt_zeros"] == 3
+
+
+def test_find_rgb_takes_the_tracks_own_image_and_never_another_tracks(tmp_path):
+    from hstool.recon.evaluate import find_rgb
+
+    names = ["A_clean.png", "A_RealWorld.jpg", "B_clean.png", "C.png", "D_clean.png", "D.png"]
+    images = [tmp_path / n for n in names]
+    assert find_rgb(images, "A", "_RealWorld").name == "A_RealWorld.jpg"
+    assert find_rgb(images, "A", "_clean").name == "A_clean.png"
+    assert find_rgb(images, "C", "_RealWorld").name == "C.png"  # a name without a track: anyone's
+    assert find_rgb(images, "D", "_RealWorld").name == "D.png"
+    with pytest.raises(HsError, match=r"named for another track \(_clean\); this track's image would be B_RealWorld"):
+        find_rgb(images, "B", "_RealWorld")
+    with pytest.raises(HsError, match="several input images match D: D_clean.png, D.png"):
+        find_rgb(images, "D", "_clean")  # both could be the clean track's
+    assert find_rgb(images, "E", "_clean", missing_ok=True) is None
+    with pytest.raises(HsError, match="no input RGB image named E"):
+        find_rgb(images, "E", "_clean")

@@ -9,10 +9,11 @@ import pytest
 import torch
 from torch import nn
 
+from hstool.hsdata import ARAD_WAVELENGTHS
 from hstool.hsdata.atomic import FILE_MODE
 from hstool.recon import create_model, list_models
 from hstool.recon.registry import register_model
-from hstool.recon.train import TrainConfig, checkpoint_path, validate, validation_set
+from hstool.recon.train import CubeSource, TrainConfig, checkpoint_path, validate, validation_set
 
 
 class Tiny(nn.Module):
@@ -149,6 +150,21 @@ def test_train_on_cube_folders_and_arad_rgb_pairs(hstool, tmp_cube, tmp_path):
     r = hstool("train", "--model", "linear", "--data", cubes, "--rgb", rgbs, "--pixels", "500", "--illuminant-aug",
                *common, "--out", tmp_path / "relit.safetensors")
     assert r.exit_code == 1 and "cannot relight an existing RGB image" in r.output and "ARAD_HS_" in r.output
+
+    # the rgb folder holds both tracks' images: each track pairs its own, never the other's
+    for i in range(2):
+        simulate_to_file(tmp_cube(24, 32, seed=i), rgbs / f"ARAD_HS_{i:04d}_RealWorld.jpg", "realworld", rng=i)
+    for track, suffix in (("clean", "_clean.png"), ("realworld", "_RealWorld.jpg")):
+        source = CubeSource(TrainConfig(model="linear", out=w, data=str(cubes), rgb=str(rgbs), track=track),
+                            ARAD_WAVELENGTHS)
+        assert {f.name: p.name for f, p in source.pairs.items()} == {
+            f"ARAD_HS_{i:04d}.npy": f"ARAD_HS_{i:04d}{suffix}" for i in range(2)}, track
+    for p in rgbs.glob("*_RealWorld.jpg"):
+        p.unlink()
+    r = hstool("train", "--model", "linear", "--data", cubes, "--rgb", rgbs, "--track", "realworld", "--pixels", "500",
+               *common, "--out", tmp_path / "rw.safetensors")
+    assert r.exit_code == 1 and "ARAD_HS_0000_clean.png: named for another track (_clean)" in r.output, r.output
+    assert not (tmp_path / "rw.safetensors").exists()
 
 
 def test_relight_curve_is_a_smooth_unit_mean_illuminant_change():
