@@ -54,7 +54,7 @@ def progress() -> Progress:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.fields[current]}"),
+        TextColumn("{task.fields[current]}", markup=False),  # a file name, as it is
         console=err,
         transient=False,
     )
@@ -119,7 +119,7 @@ def report_failures(failures: list[Failure], total: int) -> int:
     if not failures:
         return 0
     rest = "nothing was written" if len(failures) == total else "the others were written"
-    err.print(f"[bold red]{len(failures)} of {total} failed[/]; {rest}.")
+    err.print(f"[bold red]{len(failures)} of {total} failed[/]; {rest}.", markup=True)
     return 1
 
 

@@ -107,5 +107,5 @@ def evaluate(
             )
         )
     if failures:
-        err.print(f"[bold red]{len(failures)} of {len(paths)} cube(s) failed[/]")
+        err.print(f"[bold red]{len(failures)} of {len(paths)} cube(s) failed[/]", markup=True)
         raise typer.Exit(1)

@@ -57,7 +57,7 @@ def models(
         if json:
             print_json({"model": args[1], "output": str(path), "max_abs_diff": diff})
         else:
-            err.print(f"wrote [bold]{path}[/] (onnxruntime matches PyTorch: max difference {diff:.1e})")
+            err.print(f"wrote {path} (onnxruntime matches PyTorch: max difference {diff:.1e})")
         return
     if args and args[0] == "list":  # `hstool models list [PATTERN]` reads as the bare command
         args = args[1:]

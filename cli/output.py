@@ -9,12 +9,15 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 #: ``--debug`` (or HSTOOL_DEBUG): show tracebacks instead of one-line errors
 DEBUG = {"on": bool(os.environ.get("HSTOOL_DEBUG"))}
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+# markup off: file names such as "scene [old].mat" print as they are; a message that styles
+# itself says markup=True and escapes what it quotes (:func:`error`)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+out = Console(highlight=False, soft_wrap=True, markup=False)
 #: off a terminal (a log, a pipe, CI) a table keeps its natural width up to this many columns
 #: instead of rich's default 80, which folded file names and numbers mid-cell; COLUMNS still rules
 LOG_WIDTH = 240
@@ -67,4 +70,4 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table
 
 
 def error(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from hstool.camera import capture_seeds, file_seed
 from hstool.hsdata import HsError, atomic_path, check_writable, list_files, read_rgb
@@ -167,7 +168,7 @@ def score(
     pairs, lone_pred, lone_gt = ev.pair_files(list_files(pred), list_files(gt))
     for side, lone in (("predictions", lone_pred), ("ground truths", lone_gt)):
         if lone:
-            err.print(f"[yellow]{len(lone)} unpaired {side}:[/] " + ", ".join(p.name for p in lone))
+            err.print(f"[yellow]{len(lone)} unpaired {side}:[/] " + escape(", ".join(p.name for p in lone)), markup=True)
     if not pairs:
         raise HsError(f"no pairs: no file stem in {pred} matches one in {gt}")
     images = list_files(rgb, kinds=("image",)) if rgb is not None else []
@@ -236,5 +237,5 @@ def score(
             )
         )
     if failures:
-        err.print(f"[bold red]{len(failures)} of {len(jobs)} pair(s) failed[/]")
+        err.print(f"[bold red]{len(failures)} of {len(jobs)} pair(s) failed[/]", markup=True)
         raise typer.Exit(1)

@@ -95,5 +95,5 @@ def train(
     if json:
         print_json({"out": str(out), **meta})
         return
-    err.print(f"wrote [bold]{out}[/] (val MRAE {fmt(meta['val_mrae']) if meta['val_mrae'] is not None else '-'}, "
+    err.print(f"wrote {out} (val MRAE {fmt(meta['val_mrae']) if meta['val_mrae'] is not None else '-'}, "
               f"{meta['train_seconds']} s)")

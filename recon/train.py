@@ -574,8 +574,8 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
     source = CubeSource(cfg, wavelengths)
     if source.unpaired:
         names = ", ".join(f.name for f in source.unpaired[:5]) + (", ..." if len(source.unpaired) > 5 else "")
-        console.print(f"[yellow]{len(source.unpaired)} cube(s) have no RGB image in {cfg.rgb} and are left out:[/] "
-                      f"{names}")
+        console.print(f"{len(source.unpaired)} cube(s) have no RGB image in {cfg.rgb} and are left out: {names}",
+                      markup=False, style="yellow")
     data_desc, data_hash = source.describe()
     val_pairs = validation_set(cfg, wavelengths)
     init = _read_init(cfg, config, wavelengths)

@@ -83,3 +83,16 @@ def test_a_bad_file_fails_alone_and_existing_outputs_are_skipped(hstool, tmp_pat
     r = hstool("convert", tmp_path / "in", tmp_path / "out", "-f", "envi", "--preview")
     assert r.exit_code == 0 and "skipped 1 cube(s) with existing outputs" in r.output
     assert (tmp_path / "out" / "good.raw").stat().st_mtime_ns == mtime
+
+
+def test_names_with_brackets_print_as_they_are(hstool, tmp_path, tmp_cube):
+    """rich reads [old] as a style and [/] as a closing tag: file names must not go through markup."""
+    write_cube(tmp_cube(6, 7), tmp_path / "in" / "scene [old].mat")
+    (tmp_path / "in" / "bad[bold].mat").write_bytes(b"junk")
+    out = tmp_path / "out[/]"
+    r = hstool("convert", tmp_path / "in", out, "-f", "npz")
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert f"{tmp_path / 'in' / 'bad[bold].mat'}: not a readable" in r.stderr
+    assert "│ scene [old].mat │ scene [old].npz │" in r.stderr and (out / "scene [old].npz").is_file()
+    r = hstool("info", tmp_path / "x[/].mat")
+    assert r.exit_code == 1 and "x[/].mat: no such file" in r.stderr
