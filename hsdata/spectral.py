@@ -130,7 +130,17 @@ def resample_bands(
     extrapolate: bool = False,
 ) -> np.ndarray:
     """Resample spectra along the last axis from grid ``src`` to grid ``dst`` (see
-    :func:`resampling_matrix`). Returns float32 for float32 input, float64 otherwise."""
+    :func:`resampling_matrix`). Returns float32 for float32 input, float64 otherwise.
+
+    A NaN or infinite source value makes NaN only the target bands that weigh it (a dead band
+    of a calibrated capture spoils its neighbours, not the whole spectrum, as ``NaN x 0`` would).
+    """
     m = resampling_matrix(src, dst, method, fwhm, extrapolate)
     out_dtype = np.float32 if np.asarray(data).dtype == np.float32 else np.float64
-    return np.asarray(data, dtype=out_dtype) @ m.astype(out_dtype)
+    x, mt = np.asarray(data, dtype=out_dtype), m.astype(out_dtype)
+    bad = ~np.isfinite(x)
+    if not bad.any():
+        return x @ mt
+    out = np.where(bad, 0, x) @ mt
+    out[(bad.astype(np.float32) @ (m != 0).astype(np.float32)) > 0] = np.nan
+    return out

@@ -77,3 +77,17 @@ def test_dtypes_and_bad_arguments(tmp_cube):
         resampling_matrix(ARAD_WAVELENGTHS, ARAD_WAVELENGTHS, "cubic")
     with pytest.raises(HsError, match="two source bands"):
         resampling_matrix(np.array([500.0]), np.array([500.0]))
+
+
+def test_a_dead_band_spoils_only_the_targets_that_weigh_it():
+    data = np.linspace(0.1, 0.9, 31)[None, None, :].repeat(2, axis=0).astype(np.float32)
+    data[0, 0, 0] = np.nan  # a dead 400 nm value
+    data[1, 0, 5] = np.inf  # a saturated 450 nm one
+    dst = np.arange(400.0, 451.0, 5.0)
+    out = resample_bands(data, ARAD_WAVELENGTHS, dst)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(np.isnan(out[0, 0]), dst <= 405)  # 400 and 405 weigh the 400 nm band
+    np.testing.assert_array_equal(np.isnan(out[1, 0]), (dst >= 445) & (dst <= 450))
+    clean = np.interp(dst, ARAD_WAVELENGTHS, np.linspace(0.1, 0.9, 31))
+    np.testing.assert_allclose(out[0, 0, 2:], clean[2:], rtol=1e-6)
+    assert np.isnan(resample_bands(data, ARAD_WAVELENGTHS, [500.0], "gaussian", fwhm=400.0)).all()  # weighs both
