@@ -22,7 +22,7 @@ from hstool.hsdata import (
     write_cube,
 )
 from hstool.hsdata.formats.npy import check_npy_grid
-from hstool.hsdata.render import write_preview
+from hstool.hsdata.render import preview_image, write_preview
 from hstool.hsdata.spectral import check_method, resample_bands, target_grid
 
 from .batch import plan_outputs, report_failures, run_batch
@@ -75,9 +75,10 @@ def run_job(job: Job) -> dict:
         cube = cube.with_data(data, job.grid, resampled_from=was)
     for path in _outputs(job):  # all of a cube's files or none
         check_writable(path, job.overwrite)
+    image = preview_image(cube) if job.preview else None  # fails before the cube is written
     files = write_cube(cube, job.output, job.format, job.overwrite)
-    if job.preview:
-        files.append(write_preview(cube, job.output.with_suffix(".png"), job.overwrite))
+    if image is not None:
+        files.append(write_preview(image, job.output.with_suffix(".png"), job.overwrite))
     return {
         "input": str(job.source),
         "output": str(files[0]),

@@ -63,11 +63,12 @@ def _one(job: tuple[Path, Path], settings: tuple, format: str, preview: bool, ov
     seconds = time.perf_counter() - t
     result = Cube(cube, rec.wavelengths, {"units": "reflectance", "source": str(src),
                                           "model": rec.meta.get("architecture", settings[0])})
-    written = write_cube(result, dst, format, overwrite=overwrite)
-    if preview:
-        from hstool.hsdata.render import write_preview
+    from hstool.hsdata.render import preview_image, write_preview
 
-        written.append(write_preview(result, _preview_path(dst), overwrite=overwrite))
+    image = preview_image(result) if preview else None  # fails before the cube is written
+    written = write_cube(result, dst, format, overwrite=overwrite)
+    if image is not None:
+        written.append(write_preview(image, _preview_path(dst), overwrite=overwrite))
     return {"input": str(src), "output": str(written[0]), "shape": list(cube.shape), "seconds": round(seconds, 3),
             **rec.last_info}
 

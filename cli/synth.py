@@ -12,7 +12,7 @@ import typer
 
 from hstool.hsdata import HsError, check_writable, output_files, output_path, write_cube
 from hstool.hsdata.formats.npy import check_npy_grid
-from hstool.hsdata.render import write_preview
+from hstool.hsdata.render import preview_image, write_preview
 from hstool.hsdata.spectral import parse_band_grid
 from hstool.hsdata.synth import generate_scene
 
@@ -57,9 +57,10 @@ def run_job(job: Job) -> dict:
     for path in _outputs(job):  # all of a scene's files or none
         check_writable(path, job.overwrite)
     cube = generate_scene(job.seed, job.size, job.wavelengths, job.split)
+    image = preview_image(cube) if job.preview is not None else None  # fails before the cube is written
     files = write_cube(cube, job.output, job.format, job.overwrite)
-    if job.preview is not None:
-        files.append(write_preview(cube, job.preview, overwrite=job.overwrite))
+    if image is not None:
+        files.append(write_preview(image, job.preview, overwrite=job.overwrite))
     return {
         "seed": job.seed,
         "output": str(job.output),

@@ -88,7 +88,14 @@ def cube_to_srgb(cube: Cube, exposure: float | None = None) -> np.ndarray:
     return srgb_encode(rgb_lin).astype(np.float32)
 
 
-def write_preview(cube: Cube, path: str | Path, overwrite: bool = False, exposure: float | None = None) -> Path:
-    """Write an 8-bit sRGB PNG preview of ``cube`` atomically."""
-    rgb = np.round(cube_to_srgb(cube, exposure) * 255).astype(np.uint8)
+def preview_image(cube: Cube, exposure: float | None = None) -> np.ndarray:
+    """The 8-bit sRGB preview of ``cube`` (H, W, 3) uint8. A batch makes it before it writes the
+    cube, so that a cube with no preview (no visible bands) fails whole, not after its cube."""
+    return np.round(cube_to_srgb(cube, exposure) * 255).astype(np.uint8)
+
+
+def write_preview(cube: Cube | np.ndarray, path: str | Path, overwrite: bool = False,
+                  exposure: float | None = None) -> Path:
+    """Write an 8-bit sRGB PNG preview of ``cube`` (or an image from :func:`preview_image`) atomically."""
+    rgb = cube if isinstance(cube, np.ndarray) else preview_image(cube, exposure)
     return write_rgb(path, rgb, overwrite=overwrite)

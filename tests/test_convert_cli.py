@@ -96,3 +96,15 @@ def test_names_with_brackets_print_as_they_are(hstool, tmp_path, tmp_cube):
     assert "│ scene [old].mat │ scene [old].npz │" in r.stderr and (out / "scene [old].npz").is_file()
     r = hstool("info", tmp_path / "x[/].mat")
     assert r.exit_code == 1 and "x[/].mat: no such file" in r.stderr
+
+
+def test_a_cube_without_a_preview_fails_whole(hstool, tmp_path, tmp_cube):
+    """A near-infrared cube has no sRGB preview: with --preview it fails before its cube is
+    written (all of a cube's files or none), so a rerun does not skip it as done."""
+    write_cube(tmp_cube(6, 7, wavelengths=np.arange(900.0, 1001.0, 10.0)), tmp_path / "in" / "nir.npz")
+    write_cube(tmp_cube(6, 7), tmp_path / "in" / "vis.npz")
+    r = hstool("convert", tmp_path / "in", tmp_path / "out", "-f", "npz", "--preview")
+    assert r.exit_code == 1 and "nir.npz" in r.stderr and "visible" in r.stderr, r.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["vis.npz", "vis.png"]
+    r = hstool("convert", tmp_path / "in", tmp_path / "out", "-f", "npz")  # without: converted
+    assert r.exit_code == 0 and (tmp_path / "out" / "nir.npz").is_file(), r.output
