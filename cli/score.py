@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from hstool.camera import capture_seeds, file_seed
 from hstool.hsdata import HsError, atomic_path, check_writable, list_files, read_rgb
+from hstool.hsdata.atomic import check_output_folder
 from hstool.hsdata.errors import check_positive
 from hstool.recon import evaluate as ev
 
@@ -179,6 +180,7 @@ def score(
             csv_path = None
         else:
             check_writable(csv_path, overwrite, inputs)
+            check_output_folder(csv_path.parent)  # before the scoring, not after it
     jobs = [
         Job(
             p,
@@ -197,6 +199,8 @@ def score(
         )
         for p, g in pairs
     ]
+    if maps is not None:
+        check_output_folder(maps)
     if maps is not None and not overwrite:  # existing maps are kept; their images are still scored
         kept = [j for j in jobs if any(f.exists() for f in ev.error_map_paths(maps, j.gt.stem))]
         for j in kept:

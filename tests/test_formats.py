@@ -549,3 +549,19 @@ def test_cubes_from_lists_and_no_integer_reads(tmp_path, tmp_cube):
     write_cube(cube, tmp_path / "c.mat")
     with pytest.raises(HsError, match="read as a float type"):  # an int cast would zero reflectance
         read_cube(tmp_path / "c.mat", dtype=np.int32)
+
+
+def test_envi_writer_refuses_a_folder_it_cannot_write_in_one_line(tmp_path, monkeypatch):
+    """A folder that takes no file (read-only; as root only a mount or a flag does that, so the
+    refusal is simulated): one line naming the folder, as the other writers say it."""
+    import tempfile
+
+    from conftest import make_cube
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    with pytest.raises(HsError, match=r"cannot write here \(Operation not permitted\)") as e:
+        write_cube(make_cube(4, 5), tmp_path / "out" / "x.hdr", "envi")
+    assert e.value.path == tmp_path / "out"

@@ -297,3 +297,13 @@ def test_tables_in_a_log_keep_long_names_on_one_line(tmp_path, tmp_cube):
     assert proc.returncode == 0, proc.stderr
     table = [line for line in proc.stderr.splitlines() if line[:1] in "┏┃┡│└"]
     assert table and max(map(len, table)) <= 90 and not any(name in line for line in table), proc.stderr
+
+
+def test_outputs_that_cannot_be_written_fail_before_the_scoring(hstool, folders, tmp_path):
+    root, _ = folders
+    (tmp_path / "file").write_text("not a folder")
+    for extra, message in ((["--csv", tmp_path / "file" / "x.csv"], "output folder is not a directory"),
+                           (["--maps", tmp_path / "file" / "maps"], "cannot write here")):
+        r = hstool("score", root / "pred", root / "gt", "-m", "rmse", *extra)
+        assert r.exit_code == 1 and message in r.output, r.output
+        assert "score ━" not in r.output  # refused before any pair was scored

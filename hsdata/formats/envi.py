@@ -191,8 +191,11 @@ def write(
             text = str(value)
             if not any(c in text for c in "{}=\n"):
                 metadata[META_PREFIX + key.replace("_", " ")] = text
-    hdr.parent.mkdir(parents=True, exist_ok=True)
-    tmpdir = Path(tempfile.mkdtemp(prefix=".hstool-", dir=hdr.parent))
+    try:
+        hdr.parent.mkdir(parents=True, exist_ok=True)
+        tmpdir = Path(tempfile.mkdtemp(prefix=".hstool-", dir=hdr.parent))
+    except OSError as exc:  # worded as the other writers word it (atomic_path)
+        raise HsError(f"cannot write here ({exc.strerror or exc})", hdr.parent) from exc
     try:
         tmp_hdr = tmpdir / "cube.hdr"
         envi.save_image(
