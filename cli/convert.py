@@ -21,6 +21,7 @@ from hstool.hsdata import (
     read_cube,
     write_cube,
 )
+from hstool.hsdata.atomic import check_output_folder
 from hstool.hsdata.formats.npy import check_npy_grid
 from hstool.hsdata.render import preview_image, write_preview
 from hstool.hsdata.spectral import check_method, resample_bands, target_grid
@@ -104,8 +105,10 @@ def convert(
     json: Json = False,
 ) -> None:
     """Convert cubes between formats (.mat v7.3 as ARAD, v5 as NTIRE 2020, ENVI, .npy, .npz), and
-    with --bands resample them to another band grid. Values and metadata (units, norm_factor,
-    wavelengths, the ENVI header's fields) are kept; each cube is written as OUT/NAME.FORMAT.
+    with --bands resample them to another band grid; each cube is written as OUT/NAME.FORMAT.
+    Values are written as float32, as the ARAD files hold them; wavelengths, units, norm_factor
+    and hstool's own metadata are kept (.npy holds the array alone). Other ENVI header fields
+    (scale factors, ignore values, ...) are not carried over.
 
     Example: [bold]hstool convert captures/*.hdr cubes/ -f mat --bands 400:700:10[/]
     """
@@ -115,17 +118,26 @@ def convert(
     check_cube_format(format)
     check_method(method, fwhm)
     grid = target_grid(bands)
+    if grid is None and (method != "linear" or extrapolate):
+        raise HsError("--method, --fwhm and --extrapolate act with --bands (the target grid)")
     if grid is not None and format == "npy":
         check_npy_grid(grid)  # refused now rather than once per cube
     if in_format is not None:
         detect_format("", in_format)  # the name alone
-    sources = [f for p in inputs for f in list_files(p)]
-    stems = [s.stem for s in sources]
-    dupes = sorted({s for s in stems if stems.count(s) > 1})
-    if dupes:
-        raise HsError(f"several inputs share the name {', '.join(dupes)}: convert them into separate folders")
-    jobs = [Job(src, output_path(out, src.stem, format), in_format, format, grid, method, fwhm, extrapolate, preview,
-                overwrite) for src in sources]
+    found = {}  # one job per cube, however often it is named (an ENVI pair by its header and its binary)
+    for src in (f for p in inputs for f in list_files(p)):
+        found.setdefault(frozenset(p.resolve() for p in input_files(src)), src)
+    sources = list(found.values())
+    targets: dict[Path, list[Path]] = {}
+    for src in sources:
+        targets.setdefault(output_path(out, src.stem, format), []).append(src)
+    for target, same in targets.items():
+        if len(same) > 1:
+            raise HsError(f"{' and '.join(str(s) for s in same)} would both be written as {target}: "
+                          "give them separate output folders")
+    check_output_folder(out)
+    jobs = [Job(src, target, in_format, format, grid, method, fwhm, extrapolate, preview, overwrite)
+            for target, (src,) in targets.items()]
     jobs, skipped = plan_outputs(jobs, _outputs, [f for src in sources for f in input_files(src)], overwrite,
                                  name=lambda j: str(j.source))
     if skipped:

@@ -29,7 +29,8 @@ Method = Annotated[str, typer.Option(
 Fwhm = Annotated[float | None, typer.Option(
     "--fwhm", help="Width (nm) of the gaussian/triangular response; default the grid step.")]
 Extrapolate = Annotated[bool, typer.Option(
-    "--extrapolate", help="Allow target bands outside the source's range (edge values held).")]
+    "--extrapolate", help="Allow target bands outside the source's range (linear holds the edge values; the "
+    "integrating methods use what their response still covers).")]
 ClipNegativeTruth = Annotated[bool, typer.Option("--clip-negative", help=(
     "Clip negative ground-truth values (calibration noise) to 0 first; those zeros then follow "
     "--eps / --ignore-zeros (inf MRAE without). Without it they fail the MRAE-based metrics: never "

@@ -108,3 +108,17 @@ def test_a_cube_without_a_preview_fails_whole(hstool, tmp_path, tmp_cube):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["vis.npz", "vis.png"]
     r = hstool("convert", tmp_path / "in", tmp_path / "out", "-f", "npz")  # without: converted
     assert r.exit_code == 0 and (tmp_path / "out" / "nir.npz").is_file(), r.output
+
+
+def test_each_cube_is_converted_once_and_two_cubes_never_share_an_output(hstool, tmp_path, tmp_cube):
+    write_cube(tmp_cube(5, 6), tmp_path / "in" / "e.hdr")  # an ENVI pair: e.hdr + e.raw
+    r = hstool("convert", tmp_path / "in" / "e.hdr", tmp_path / "in" / "e.raw", tmp_path / "in", tmp_path / "out",
+               "-f", "npz", "--json")
+    assert r.exit_code == 0, r.output
+    assert [w["output"] for w in json.loads(r.stdout)["written"]] == [str(tmp_path / "out" / "e.npz")]
+    write_cube(tmp_cube(5, 6, seed=1), tmp_path / "in" / "e.npz")  # another cube, the same name
+    r = hstool("convert", tmp_path / "in", tmp_path / "out2", "-f", "mat")
+    assert r.exit_code == 1 and "e.hdr and " in r.output and "e.npz would both be written as" in r.output
+    assert not (tmp_path / "out2").exists()
+    r = hstool("convert", tmp_path / "in" / "e.hdr", tmp_path / "out3", "--method", "gaussian")
+    assert r.exit_code == 1 and "act with --bands" in r.output
