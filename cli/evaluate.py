@@ -53,6 +53,7 @@ def evaluate(
     from hstool.recon import Reconstructor
 
     check_positive(eps, "--eps", zero=True)
+    ev.metrics.check_guard(eps, ignore_zeros)
     pipe = track(track_name)
     paths = list_files(gt)[:limit]
     w = None if weights.lower() == "none" else weights

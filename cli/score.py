@@ -155,6 +155,7 @@ def score(
     Example: [bold]hstool score recon/ gt/ -m mrae,rmse,weighted --rgb rgb/ --track clean --maps maps/[/]
     """
     check_positive(eps, "--eps", zero=True)
+    ev.metrics.check_guard(eps, ignore_zeros)
     names = tuple(m.strip().lower() for m in metrics.split(",") if m.strip())
     bad = [m for m in names if m not in ev.SCORE_METRICS]
     if bad or not names:

@@ -111,9 +111,17 @@ def gt_zeros(gt: np.ndarray) -> int:
     return int(np.count_nonzero(np.asarray(gt) == 0))
 
 
+def check_guard(eps, ignore_zeros: bool) -> None:
+    """The MRAE's guard against ground-truth zeros is one of ``eps`` and ``ignore_zeros``: with
+    both, eps alone would act and the other would be ignored without a word."""
+    if eps is not None and ignore_zeros:
+        raise HsError("eps and ignore_zeros (--eps, --ignore-zeros) are two guards against zeros: give one")
+
+
 def _relative(pred: np.ndarray, gt: np.ndarray, eps: float | None, ignore_zeros: bool) -> np.ndarray:
     """``|gt - pred| / gt`` entrywise; NaN marks masked entries when ``ignore_zeros``. A negative
     ``gt`` is refused (:func:`check_nonnegative`), with or without a guard."""
+    check_guard(eps, ignore_zeros)
     check_nonnegative(gt)
     diff = np.abs(gt - pred)
     if eps is not None:

@@ -295,3 +295,9 @@ def test_metric_parameters_and_complex_inputs_are_refused():
     assert metrics.mrae(p, g, eps=per_band) == pytest.approx(np.mean(np.abs(p - g) / (g + per_band)))
     with pytest.raises(HsError, match="eps must be a number >= 0"):
         metrics.mrae(p, g, eps=np.array([0.0, -0.1, 0.2, 0.3]))
+
+
+def test_one_guard_against_zeros_at_a_time():
+    gt = np.full((2, 2, 3), 0.5)
+    with pytest.raises(HsError, match="two guards against zeros: give one"):
+        metrics.mrae(gt * 1.1, gt, eps=1e-3, ignore_zeros=True)

@@ -307,3 +307,9 @@ def test_outputs_that_cannot_be_written_fail_before_the_scoring(hstool, folders,
         r = hstool("score", root / "pred", root / "gt", "-m", "rmse", *extra)
         assert r.exit_code == 1 and message in r.output, r.output
         assert "score ━" not in r.output  # refused before any pair was scored
+
+
+def test_eps_and_ignore_zeros_together_are_refused_before_scoring(hstool, folders):
+    root, _ = folders
+    r = hstool("score", root / "pred", root / "gt", "--eps", "1e-3", "--ignore-zeros")
+    assert r.exit_code == 1 and "--eps, --ignore-zeros) are two guards" in r.output and "score ━" not in r.output
