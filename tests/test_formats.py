@@ -371,10 +371,12 @@ def test_rgb_jpeg_and_bad_images(tmp_path):
         read_cube(tmp_path / "a.jpg")
 
 
-@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
-def test_a_jpeg_is_read_upright_by_its_exif_orientation(tmp_path, orientation):
+@pytest.mark.parametrize("suffix", [".jpg", ".tif", ".png", ".webp"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_an_image_is_read_upright_by_its_exif_orientation(tmp_path, orientation, suffix):
     """A phone stores a portrait photo sideways with an EXIF orientation; viewers (and Pillow's
-    exif_transpose, the reference here) turn it upright, and so must the reconstruction."""
+    exif_transpose, the reference here) turn it upright, and so must the reconstruction: JPEG and
+    TIFF through OpenCV (which cannot rotate some TIFFs: imageio then), PNG's eXIf, WebP (imageio)."""
     from PIL import Image, ImageOps
 
     rgb = np.zeros((16, 24, 3), np.uint8)
@@ -382,10 +384,12 @@ def test_a_jpeg_is_read_upright_by_its_exif_orientation(tmp_path, orientation):
     rgb[..., 1] = np.arange(24)[None, :] * 10
     exif = Image.Exif()
     exif[0x0112] = orientation
-    Image.fromarray(rgb).save(tmp_path / "p.jpg", quality=100, exif=exif.tobytes())
-    want = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "p.jpg"))) / 255
-    got = read_rgb(tmp_path / "p.jpg")
-    assert got.shape == want.shape == ((16, 24, 3) if orientation in (1, 3) else (24, 16, 3))
+    path = tmp_path / f"p{suffix}"
+    options = {".jpg": {"quality": 100}, ".webp": {"lossless": True}}.get(suffix, {})
+    Image.fromarray(rgb).save(path, exif=exif.tobytes(), **options)
+    want = np.asarray(ImageOps.exif_transpose(Image.open(path))) / 255
+    got = read_rgb(path)
+    assert got.shape == want.shape == ((16, 24, 3) if orientation <= 4 else (24, 16, 3))  # 5-8 turn it
     assert np.abs(got - want).max() < 1e-6
     if orientation == 6:  # 90 degrees clockwise: the stored top-left corner is now top-right
         assert got[0, -1, 0] > 0.9 and got[-1, 0, 0] < 0.1

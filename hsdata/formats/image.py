@@ -17,6 +17,10 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import HsError
 
+# OpenCV prints its own C++ error for a file it cannot decode (a TIFF it cannot rotate), which
+# read_native answers by another decoder or by one line of its own
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 CV_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 JPEG_SAMPLING = {
@@ -26,12 +30,36 @@ JPEG_SAMPLING = {
 }
 
 
+#: EXIF orientation (tag 0x0112) -> the array operation that shows the image upright
+_UPRIGHT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _exif_upright(arr: np.ndarray, path: Path) -> np.ndarray:
+    """``arr`` as read without its EXIF orientation, turned upright (Pillow reads the tag)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 -- no EXIF to read: as stored
+        return arr
+    return np.ascontiguousarray(_UPRIGHT[orientation](arr)) if orientation in _UPRIGHT else arr
+
+
 def read_native(path: str | Path) -> np.ndarray:
     """The image's pixels in their stored integer type, RGB(A) channel order or 2-D for grey.
 
-    A JPEG is turned upright by its EXIF orientation, as viewers show it (a phone's portrait
-    photo is stored sideways); it has no alpha, so nothing else changes. Other formats are read
-    as stored, alpha included.
+    An image is turned upright by its EXIF orientation, as viewers show it (a phone's portrait
+    photo is stored sideways): a JPEG or TIFF by OpenCV (a JPEG has no alpha to lose), a PNG
+    (eXIf chunk) or anything OpenCV cannot read by the tag, as Pillow reads it.
     """
     path = Path(path)
     if not path.is_file():
@@ -43,11 +71,14 @@ def read_native(path: str | Path) -> np.ndarray:
         arr = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR if upright else cv2.IMREAD_UNCHANGED)
         if arr is not None and arr.ndim == 3:
             arr = arr[..., [2, 1, 0, 3][: arr.shape[2]]] if arr.shape[2] in (3, 4) else arr
+        if arr is not None and suffix == ".png":  # OpenCV turns a TIFF upright itself, not a PNG's eXIf
+            arr = _exif_upright(arr, path)
     if arr is None:
         try:
             arr = iio.imread(path)
         except Exception as exc:
             raise HsError("not a readable image (the decoder cannot read it)", path) from exc
+        arr = _exif_upright(np.asarray(arr), path)
     return np.asarray(arr)
 
 
