@@ -199,6 +199,8 @@ def curve(gamma: float | str) -> float | str:
     """A response curve as given (``--gamma``): ``"srgb"``, or a positive number (``1``: linear)."""
     if isinstance(gamma, str) and gamma.strip().lower() == "srgb":
         return "srgb"
+    if isinstance(gamma, bool):  # float(True) is 1: a slip, not a curve
+        raise HsError(f"gamma must be a number or 'srgb', got {gamma}")
     try:
         gamma = float(gamma)
     except (TypeError, ValueError):

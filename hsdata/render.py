@@ -18,7 +18,7 @@ import numpy as np
 
 from .cube import Cube
 from .errors import HsError, check_positive
-from .formats.image import write_rgb
+from .formats.image import unit_float, write_rgb
 from .spectral import resample_bands
 
 #: XYZ -> linear sRGB (IEC 61966-2-1).
@@ -62,10 +62,10 @@ def srgb_encode(linear: np.ndarray) -> np.ndarray:
 
 
 def srgb_decode(encoded: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`srgb_encode` (IEC 61966-2-1): linear values of sRGB-encoded ones,
-    clipped to [0, 1]; float32 stays float32."""
+    """The inverse of :func:`srgb_encode` (IEC 61966-2-1): linear values of sRGB-encoded ones in
+    [0, 1] (clipped), or of uint8/uint16 codes (scaled by 255/65535); float32 stays float32."""
     x = np.asarray(encoded)
-    x = np.clip(x, 0.0, 1.0, dtype=np.result_type(x, np.float32))  # integers as float64
+    x = np.clip(unit_float(x) if x.dtype.kind in "ui" else x, 0.0, 1.0)  # codes scaled by their type
     return np.where(x <= 0.04045, x / 12.92, np.power((x + 0.055) / 1.055, 2.4)).astype(x.dtype, copy=False)
 
 

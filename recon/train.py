@@ -512,7 +512,7 @@ def _check_read(cfg: TrainConfig, spec) -> None:
     if cfg.data != "synth":
         unread.append(("scene_size", "a cube folder as --data (its cubes keep their size)"))
     if not cfg.val:
-        if cfg.keep == "best":
+        if cfg.keep == "best" and spec.kind == "deep":  # a pixel model hears that --keep does nothing
             raise HsError("--keep best needs validation data (not --val none)")
         unread += [(name, "--val none") for name in ("val_scenes", "val_size")]
     elif cfg.val != "synth":

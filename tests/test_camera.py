@@ -181,7 +181,13 @@ def test_linearise_inverts_the_response_curves():
     assert stages.linearise(np.array(0.5), "srgb") == pytest.approx(((0.5 + 0.055) / 1.055) ** 2.4)
     assert stages.linearise(np.array(0.5), 2.2) == pytest.approx(0.5**2.2)
     assert stages.linearise(np.float32([0.5]), "srgb").dtype == np.float32
+    from hstool.hsdata.render import srgb_decode  # codes are scaled by their type first
+
+    np.testing.assert_allclose(srgb_decode(np.array([0, 128, 255], np.uint8)), srgb_decode(np.array([0, 128, 255]) / 255),
+                               rtol=1e-6)  # float32 codes
+    np.testing.assert_allclose(srgb_decode(np.array([32896], np.uint16)), srgb_decode(np.array([128 / 255])), rtol=1e-6)
     for bad, message in (("abc", "gamma must be a number or 'srgb', got 'abc'"), (0, "gamma must be a positive"),
+                         (True, "gamma must be a number or 'srgb', got True"), (None, "got 'None'"),
                          ("-2", "gamma must be a positive"), (float("nan"), "gamma must be a positive")):
         with pytest.raises(HsError, match=message):
             stages.linearise(x, bad)

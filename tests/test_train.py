@@ -488,6 +488,9 @@ def test_pixel_model_refuses_training_options_before_any_work(hstool, tmp_path):
         one_line_error(r, f"{flag} does nothing for pixel model 'rootpoly' (it is fitted in closed form, "
                           "not trained); drop it")
         assert sorted(tmp_path.iterdir()) == [start], flag  # no weights, no checkpoint
+    r = hstool("train", "--model", "rootpoly", *drop(COMMON, "--val-scenes", "--val-size"), "--val", "none",
+               "--keep", "best", "--out", tmp_path / "w.safetensors")
+    one_line_error(r, "--keep does nothing for pixel model 'rootpoly'")  # not "needs validation data"
     # library callers get the same refusal
     with pytest.raises(HsError, match="--ema does nothing for pixel model 'linear'"):
         train(TrainConfig(model="linear", out=tmp_path / "w.safetensors", ema=0.5, val=None))
