@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import HsError
 from .formats import detect_format, read_cube
 from .formats.image import read_native, scale_of
 
@@ -36,6 +37,8 @@ def _value_stats(data: np.ndarray, chunk_rows: int = 64) -> dict[str, Any]:
 def describe(path: str | Path, format: str | None = None) -> dict[str, Any]:
     """Format, shape (H, W, B), dtype, band grid, value statistics and metadata of a file."""
     path = Path(path)
+    if not path.exists():  # before its type: "nonexist" is missing, not of an unknown type
+        raise HsError("no such file", path)
     fmt = detect_format(path, format)
     if fmt == "image":
         arr = read_native(path)

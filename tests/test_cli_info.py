@@ -198,3 +198,12 @@ def test_usage_errors_are_one_line_from_the_console_script(tmp_path):
     assert proc.returncode == 0 and "Usage" in proc.stdout
     bare = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert "Usage" in bare.stdout + bare.stderr and "error:" not in bare.stderr  # the help, no empty error
+
+
+def test_a_missing_file_and_a_file_without_a_numpy_header_say_so(hstool, tmp_path):
+    r = hstool("info", tmp_path / "nonexist")
+    assert r.exit_code == 1 and "nonexist: no such file" in r.output
+    (tmp_path / "t.npy").write_text("hello\n")
+    r = hstool("info", tmp_path / "t.npy")
+    assert r.exit_code == 1 and "t.npy: not a NumPy file (no .npy/.npz header)" in r.output
+    assert "pickle" not in r.output  # numpy's advice to load it unsafely is not passed on

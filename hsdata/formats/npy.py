@@ -36,6 +36,8 @@ def read(path: str | Path, dtype=np.float32) -> Cube:
     except HsError:
         raise
     except Exception as exc:
+        if "pickled" in str(exc):  # no NumPy header: numpy would take it for a pickle, hstool never unpickles
+            raise HsError("not a NumPy file (no .npy/.npz header)", path) from exc
         raise HsError(f"not a readable NumPy file ({exc})", path) from exc
     if data.ndim != 3 or not np.issubdtype(data.dtype, np.number):
         raise HsError(f"expected a numeric (H, W, B) array, got {data.dtype} {data.shape}", path)
