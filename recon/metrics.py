@@ -325,14 +325,17 @@ def rgb_consistency(
     matrix: np.ndarray,
     *,
     eps: float | None = None,
-    ignore_zeros: bool = True,
+    ignore_zeros: bool | None = None,
 ) -> float:
     """Physical consistency (challenge report Sec. 3.4, Table 3 "Physical"): MRAE between the RGB
     re-generated from ``pred`` (``pred @ matrix``) and the input RGB image ``rgb`` (H, W, 3).
 
-    Input images are quantised, so dark pixels hold exact zeros; those entries are left out by
-    default (``ignore_zeros=False`` gives the unguarded, possibly infinite, value).
+    Input images are quantised, so dark pixels hold exact zeros; those entries are left out unless
+    ``eps`` guards them instead (``ignore_zeros`` None: ``eps is None``; ``False`` gives the
+    unguarded, possibly infinite, value).
     """
+    if ignore_zeros is None:
+        ignore_zeros = eps is None
     pred = np.asarray(pred)
     rgb = np.asarray(rgb)
     if pred.shape[:-1] != rgb.shape[:-1]:

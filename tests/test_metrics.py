@@ -301,3 +301,14 @@ def test_one_guard_against_zeros_at_a_time():
     gt = np.full((2, 2, 3), 0.5)
     with pytest.raises(HsError, match="two guards against zeros: give one"):
         metrics.mrae(gt * 1.1, gt, eps=1e-3, ignore_zeros=True)
+
+
+def test_rgb_consistency_takes_eps_as_its_guard():
+    rng = np.random.default_rng(3)
+    matrix = rng.uniform(0, 1, (31, 3))
+    pred = rng.uniform(0.1, 1, (4, 5, 31))
+    rgb = pred @ matrix * 1.05
+    rgb[0, 0, 0] = 0  # a quantised dark pixel
+    back = pred @ matrix
+    got = metrics.rgb_consistency(pred, rgb, matrix, eps=1e-3)  # eps alone: no second guard by default
+    assert got == pytest.approx(np.mean(np.abs(back - rgb) / (rgb + 1e-3)))

@@ -127,6 +127,11 @@ def test_rgb_consistency_track_and_maps(hstool, tmp_path, tmp_cube):
     again = hstool("score", tmp_path / "pred", tmp_path / "gt", "--rgb", tmp_path / "rgb", "--json")
     row = json.loads(again.stdout)["images"][0]
     assert row["physical"] == 0.0 and row["backprojection"] == 0.0 and 0 < row["physical_linear"] < 0.02
+    # --eps guards every MRAE, the physical ones too (they left zeros out by default: one guard each)
+    guarded = hstool("score", tmp_path / "pred", tmp_path / "gt", "--rgb", tmp_path / "rgb", "--eps", "1e-3", "--json")
+    assert guarded.exit_code == 0, guarded.output
+    row = json.loads(guarded.stdout)["images"][0]
+    assert row["physical_linear"] == pytest.approx(metrics.rgb_consistency(gt.data, rgb, matrix, eps=1e-3), rel=1e-6)
 
 
 def test_zeros_in_ground_truth_give_inf_with_a_hint(hstool, tmp_path, tmp_cube):
