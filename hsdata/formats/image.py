@@ -8,6 +8,7 @@ Arrays are RGB order, ``(H, W, 3)``; readers return float32 scaled to [0, 1] by 
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import cv2
@@ -17,9 +18,24 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import HsError
 
-# OpenCV prints its own C++ error for a file it cannot decode (a TIFF it cannot rotate), which
-# read_native answers by another decoder or by one line of its own
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+#: OpenCV's log level functions: cv2.utils.logging in 5.x, cv2 itself in 4.x
+_CV_LOG = getattr(cv2.utils, "logging", cv2)
+
+
+@contextlib.contextmanager
+def _quiet_opencv():
+    """Without OpenCV's own C++ error print for a file it cannot decode (a TIFF it cannot rotate):
+    read_native answers that by another decoder, or by one line of its own. Only for the call."""
+    get, put = getattr(_CV_LOG, "getLogLevel", None), getattr(_CV_LOG, "setLogLevel", None)
+    if get is None or put is None:
+        yield
+        return
+    before = get()
+    put(0)  # LOG_LEVEL_SILENT
+    try:
+        yield
+    finally:
+        put(before)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 CV_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -68,7 +84,8 @@ def read_native(path: str | Path) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix in CV_SUFFIXES:
         upright = suffix in (".jpg", ".jpeg")  # IMREAD_UNCHANGED ignores EXIF orientation
-        arr = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR if upright else cv2.IMREAD_UNCHANGED)
+        with _quiet_opencv():
+            arr = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR if upright else cv2.IMREAD_UNCHANGED)
         if arr is not None and arr.ndim == 3:
             arr = arr[..., [2, 1, 0, 3][: arr.shape[2]]] if arr.shape[2] in (3, 4) else arr
         if arr is not None and suffix == ".png":  # OpenCV turns a TIFF upright itself, not a PNG's eXIf
