@@ -14,10 +14,10 @@ from rich.table import Table
 
 #: ``--debug`` (or HSTOOL_DEBUG): show tracebacks instead of one-line errors
 DEBUG = {"on": bool(os.environ.get("HSTOOL_DEBUG"))}
-# markup off: file names such as "scene [old].mat" print as they are; a message that styles
-# itself says markup=True and escapes what it quotes (:func:`error`)
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
-out = Console(highlight=False, soft_wrap=True, markup=False)
+# markup and emoji codes off: file names such as "scene [old].mat" or "x:smile:.mat" print as they
+# are; a message that styles itself says markup=True and escapes what it quotes (:func:`error`)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
 #: off a terminal (a log, a pipe, CI) a table keeps its natural width up to this many columns
 #: instead of rich's default 80, which folded file names and numbers mid-cell; COLUMNS still rules
 LOG_WIDTH = 240

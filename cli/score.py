@@ -103,8 +103,8 @@ def warn_infinite(rows: list[dict], keys: tuple[str, ...]) -> None:
     for r in rows:
         if r["gt_zeros"] and any(r.get(k) == float("inf") for k in keys):
             err.print(
-                f"[yellow]{r['image']}: MRAE is inf: the ground truth has {r['gt_zeros']} zero values "
-                "(organisers' definition; --eps or --ignore-zeros give a finite score)[/]"
+                f"{r['image']}: MRAE is inf: the ground truth has {r['gt_zeros']} zero values "
+                "(organisers' definition; --eps or --ignore-zeros give a finite score)", style="yellow"
             )
 
 

@@ -143,7 +143,8 @@ def test_zeros_in_ground_truth_give_inf_with_a_hint(hstool, tmp_path, tmp_cube):
     result = hstool("score", tmp_path / "pred.npy", tmp_path / "gt.npy", "--json")
     assert result.exit_code == 0
     assert json.loads(result.stdout)["images"][0]["mrae"] == "inf"
-    assert "4 zero values" in result.stderr
+    assert "gt: MRAE is inf: the ground truth has 4 zero values" in result.stderr
+    assert "[yellow]" not in result.stderr and "[/]" not in result.stderr  # styled, not printed as tags
     guarded = hstool("score", tmp_path / "pred.npy", tmp_path / "gt.npy", "--json", "--ignore-zeros")
     assert 0 < json.loads(guarded.stdout)["images"][0]["mrae"] < 1
 
