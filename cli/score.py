@@ -121,7 +121,7 @@ def score(
     ignore_zeros: Annotated[bool, Opt("--ignore-zeros", help="Guarded MRAE: leave gt zeros out.")] = False,
     clip_negative: ClipNegativeTruth = False,
     rgb: Annotated[
-        Path | None, Opt("--rgb", help="Input RGB folder: add physical consistency.", file_okay=False)
+        Path | None, Opt("--rgb", help="Input RGB folder (X.mat with X_clean.png, X_RealWorld.jpg, ... by --track): add physical consistency.", file_okay=False)
     ] = None,
     css: Annotated[
         str | None, Opt("--css", help="Camera CSS for back-projection (clean-track units).")

@@ -33,7 +33,7 @@ def train(
     data: Annotated[str, typer.Option("--data", help="Cube folder (any hsdata format) or 'synth'.")] = "synth",
     track: Annotated[str, typer.Option("--track", help="Camera track to simulate: clean, realworld, ntire2022.")] = "clean",
     val: Annotated[str, typer.Option("--val", help="Validation: 'synth' (test-split scenes), a cube folder, or 'none'.")] = "synth",
-    rgb: Annotated[str | None, typer.Option("--rgb", help="Folder of RGB images paired with --data cubes by stem (ARAD layout).")] = None,
+    rgb: Annotated[str | None, typer.Option("--rgb", help="Folder of RGB images paired with --data cubes by stem (ARAD layout: X.mat with X_clean.png for --track clean, X_RealWorld.jpg for realworld; never another track's).")] = None,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs (deep models).")] = 10,
     steps_per_epoch: Annotated[int, typer.Option("--steps-per-epoch", min=1, help="Optimiser steps per epoch.")] = 200,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Crops per step.")] = 8,

@@ -72,27 +72,33 @@ def pair_files(
 
 
 def find_rgb(images: Sequence[Path], stem: str, suffix: str = "", missing_ok: bool = False) -> Path | None:
-    """The input image of cube ``stem``: same stem, or the stem then ``_`` (``ARAD_HS_0451_clean.png``);
-    among several, the one named with the track's ``suffix``. An image named for another track
-    (``_clean`` when ``suffix`` is ``_RealWorld``) is never taken for it. None for no image at all
-    when ``missing_ok``."""
-    from hstool.camera.pipeline import track_suffix
+    """The input image of cube ``stem``: named ``stem``, or ``stem`` and a track suffix
+    (``ARAD_HS_0451_clean.png``, ``_RealWorld``, ``_ntire2022``, ``_rgb``; case-insensitive). Among
+    several, the one of the track's ``suffix``, else one named for no track (``stem``, ``stem_rgb``);
+    an image named for another track is never taken for this one. None for no image at all when
+    ``missing_ok``."""
+    from hstool.camera.pipeline import TRACK_SUFFIXES
 
-    hits = [p for p in images if p.stem == stem or p.stem.startswith(stem + "_")]
-    if suffix:
-        hits = [p for p in hits if track_suffix(p.stem).lower() in ("", suffix.lower())] or hits
-    if len(hits) > 1:
-        hits = [p for p in hits if p.stem in (stem, stem + suffix)] or hits
+    known = {s.lower() for s in TRACK_SUFFIXES}
+    hits: list[tuple[Path, str]] = []  # (image, what its name adds to the cube's, lower case)
+    for p in images:
+        tail = p.stem[len(stem):].lower() if p.stem.startswith(stem) else None
+        if tail == "" or tail in known:
+            hits.append((p, tail))
     if not hits:
         if missing_ok:
             return None
         raise HsError(f"no input RGB image named {stem}*", images[0].parent if images else None)
-    if len(hits) > 1:
-        raise HsError(f"several input images match {stem}: {', '.join(p.name for p in hits)}", hits[0].parent)
-    other = track_suffix(hits[0].stem)
-    if suffix and other and other.lower() != suffix.lower():
-        raise HsError(f"named for another track ({other}); this track's image would be {stem}{suffix}.*", hits[0])
-    return hits[0]
+    own = [p for p, tail in hits if suffix and tail == suffix.lower()]
+    neutral = [p for p, tail in hits if tail == ""] or [p for p, tail in hits if tail == "_rgb"]
+    usable = own or neutral or ([p for p, _ in hits] if not suffix else [])
+    if not usable:
+        other = ", ".join(p.name for p, _ in hits)
+        raise HsError(f"only images named for another track ({other}); this track's would be {stem}{suffix}.*",
+                      hits[0][0].parent)
+    if len(usable) > 1:
+        raise HsError(f"several input images match {stem}: {', '.join(p.name for p in usable)}", usable[0].parent)
+    return usable[0]
 
 
 def physical_consistency(

@@ -213,16 +213,25 @@ def test_cli_evaluate_negative_ground_truth_fails_its_cube_only(hstool, tmp_path
 def test_find_rgb_takes_the_tracks_own_image_and_never_another_tracks(tmp_path):
     from hstool.recon.evaluate import find_rgb
 
-    names = ["A_clean.png", "A_RealWorld.jpg", "B_clean.png", "C.png", "D_clean.png", "D.png"]
+    names = ["A_clean.png", "A_RealWorld.jpg", "B_clean.png", "C.png", "D_clean.png", "D.png", "F_rgb.png",
+             "G_realworld.jpg", "G.png", "scene_clean.png", "roof_north_clean.png", "H.png", "H_rgb.png"]
     images = [tmp_path / n for n in names]
     assert find_rgb(images, "A", "_RealWorld").name == "A_RealWorld.jpg"
     assert find_rgb(images, "A", "_clean").name == "A_clean.png"
     assert find_rgb(images, "C", "_RealWorld").name == "C.png"  # a name without a track: anyone's
     assert find_rgb(images, "D", "_RealWorld").name == "D.png"
-    with pytest.raises(HsError, match=r"named for another track \(_clean\); this track's image would be B_RealWorld"):
+    assert find_rgb(images, "F", "_clean").name == "F_rgb.png"  # _rgb names no track
+    assert find_rgb(images, "G", "_RealWorld").name == "G_realworld.jpg"  # the track's own, any case
+    assert find_rgb(images, "scene_clean", "_RealWorld").name == "scene_clean.png"  # its own name, not a track
+    assert find_rgb(images, "H", "_clean").name == "H.png"  # the plain name before _rgb
+    assert find_rgb(images, "roof", "_clean", missing_ok=True) is None  # roof_north is another cube's
+    with pytest.raises(HsError, match=r"only images named for another track \(B_clean.png\); this track's would be "
+                                      r"B_RealWorld"):
         find_rgb(images, "B", "_RealWorld")
-    with pytest.raises(HsError, match="several input images match D: D_clean.png, D.png"):
-        find_rgb(images, "D", "_clean")  # both could be the clean track's
+    with pytest.raises(HsError, match="several input images match D: D_clean.png, D_CLEAN.png"):
+        find_rgb(images + [tmp_path / "D_CLEAN.png"], "D", "_clean")
+    assert find_rgb(images, "D", "_clean").name == "D_clean.png"
+    assert find_rgb(images, "D", "").name == "D.png"  # no track: the plain name
     assert find_rgb(images, "E", "_clean", missing_ok=True) is None
     with pytest.raises(HsError, match="no input RGB image named E"):
         find_rgb(images, "E", "_clean")
