@@ -142,5 +142,7 @@ def resample_bands(
     if not bad.any():
         return x @ mt
     out = np.where(bad, 0, x) @ mt
-    out[(bad.astype(np.float32) @ (m != 0).astype(np.float32)) > 0] = np.nan
+    # a weight below float32's resolution of its column's largest (a gaussian's far tail) weighs nothing
+    weighs = m > np.finfo(np.float32).eps * m.max(axis=0)
+    out[(bad.astype(np.float32) @ weighs.astype(np.float32)) > 0] = np.nan
     return out

@@ -91,3 +91,10 @@ def test_a_dead_band_spoils_only_the_targets_that_weigh_it():
     clean = np.interp(dst, ARAD_WAVELENGTHS, np.linspace(0.1, 0.9, 31))
     np.testing.assert_allclose(out[0, 0, 2:], clean[2:], rtol=1e-6)
     assert np.isnan(resample_bands(data, ARAD_WAVELENGTHS, [500.0], "gaussian", fwhm=400.0)).all()  # weighs both
+    # a gaussian's far tail, below float32's resolution, weighs nothing: a 400 nm NaN on a 3 nm grid
+    # spoils the targets its response reaches, not half the spectrum
+    src = np.arange(400.0, 1000.5, 3.0)
+    fine = np.ones((1, 1, src.size), np.float32)
+    fine[..., 0] = np.nan
+    spoiled = np.isnan(resample_bands(fine, src, ARAD_WAVELENGTHS, "gaussian"))[0, 0]
+    assert spoiled[:2].all() and not spoiled[4:].any(), np.flatnonzero(spoiled)

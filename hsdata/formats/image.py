@@ -64,6 +64,8 @@ def _exif_upright(arr: np.ndarray, path: Path) -> np.ndarray:
 
     try:
         with Image.open(path) as im:
+            if im.format == "PNG" and "exif" not in im.info:
+                return arr  # no eXIf chunk before the pixels; getexif() would decode them all to look after
             orientation = im.getexif().get(0x0112, 1)
     except Exception:  # noqa: BLE001 -- no EXIF to read: as stored
         return arr
