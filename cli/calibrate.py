@@ -30,6 +30,7 @@ from .options import (
     Preview,
     Workers,
     check_cube_format,
+    check_resampling,
 )
 from .output import err, print_json, table
 
@@ -105,6 +106,7 @@ def calibrate(
     check_options(to, method, fwhm, gain)
     check_cube_format(format)
     grid = target_grid(bands)
+    check_resampling(grid, method, fwhm, extrapolate)
     if grid is not None:  # --method, --fwhm and the range checked once, on the IQ's own grid
         resampling_matrix(IQ_WAVELENGTHS, grid, method, fwhm, extrapolate)
     if format == "npy":  # refused now rather than once per capture

@@ -24,7 +24,7 @@ from hstool.hsdata import (
 from hstool.hsdata.atomic import check_output_folder
 from hstool.hsdata.formats.npy import check_npy_grid
 from hstool.hsdata.render import preview_image, write_preview
-from hstool.hsdata.spectral import check_method, resample_bands, target_grid
+from hstool.hsdata.spectral import resample_bands, target_grid
 
 from .batch import plan_outputs, report_failures, run_batch
 from .options import (
@@ -39,6 +39,7 @@ from .options import (
     Preview,
     Workers,
     check_cube_format,
+    check_resampling,
 )
 from .output import err, print_json, table
 
@@ -116,17 +117,15 @@ def convert(
         raise HsError("give one or more cube files or folders, then the output folder")
     *inputs, out = paths
     check_cube_format(format)
-    check_method(method, fwhm)
     grid = target_grid(bands)
-    if grid is None and (method != "linear" or extrapolate):
-        raise HsError("--method, --fwhm and --extrapolate act with --bands (the target grid)")
+    check_resampling(grid, method, fwhm, extrapolate)
     if grid is not None and format == "npy":
         check_npy_grid(grid)  # refused now rather than once per cube
     if in_format is not None:
         detect_format("", in_format)  # the name alone
     found = {}  # one job per cube, however often it is named (an ENVI pair by its header and its binary)
     for src in (f for p in inputs for f in list_files(p)):
-        found.setdefault(frozenset(p.resolve() for p in input_files(src)), src)
+        found.setdefault(frozenset(p.resolve() for p in input_files(src, in_format)), src)
     sources = list(found.values())
     targets: dict[Path, list[Path]] = {}
     for src in sources:
@@ -138,7 +137,7 @@ def convert(
     check_output_folder(out)
     jobs = [Job(src, target, in_format, format, grid, method, fwhm, extrapolate, preview, overwrite)
             for target, (src,) in targets.items()]
-    jobs, skipped = plan_outputs(jobs, _outputs, [f for src in sources for f in input_files(src)], overwrite,
+    jobs, skipped = plan_outputs(jobs, _outputs, [f for src in sources for f in input_files(src, in_format)], overwrite,
                                  name=lambda j: str(j.source))
     if skipped:
         err.print(f"skipped {len(skipped)} cube(s) with existing outputs (use --overwrite to redo them)")

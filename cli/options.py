@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from hstool.hsdata import CUBE_FORMATS, HsError
+from hstool.hsdata.spectral import check_method
 
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout instead of a table.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (never an input).")]
@@ -38,6 +39,15 @@ ClipNegativeTruth = Annotated[bool, typer.Option("--clip-negative", help=(
 
 #: what --format takes (``mat5``: MATLAB v5, which hsdata's writers take as a format name too)
 OUTPUT_FORMATS = (*CUBE_FORMATS, "mat5")
+
+
+def check_resampling(grid, method: str, fwhm: float | None, extrapolate: bool) -> None:
+    """--method, --fwhm and --extrapolate checked once, before any work; they act only with a
+    target grid (--bands), so without one they are refused rather than ignored."""
+    check_method(method)  # a known name first
+    if grid is None and (method != "linear" or fwhm is not None or extrapolate):
+        raise HsError("--method, --fwhm and --extrapolate act with --bands (a target grid), not without one")
+    check_method(method, fwhm)
 
 
 def check_cube_format(format: str) -> str:

@@ -299,6 +299,7 @@ def test_cli_envi_radiance_and_bad_options(hstool, tmp_path):
                           (("--fwhm", "0", "--method", "gaussian"), "fwhm must be a positive number"),
                           (("--drop-columns", "10:5"), "START < STOP"),
                           (("--fwhm", "5"), "linear has none"),
+                          (("--bands", "none", "--method", "gaussian"), "act with --bands"),
                           (("--gain", sc.gain_path), "a gain is used for radiance, not reflectance")):
         res = hstool("calibrate", sc.path, tmp_path / "none", *args)
         assert res.exit_code == 1 and message in res.stderr and not (tmp_path / "none").exists()

@@ -51,7 +51,8 @@ def test_bad_options_and_inputs_are_refused_before_any_work(hstool, tmp_path, tm
     before = (tmp_path / "in" / "s.npz").read_bytes()
     for args, message in (
         (["--bands", "400:700:20", "-f", "npy"], "npy"),
-        (["--fwhm", "5"], "linear has none"),
+        (["--fwhm", "5"], "act with --bands"),
+        (["--bands", "400:700:20", "--fwhm", "5"], "linear has none"),
         (["--method", "cubic"], "unknown resampling method 'cubic'"),
         (["-f", "tiff"], "--format must be one of"),
         (["--bands", "700:400:10"], "band grid '700:400:10'"),
