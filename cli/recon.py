@@ -61,8 +61,9 @@ def _one(job: tuple[Path, Path], settings: tuple, format: str, preview: bool, ov
     t = time.perf_counter()
     cube = rec(rgb)
     seconds = time.perf_counter() - t
-    result = Cube(cube, rec.wavelengths, {"units": "reflectance", "source": str(src),
-                                          "model": rec.meta.get("architecture", settings[0])})
+    # no units: a model estimates what it was trained on, ARAD-style normalised light (reflectance x
+    # illuminant), which previews as light, as its ground truth and the demo's previews do
+    result = Cube(cube, rec.wavelengths, {"source": str(src), "model": rec.meta.get("architecture", settings[0])})
     from hstool.hsdata.render import preview_image, write_preview
 
     image = preview_image(result) if preview else None  # fails before the cube is written

@@ -166,3 +166,19 @@ def test_gamma_srgb_reconstructs_a_photo_as_its_linear_original(hstool, clean_pn
     r = hstool("recon", png, "--model", "rootpoly", "--gamma", "log", "-o", tmp_path / "x")
     assert r.exit_code == 1 and "gamma must be a number or 'srgb', got 'log'" in r.output
     assert not (tmp_path / "x").exists()
+
+
+def test_a_reconstruction_previews_as_its_ground_truth_does(hstool, tmp_path):
+    """The models estimate ARAD-style normalised light, not reflectance: the cube carries no
+    reflectance label, so its preview is rendered as light, like the ground truth's (not relit by D65)."""
+    from hstool.hsdata.render import preview_image
+    from hstool.hsdata.sample import sample_dir
+
+    out = tmp_path / "out"
+    r = hstool("recon", sample_dir() / "SYNTH_test_0000_clean.png", "--model", "mstpp_s", "-o", out, "--preview")
+    assert r.exit_code == 0, r.output
+    cube = read_cube(out / "SYNTH_test_0000.mat")
+    assert "units" not in cube.meta or cube.meta["units"] != "reflectance"
+    gt = preview_image(read_cube(sample_dir() / "SYNTH_test_0000.mat")).reshape(-1, 3).mean(axis=0)
+    got = read_rgb(out / "SYNTH_test_0000_preview.png").reshape(-1, 3).mean(axis=0) * 255
+    assert np.abs(got - gt).max() < 4, (got, gt)  # a D65 relighting was off by 16 levels in red
