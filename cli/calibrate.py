@@ -139,9 +139,13 @@ def calibrate(
         print_json({"written": rows, "skipped": [str(t) for _, t in skipped],
                     "failed": [{"capture": str(f.item[0]), "error": f.message} for f in failures]})
     elif rows:
-        err.print(table("calibrated", ["capture", "output", "shape", "dropped", "NaN values", "s"],
+        err.print(table("calibrated", ["capture", "output", "shape", "dropped", "NaN values", "saturated", "s"],
                         [[Path(r["capture"]).name, r["output"], "x".join(map(str, r["shape"])),
-                          r["dropped_columns"], r["nan_values"], r["seconds"]] for r in rows]))
+                          r["dropped_columns"], r["nan_values"], r["saturated_values"], r["seconds"]] for r in rows]))
+    clipped = [Path(r["capture"]).name for r in rows if r["saturated_values"]]
+    if clipped:
+        err.print(f"{len(clipped)} capture(s) hold saturated raw values ({', '.join(clipped)}): the sensor clipped "
+                  "there, so those values read too low (counted in each sidecar's saturated_values)", style="yellow")
     code = report_failures(failures, len(todo))
     if code:
         raise typer.Exit(code)

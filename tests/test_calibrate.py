@@ -185,7 +185,7 @@ def test_guarded_denominators_become_nan_and_are_counted(tmp_path, synth):
     assert arad.meta["nan_values"] == 48
 
 
-def test_saturated_values_are_counted_where_they_enter_the_output(tmp_path):
+def test_saturated_values_are_counted_where_they_enter_the_output(tmp_path, hstool):
     """Raw values at the sensor's maximum are counted where they enter the output: kept
     columns only, every band without resampling, and with it only the bands the 400–700 nm
     grid interpolates from (not a band between two of them, nor one at 900 nm)."""
@@ -211,6 +211,11 @@ def test_saturated_values_are_counted_where_they_enter_the_output(tmp_path):
     assert calibrate(sc.path, bands=None).meta["saturated_values"] == 5  # all but the dropped
     assert calibrate(sc.path, bands=None, drop_columns="none").meta["saturated_values"] == 6
     assert calibrate(sc.path, method="gaussian").meta["saturated_values"] == 4  # reads every band
+    r = hstool("calibrate", tmp_path, tmp_path / "out")  # the table and a warning say so, not the sidecar alone
+    assert r.exit_code == 0, r.output
+    row = next(line for line in r.stderr.splitlines() if line.startswith("│ sat "))
+    assert [cell.strip() for cell in row.split("│")][5:7] == ["0", "3"], row  # NaN values, saturated
+    assert "1 capture(s) hold saturated raw values (sat)" in r.stderr
 
 
 def test_white_below_dark_is_refused(tmp_path, synth):
