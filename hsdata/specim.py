@@ -236,6 +236,9 @@ class SpecimCapture:
             if not paths[kind].is_file():
                 what = {"raw": "raw scene", "dark": "dark reference", "white": "white reference"}[kind]
                 raise HsError(f"{what} is missing (a capture needs {paths[kind].name})", paths[kind])
+        if "whitedarkref" in manifest and not paths["whitedark"].is_file():  # else the scene's dark would do, wrongly
+            raise HsError("white-dark reference listed in manifest.xml is missing (a preset white reference "
+                          "pairs with its own dark frame)", paths["whitedark"])
         scene = _open_part("raw", paths["raw"])
         dark = _open_part("dark", paths["dark"])
         white = _open_part("white", paths["white"])
