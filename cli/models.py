@@ -55,9 +55,11 @@ def models(
         if diff > ONNX_TOLERANCE:
             raise HsError(f"onnxruntime differs from PyTorch by {diff:.2e} (> {ONNX_TOLERANCE:g})", path)
         if json:
-            print_json({"model": args[1], "output": str(path), "max_abs_diff": diff})
+            print_json({"model": args[1], "output": str(path), "max_abs_diff": diff, "multiple": max(1, model.spec.multiple)})
         else:
-            err.print(f"wrote {path} (onnxruntime matches PyTorch: max difference {diff:.1e})")
+            m = max(1, model.spec.multiple)
+            err.print(f"wrote {path} (onnxruntime matches PyTorch: max difference {diff:.1e}); input (N, 3, H, W) "
+                      f"linear RGB in [0, 1], H and W multiples of {m} (pad, then crop)")
         return
     if args and args[0] == "list":  # `hstool models list [PATTERN]` reads as the bare command
         args = args[1:]

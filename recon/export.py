@@ -41,6 +41,36 @@ def _opset_range() -> tuple[int, int]:
     return _constants.ONNX_MIN_OPSET, getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", _constants.ONNX_MAX_OPSET)
 
 
+def model_metadata(model: nn.Module) -> dict[str, str]:
+    """What a user of the ``.onnx`` file needs that its graph does not say (stored as its
+    ``metadata_props``): the input convention, the size rule and, where known, the bands and track."""
+    meta = getattr(model, "meta", None) or {}
+    out = {
+        "hstool.input": "rgb: (N, 3, H, W) float32 linear camera RGB in [0, 1] (8-bit values / 255)",
+        "hstool.output": "cube: (N, B, H, W) float32 spectra",
+        "hstool.multiple": str(_multiple(model)),
+        "hstool.size_rule": f"H and W multiples of {_multiple(model)}: pad (reflect) and crop outside, as hstool does",
+    }
+    if meta.get("wavelengths") is not None:
+        out["hstool.wavelengths_nm"] = ",".join(f"{float(w):g}" for w in meta["wavelengths"])
+    for key in ("architecture", "track"):
+        if meta.get(key):
+            out[f"hstool.{key}"] = str(meta[key])
+    return out
+
+
+def _describe(path: Path, props: dict[str, str]) -> None:
+    """Add ``props`` to the ONNX file's ``metadata_props`` (needs the ``onnx`` package, which the
+    exporter itself needs)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(path))
+
+
 def export_onnx(
     model: nn.Module,
     path: str | Path,
@@ -81,6 +111,7 @@ def export_onnx(
                 },
                 do_constant_folding=True,
             )
+            _describe(tmp, model_metadata(model))
     except HsError:
         raise
     except Exception as exc:  # exporter errors name the operator; keep that, name the file

@@ -77,6 +77,12 @@ def test_models_export_command_checks_onnxruntime(hstool, tmp_path):
     r = hstool("models", "export", "mstpp_s", out, "--json")
     assert r.exit_code == 0, r.output
     assert out.stat().st_size > 0 and 0 <= json.loads(r.stdout)["max_abs_diff"] < 1e-4
+    import onnxruntime as ort  # the file says what its graph does not: input convention, size rule, bands
+
+    props = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    assert props["hstool.multiple"] == str(json.loads(r.stdout)["multiple"]) == "4"
+    assert props["hstool.track"] == "clean" and props["hstool.wavelengths_nm"].startswith("400,410,")
+    assert "[0, 1]" in props["hstool.input"] and "multiples of 4" in props["hstool.size_rule"]
     r = hstool("models", "export", "mstpp_s", out)
     assert r.exit_code == 1 and "output exists" in r.stderr
     before = out.stat().st_mtime_ns
