@@ -155,6 +155,8 @@ def simulate(
 
     Example: [bold]hstool simulate cubes/ rgb/ --track realworld --seed 1 -j 2[/]
     """
+    if (list_css_ or plot_css_ is not None) and paths:
+        raise HsError("--list-css and --plot-css take no cubes: run them alone")
     if list_css_:
         _show_css(json)
         return
@@ -189,8 +191,21 @@ def simulate(
              "--dark-noise-quirk": dark_noise_quirk or None}
     given = [flag for flag, value in noisy.items() if value is not None]
     if given and pipe.npe is None:
-        raise HsError(f"{', '.join(given)} act only with sensor noise: use the realworld or ntire2022 track, or --npe")
+        raise HsError(f"{', '.join(given)} {'acts' if len(given) == 1 else 'act'} only with sensor noise: use the "
+                      "realworld or ntire2022 track, or --npe")
     check_cube_format(cube_format)
+    idle = {  # an option this pipeline would not use: refused, not ignored
+        "--demosaic": (demosaic is not None and pipe.pattern is None, "acts on a Bayer mosaic; this pipeline has none"),
+        "--jpeg-quality": (jpeg_quality is not None and pipe.encoding != "jpeg", "acts on JPEG output"),
+        "--jpeg-sampling": (jpeg_sampling is not None and pipe.encoding != "jpeg", "acts on JPEG output"),
+        "--png-compression": (png_compression is not None and pipe.encoding != "png", "acts on PNG output"),
+        "--brightness": (brightness is not None and pipe.target_mean is not None,
+                         "is undone by the pipeline's automatic exposure (--target-mean): the image would not change"),
+        "--format": (cube_format != "mat" and not shuffle, "is the format of the cube --shuffle writes"),
+    }
+    for flag, (unused, why) in idle.items():
+        if unused:
+            raise HsError(f"{flag} {why}; drop it")
     check_positive(brightness, "--brightness")
     if in_format is not None:
         detect_format("", in_format)  # the name alone

@@ -129,8 +129,14 @@ def test_bad_options_are_refused_before_any_work(tmp_path, hstool):
         (("-t", "realworld", "--npe", "inf"), "npe must be a positive number"),
         (("--gamma", "foo"), "gamma must be a number or 'srgb'"),
         (("--brightness", "-1"), "--brightness must be a positive number"),
-        (("--read-noise", "5"), "--read-noise act only with sensor noise"),
-        (("--prnu", "0.1"), "--prnu act only with sensor noise"),
+        (("--read-noise", "5"), "--read-noise acts only with sensor noise"),
+        (("--prnu", "0.1", "--read-noise", "1"), "--read-noise, --prnu act only with sensor noise"),
+        (("--demosaic", "vng"), "--demosaic acts on a Bayer mosaic; this pipeline has none"),
+        (("-t", "realworld", "--pattern", "none", "--demosaic", "vng"), "--demosaic acts on a Bayer mosaic"),
+        (("--jpeg-quality", "90"), "--jpeg-quality acts on JPEG output"),
+        (("-t", "realworld", "--png-compression", "9"), "--png-compression acts on PNG output"),
+        (("-t", "ntire2022", "--brightness", "0.5"), "--brightness is undone by the pipeline's automatic exposure"),
+        (("--format", "npz"), "--format is the format of the cube --shuffle writes"),
         (("--in-format", "foo"), "unknown format 'foo'"),
         (("--format", "tif"), "--format must be one of mat, envi, npy, npz, mat5, not 'tif'"),
     ):
@@ -139,6 +145,8 @@ def test_bad_options_are_refused_before_any_work(tmp_path, hstool):
         assert res.stderr.count("error:") == 1  # once, not once per file
     assert not out.exists() or not any(out.iterdir())
     assert hstool("simulate", src, out, "--seed", "-1").exit_code == 2  # typer's own range check
+    res = hstool("simulate", src, out, "--list-css")
+    assert res.exit_code == 1 and "--list-css and --plot-css take no cubes" in res.stderr
 
 
 def test_prnu_pattern_follows_the_seed(tmp_path, hstool):
