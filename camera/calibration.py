@@ -44,7 +44,7 @@ import numpy as np
 from ..hsdata import ARAD_WAVELENGTHS, Cube, HsError
 from ..hsdata.formats.envi import open_envi
 from ..hsdata.specim import IQ_MAX_DN, SpecimCapture
-from ..hsdata.spectral import check_method, resampling_matrix, target_grid
+from ..hsdata.spectral import check_method, default_fwhm, resampling_matrix, target_grid
 
 MODES = ("reflectance", "radiance", "dn")
 #: Columns dropped at each edge by default, for a 512-column sensor (scaled for others).
@@ -439,6 +439,8 @@ def calibrate(
         source_wavelengths=[float(src_wl[0]), float(src_wl[-1]), int(src_wl.size)],
         resampling="none" if m is None else method,
     )
+    if m is not None and method != "linear":  # the response width used: given, or the grid's step
+        meta["fwhm_nm"] = float(fwhm) if fwhm is not None else default_fwhm(src_wl, dst_wl)
     if zscores is not None:
         meta["auto_max_abs_z"] = {k: float(np.abs(v).max()) for k, v in zscores.items()}
     return Cube(result, out_wl, meta)

@@ -51,6 +51,8 @@ def track_suffix(stem: str) -> str:
 def strip_track_suffix(stem: str) -> str:
     """``ARAD_HS_0451_clean`` -> ``ARAD_HS_0451`` (case-insensitive; other stems unchanged)."""
     return stem[: len(stem) - len(track_suffix(stem))]
+
+
 EXTENSIONS = {"png": ".png", "jpeg": ".jpg"}
 
 
@@ -346,6 +348,8 @@ def capture_raw(cube: Cube | np.ndarray, pipeline: str | Pipeline = "clean", rng
         return s * scale if scale is not None else s
 
     signal = to_raw(proj.signal)
+    if p.pattern is not None and min(signal.shape[:2]) < 2:  # said before the noise's "black scene" could be
+        raise HsError(f"a Bayer mosaic needs at least 2x2 pixels, got {signal.shape[0]}x{signal.shape[1]}")
     if p.npe is None and raw_max is not None:
         signal = _settle_ties(signal, proj, to_raw, half=True, top=raw_max)
     if p.pattern is not None:

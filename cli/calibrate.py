@@ -103,6 +103,7 @@ def calibrate(
 
     Example: [bold]hstool calibrate captures/ cubes/ --drop-columns auto --preview -j 2[/]
     """
+    to = to.lower()  # as --track, --pattern, --drop-columns read theirs
     check_options(to, method, fwhm, gain)
     check_cube_format(format)
     grid = target_grid(bands)

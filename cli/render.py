@@ -67,7 +67,7 @@ def render(
     exposure: Annotated[float | None, Opt(
         "--exposure", help="Multiply Y by this (1 = as is); default: auto, 99th percentile of Y at 0.9.")] = None,
     spectra: Annotated[list[str] | None, Opt(
-        "--spectra", "-s", help="Pixels X,Y (column,row) whose spectra to plot; repeat or space-separate.")] = None,
+        "--spectra", "-s", help="Pixels X,Y (column,row) whose spectra to plot; repeat -s, or quote a list: -s '10,20 30,40'.")] = None,
     plot: Annotated[Path | None, Opt("--plot", help="Spectra plot file (default: OUT_spectra.png).")] = None,
     in_format: InputFormat = None,
     overwrite: Overwrite = False,

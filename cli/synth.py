@@ -104,6 +104,7 @@ def synth(
 
     Example: [bold]hstool synth scenes/ --n 100 --seed 1000 --split test -j 2[/]
     """
+    split = split.lower()  # as --track, --pattern, --bands read theirs
     if split not in ("train", "test"):
         raise HsError(f"--split must be train or test, not '{split}'")
     check_cube_format(format)

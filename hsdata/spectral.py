@@ -62,6 +62,13 @@ def check_method(method: str, fwhm: float | None = None) -> None:
         raise HsError("fwhm is the width of the gaussian or triangular method; linear has none")
 
 
+def default_fwhm(src: np.ndarray, dst: np.ndarray) -> float:
+    """The integrating methods' response width when none is given: the target grid's step (the
+    source's for a single target band)."""
+    grid = np.asarray(dst if np.size(dst) > 1 else src, dtype=np.float64).reshape(-1)
+    return float(np.median(np.diff(grid)))
+
+
 def resampling_matrix(
     src: np.ndarray,
     dst: np.ndarray,
@@ -105,7 +112,7 @@ def resampling_matrix(
         m[hi, cols] += t
         return m
     if fwhm is None:
-        fwhm = float(np.median(np.diff(dst))) if dst.size > 1 else float(np.median(np.diff(src)))
+        fwhm = default_fwhm(src, dst)
     edges = np.concatenate([[src[0]], (src[1:] + src[:-1]) / 2, [src[-1]]])
     widths = np.diff(edges)  # trapezoid weights of the source samples
     d = src[:, None] - dst[None, :]

@@ -404,7 +404,7 @@ class Reconstructor:
         self.model = create_model(name, weights, track)
         self.spec = self.model.spec
         self.meta = self.model.meta
-        self.track = self.meta.get("track", track) if weights not in (None, "bundled") else track
+        self.track = self.meta.get("track", track) if weights not in (None, "bundled") else track.lower()
         self.device = resolve_device(device)
         self.model.to(self.device)
         dtype = compute_dtype(self.device, precision, self.spec.kind)

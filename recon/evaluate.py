@@ -222,9 +222,9 @@ def write_error_maps(
         y, x = np.unravel_index(flat, emap.shape)
         colour = f"C{i}"
         ax.plot(
-            wavelengths, gt[y, x], "-", color=colour, label=f"({y}, {x}) ground truth, MRAE {emap[y, x]:.3g}"
+            wavelengths, gt[y, x], "-", color=colour, label=f"x={x}, y={y} ground truth, MRAE {emap[y, x]:.3g}"
         )
-        ax.plot(wavelengths, pred[y, x], "--", color=colour, label=f"({y}, {x}) reconstruction")
+        ax.plot(wavelengths, pred[y, x], "--", color=colour, label=f"x={x}, y={y} reconstruction")
     ax.set_xlabel("wavelength (nm)")
     ax.set_ylabel("value")
     ax.set_title(f"{stem}: the {len(ranked)} pixels of highest MRAE")

@@ -76,6 +76,7 @@ def test_band_integration_folds_into_the_pass(synth, method, drop):
     cube = calibrate(synth.path, drop_columns=drop, bands=grid, method=method)
     expected = resample_bands(full.data, full.wavelengths, grid, method=method)
     np.testing.assert_allclose(cube.data, expected, rtol=2e-5, atol=2e-6)
+    assert cube.meta.get("fwhm_nm") == (None if method == "linear" else 20.0)  # the width used is recorded
 
 
 def test_no_extrapolation_unless_asked(synth):

@@ -347,6 +347,8 @@ def test_bad_cubes_are_refused():
     tiny = Cube(np.full((1, 5, 31), 0.3, np.float32), good.wavelengths, {"source": "/data/tiny.mat"})
     with pytest.raises(HsError, match=r"^/data/tiny.mat: a Bayer mosaic needs at least 2x2 pixels"):
         simulate(tiny, "realworld", 0)
+    with pytest.raises(HsError, match="a Bayer mosaic needs at least 2x2 pixels, got 1x1"):  # not "a black scene"
+        simulate(Cube(np.full((1, 1, 31), 0.3, np.float32), good.wavelengths), "realworld", 0)
     with pytest.raises(HsError, match=r"^unknown track 'nosuch'"):  # the pipeline's fault, not the file's
         simulate(tiny, "nosuch", 0)
     # negatives within the noise (5 % of the maximum) are clipped to 0; larger ones refused
