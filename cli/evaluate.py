@@ -101,7 +101,7 @@ def evaluate(
         ]
         err.print(
             table(
-                f"{model}, {pipe.name} track, seed {seed}: NTIRE 2020 Table 3 protocol (MRAE but RMSE; "
+                f"{model}, {pipe.name} track, seed {seed}: NTIRE 2020 Table 3 protocol (every column an MRAE but RMSE; "
                 "×0.5/×2: brightness)",
                 ["image", *ev.TABLE3_HEADERS],
                 body,

@@ -127,7 +127,12 @@ def _relative(pred: np.ndarray, gt: np.ndarray, eps: float | None, ignore_zeros:
     if eps is not None:
         if not np.all(np.isfinite(eps) & (np.asarray(eps) >= 0)):  # a number or one per band
             raise HsError(f"eps must be a number >= 0, got {eps}")
-        return diff / (gt + eps)
+        if np.all(np.asarray(eps) > 0):
+            return diff / (gt + eps)
+        with np.errstate(divide="ignore", invalid="ignore"):  # eps 0: a zero still reads inf, quietly
+            rel = diff / (gt + eps)
+        rel[(gt + eps) == 0] = np.inf
+        return rel
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = diff / gt
     zero = gt == 0

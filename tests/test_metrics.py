@@ -312,3 +312,14 @@ def test_rgb_consistency_takes_eps_as_its_guard():
     back = pred @ matrix
     got = metrics.rgb_consistency(pred, rgb, matrix, eps=1e-3)  # eps alone: no second guard by default
     assert got == pytest.approx(np.mean(np.abs(back - rgb) / (rgb + 1e-3)))
+
+
+def test_eps_zero_is_the_unguarded_mrae_without_a_warning():
+    import warnings
+
+    gt = np.array([[[0.5, 0.0, 0.25]]])
+    pred = np.array([[[0.4, 0.1, 0.25]]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert metrics.mrae(pred, gt, eps=0.0) == math.inf
+        assert metrics.mrae(pred, gt, eps=np.array([0.0, 1.0, 0.0])) == pytest.approx((0.2 + 0.1 + 0) / 3)
