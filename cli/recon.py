@@ -24,6 +24,7 @@ from hstool.hsdata import (
     read_rgb,
     write_cube,
 )
+from hstool.hsdata.formats.image import is_preview
 
 from .batch import plan_outputs, report_failures, run_batch
 from .options import CubeFormat, Device, Json, Overwrite, Preview, Workers, check_cube_format
@@ -54,6 +55,8 @@ def _preview_path(dst: Path) -> Path:
 
 def _one(job: tuple[Path, Path], settings: tuple, format: str, preview: bool, overwrite: bool) -> dict:
     src, dst = job
+    if is_preview(src):  # calibrate's NAME.png beside NAME.mat: reconstructing it would replace the cube
+        raise HsError("an sRGB preview hstool wrote of a cube, not a camera's RGB: nothing to reconstruct", src)
     for path in _outputs(dst, format, preview):  # all of an image's files or none
         check_writable(path, overwrite, inputs=(src,))
     rgb = read_rgb(src)

@@ -98,4 +98,4 @@ def write_preview(cube: Cube | np.ndarray, path: str | Path, overwrite: bool = F
                   exposure: float | None = None) -> Path:
     """Write an 8-bit sRGB PNG preview of ``cube`` (or an image from :func:`preview_image`) atomically."""
     rgb = cube if isinstance(cube, np.ndarray) else preview_image(cube, exposure)
-    return write_rgb(path, rgb, overwrite=overwrite)
+    return write_rgb(path, rgb, overwrite=overwrite, preview=True)

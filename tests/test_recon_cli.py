@@ -182,3 +182,22 @@ def test_a_reconstruction_previews_as_its_ground_truth_does(hstool, tmp_path):
     gt = preview_image(read_cube(sample_dir() / "SYNTH_test_0000.mat")).reshape(-1, 3).mean(axis=0)
     got = read_rgb(out / "SYNTH_test_0000_preview.png").reshape(-1, 3).mean(axis=0) * 255
     assert np.abs(got - gt).max() < 4, (got, gt)  # a D65 relighting was off by 16 levels in red
+
+
+def test_a_preview_hstool_wrote_is_not_reconstructed_over_its_cube(hstool, tmp_path, tmp_cube):
+    """calibrate/synth --preview write NAME.png beside NAME.mat: recon on that folder, even with
+    --overwrite, must not take the sRGB preview for camera RGB and replace the cube with it."""
+    from hstool.hsdata import write_cube
+    from hstool.hsdata.formats.image import is_preview
+    from hstool.hsdata.render import write_preview
+
+    cube = tmp_cube(12, 14)
+    write_cube(cube, tmp_path / "scene.mat")
+    write_preview(cube, tmp_path / "scene.png")
+    before = (tmp_path / "scene.mat").read_bytes()
+    assert is_preview(tmp_path / "scene.png") and read_rgb(tmp_path / "scene.png").shape == (12, 14, 3)
+    r = hstool("recon", tmp_path, "--model", "linear", "-o", tmp_path, "--overwrite")
+    assert r.exit_code == 1 and "scene.png: an sRGB preview hstool wrote of a cube" in r.stderr, r.output
+    assert (tmp_path / "scene.mat").read_bytes() == before
+    simulate_to_file(cube, tmp_path / "cam" / "scene_clean.png", "clean")  # a camera's image is not one
+    assert not is_preview(tmp_path / "cam" / "scene_clean.png")

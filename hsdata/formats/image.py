@@ -9,6 +9,8 @@ Arrays are RGB order, ``(H, W, 3)``; readers return float32 scaled to [0, 1] by 
 from __future__ import annotations
 
 import contextlib
+import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -128,6 +130,28 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return unit_float(arr[..., :3])
 
 
+#: the PNG text chunk (keyword, text) that marks hstool's sRGB previews: they show a cube, they
+#: are not a camera's RGB, and ``hstool recon`` refuses them (beside calibrate's NAME.mat, a
+#: preview NAME.png would otherwise be reconstructed over the cube it shows)
+PREVIEW_NOTE = ("hstool", "sRGB preview of a hyperspectral cube, not camera RGB")
+
+
+def _png_text(png: bytes, keyword: str, text: str) -> bytes:
+    """``png`` with a tEXt chunk added before its IEND chunk (the last 12 bytes)."""
+    body = keyword.encode("latin-1") + b"\0" + text.encode("latin-1")
+    chunk = struct.pack(">I", len(body)) + b"tEXt" + body + struct.pack(">I", zlib.crc32(b"tEXt" + body))
+    return png[:-12] + chunk + png[-12:]
+
+
+def is_preview(path: str | Path) -> bool:
+    """Whether ``path`` is a PNG preview hstool wrote (:data:`PREVIEW_NOTE`)."""
+    path = Path(path)
+    if path.suffix.lower() != ".png" or not path.is_file():
+        return False
+    keyword, text = PREVIEW_NOTE
+    return b"tEXt" + f"{keyword}\0{text}".encode("latin-1") in path.read_bytes()
+
+
 def write_rgb(
     path: str | Path,
     rgb: np.ndarray,
@@ -135,11 +159,13 @@ def write_rgb(
     png_compression: int = 6,
     jpeg_quality: int = 95,
     jpeg_sampling: str = "420",
+    preview: bool = False,
 ) -> Path:
     """Write an integer RGB array (uint8, or uint16 for PNG/TIFF) atomically.
 
     ``png_compression`` is zlib's level 0-9 (the decoded pixels do not depend on it);
-    ``jpeg_quality`` 0-100 and ``jpeg_sampling`` '444', '422' or '420' set the JPEG encoder.
+    ``jpeg_quality`` 0-100 and ``jpeg_sampling`` '444', '422' or '420' set the JPEG encoder;
+    ``preview`` marks a PNG as a preview of a cube (:data:`PREVIEW_NOTE`).
     """
     path = Path(path)
     rgb = np.asarray(rgb)
@@ -169,8 +195,11 @@ def write_rgb(
     ok, buf = cv2.imencode(suffix, np.ascontiguousarray(bgr), params)
     if not ok:
         raise HsError("OpenCV could not encode the image", path)
+    data = buf.tobytes()
+    if preview and suffix == ".png":
+        data = _png_text(data, *PREVIEW_NOTE)
     with atomic_path(path, overwrite) as tmp:
-        tmp.write_bytes(buf.tobytes())
+        tmp.write_bytes(data)
     return path
 
 
