@@ -83,7 +83,8 @@ def recon(
                                               "optional with --weights.")] = None,
     weights: Annotated[Path | None, typer.Option("--weights", "-w", help="Own weights file from `hstool train` "
                                                  "(default: the bundled ones).", exists=True, dir_okay=False)] = None,
-    track: Annotated[str, typer.Option("--track", help="Which bundled weights / camera: clean or realworld.")] = "clean",
+    track: Annotated[str | None, typer.Option("--track", help="Which bundled weights / camera: clean (default) or "
+                                              "realworld; with --weights, the file's own.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.", file_okay=False)] = Path("."),
     format: CubeFormat = "mat",
     device: Device = "auto",
@@ -111,6 +112,13 @@ def recon(
     """
     if model is None and weights is None:
         raise HsError("give --model NAME (bundled weights) or --weights FILE")
+    if weights is not None and track is not None:  # a weights file knows its track: another one is a slip
+        from hstool.recon import read_metadata
+
+        own = read_metadata(weights).get("track")
+        if own and own.lower() != track.lower():
+            raise HsError(f"--track {track}: these weights were trained for the {own} track (drop --track)", weights)
+    track = track or "clean"
     check_cube_format(format)
     from hstool.camera.pipeline import strip_track_suffix
 

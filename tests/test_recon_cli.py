@@ -201,3 +201,16 @@ def test_a_preview_hstool_wrote_is_not_reconstructed_over_its_cube(hstool, tmp_p
     assert (tmp_path / "scene.mat").read_bytes() == before
     simulate_to_file(cube, tmp_path / "cam" / "scene_clean.png", "clean")  # a camera's image is not one
     assert not is_preview(tmp_path / "cam" / "scene_clean.png")
+
+
+def test_a_weights_files_track_is_not_contradicted(hstool, clean_png, tmp_path):
+    from hstool.recon.weights import bundled_path
+
+    png, _ = clean_png
+    weights = bundled_path("linear", "realworld")
+    r = hstool("recon", png, "-w", weights, "--track", "clean", "-o", tmp_path / "a")
+    assert r.exit_code == 1 and "these weights were trained for the realworld track" in r.output
+    assert not (tmp_path / "a").exists()
+    for extra in ([], ["--track", "RealWorld"]):  # the file's own track, named or not
+        r = hstool("recon", png, "-w", weights, *extra, "-o", tmp_path / "b", "--overwrite")
+        assert r.exit_code == 0, r.output
