@@ -126,19 +126,12 @@ def convert(
     found = {}  # one job per cube, however often it is named (an ENVI pair by its header and its binary)
     for src in (f for p in inputs for f in list_files(p)):
         found.setdefault(frozenset(p.resolve() for p in input_files(src, in_format)), src)
-    sources = list(found.values())
-    targets: dict[Path, list[Path]] = {}
-    for src in sources:
-        targets.setdefault(output_path(out, src.stem, format), []).append(src)
-    for target, same in targets.items():
-        if len(same) > 1:
-            raise HsError(f"{' and '.join(str(s) for s in same)} would both be written as {target}: "
-                          "give them separate output folders")
-    check_output_folder(out)
-    jobs = [Job(src, target, in_format, format, grid, method, fwhm, extrapolate, preview, overwrite)
-            for target, (src,) in targets.items()]
-    jobs, skipped = plan_outputs(jobs, _outputs, [f for src in sources for f in input_files(src, in_format)], overwrite,
+    jobs = [Job(src, output_path(out, src.stem, format), in_format, format, grid, method, fwhm, extrapolate,
+                preview, overwrite) for src in found.values()]
+    # two cubes that would share an output, or an output that is an input: refused here, naming them
+    jobs, skipped = plan_outputs(jobs, _outputs, [p for files in found for p in files], overwrite,
                                  name=lambda j: str(j.source))
+    check_output_folder(out)
     if skipped:
         err.print(f"skipped {len(skipped)} cube(s) with existing outputs (use --overwrite to redo them)")
     results, failures = run_batch(jobs, run_job, "converting", workers, name=lambda j: j.source.name)

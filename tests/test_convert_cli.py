@@ -119,7 +119,7 @@ def test_each_cube_is_converted_once_and_two_cubes_never_share_an_output(hstool,
     assert [w["output"] for w in json.loads(r.stdout)["written"]] == [str(tmp_path / "out" / "e.npz")]
     write_cube(tmp_cube(5, 6, seed=1), tmp_path / "in" / "e.npz")  # another cube, the same name
     r = hstool("convert", tmp_path / "in", tmp_path / "out2", "-f", "mat")
-    assert r.exit_code == 1 and "e.hdr and " in r.output and "e.npz would both be written as" in r.output
+    assert r.exit_code == 1 and "e.hdr and " in r.output and "e.npz would both write this output" in r.output
     assert not (tmp_path / "out2").exists()
     r = hstool("convert", tmp_path / "in" / "e.hdr", tmp_path / "out3", "--method", "gaussian")
     assert r.exit_code == 1 and "act with --bands" in r.output
