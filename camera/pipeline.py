@@ -214,15 +214,20 @@ def file_seed(seed: int, stem: str) -> np.random.SeedSequence:
     """The seed sequence of one file from the run's seed and the file's stem, so a file's output
     does not depend on the worker count, the order or the other files of a batch. Its children
     (:func:`capture_seeds`) are, everywhere: the capture noise (``hstool simulate``), the patch
-    shuffle, and the noise of the re-simulation that physical consistency compares with the
-    input image (``hstool score --rgb``, evaluate, demo)."""
+    shuffle, the noise of the re-simulation that physical consistency compares with the
+    input image (``hstool score --rgb``, evaluate, demo), and the k-means of the weighted MRAE."""
     key = int.from_bytes(hashlib.sha256(stem.encode()).digest()[:8], "little")
     return np.random.SeedSequence(entropy=seed, spawn_key=(key,))
 
 
 def capture_seeds(file: np.random.SeedSequence) -> tuple[np.random.SeedSequence, ...]:
-    """A file's seed children, the same everywhere: ``(noise, shuffle, re-simulation)``."""
-    return tuple(file.spawn(3))
+    """A file's seed children, the same everywhere: ``(noise, shuffle, re-simulation, clusters)``.
+    They are the first four children ``file.spawn`` would give, but built directly, so asking twice
+    gives the same four (``spawn`` counts the children it has handed out)."""
+    return tuple(
+        np.random.SeedSequence(file.entropy, spawn_key=(*file.spawn_key, i), pool_size=file.pool_size)
+        for i in range(4)
+    )
 
 
 def _as_pipeline(pipeline: str | Pipeline) -> Pipeline:

@@ -31,7 +31,7 @@ def evaluate(
     ] = "bundled",
     limit: Annotated[int | None, Opt("--limit", min=1, help="Evaluate only the first N cubes.")] = None,
     clusters: Annotated[
-        int, Opt("--clusters", min=1, help="Clusters of the weighted MRAE (k-means seeded with 0).")
+        int, Opt("--clusters", min=1, help="Clusters of the weighted MRAE (k-means seeded by --seed and the file name).")
     ] = 1000,
     eps: Annotated[float | None, Opt("--eps", help="Guarded MRAE: divide by gt + EPS.")] = None,
     ignore_zeros: Annotated[bool, Opt("--ignore-zeros", help="Guarded MRAE: leave gt zeros out.")] = False,

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from hstool.camera import capture_seeds, file_seed
+from hstool.camera import file_seed
 from hstool.hsdata import HsError, atomic_path, check_writable, list_files, read_rgb
 from hstool.hsdata.atomic import check_output_folder
 from hstool.hsdata.errors import check_positive
@@ -67,7 +67,7 @@ def run_job(job: Job) -> dict:
             pipeline=job.pipeline,
             rgb=rgb,
             clusters=job.clusters,
-            seed=capture_seeds(file_seed(job.seed, job.gt.stem))[2],  # the re-simulation's child
+            seed=file_seed(job.seed, job.gt.stem),
         )
         if job.maps is not None:
             p, g = ev.metrics.crop(pred.data, job.crop), ev.metrics.crop(gt.data, job.crop)
@@ -137,7 +137,7 @@ def score(
         Path | None, Opt("--csv", help="Also write the table as CSV.", dir_okay=False)
     ] = None,
     clusters: Annotated[
-        int, Opt("--clusters", min=1, help="Clusters of the weighted MRAE (k-means seeded with 0).")
+        int, Opt("--clusters", min=1, help="Clusters of the weighted MRAE (k-means seeded by --seed and the file name).")
     ] = 1000,
     seed: Seed = 0,
     workers: Workers = 1,

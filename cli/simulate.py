@@ -62,7 +62,7 @@ def run_job(job: Job) -> dict:
     t0 = time.perf_counter()
     cube = read_cube(job.source, job.in_format)
     cube.meta.setdefault("source", str(job.source))
-    noise_ss, shuffle_ss, _ = capture_seeds(file_seed(job.seed, job.source.stem))
+    noise_ss, shuffle_ss, *_ = capture_seeds(file_seed(job.seed, job.source.stem))
     if job.brightness is not None:
         cube = scale_brightness(cube, job.brightness)
     if job.shuffle:

@@ -145,7 +145,7 @@ def kmeans(
     x: np.ndarray,
     k: int,
     weights: np.ndarray | None = None,
-    seed: int | np.random.Generator | None = 0,
+    seed: int | np.random.SeedSequence | np.random.Generator | None = 0,
     iters: int = 4,
     sample: int | None = None,
     init_size: int | None = None,
@@ -199,7 +199,7 @@ def inertia(
 
 
 def cluster_labels(
-    gt: np.ndarray, clusters: int = 1000, seed: int | np.random.Generator | None = 0
+    gt: np.ndarray, clusters: int = 1000, seed: int | np.random.SeedSequence | np.random.Generator | None = 0
 ) -> np.ndarray:
     """Cluster index of every pixel of ``gt`` (..., B) by its L2-normalised spectrum, shape ``gt.shape[:-1]``.
 
@@ -218,7 +218,7 @@ def weighted_mrae(
     pred: np.ndarray,
     gt: np.ndarray,
     clusters: int = 1000,
-    seed: int | np.random.Generator | None = 0,
+    seed: int | np.random.SeedSequence | np.random.Generator | None = 0,
     *,
     eps: float | None = None,
     ignore_zeros: bool = False,

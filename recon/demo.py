@@ -62,7 +62,7 @@ def run_demo(
             maps = write_error_maps(
                 pred.data, gt.data, previews, f"{stem}_{pipe.name}_{model}", gt.wavelengths, overwrite=True
             )
-            row = score_pair(pred, gt, DEMO_METRICS, pipeline=pipe, rgb=rgb, seed=capture_seeds(file_seed(seed, stem))[2])
+            row = score_pair(pred, gt, DEMO_METRICS, pipeline=pipe, rgb=rgb, seed=file_seed(seed, stem))
             rows.append(
                 {"track": pipe.name, "image": stem, **row, "rgb": rgb_path, "cube": cube_path, "maps": maps}
             )

@@ -135,6 +135,13 @@ def physical_consistency(
     return metrics.mrae(metrics.crop(again, crop), metrics.crop(rgb, crop), eps=eps, ignore_zeros=eps is None)
 
 
+def _file_seeds(seed: int | np.random.SeedSequence) -> tuple[np.random.SeedSequence, ...]:
+    """A file's seed children (:func:`hstool.camera.capture_seeds`) from its sequence or an integer."""
+    from hstool.camera import capture_seeds
+
+    return capture_seeds(seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed))
+
+
 def score_pair(
     pred: Cube,
     gt: Cube,
@@ -151,7 +158,10 @@ def score_pair(
     """Metrics of one pair after cropping ``crop`` px per border. With a camera ``pipeline`` (a track
     name or :class:`hstool.camera.Pipeline`) also ``backprojection`` (MRAE of ``pred @ M`` against
     ``gt @ M``, ``M = pipeline.matrix``); with the input ``rgb`` too, ``physical``
-    (:func:`physical_consistency`) and ``physical_linear`` (:func:`metrics.rgb_consistency`)."""
+    (:func:`physical_consistency`) and ``physical_linear`` (:func:`metrics.rgb_consistency`).
+    ``seed`` is the file's sequence (:func:`hstool.camera.file_seed`): its children draw the
+    re-simulation's noise and seed the weighted MRAE's k-means, so every method scored with one
+    seed is weighted by the same clusters of a ground truth."""
     unknown = set(metric_names) - set(SCORE_METRICS)
     if unknown:
         raise HsError(f"unknown metric(s) {', '.join(sorted(unknown))} (known: {', '.join(SCORE_METRICS)})")
@@ -159,8 +169,9 @@ def score_pair(
     p, g = metrics.crop(pred.data, crop), metrics.crop(gt.data, crop)
     plain = [m for m in metric_names if m != "weighted"]
     row: dict = metrics.score(p, g, tuple(plain), eps=eps, ignore_zeros=ignore_zeros)
+    _, _, regen_ss, cluster_ss = _file_seeds(seed)
     if "weighted" in metric_names:
-        row["weighted"] = weighted_mrae(p, g, clusters, 0, eps=eps, ignore_zeros=ignore_zeros)
+        row["weighted"] = weighted_mrae(p, g, clusters, cluster_ss, eps=eps, ignore_zeros=ignore_zeros)
     if pipeline is not None:
         from hstool.camera import track
 
@@ -169,7 +180,7 @@ def score_pair(
         row["backprojection"] = metrics.backprojection_mrae(p, g, matrix, eps=eps, ignore_zeros=ignore_zeros)
         if rgb is not None:
             row["physical"] = physical_consistency(
-                pred, rgb, pipe, np.random.default_rng(seed), crop=crop, eps=eps
+                pred, rgb, pipe, np.random.default_rng(regen_ss), crop=crop, eps=eps
             )
             row["physical_linear"] = metrics.rgb_consistency(p, metrics.crop(rgb, crop), matrix, eps=eps)
     row["gt_zeros"] = metrics.gt_zeros(g)
@@ -262,14 +273,13 @@ def evaluate_cube(
     before anything is reconstructed (:class:`~hstool.recon.metrics.NegativeGroundTruth`) unless
     ``clip_negative`` sets them to 0 first (the cube is then simulated and scored clipped).
     """
-    from hstool.camera import capture_seeds, scale_brightness, shuffle_patches, simulate, track
+    from hstool.camera import scale_brightness, shuffle_patches, simulate, track
 
     if clip_negative:
         cube = cube.with_data(np.clip(cube.data, 0, None))
     metrics.check_nonnegative(cube.data)
     pipe = track(pipeline) if isinstance(pipeline, str) else pipeline
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    noise_ss, shuffle_ss, regen_ss = capture_seeds(ss)  # as ``hstool simulate`` and score draw them
+    noise_ss, shuffle_ss, regen_ss, cluster_ss = _file_seeds(seed)  # as simulate and score draw them
     gt = np.asarray(cube.data, np.float32)
     guard = {"eps": eps, "ignore_zeros": ignore_zeros}
     matrix = pipe.matrix(cube.wavelengths)
@@ -283,7 +293,7 @@ def evaluate_cube(
             cube.with_data(pred), rgb, pipe, np.random.default_rng(regen_ss), eps=eps
         ),
         "backprojection": metrics.backprojection_mrae(pred, gt, matrix, **guard),
-        "weighted": weighted_mrae(pred, gt, clusters, 0, **guard),
+        "weighted": weighted_mrae(pred, gt, clusters, cluster_ss, **guard),
     }
     for k in (0.5, 2):
         scaled = scale_brightness(cube, k)

@@ -319,3 +319,22 @@ def test_eps_and_ignore_zeros_together_are_refused_before_scoring(hstool, folder
     root, _ = folders
     r = hstool("score", root / "pred", root / "gt", "--eps", "1e-3", "--ignore-zeros")
     assert r.exit_code == 1 and "--eps, --ignore-zeros) are two guards" in r.output and "score ━" not in r.output
+
+
+def test_seed_reaches_the_weighted_mrae_clusters(hstool, folders):
+    """The k-means of the weighted MRAE is a random step: --seed sets it, and one seed gives one answer."""
+    from hstool.camera import capture_seeds, file_seed
+    from hstool.recon import clusters
+
+    root, cubes = folders
+
+    def weighted(seed):
+        r = hstool("score", root / "pred", root / "gt", "-m", "weighted", "--clusters", "5", "--seed", seed, "--json")
+        assert r.exit_code == 0, r.output
+        return {row["image"]: row["weighted"] for row in json.loads(r.stdout)["images"]}
+
+    first, again, other = weighted("0"), weighted("0"), weighted("9")
+    assert first == again and first != other
+    pred, gt = cubes["a"]
+    expected = clusters.weighted_mrae(pred, gt, 5, capture_seeds(file_seed(9, "a"))[3])
+    assert other["a"] == pytest.approx(expected, rel=1e-6)
