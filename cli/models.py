@@ -9,7 +9,7 @@ import typer
 
 from hstool.hsdata import HsError
 
-from .options import Json, Overwrite
+from .options import Json, Overwrite, weights_track
 from .output import err, fmt, print_json, table
 
 ONNX_TOLERANCE = 1e-4  # issue 7: the exported model matches PyTorch to 1e-4
@@ -26,50 +26,99 @@ def _speed(b: dict) -> str:
 
 def models(
     args: Annotated[list[str] | None, typer.Argument(help="\\[list] \\[PATTERN] to list, or: export NAME OUT.onnx")] = None,
-    track: Annotated[str, typer.Option("--track", help="Bundled weights to export (clean, realworld).")] = "clean",
+    track: Annotated[str | None, typer.Option("--track", help="Bundled weights of this track (clean, realworld): to "
+                                              "export (default clean), or the only ones listed.")] = None,
     weights: Annotated[Path | None, typer.Option("--weights", "-w", help="Export these weights instead of the "
-                                                 "bundled ones.", exists=True, dir_okay=False)] = None,
-    opset: Annotated[int, typer.Option("--opset", help="ONNX opset for export.")] = 17,
+                                                 "bundled ones; with list, describe this file.", exists=True,
+                                                 dir_okay=False)] = None,
+    opset: Annotated[int | None, typer.Option("--opset", help="ONNX opset for export (default 17).")] = None,
     overwrite: Overwrite = False,
     json: Json = False,
 ) -> None:
-    """List registered models (kind, parameters, bundled weights, val MRAE, speed), or export one.
+    """List registered models (kind, parameters, bundled weights, val MRAE, speed), describe a
+    weights file, or export a model to ONNX.
 
-    Examples: [bold]hstool models[/], [bold]hstool models 'hs*' --json[/],
-    [bold]hstool models export rootpoly rootpoly.onnx --track realworld[/]
+    Examples: [bold]hstool models[/], [bold]hstool models 'hs*' --track realworld --json[/],
+    [bold]hstool models -w mine.safetensors[/], [bold]hstool models export rootpoly rootpoly.onnx --track realworld[/]
     """
     args = args or []
     if args and args[0] == "export":
-        if len(args) != 3:
-            raise HsError("usage: hstool models export NAME OUT.onnx [--track T | --weights FILE]")
-        from hstool.hsdata import check_writable
-        from hstool.recon import create_model
-        from hstool.recon.export import check_onnx, export_onnx
-
-        if Path(args[2]).suffix.lower() != ".onnx":
-            raise HsError("the exported model is ONNX: give a path ending in .onnx", args[2])
-        check_writable(args[2], overwrite)  # an .onnx path: never the weights read
-        model = create_model(args[1], weights if weights else "bundled", track)
-        path = export_onnx(model, args[2], opset=opset, overwrite=overwrite)
-        diff = check_onnx(model, path)
-        if diff > ONNX_TOLERANCE:
-            raise HsError(f"onnxruntime differs from PyTorch by {diff:.2e} (> {ONNX_TOLERANCE:g})", path)
-        if json:
-            print_json({"model": args[1], "output": str(path), "max_abs_diff": diff, "multiple": max(1, model.spec.multiple)})
-        else:
-            m = max(1, model.spec.multiple)
-            err.print(f"wrote {path} (onnxruntime matches PyTorch: max difference {diff:.1e}); input (N, 3, H, W) "
-                      f"linear RGB in [0, 1], H and W multiples of {m} (pad, then crop)")
+        _export(args, weights_track(weights, track), weights, 17 if opset is None else opset, overwrite, json)
         return
     if args and args[0] == "list":  # `hstool models list [PATTERN]` reads as the bare command
         args = args[1:]
     if len(args) > 1:
         raise HsError("give at most one PATTERN (or: export NAME OUT.onnx)")
+    idle = [name for name, given in (("--opset", opset is not None), ("--overwrite", overwrite)) if given]
+    if idle:
+        verb = "act" if len(idle) > 1 else "acts"
+        raise HsError(f"{' and '.join(idle)} {verb} on export (hstool models export NAME OUT.onnx), not on a listing")
+    if weights is not None:
+        if args or track is not None:
+            raise HsError("--weights describes one file: give no PATTERN or --track with it")
+        _describe(weights, json)
+        return
+    _list(args[0] if args else None, track, json)
+
+
+def _export(args: list[str], track: str, weights: Path | None, opset: int, overwrite: bool, json: bool) -> None:
+    if len(args) != 3:
+        raise HsError("usage: hstool models export NAME OUT.onnx [--track T | --weights FILE]")
+    from hstool.hsdata import check_writable
+    from hstool.recon import create_model
+    from hstool.recon.export import check_onnx, export_onnx
+
+    if Path(args[2]).suffix.lower() != ".onnx":
+        raise HsError("the exported model is ONNX: give a path ending in .onnx", args[2])
+    check_writable(args[2], overwrite)  # an .onnx path: never the weights read
+    model = create_model(args[1], weights if weights else "bundled", track)
+    path = export_onnx(model, args[2], opset=opset, overwrite=overwrite)
+    diff = check_onnx(model, path)
+    if diff > ONNX_TOLERANCE:
+        raise HsError(f"onnxruntime differs from PyTorch by {diff:.2e} (> {ONNX_TOLERANCE:g})", path)
+    m = max(1, model.spec.multiple)
+    if json:
+        print_json({"model": args[1], "output": str(path), "max_abs_diff": diff, "multiple": m})
+    else:
+        err.print(f"wrote {path} (onnxruntime matches PyTorch: max difference {diff:.1e}); input (N, 3, H, W) "
+                  f"linear RGB in [0, 1], H and W multiples of {m} (pad, then crop)")
+
+
+def _describe(path: Path, json: bool) -> None:
+    """One weights file: its model and how it was trained."""
+    from hstool.recon.weights import describe_weights
+
+    record = describe_weights(path)
+    if json:
+        print_json(record)
+        return
+    init = record["init"] or {}
+    rows = [["model", record["name"]], ["kind", record["kind"]], ["parameters", f"{record['parameters']:,}"],
+            ["config", ", ".join(f"{k}={v}" for k, v in record["config"].items()) or "-"],
+            ["track", record["track"] or "-"], ["camera (CSS)", record["css"] or "-"],
+            ["trained on", record["data"] or "-"],
+            ["val MRAE", fmt(record["val_mrae"]) if record["val_mrae"] is not None else "-"],
+            ["s / 482x512", _speed(record)], ["train command", record["train_command"] or "-"],
+            ["initialised from", init.get("file", "-")]]
+    err.print(table(str(path), ["field", "value"], rows))
+
+
+def _list(pattern: str | None, track: str | None, json: bool) -> None:
     from hstool.recon.weights import describe_models
 
-    rows = describe_models(args[0] if args else "*")
-    if args and not rows:
-        raise HsError(f"no model matches '{args[0]}' (hstool models lists them all)")
+    rows = describe_models(pattern or "*")
+    if pattern and not rows:
+        raise HsError(f"no model matches '{pattern}' (hstool models lists them all)")
+    if track is not None:
+        from hstool.camera import TRACKS
+
+        if track.lower() not in TRACKS:
+            raise HsError(f"unknown track '{track}' (known: {', '.join(TRACKS)})")
+        for r in rows:
+            r["bundled"] = [b for b in r["bundled"] if (b["track"] or "").lower() == track.lower()]
+        rows = [r for r in rows if r["bundled"]]
+        if not rows:
+            raise HsError(f"no model{f' matching {pattern!r}' if pattern else ''} has bundled weights for the {track} track")
     if json:
         print_json(rows)
         return

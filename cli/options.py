@@ -55,3 +55,16 @@ def check_cube_format(format: str) -> str:
     if format not in OUTPUT_FORMATS:
         raise HsError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, not '{format}'")
     return format
+
+
+def weights_track(weights: Path | None, track: str | None) -> str:
+    """The track of ``--track`` next to ``--weights``: a weights file knows its own track, so another
+    one given beside it is a slip and refused; without a file, ``--track`` or ``clean``."""
+    if weights is not None and track is not None:
+        from hstool.recon import read_metadata
+
+        own = read_metadata(weights).get("track")
+        if own and own.lower() != track.lower():
+            raise HsError(f"--track {track}: these weights were trained for the {own} track (drop --track)", weights)
+    return track or "clean"
+

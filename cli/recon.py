@@ -27,7 +27,7 @@ from hstool.hsdata import (
 from hstool.hsdata.formats.image import is_preview
 
 from .batch import plan_outputs, report_failures, run_batch
-from .options import CubeFormat, Device, Json, Overwrite, Preview, Workers, check_cube_format
+from .options import CubeFormat, Device, Json, Overwrite, Preview, Workers, check_cube_format, weights_track
 from .output import err, fmt, print_json, table
 
 _RECONSTRUCTORS: dict[tuple, Any] = {}
@@ -112,13 +112,7 @@ def recon(
     """
     if model is None and weights is None:
         raise HsError("give --model NAME (bundled weights) or --weights FILE")
-    if weights is not None and track is not None:  # a weights file knows its track: another one is a slip
-        from hstool.recon import read_metadata
-
-        own = read_metadata(weights).get("track")
-        if own and own.lower() != track.lower():
-            raise HsError(f"--track {track}: these weights were trained for the {own} track (drop --track)", weights)
-    track = track or "clean"
+    track = weights_track(weights, track)
     check_cube_format(format)
     from hstool.camera.pipeline import strip_track_suffix
 

@@ -179,11 +179,11 @@ def create_model(name: str | None, weights: str | Path | None = "bundled", track
     return model
 
 
-def _count_parameters(name: str) -> int:
+def _count_parameters(name: str, config: dict[str, Any] | None = None) -> int:
     """Trainable parameters, or fitted buffer values for pixel-wise models (built on the meta
-    device, so nothing is allocated)."""
+    device, so nothing is allocated), of model ``name`` built with ``config``."""
     with torch.device("meta"):
-        model = build_model(name)
+        model = build_model(name, **(config or {}))
     tensors = list(model.buffers()) if model_spec(name).kind == "pixel" else list(model.parameters())
     return int(sum(t.numel() for t in tensors))
 
@@ -193,7 +193,6 @@ def describe_models(pattern: str = "*") -> list[dict[str, Any]]:
     files = bundled_weights()
     rows = []
     for name in list_models(pattern):
-        spec = model_spec(name)
         bundled = []
         for f in files:
             if not f.stem.startswith(name + "_"):
@@ -201,11 +200,35 @@ def describe_models(pattern: str = "*") -> list[dict[str, Any]]:
             meta = read_metadata(f)
             if meta.get("architecture") != name:
                 continue
-            bundled.append({"file": f.name, "track": meta.get("track"), "css": meta.get("css"),
-                            "data": meta.get("data"), "data_short": meta.get("data_short"), "val_mrae": meta.get("val_mrae"),
-                            "speed": meta.get("speed"), "train_command": meta.get("train_command"),
-                            "init": meta.get("init")})
-        rows.append({"name": name, "kind": spec.kind, "parameters": _count_parameters(name),
-                     "multiple": spec.multiple, "halo": spec.halo, "description": spec.description,
-                     "reference": spec.reference, "bundled": bundled})
+            bundled.append({"file": f.name, **_training_record(meta)})
+        rows.append({**_model_record(name), "bundled": bundled})
     return rows
+
+
+def describe_weights(path: str | Path) -> dict[str, Any]:
+    """What a weights file holds (``hstool train``'s or a bundled one): its model's record as
+    :func:`describe_models` gives it, with the file's training record instead of the bundled list."""
+    path = Path(path)
+    meta = read_metadata(path)
+    name = meta.get("architecture")
+    if not name:
+        raise HsError("weights file names no architecture", path)
+    config = meta.get("config") or {}
+    try:
+        model = _model_record(name, config)
+    except HsError as exc:
+        raise HsError(exc.message, path) from None
+    except (TypeError, ValueError) as exc:  # options of another hstool version
+        raise HsError(f"weights' config {config} does not fit model '{name}' ({exc})", path) from exc
+    return {**model, "file": str(path), **_training_record(meta), "config": config}
+
+
+def _training_record(meta: dict[str, Any]) -> dict[str, Any]:
+    keys = ("track", "css", "data", "data_short", "val_mrae", "speed", "train_command", "init")
+    return {k: meta.get(k) for k in keys}
+
+
+def _model_record(name: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    spec = model_spec(name)
+    return {"name": name, "kind": spec.kind, "parameters": _count_parameters(name, config), "multiple": spec.multiple,
+            "halo": spec.halo, "description": spec.description, "reference": spec.reference}

@@ -146,6 +146,46 @@ def test_models_lists_kinds_parameters_and_bundled_weights(hstool):
     assert r.exit_code == 1 and "usage" in r.output
 
 
+def test_models_lists_one_track_and_describes_a_weights_file(hstool, tmp_path):
+    from hstool.recon.weights import bundled_path, read_metadata
+
+    r = hstool("models", "--track", "realworld", "--json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert rows and all([b["track"] for b in m["bundled"]] == ["realworld"] for m in rows)
+    assert {m["name"] for m in rows} == {f.stem.rsplit("_", 1)[0] for f in bundled_path("x", "y").parent.glob("*_realworld.safetensors")}
+    r = hstool("models", "root*", "--track", "ntire2022")
+    assert r.exit_code == 1 and "no model matching 'root*' has bundled weights for the ntire2022 track" in r.stderr
+    r = hstool("models", "--track", "dusk")
+    assert r.exit_code == 1 and "unknown track 'dusk'" in r.stderr
+
+    path = bundled_path("basisunet", "clean")  # trained with --config: counted as built from it
+    r = hstool("models", "-w", path, "--json")
+    assert r.exit_code == 0, r.output
+    record, meta = json.loads(r.stdout), read_metadata(path)
+    assert record["name"] == "basisunet" and record["track"] == "clean" and record["config"] == meta["config"]
+    assert record["val_mrae"] == meta["val_mrae"] and record["train_command"] == meta["train_command"]
+    from hstool.recon import create_model
+
+    model = create_model(None, path)
+    assert record["parameters"] == sum(p.numel() for p in model.parameters())
+    r = hstool("models", "-w", path)
+    assert r.exit_code == 0 and "basisunet" in r.stderr and "norm=batch" in r.stderr
+
+    for args, said in [(("--opset", "13"), "--opset acts on export"),
+                       (("--overwrite",), "--overwrite acts on export"),
+                       (("-w", path, "root*"), "--weights describes one file"),
+                       (("-w", path, "--track", "clean"), "--weights describes one file")]:
+        r = hstool("models", *args)
+        assert r.exit_code == 1 and said in r.stderr, (args, r.output)
+    r = hstool("models", "export", "basisunet", tmp_path / "b.onnx", "-w", path, "--track", "realworld")
+    assert r.exit_code == 1 and "trained for the clean track" in r.stderr and not (tmp_path / "b.onnx").exists()
+    bogus = tmp_path / "w.safetensors"
+    bogus.write_bytes(b"not weights")
+    r = hstool("models", "-w", bogus)
+    assert r.exit_code == 1 and f"{bogus}: not a safetensors weights file" in r.stderr and "Traceback" not in r.output
+
+
 def test_gamma_srgb_reconstructs_a_photo_as_its_linear_original(hstool, clean_png, tmp_path):
     from hstool.hsdata import write_rgb
     from hstool.hsdata.render import srgb_encode
