@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -123,23 +123,47 @@ def report_failures(failures: list[Failure], total: int) -> int:
     return 1
 
 
+class PreviewJob(NamedTuple):
+    """A preview to render from a cube already written. A cube file that keeps no units (``.npy``)
+    takes them from ``units`` or else from the file ``units_of`` (e.g. the cube it was converted
+    from), so that a reflectance cube previews as reflectance, as it did when it was written."""
+
+    cube: Path
+    png: Path
+    units: str | None = None
+    units_of: Path | None = None
+
+
+class Plan(NamedTuple):
+    """What a batch does: ``todo`` jobs run, ``skipped`` ones keep the outputs they have, and
+    ``previews`` lists the :class:`PreviewJob` of each job whose cube exists but whose preview does
+    not: the preview is rendered from that cube (:func:`finish_skipped`), so a rerun with
+    ``--preview`` adds previews to a finished batch without redoing it."""
+
+    todo: list[Any]
+    skipped: list[Any]
+    previews: list[PreviewJob]
+
+
 def plan_outputs(
     jobs: Sequence[Any],
     outputs: Callable[[Any], list[Path]],
     inputs: Iterable[str | Path],
     overwrite: bool,
     name: Callable[[Any], str],
-) -> tuple[list[Any], list[Any]]:
-    """Check a batch's outputs before any work; return ``(todo, skipped)``.
+    preview: Callable[[Any], PreviewJob | None] | None = None,
+) -> Plan:
+    """Check a batch's outputs before any work and plan it (:class:`Plan`).
 
-    ``outputs(job)`` lists every file a job writes. The whole batch is refused (:class:`HsError`)
-    when an output is one of the batch's ``inputs`` files, or when two jobs would write the same
-    file. A job any of whose outputs exists is skipped unless ``overwrite``, so that a job writes
-    all of its files or none.
+    ``outputs(job)`` lists every file a job writes; ``preview(job)``, when given, its preview as a
+    :class:`PreviewJob` (None: no preview asked). The whole batch is refused (:class:`HsError`) when an
+    output is one of the batch's ``inputs`` files, or when two jobs would write the same file.
+    Unless ``overwrite``, a job any of whose outputs exists is skipped, so that a job writes all of
+    its files or none — except that a missing preview of an existing cube is planned from that cube.
     """
     protected = {Path(p).resolve() for p in inputs}
     owner: dict[Path, Any] = {}
-    todo, skipped = [], []
+    plan = Plan([], [], [])
     for job in jobs:
         files = outputs(job)
         for f in files:
@@ -151,5 +175,38 @@ def plan_outputs(
                     f"{name(owner[key])} and {name(job)} would both write this output: give them separate runs", f
                 )
             owner[key] = job
-        (skipped if not overwrite and any(Path(f).exists() for f in files) else todo).append(job)
-    return todo, skipped
+        missing = [f for f in files if not Path(f).exists()]
+        if overwrite or len(missing) == len(files):
+            plan.todo.append(job)
+            continue
+        plan.skipped.append(job)
+        job_preview = preview(job) if preview is not None else None
+        if job_preview is not None and [Path(f) for f in missing] == [Path(job_preview.png)]:
+            plan.previews.append(job_preview)
+    return plan
+
+
+def _preview_of(job: PreviewJob) -> str:
+    from hstool.hsdata import read_cube
+    from hstool.hsdata.render import write_preview
+
+    cube = read_cube(job.cube)
+    units = job.units or cube.meta.get("units") or (read_cube(job.units_of).meta.get("units") if job.units_of else None)
+    if units:
+        cube.meta["units"] = units
+    return str(write_preview(cube, job.png))
+
+
+def finish_skipped(plan: Plan, what: str, workers: int = 1, spawn: bool = False) -> tuple[list[str], list[Failure]]:
+    """Write the previews ``plan`` lists from the cubes already written; say so, and how many of
+    the skipped ``what`` (e.g. "image(s)") kept their outputs; ``workers`` and ``spawn`` as in
+    :func:`run_batch`. Returns (written, failures)."""
+    if len(plan.skipped) > len(plan.previews):
+        err.print(f"skipped {len(plan.skipped) - len(plan.previews)} {what} with existing outputs "
+                  "(use --overwrite to redo them)")
+    if not plan.previews:
+        return [], []
+    err.print(f"{len(plan.previews)} {what} already done: writing their missing previews from the cubes")
+    results, failures = run_batch(plan.previews, _preview_of, "previews", workers, name=lambda p: p.png.name,
+                                  spawn=spawn)
+    return [r for _, r in results], failures

@@ -18,7 +18,7 @@ from ..hsdata.formats.npy import check_npy_grid
 from ..hsdata.render import preview_image, write_preview
 from ..hsdata.specim import IQ_WAVELENGTHS, capture_files, find_captures
 from ..hsdata.spectral import resampling_matrix, target_grid
-from .batch import plan_outputs, report_failures, run_batch
+from .batch import PreviewJob, finish_skipped, plan_outputs, report_failures, run_batch
 from .options import (
     Bands,
     CubeFormat,
@@ -122,23 +122,24 @@ def calibrate(
         raise HsError(f"several captures share the name {', '.join(dupes)}; calibrate them into separate folders", raw)
     jobs = [(folder, output_path(out, folder.name, format)) for folder in captures]
     inputs = [f for folder in captures for f in capture_files(folder)] + (list(input_files(gain)) if gain else [])
-    todo, skipped = plan_outputs(
-        jobs, lambda job: _outputs(job[1], format, preview), inputs, overwrite, name=lambda job: str(job[0])
-    )
+    plan = plan_outputs(jobs, lambda job: _outputs(job[1], format, preview), inputs, overwrite,
+                        name=lambda job: str(job[0]),
+                        preview=lambda job: PreviewJob(job[1], job[1].with_suffix(".png"), to) if preview else None)
+    todo, skipped = plan.todo, plan.skipped
     check_output_folder(out)
-    if skipped:
-        err.print(f"skipped {len(skipped)} capture(s) with existing outputs (use --overwrite to redo them)")
     options = {
         "to": to, "drop": drop_columns, "bands": grid, "method": method, "fwhm": fwhm, "extrapolate": extrapolate,
         "gain": gain, "format": format, "preview": preview, "overwrite": overwrite,
     }
+    previews, preview_failures = finish_skipped(plan, "capture(s)", workers)
     results, failures = run_batch(
         todo, functools.partial(_process, options=options), "calibrating", workers, name=lambda item: item[0].name
     )
     rows = [r for _, r in results]
     if json:
-        print_json({"written": rows, "skipped": [str(t) for _, t in skipped],
-                    "failed": [{"capture": str(f.item[0]), "error": f.message} for f in failures]})
+        print_json({"written": rows, "skipped": [str(t) for _, t in skipped], "previews": previews,
+                    "failed": [{"capture": str(f.item[0]), "error": f.message} for f in failures]
+                    + [{"preview": str(f.item.png), "error": f.message} for f in preview_failures]})
     elif rows:
         err.print(table("calibrated", ["capture", "output", "shape", "dropped", "NaN values", "saturated", "s"],
                         [[Path(r["capture"]).name, r["output"], "x".join(map(str, r["shape"])),
@@ -147,6 +148,6 @@ def calibrate(
     if clipped:
         err.print(f"{len(clipped)} capture(s) hold saturated raw values ({', '.join(clipped)}): the sensor clipped "
                   "there, so those values read too low (counted in each sidecar's saturated_values)", style="yellow")
-    code = report_failures(failures, len(todo))
+    code = report_failures(failures + preview_failures, len(todo) + len(plan.previews))
     if code:
         raise typer.Exit(code)

@@ -26,7 +26,7 @@ from hstool.hsdata.formats.npy import check_npy_grid
 from hstool.hsdata.render import preview_image, write_preview
 from hstool.hsdata.spectral import resample_bands, target_grid
 
-from .batch import plan_outputs, report_failures, run_batch
+from .batch import PreviewJob, finish_skipped, plan_outputs, report_failures, run_batch
 from .options import (
     Bands,
     CubeFormat,
@@ -58,9 +58,14 @@ class Job:
     overwrite: bool
 
 
+def _preview(job: Job) -> PreviewJob | None:
+    """The cube's preview; its units, where the output format keeps none, are the source's."""
+    return PreviewJob(job.output, job.output.with_suffix(".png"), units_of=job.source) if job.preview else None
+
+
 def _outputs(job: Job) -> list[Path]:
     """Every file one cube's conversion writes: the cube (an ENVI pair) and its preview."""
-    return output_files(job.output, job.format) + ([job.output.with_suffix(".png")] if job.preview else [])
+    return output_files(job.output, job.format) + ([_preview(job)[1]] if job.preview else [])
 
 
 def run_job(job: Job) -> dict:
@@ -80,7 +85,7 @@ def run_job(job: Job) -> dict:
     image = preview_image(cube) if job.preview else None  # fails before the cube is written
     files = write_cube(cube, job.output, job.format, job.overwrite)
     if image is not None:
-        files.append(write_preview(image, job.output.with_suffix(".png"), job.overwrite))
+        files.append(write_preview(image, _preview(job)[1], job.overwrite))
     return {
         "input": str(job.source),
         "output": str(files[0]),
@@ -129,20 +134,21 @@ def convert(
     jobs = [Job(src, output_path(out, src.stem, format), in_format, format, grid, method, fwhm, extrapolate,
                 preview, overwrite) for src in found.values()]
     # two cubes that would share an output, or an output that is an input: refused here, naming them
-    jobs, skipped = plan_outputs(jobs, _outputs, [p for files in found for p in files], overwrite,
-                                 name=lambda j: str(j.source))
+    plan = plan_outputs(jobs, _outputs, [p for files in found for p in files], overwrite,
+                        name=lambda j: str(j.source), preview=_preview)
+    jobs, skipped = plan.todo, plan.skipped
     check_output_folder(out)
-    if skipped:
-        err.print(f"skipped {len(skipped)} cube(s) with existing outputs (use --overwrite to redo them)")
+    previews, preview_failures = finish_skipped(plan, "cube(s)", workers)
     results, failures = run_batch(jobs, run_job, "converting", workers, name=lambda j: j.source.name)
     rows = [r for _, r in results]
     if json:
-        print_json({"written": rows, "skipped": [str(j.output) for j in skipped],
-                    "failed": [{"input": str(f.item.source), "error": f.message} for f in failures]})
+        print_json({"written": rows, "skipped": [str(j.output) for j in skipped], "previews": previews,
+                    "failed": [{"input": str(f.item.source), "error": f.message} for f in failures]
+                    + [{"preview": str(f.item.png), "error": f.message} for f in preview_failures]})
     elif rows:
         err.print(table(f"{len(rows)} cube(s) in {out}", ["input", "output", "shape", "bands in", "s"],
                         [[Path(r["input"]).name, Path(r["output"]).name, "x".join(map(str, r["shape"])),
                           r["bands_in"], r["seconds"]] for r in rows]))
-    code = report_failures(failures, len(jobs))
+    code = report_failures(failures + preview_failures, len(jobs) + len(plan.previews))
     if code:
         raise typer.Exit(code)

@@ -108,7 +108,7 @@ add(recon.recon, "recon", "RGB images -> 31-band cubes, with a bundled model or 
 add(score.score, "score", "Score reconstructions against ground truth, as NTIRE did.")
 add(evaluate.evaluate, "evaluate", "The challenge's extended evaluation (its Table 3) of one model.")
 add(train.train, "train", "Train or fit a model; its weights record how to redo it.")
-add(models.models, "models", "List the models and their weights, or export one to ONNX.")
+add(models.models, "models", "List models and weights, describe a weights file, export to ONNX.")
 add(convert.convert, "convert", "Cubes from one format or band grid to another (.mat, ENVI, .npy).")
 add(synth.synth, "synth", "Generate synthetic hyperspectral scenes from measured spectra.")
 add(render.render, "render", "Render a cube as an sRGB preview, with pixels' spectra (PNG).")

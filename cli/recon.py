@@ -26,7 +26,7 @@ from hstool.hsdata import (
 )
 from hstool.hsdata.formats.image import is_preview
 
-from .batch import plan_outputs, report_failures, run_batch
+from .batch import PreviewJob, finish_skipped, plan_outputs, report_failures, run_batch
 from .options import CubeFormat, Device, Json, Overwrite, Preview, Workers, check_cube_format, weights_track
 from .output import err, fmt, print_json, table
 
@@ -118,10 +118,9 @@ def recon(
 
     files = [f for p in inputs for f in list_files(p, kinds=("image",))]
     jobs = [(f, output_path(out, strip_track_suffix(f.stem), format)) for f in files]
-    jobs, skipped = plan_outputs(jobs, lambda job: _outputs(job[1], format, preview), files, overwrite,
-                                 name=lambda job: str(job[0]))
-    if skipped:
-        err.print(f"skipped {len(skipped)} image(s) with existing outputs (use --overwrite to redo them)")
+    plan = plan_outputs(jobs, lambda job: _outputs(job[1], format, preview), files, overwrite,
+                        name=lambda job: str(job[0]), preview=lambda job: PreviewJob(job[1], _preview_path(job[1])) if preview else None)
+    jobs, skipped = plan.todo, plan.skipped
     consistent_arg: Any = (css or True) if consistent else None
     if css and not consistent:
         raise HsError("--css is used with --consistent")
@@ -133,14 +132,16 @@ def recon(
                       "(fp16 needs CUDA; bf16 CUDA or a CPU with native bf16; pixel models on a CPU run fp32)")
     fn = functools.partial(_one, settings=settings, format=format, preview=preview, overwrite=overwrite)
     # workers start afresh: the model already ran here, and a forked child would hang in its OpenMP pool
+    previews, preview_failures = finish_skipped(plan, "image(s)", workers, spawn=True)
     results, failures = run_batch(jobs, fn, "recon", workers, name=lambda job: job[0].name, spawn=True)
     rows = [r for _, r in results]
     if json:
-        print_json({"written": rows, "skipped": [str(dst) for _, dst in skipped],
-                    "failed": [{"input": str(f.item[0]), "error": f.message} for f in failures]})
+        print_json({"written": rows, "skipped": [str(dst) for _, dst in skipped], "previews": previews,
+                    "failed": [{"input": str(f.item[0]), "error": f.message} for f in failures]
+                    + [{"preview": str(f.item.png), "error": f.message} for f in preview_failures]})
     elif rows:
         cols = ["input", "output", "shape", "seconds"] + (["corrected", "infeasible"] if consistent else [])
         err.print(table(f"{len(rows)} cube(s) in {out}", cols,
                         [[Path(r["input"]).name, r["output"], "x".join(map(str, r["shape"])), fmt(r["seconds"], 3)]
                          + ([r.get("corrected", 0), r.get("infeasible", 0)] if consistent else []) for r in rows]))
-    raise typer.Exit(report_failures(failures, len(jobs)))
+    raise typer.Exit(report_failures(failures + preview_failures, len(jobs) + len(plan.previews)))

@@ -36,7 +36,7 @@ from hstool.hsdata import (
 from hstool.hsdata.errors import check_positive
 from hstool.hsdata.formats import DEFAULT_SUFFIX
 
-from .batch import plan_outputs, report_failures, run_batch
+from .batch import finish_skipped, plan_outputs, report_failures, run_batch
 from .options import CubeFormat, InputFormat, Json, Overwrite, Seed, Workers, check_cube_format
 from .output import err, fmt, print_json, table
 
@@ -219,11 +219,11 @@ def simulate(
         target = out / (stem + pipe.extension)
         cube_target = out / (stem + DEFAULT_SUFFIX[cube_format]) if shuffle else None
         jobs.append(Job(src, target, cube_target, pipe, seed, brightness, shuffle, in_format, cube_format, overwrite))
-    jobs, skipped = plan_outputs(
+    plan = plan_outputs(
         jobs, _outputs, [f for src in sources for f in input_files(src)], overwrite, name=lambda j: str(j.source)
     )
-    if skipped:
-        err.print(f"skipped {len(skipped)} cube(s) with existing outputs (use --overwrite to redo them)")
+    jobs, skipped = plan.todo, plan.skipped
+    finish_skipped(plan, "cube(s)")
     results, failures = run_batch(jobs, run_job, f"simulate {pipe.name}", workers, name=lambda j: j.source.name)
     if json:
         print_json({"pipeline": pipe.describe(), "written": [r for _, r in results],

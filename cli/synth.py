@@ -16,7 +16,7 @@ from hstool.hsdata.render import preview_image, write_preview
 from hstool.hsdata.spectral import parse_band_grid
 from hstool.hsdata.synth import generate_scene
 
-from .batch import plan_outputs, report_failures, run_batch
+from .batch import PreviewJob, finish_skipped, plan_outputs, report_failures, run_batch
 from .options import CubeFormat, Json, OutDir, Overwrite, Preview, Seed, Workers, check_cube_format
 from .output import err, print_json, table
 
@@ -120,17 +120,19 @@ def synth(
         stem = f"SYNTH_{split}_{s:04d}"
         jobs.append(Job(s, output_path(out, stem, format), hw, wavelengths, split, format,
                         out / f"{stem}.png" if preview else None, overwrite))  # fmt: skip
-    jobs, skipped = plan_outputs(jobs, _outputs, (), overwrite, name=lambda j: j.output.name)
-    if skipped:
-        err.print(f"skipped {len(skipped)} scene(s) with existing outputs (use --overwrite to redo them)")
+    plan = plan_outputs(jobs, _outputs, (), overwrite, name=lambda j: j.output.name,
+                        preview=lambda j: PreviewJob(j.output, j.preview) if j.preview is not None else None)
+    jobs, skipped = plan.todo, plan.skipped
+    previews, preview_failures = finish_skipped(plan, "scene(s)", workers)
     results, failures = run_batch(jobs, run_job, f"synth {split}", workers, name=lambda j: j.output.name)
     rows = [r for _, r in results]
     if json:
-        print_json({"written": rows, "skipped": [str(j.output) for j in skipped],
-                    "failed": [{"output": str(f.item.output), "error": f.message} for f in failures]})
+        print_json({"written": rows, "skipped": [str(j.output) for j in skipped], "previews": previews,
+                    "failed": [{"output": str(f.item.output), "error": f.message} for f in failures]
+                    + [{"preview": str(f.item.png), "error": f.message} for f in preview_failures]})
     elif rows:
         err.print(table(f"{len(rows)} scene(s) in {out}", ["file", "illuminant", "norm_factor", "s"],
                         [[Path(r["output"]).name, r["illuminant"], r["norm_factor"], r["seconds"]] for r in rows]))
-    code = report_failures(failures, len(jobs))
+    code = report_failures(failures + preview_failures, len(jobs) + len(plan.previews))
     if code:
         raise typer.Exit(code)

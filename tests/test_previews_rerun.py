@@ -1,0 +1,85 @@
+"""A rerun with --preview over a finished batch renders the missing previews from the cubes it
+wrote, without redoing the work: the same previews a single run with --preview writes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hstool.camera import simulate_to_file
+from hstool.hsdata import read_rgb, write_cube
+from hstool.hsdata.specim_synthetic import write_synthetic_capture
+
+
+def _recon(tmp_path, tmp_cube):
+    png = simulate_to_file(tmp_cube(12, 16), tmp_path / "in" / "ARAD_HS_0001_clean.png", "clean", rng=0)
+    return lambda out: [png, "--model", "linear", "--format", "npy", "--out", out], "ARAD_HS_0001.npy", \
+        "ARAD_HS_0001_preview.png"
+
+
+def _convert(tmp_path, tmp_cube):
+    # a reflectance cube into .npy, which keeps no units: its preview takes the source's, as in one run
+    write_cube(tmp_cube(12, 16, seed=3), tmp_path / "in" / "scene.npz")
+    return lambda out: [tmp_path / "in" / "scene.npz", out, "--format", "npy"], "scene.npy", "scene.png"
+
+
+def _synth(tmp_path, tmp_cube):
+    return lambda out: [out, "--n", "1", "--size", "16x20", "--format", "npy"], "SYNTH_train_0000.npy", \
+        "SYNTH_train_0000.png"
+
+
+def _calibrate(tmp_path, tmp_cube):
+    write_synthetic_capture(tmp_path / "in", "cap", 0, samples=32, lines=12, ref_lines=8, bad_columns=(5,))
+    return lambda out: [tmp_path / "in", out, "--format", "npy"], "cap.npy", "cap.png"
+
+
+COMMANDS = {"recon": _recon, "convert": _convert, "synth": _synth, "calibrate": _calibrate}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_rerun_with_preview_adds_previews_from_the_cubes(hstool, tmp_path, tmp_cube, command):
+    args, cube_name, preview_name = COMMANDS[command](tmp_path, tmp_cube)
+
+    def run(out, *extra):
+        return hstool(command, *args(out), *extra)
+
+    once, twice = tmp_path / "once", tmp_path / "twice"
+    r = run(once, "--preview")
+    assert r.exit_code == 0, r.output
+    r = run(twice)
+    assert r.exit_code == 0, r.output
+    cube = twice / cube_name
+    before = (cube.read_bytes(), cube.stat().st_mtime_ns)
+    assert not (twice / preview_name).exists()
+
+    r = run(twice, "--preview", "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert report["written"] == [] and report["previews"] == [str(twice / preview_name)]
+    assert "writing their missing previews from the cubes" in r.stderr
+    assert (cube.read_bytes(), cube.stat().st_mtime_ns) == before  # the cube is kept, not redone
+    np.testing.assert_array_equal(read_rgb(twice / preview_name), read_rgb(once / preview_name))
+
+    # a job missing its cube but holding a preview is not half redone: skipped whole, as before
+    cube.unlink()
+    r = run(twice, "--preview", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["previews"] == [] and not cube.exists()
+    assert "skipped 1" in r.stderr
+
+
+def test_a_preview_that_cannot_be_made_fails_alone(hstool, tmp_path, tmp_cube):
+    """A cube in the output folder that no longer reads: that preview fails, named, the run exits 1."""
+    _, cube_name, preview_name = _convert(tmp_path, tmp_cube)
+    write_cube(tmp_cube(12, 16, seed=4), tmp_path / "in" / "other.npy")
+    out = tmp_path / "out"
+    assert hstool("convert", tmp_path / "in", out, "--format", "npy").exit_code == 0
+    (out / cube_name).write_bytes(b"not a cube any more")
+    r = hstool("convert", tmp_path / "in", out, "--format", "npy", "--preview", "--json")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    report = json.loads(r.stdout)
+    assert report["previews"] == [str(out / "other.png")]
+    assert [f["preview"] for f in report["failed"]] == [str(out / preview_name)]
+    assert str(out / cube_name) in report["failed"][0]["error"]
+    assert (out / "other.png").exists() and not (out / preview_name).exists()
