@@ -21,7 +21,8 @@ def info(
     json: Json = False,
 ) -> None:
     """Show format, shape, type, band grid, value range and metadata of each file (--json: one
-    object when there is one file, folders expanded; a list when there are several).
+    object when there is one file, folders expanded; a list when there are several, in which a file
+    that cannot be read is {"path", "error"}).
 
     Example: [bold]hstool info ARAD_HS_0451.mat capture/scene.hdr photo.jpg[/]
     """
@@ -37,12 +38,14 @@ def info(
         except HsError as exc:  # report it and go on with the other files
             if DEBUG["on"]:
                 raise
-            error(" ".join(str(exc).split()))
+            message = " ".join(str(exc).split())
+            error(message)
+            reports.append({"path": str(p), "error": message})  # --json lists every file, as it is
             failed += 1
     if json:
         print_json(reports if len(paths) > 1 else reports[0])
     else:
-        for r in reports:
+        for r in (r for r in reports if "error" not in r):
             rows = [[k, fmt(v) if not isinstance(v, dict) else ", ".join(f"{a}={fmt(b)}" for a, b in v.items())]
                     for k, v in r.items() if k != "path"]
             err.print(table(str(r["path"]), ["field", "value"], rows))

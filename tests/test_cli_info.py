@@ -121,11 +121,14 @@ def test_one_bad_file_does_not_hide_the_others(hstool, tmp_path, tmp_cube):
     result = hstool("info", "--json", tmp_path / "text.png", tmp_path / "good.npy")
     assert result.exit_code == 1
     assert "text.png" in result.stderr and "Traceback" not in result.output
-    assert [r["path"] for r in json.loads(result.stdout)] == [str(tmp_path / "good.npy")]
+    bad, good = json.loads(result.stdout)  # every file listed, in order: the bad one with its error
+    assert bad["path"] == str(tmp_path / "text.png") and "text.png" in bad["error"] and set(bad) == {"path", "error"}
+    assert good["path"] == str(tmp_path / "good.npy") and good["shape"] == [24, 32, 31] and "error" not in good
     # a folder stands for its files (the bad one reported, the good one described)
     result = hstool("info", "--json", tmp_path)
     assert result.exit_code == 1 and "text.png" in result.stderr
-    assert [r["path"] for r in json.loads(result.stdout)] == [str(tmp_path / "good.npy")]
+    assert [(r["path"], "error" in r) for r in json.loads(result.stdout)] == [
+        (str(tmp_path / "good.npy"), False), (str(tmp_path / "text.png"), True)]
 
 
 def test_specim_headers_are_read_without_warnings(tmp_path):
