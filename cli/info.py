@@ -14,6 +14,18 @@ from .options import Json
 from .output import DEBUG, err, error, fmt, print_json, table
 
 
+def _cell(key: str, value) -> str:
+    """A field's value for the table: a shape as ``24x32x31`` (as the other commands' tables show
+    it), a dict as ``a=1, b=2``, a list as ``1, 2``, numbers by :func:`fmt`."""
+    if key == "shape":
+        return "x".join(map(str, value))
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={fmt(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(fmt(v) for v in value)
+    return fmt(value)
+
+
 def info(
     paths: Annotated[list[Path], typer.Argument(
         help="Cube or image files (.mat, .hdr/.raw, .npy, .npz, .png, .jpg, .tif), or folders of them.")],
@@ -46,8 +58,7 @@ def info(
         print_json(reports if len(paths) > 1 else reports[0])
     else:
         for r in (r for r in reports if "error" not in r):
-            rows = [[k, fmt(v) if not isinstance(v, dict) else ", ".join(f"{a}={fmt(b)}" for a, b in v.items())]
-                    for k, v in r.items() if k != "path"]
+            rows = [[k, _cell(k, v)] for k, v in r.items() if k != "path"]
             err.print(table(str(r["path"]), ["field", "value"], rows))
     if failed:
         raise typer.Exit(1)

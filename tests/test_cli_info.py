@@ -43,6 +43,7 @@ def test_info_json_fields_for_each_cube_format(hstool, tmp_path, tmp_cube):
     for r in reports:
         assert r["shape"] == [24, 32, 31] and r["dtype"] == "float32", r["path"]
         assert (r["wavelength_min"], r["wavelength_max"], r["wavelength_step"]) == (400.0, 700.0, 10.0)
+        assert r["uniform_grid"] and r["wavelength_step_range"] == [10.0, 10.0]
         assert r["nan_count"] == 1 and r["inf_count"] == 2
         assert r["min"] == pytest.approx(finite.min()) and r["max"] == pytest.approx(finite.max())
         assert r["mean"] == pytest.approx(finite.mean(), rel=1e-9)
@@ -59,7 +60,7 @@ def test_info_table_and_images(hstool, tmp_path, tmp_cube):
     result = hstool("info", tmp_path / "vnir.hdr", tmp_path / "a.png", tmp_path / "b.jpg")
     assert result.exit_code == 0, result.output
     out = result.output
-    for text in ("vnir.hdr", "envi", "[24, 32, 31]", "400.0000", "1000.0000", "20.0000", "reflectance", "a.png"):
+    for text in ("vnir.hdr", "envi", "24x32x31", "400.0000", "1000.0000", "20.0000", "reflectance", "a.png"):
         assert text in out, text
     reports = json.loads(hstool("info", "--json", tmp_path / "a.png", tmp_path / "b.jpg").stdout)
     assert reports[0]["bit_depth"] == 16 and reports[0]["dtype"] == "uint16"
@@ -141,7 +142,11 @@ def test_specim_headers_are_read_without_warnings(tmp_path):
     sc = write_synthetic_capture(tmp_path, "iq", 0, samples=16, lines=8, ref_lines=4)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert describe(sc.path / "capture" / "iq.hdr")["shape"] == [8, 16, 204]  # lines x samples x bands
+        report = describe(sc.path / "capture" / "iq.hdr")
+    assert report["shape"] == [8, 16, 204]  # lines x samples x bands
+    # the IQ's grid steps from 2.9 to 3.1 nm: not uniform (a 0.2 nm spread is no header rounding)
+    lo, hi = report["wavelength_step_range"]
+    assert not report["uniform_grid"] and 2.8 < lo < report["wavelength_step"] < hi < 3.1
 
 
 def test_debug_shows_the_traceback(hstool, tmp_path):
