@@ -245,6 +245,36 @@ def quantise(rgb: np.ndarray, bits: int = 8, rounding: str = "floor") -> np.ndar
     return scaled.astype(np.uint8 if bits <= 8 else np.uint16)
 
 
+def code_bits(rgb: np.ndarray, depths: tuple[int, ...] = (8, 16)) -> int | None:
+    """The bit depth whose codes ``rgb`` in [0, 1] holds (``k / (2**bits - 1)``, as images read),
+    the smallest of ``depths`` that fits every value; None for values between codes (a float
+    image, a resampled one)."""
+    values = np.asarray(rgb, np.float64)
+    for bits in depths:
+        top = 2**bits - 1
+        scaled = values * top
+        if np.all(np.abs(scaled - np.rint(scaled)) <= max(1e-3, 4 * top * np.finfo(np.float32).eps)):
+            return bits
+    return None
+
+
+def dequantise(rgb: np.ndarray, rounding: str = "floor", bits: int | None = None) -> np.ndarray:
+    """The middle of each code's quantisation cell: the value a camera most likely saw, given the
+    code it wrote (the inverse of :func:`quantise` in expectation). Under ``floor`` code ``k``
+    holds values in ``[k, k + 1) / (2**bits - 1)``, so ``(k + 0.5) / (2**bits - 1)``; the top code
+    (clipped: any value at or above full scale) and rounding to nearest (cells centred on the
+    codes) keep ``k / (2**bits - 1)``. ``bits`` None: :func:`code_bits`; values that are not codes
+    come back unchanged. Returns float32."""
+    if rounding not in ROUNDING:
+        raise HsError(f"rounding must be one of {', '.join(ROUNDING)}")
+    rgb = np.asarray(rgb, np.float32)
+    bits = code_bits(rgb) if bits is None else bits
+    if bits is None or rounding == "round":
+        return rgb
+    top = 2**bits - 1
+    return np.where(rgb * top < top - 0.5, rgb + np.float32(0.5 / top), rgb).astype(np.float32)
+
+
 def encode(
     image: np.ndarray,
     encoding: str = "png",

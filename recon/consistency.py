@@ -34,6 +34,22 @@ from scipy.optimize import nnls
 from hstool.hsdata import HsError
 
 
+def consistency_camera(camera: Any, track: str = "clean"):
+    """The :class:`hstool.camera.Pipeline` behind ``camera`` (as :func:`consistency_matrix` takes
+    it), or None for a bare matrix: its linear response and its quantiser's rounding."""
+    if isinstance(camera, np.ndarray):
+        return None
+    from hstool import camera as cam
+
+    if camera is True:
+        return cam.track(track)
+    if isinstance(camera, str):
+        return cam.track(camera) if camera in cam.TRACKS else cam.track(track, css=cam.load_css(camera))
+    if isinstance(camera, cam.Pipeline):
+        return camera
+    return cam.track(track, css=camera)
+
+
 def consistency_matrix(camera: Any, wavelengths: np.ndarray, track: str = "clean") -> np.ndarray:
     """The (B, 3) linear response for ``camera``: ``True`` (the track's pipeline), a track or CSS
     name, a ``CSS`` (used within ``track``'s pipeline for its scale), a ``Pipeline``, or a matrix."""
@@ -43,17 +59,7 @@ def consistency_matrix(camera: Any, wavelengths: np.ndarray, track: str = "clean
         if m.shape != (wavelengths.size, 3):
             raise HsError(f"response matrix must be ({wavelengths.size}, 3), got {m.shape}")
         return m
-    from hstool import camera as cam
-
-    if camera is True:
-        return np.asarray(cam.track(track).matrix(wavelengths), np.float64)
-    if isinstance(camera, str):
-        if camera in cam.TRACKS:
-            return np.asarray(cam.track(camera).matrix(wavelengths), np.float64)
-        camera = cam.load_css(camera)
-    if hasattr(camera, "matrix"):  # a Pipeline
-        return np.asarray(camera.matrix(wavelengths), np.float64)
-    return np.asarray(cam.track(track, css=camera).matrix(wavelengths), np.float64)
+    return np.asarray(consistency_camera(camera, track).matrix(wavelengths), np.float64)
 
 
 def _newton(s: np.ndarray, c: np.ndarray, m: np.ndarray, lam: np.ndarray, tol: np.ndarray,

@@ -376,7 +376,10 @@ class Reconstructor:
     device, precision, ensemble, tile: as :func:`predict`.
     consistent: ``None``/``False`` (off), ``True`` (the camera of ``track``), a CSS name, a
         ``CSS``, a ``Pipeline`` or a (B, 3) matrix: project every spectrum onto the non-negative
-        spectra that re-project exactly to the input RGB (:mod:`hstool.recon.consistency`).
+        spectra that re-project exactly to the input RGB (:mod:`hstool.recon.consistency`). When
+        that camera floors to integer codes (the NTIRE tracks) and the input holds 8- or 16-bit
+        codes, the target is the middle of each code's cell (:func:`hstool.camera.stages.dequantise`),
+        so the spectra re-image to the same codes; a bare matrix or a float image: the values.
     exposure_invariant: divide the input by its intensity (per pixel RGB sum for pixel-wise models,
         the image mean for deep ones), scaled to the training data's mean level, run the model,
         and multiply back.
@@ -425,10 +428,14 @@ class Reconstructor:
         self.wavelengths = model_wavelengths(self.model)
         self.exposure_invariant = exposure_invariant
         self.matrix = None
+        #: the camera's quantiser: with ``floor`` (the NTIRE tracks) code k stands for [k, k + 1)
+        self.rounding: str | None = None
         if consistent is not None and consistent is not False:
-            from .consistency import consistency_matrix
+            from .consistency import consistency_camera, consistency_matrix
 
             self.matrix = consistency_matrix(consistent, self.wavelengths, self.track)
+            pipeline = consistency_camera(consistent, self.track)
+            self.rounding = pipeline.rounding if pipeline is not None else None
         self.last_info: dict[str, int] = {}
 
     def _model_rgb(self, rgb: np.ndarray) -> np.ndarray:
@@ -455,10 +462,18 @@ class Reconstructor:
         if top > 1 + RGB_SLACK and (not self.exposure_invariant or self.gamma != 1.0):  # 8-bit values as floats
             raise HsError(f"RGB values reach {top:g}; expected [0, 1] (divide 8-bit values by 255, or pass "
                           "the uint8 array)")
+        target = rgb  # what the spectra re-project to with ``consistent``
+        if self.matrix is not None and self.rounding == "floor":
+            from hstool.camera.stages import dequantise
+
+            # a floored code k stands for [k, k + 1): aim at its middle, not its lower edge, which
+            # biases every spectrum half a step dark and re-images a tenth of the codes one lower
+            target = dequantise(rgb, "floor")
         if self.gamma != 1.0:
             from hstool.camera.stages import linearise
 
             rgb = linearise(rgb, self.gamma)
+            target = rgb if target is rgb else linearise(target, self.gamma)
         if self.exposure_invariant:
             spectra = self._exposure_normalised(rgb)
         else:
@@ -466,7 +481,7 @@ class Reconstructor:
         if self.matrix is not None:
             from .consistency import project_consistent
 
-            spectra, info = project_consistent(spectra, rgb, self.matrix)
+            spectra, info = project_consistent(spectra, target, self.matrix)
             self.last_info = info
         return spectra
 

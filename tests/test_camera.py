@@ -412,3 +412,25 @@ def test_plot_css(tmp_path):
     path = plot_css(load_css("nikon5100"), tmp_path / "n.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert isinstance(path, Path)
+
+
+def test_dequantise_gives_the_middle_of_each_floored_code():
+    """A floored code k holds [k, k + 1) / 255: the middle is the unbiased estimate of what the
+    camera saw, and quantising it again gives k back; the top (clipped) code stays 1."""
+    x = np.random.default_rng(3).random((40, 50, 3)).astype(np.float32)
+    x[0, 0] = 1.0
+    for bits, top in ((8, 255), (16, 65535)):
+        codes = stages.quantise(x, bits)
+        read = codes.astype(np.float32) / np.float32(top)  # as images read
+        assert stages.code_bits(read) == bits
+        mid = stages.dequantise(read, "floor")
+        np.testing.assert_array_equal(stages.quantise(mid, bits), codes)
+        expected = np.where(codes < top, (codes.astype(np.float64) + 0.5) / top, 1.0)
+        np.testing.assert_allclose(mid, expected, rtol=0, atol=1e-6)
+        assert abs(float(np.mean(mid - x)) * top) < 0.02  # unbiased; the codes alone are half a step low
+        assert abs(float(np.mean(read - x)) * top + 0.5) < 0.02
+        np.testing.assert_array_equal(stages.dequantise(read, "round"), read)  # cells centred on the codes
+    assert stages.code_bits(x) is None  # a float image holds no codes: left as it is
+    np.testing.assert_array_equal(stages.dequantise(x, "floor"), x)
+    with pytest.raises(HsError, match="rounding must be one of"):
+        stages.dequantise(x, "ceil")
