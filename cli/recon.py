@@ -93,7 +93,8 @@ def recon(
                                              "default: tile images over 1 Mpixel with 512).")] = None,
     ensemble: Annotated[bool, typer.Option("--ensemble", help="Average over the four flips.")] = False,
     consistent: Annotated[bool, typer.Option("--consistent", help="Project spectra onto the non-negative ones that "
-                                             "re-project exactly to the input RGB (camera of --track or --css).")] = False,
+                                             "the camera (of --track or --css) images as the input RGB: to the middle "
+                                             "of each 8/16-bit code's step, so they re-image to the same codes.")] = False,
     css: Annotated[str | None, typer.Option("--css", help="Camera response for --consistent (name or file); "
                                             "default the track's.")] = None,
     exposure_invariant: Annotated[bool, typer.Option("--exposure-invariant", help="Normalise input intensity before "
