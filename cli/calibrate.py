@@ -119,7 +119,9 @@ def calibrate(
     stems = [c.name for c in captures]
     dupes = sorted({s for s in stems if stems.count(s) > 1})
     if dupes:
-        raise HsError(f"several captures share the name {', '.join(dupes)}; calibrate them into separate folders", raw)
+        clash = [str(c) for c in captures if c.name == dupes[0]]
+        raise HsError(f"captures {' and '.join(clash)} share the name {dupes[0]}: their outputs would clash; "
+                      "calibrate them into separate folders", raw)
     jobs = [(folder, output_path(out, folder.name, format)) for folder in captures]
     inputs = [f for folder in captures for f in capture_files(folder)] + (list(input_files(gain)) if gain else [])
     plan = plan_outputs(jobs, lambda job: _outputs(job[1], format, preview), inputs, overwrite,

@@ -92,15 +92,23 @@ def is_capture(folder: Path) -> bool:
 def find_captures(path: str | Path) -> list[Path]:
     """Capture folders at or under ``path`` (a folder holding ``capture/``), sorted.
 
-    ``path`` itself when it is a capture; else every capture folder below it (any depth)."""
+    ``path`` itself when it is a capture; else every capture folder below it (any depth), leaving
+    out hidden folders and the ``__MACOSX`` copies an unzipped archive holds. A path that names
+    no folder (``.``, ``..``) is made absolute, so that its captures have their own names."""
     path = Path(path)
     if not path.exists():
         raise HsError("no such folder", path)
     if not path.is_dir():
         raise HsError("expected a Specim IQ capture folder or a folder of them", path)
+    if path.name in ("", ".", ".."):
+        path = Path(os.path.abspath(path))
     if is_capture(path):
         return [path]
-    found = sorted({p.parent for p in path.rglob("capture") if p.is_dir()})
+
+    def hidden(folder: Path) -> bool:
+        return any(part.startswith(".") or part == "__MACOSX" for part in folder.relative_to(path).parts)
+
+    found = sorted({p.parent for p in path.rglob("capture") if p.is_dir() and not hidden(p)})
     if not found:
         raise HsError("no Specim IQ capture folders here (a capture holds capture/NAME.hdr)", path)
     return found

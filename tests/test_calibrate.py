@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -324,3 +325,31 @@ def test_cli_unwritable_output_writes_nothing(hstool, batch, tmp_path):
     assert blocker.read_text() == "not a folder"
     res = hstool("calibrate", batch, blocker / "sub")
     assert res.exit_code == 1 and not (blocker / "sub").exists()
+
+
+def test_cli_names_captures_by_folder_and_skips_archive_debris(hstool, tmp_path, monkeypatch):
+    """`calibrate .` names the capture by its folder; ENVI output beside the capture folder is not
+    taken for one of its inputs; __MACOSX and hidden copies are not captures; a real clash names both."""
+    raw = tmp_path / "raw"
+    write_synthetic_capture(raw, "cap1", 0, samples=32, lines=12, ref_lines=8)
+    r = hstool("calibrate", raw / "cap1", raw, "-f", "envi")  # raw/cap1.hdr + .raw next to raw/cap1/
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in raw.iterdir()) == ["cap1", "cap1.hdr", "cap1.json", "cap1.raw"]
+    monkeypatch.chdir(raw / "cap1")
+    r = hstool("calibrate", ".", tmp_path / "o1", "-f", "npy", "--json")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "o1").iterdir()) == ["cap1.json", "cap1.npy"]
+    monkeypatch.chdir(raw / "cap1" / "capture")
+    r = hstool("calibrate", "..", tmp_path / "o2", "-f", "npy")
+    assert r.exit_code == 0 and (tmp_path / "o2" / "cap1.npy").exists()
+    monkeypatch.chdir(tmp_path)
+    import shutil
+
+    for debris in ("__MACOSX", ".Trashes"):
+        shutil.copytree(raw / "cap1", raw / debris / "cap1")
+    r = hstool("calibrate", raw, tmp_path / "o3", "-f", "npy", "--json")
+    assert r.exit_code == 0, r.output
+    assert [Path(w["capture"]).parent.name for w in json.loads(r.stdout)["written"]] == ["raw"]
+    shutil.copytree(raw / "cap1", raw / "again" / "cap1")
+    r = hstool("calibrate", raw, tmp_path / "o4", "-f", "npy")
+    assert r.exit_code == 1 and f"{raw / 'again' / 'cap1'} and {raw / 'cap1'} share the name cap1" in r.stderr

@@ -67,7 +67,9 @@ def write_cube(
     if fmt == "image":
         raise HsError("cannot write a cube as an image; use `hstool render` for a preview", path)
     targets = output_files(path, fmt)
-    inputs = input_files(cube.meta["source"], cube.meta.get("format")) if cube.meta.get("source") else ()
+    source = cube.meta.get("source")
+    # a file the cube was read from (a capture folder's files are its command's to protect)
+    inputs = input_files(source, cube.meta.get("format")) if source and not Path(source).is_dir() else ()
     for target in targets:  # inputs are never overwritten, --overwrite or not
         check_writable(target, overwrite=True, inputs=inputs)
     if fmt in ("npy", "npz"):
