@@ -461,6 +461,30 @@ def render(cube: Cube | np.ndarray, pipeline: str | Pipeline = "clean", rng=None
     return _encode(capture(cube, p, rng), p)
 
 
+def render_shuffled(
+    cube: Cube | np.ndarray, pipeline: str | Pipeline = "clean", block: int = 4, rng=None, shuffle_rng=None
+) -> tuple[Cube, bytes]:
+    """The spatial test of the NTIRE 2020 report (Sec. 4.2: "each 4 x 4 patch in the original test
+    images is randomly relocated"): the capture as the camera's file holds it (noise from ``rng``,
+    demosaicked and JPEG-compressed on the real-world track), then its ``block x block`` patches
+    and the cube's relocated by one permutation (``shuffle_rng``, :func:`shuffle_patches`).
+    Returns the permuted cube and the permuted image as PNG bytes, lossless: JPEG-compressing the
+    relocated image again would add artefacts the test images do not have. Decoded, the image is
+    what :func:`shuffle_patches` makes of :func:`simulate`'s RGB with the same generators."""
+    from .transforms import shuffle_patches
+
+    p = _as_pipeline(pipeline)
+    cube = _as_cube(cube)
+    h, w = cube.data.shape[:2]
+    if block < 1 or (h // block) * (w // block) < 2:
+        raise HsError(f"a {h}x{w} image holds fewer than two {block}x{block} patches: nothing to relocate")
+    image = capture(cube, p, rng)
+    if p.encoding == "jpeg":
+        image = stages.decode(_encode(image, p))
+    data, image = shuffle_patches(np.asarray(cube.data), image, block=block, rng=shuffle_rng)
+    return cube.with_data(data, shuffle=block), stages.encode(image, "png", png_compression=p.png_compression)
+
+
 def simulate_to_file(
     cube: Cube | np.ndarray,
     path: str | Path,

@@ -18,10 +18,9 @@ from hstool.camera import (
     load_css,
     plot_css,
     scale_brightness,
-    shuffle_patches,
     track,
 )
-from hstool.camera.pipeline import render
+from hstool.camera.pipeline import render, render_shuffled
 from hstool.hsdata import (
     HsError,
     atomic_path,
@@ -65,10 +64,11 @@ def run_job(job: Job) -> dict:
     noise_ss, shuffle_ss, *_ = capture_seeds(file_seed(job.seed, job.source.stem))
     if job.brightness is not None:
         cube = scale_brightness(cube, job.brightness)
-    if job.shuffle:
-        (data,) = shuffle_patches(np.asarray(cube.data), block=job.shuffle, rng=np.random.default_rng(shuffle_ss))
-        cube = cube.with_data(data, shuffle=job.shuffle)
-    encoded = render(cube, job.pipeline, np.random.default_rng(noise_ss))  # fails before anything is written
+    noise = np.random.default_rng(noise_ss)
+    if job.shuffle:  # the image as the camera writes it, then its patches and the cube's relocated
+        cube, encoded = render_shuffled(cube, job.pipeline, job.shuffle, noise, np.random.default_rng(shuffle_ss))
+    else:
+        encoded = render(cube, job.pipeline, noise)  # fails before anything is written
     for path in _outputs(job):
         check_writable(path, job.overwrite)
     if job.cube_output is not None:
@@ -136,7 +136,9 @@ def simulate(
         "(noise, e.g. in calibrated reflectance) are, and larger ones are refused."))] = False,
     brightness: Annotated[float | None, Opt("--brightness", help="Scale the cube by K before simulating.")] = None,
     shuffle: Annotated[int | None, Opt(
-        "--shuffle", min=1, help="Permute NxN patches; the permuted cube is written beside the RGB.")] = None,
+        "--shuffle", min=1, help="The report's spatial test: relocate the NxN patches of the image (as the camera "
+        "wrote it) and of the cube by one permutation; the image is written as PNG (lossless), the permuted cube beside "
+        "it. Rows and columns past the last whole patch stay in place.")] = None,
     cube_format: CubeFormat = "mat",
     in_format: InputFormat = None,
     list_css_: Annotated[bool, Opt("--list-css", help="List the library CSS and exit.")] = False,
@@ -216,7 +218,7 @@ def simulate(
     jobs = []
     for src in sources:
         stem = src.stem + pipe.suffix
-        target = out / (stem + pipe.extension)
+        target = out / (stem + (".png" if shuffle else pipe.extension))  # a relocated image stays lossless
         cube_target = out / (stem + DEFAULT_SUFFIX[cube_format]) if shuffle else None
         jobs.append(Job(src, target, cube_target, pipe, seed, brightness, shuffle, in_format, cube_format, overwrite))
     plan = plan_outputs(

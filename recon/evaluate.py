@@ -48,7 +48,9 @@ TABLE3_HEADERS = ("MRAE", "RMSE", "Spatial", "×0.5", "×2", "Physical", "Back-p
 def pair_files(
     preds: Sequence[Path], gts: Sequence[Path]
 ) -> tuple[list[tuple[Path, Path]], list[Path], list[Path]]:
-    """Pair files by exact stem across formats (``ARAD_HS_0451.mat`` ↔ ``ARAD_HS_0451.npy``).
+    """Pair files by exact stem across formats (``ARAD_HS_0451.mat`` ↔ ``ARAD_HS_0451.npy``), then
+    the files left by their stems without a track suffix (``ARAD_HS_0451.mat`` ↔
+    ``ARAD_HS_0451_clean.mat``, as ``simulate --shuffle`` names its permuted cubes).
 
     A single file on each side is paired whatever its stem. Returns (pairs, unpaired
     predictions, unpaired ground truths); two files with one stem on one side is an error.
@@ -67,8 +69,26 @@ def pair_files(
         return table
 
     p, g = by_stem(preds), by_stem(gts)
-    pairs = [(p[s], g[s]) for s in sorted(set(p) & set(g))]
-    return pairs, [p[s] for s in sorted(set(p) - set(g))], [g[s] for s in sorted(set(g) - set(p))]
+    pairs = {s: (p[s], g[s]) for s in set(p) & set(g)}
+    # then a track suffix is dropped from what is left: recon names X_clean.png's cube X, and
+    # simulate --shuffle writes the permuted ground truth beside its image as X_clean.mat
+    from hstool.camera.pipeline import strip_track_suffix
+
+    def stripped(side: dict[str, Path]) -> dict[str, Path]:
+        """Unpaired files by their stem without a track suffix; a stem two of them share is
+        ambiguous (X_clean and X_RealWorld) and pairs neither."""
+        table: dict[str, list[Path]] = {}
+        for s, f in side.items():
+            if s not in pairs:
+                table.setdefault(strip_track_suffix(s), []).append(f)
+        return {s: files[0] for s, files in table.items() if len(files) == 1 and s not in pairs}
+
+    rest_p, rest_g = stripped(p), stripped(g)
+    for s in set(rest_p) & set(rest_g):
+        pairs[s] = (rest_p[s], rest_g[s])
+    done = {f for pair in pairs.values() for f in pair}
+    return ([pairs[s] for s in sorted(pairs)], sorted((f for f in preds if f not in done), key=lambda f: f.stem),
+            sorted((f for f in gts if f not in done), key=lambda f: f.stem))
 
 
 def find_rgb(images: Sequence[Path], stem: str, suffix: str = "", missing_ok: bool = False) -> Path | None:

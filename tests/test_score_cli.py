@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -338,3 +339,20 @@ def test_seed_reaches_the_weighted_mrae_clusters(hstool, folders):
     pred, gt = cubes["a"]
     expected = clusters.weighted_mrae(pred, gt, 5, capture_seeds(file_seed(9, "a"))[3])
     assert other["a"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_shuffle_test_scores_by_stem_through_the_cli(hstool, tmp_path, tmp_cube):
+    """simulate --shuffle writes X_clean.png and its permuted cube X_clean.mat; recon names its cube
+    X: score pairs X with X_clean (a track suffix dropped once exact stems are paired)."""
+    for i in range(2):
+        write_cube(tmp_cube(16, 20, seed=i), tmp_path / "gt" / f"S{i}.mat")
+    r = hstool("simulate", tmp_path / "gt", tmp_path / "sh", "--shuffle", "4")
+    assert r.exit_code == 0, r.output
+    r = hstool("recon", tmp_path / "sh", "--model", "linear", "--out", tmp_path / "rec")
+    assert r.exit_code == 0, r.output
+    r = hstool("score", tmp_path / "rec", tmp_path / "sh", "-m", "mrae", "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert [(Path(row["pred"]).name, Path(row["gt"]).name) for row in report["images"]] == [
+        ("S0.mat", "S0_clean.mat"), ("S1.mat", "S1_clean.mat")]
+    assert report["unpaired"] == {"pred": [], "gt": []}

@@ -84,6 +84,31 @@ def test_shuffle_and_brightness_write_aligned_pairs(tmp_path, hstool):
     np.testing.assert_array_equal(read_rgb(out / "ARAD_HS_0451_clean.png"), simulate(gt, "clean"))
 
 
+def test_shuffle_relocates_the_image_the_camera_wrote(tmp_path, hstool):
+    """The report's spatial test on the real-world track: the noisy, demosaicked, JPEG-compressed
+    image is relocated patch by patch (not a relocated cube imaged again, whose patch seams the
+    demosaicking and JPEG would blur), written losslessly, with the same permutation as the cube's;
+    exactly what `hstool evaluate` scores as its Spatial column."""
+    from hstool.camera import capture_seeds, file_seed, shuffle_patches
+
+    src = cubes(tmp_path / "in", n=1)
+    out = tmp_path / "out"
+    res = hstool("simulate", src, out, "-t", "realworld", "--shuffle", "4", "--seed", "3", "--format", "npy")
+    assert res.exit_code == 0, res.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["ARAD_HS_0451_RealWorld.npy", "ARAD_HS_0451_RealWorld.png"]
+    original = read_cube(src / "ARAD_HS_0451.mat")
+    noise_ss, shuffle_ss, *_ = capture_seeds(file_seed(3, "ARAD_HS_0451"))
+    rgb = simulate(original, "realworld", np.random.default_rng(noise_ss))  # the JPEG simulate writes, decoded
+    gt_s, rgb_s = shuffle_patches(original.data, rgb, block=4, rng=np.random.default_rng(shuffle_ss))
+    np.testing.assert_array_equal(read_cube(out / "ARAD_HS_0451_RealWorld.npy").data, gt_s)
+    np.testing.assert_array_equal(read_rgb(out / "ARAD_HS_0451_RealWorld.png"), rgb_s)
+    assert not np.array_equal(rgb_s, rgb)
+    tiny = tmp_path / "tiny"
+    write_cube(original.with_data(original.data[:5, :7]), tiny / "T.npy")
+    res = hstool("simulate", tiny, tmp_path / "o2", "--shuffle", "4")
+    assert res.exit_code == 1 and "fewer than two 4x4 patches" in res.stderr
+
+
 def test_list_and_plot_css(tmp_path, hstool):
     res = hstool("simulate", "--list-css", "--json")
     assert res.exit_code == 0
