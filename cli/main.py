@@ -63,6 +63,9 @@ def guarded(fn: Callable) -> Callable:
         except KeyboardInterrupt:
             error("interrupted")
             raise typer.Exit(130) from None
+        except BrokenPipeError:  # `hstool ... --json | head`: the reader has what it wanted
+            _quiet_stdout()
+            raise typer.Exit(BROKEN_PIPE) from None
         except HsError as exc:
             if DEBUG["on"]:
                 raise
@@ -114,6 +117,16 @@ add(synth.synth, "synth", "Generate synthetic hyperspectral scenes from measured
 add(render.render, "render", "Render a cube as an sRGB preview, with pixels' spectra (PNG).")
 add(info.info, "info", "Describe cubes and images: shape, bands, value range, metadata.")
 
+#: exit code when the reader of stdout went away (128 + SIGPIPE, as a program the signal ends)
+BROKEN_PIPE = 141
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing what is left at exit cannot raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def run() -> None:
     """Console-script entry point. A usage error (a missing argument, a value out of range, a
     file where a folder belongs) is one line and exit code 2, like every other error, instead
@@ -131,4 +144,9 @@ def run() -> None:
             ctx = getattr(exc, "ctx", None)
             error(f"{ctx.command_path + ': ' if ctx is not None else ''}{message} (see --help)")
         sys.exit(exc.exit_code)
+    try:
+        sys.stdout.flush()  # the last of the output, while a closed pipe can still be told apart
+    except BrokenPipeError:
+        _quiet_stdout()
+        sys.exit(BROKEN_PIPE)
     sys.exit(code if isinstance(code, int) else 0)

@@ -1,5 +1,6 @@
-"""Start-up cost: PyTorch takes most of a second to import, so only the commands that run a model
-(recon, train, evaluate, models, demo) may pull it in, and only when they run."""
+"""The command as a process. Start-up cost: PyTorch takes most of a second to import, so only the
+commands that run a model (recon, train, evaluate, models, demo) may pull it in, and only when they
+run. And its end when the reader of its output has gone."""
 
 from __future__ import annotations
 
@@ -30,3 +31,14 @@ def test_every_lazy_name_of_recon_resolves_and_is_listed():
     for name in hstool.recon.__all__:
         assert getattr(hstool.recon, name).__name__ == name
     assert set(hstool.recon.__all__) <= set(dir(hstool.recon))
+
+
+def test_a_closed_pipe_ends_the_command_quietly():
+    """`hstool models --json | head -1`: the reader went away; no error line, no traceback, and the
+    exit code of a program SIGPIPE ends (141)."""
+    p = subprocess.Popen([sys.executable, "-m", "hstool.cli", "models", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()  # before the command has written anything
+    err = p.stderr.read().decode()
+    p.stderr.close()
+    assert p.wait(timeout=120) == 141 and err == ""
