@@ -119,7 +119,8 @@ def convert(
     Example: [bold]hstool convert captures/*.hdr cubes/ -f mat --bands 400:700:10[/]
     """
     if not paths or len(paths) < 2:
-        raise HsError("give one or more cube files or folders, then the output folder")
+        raise typer.BadParameter("give one or more cube files or folders, then the output folder",
+                                 param_hint="CUBES... OUT")
     *inputs, out = paths
     check_cube_format(format)
     grid = target_grid(bands)

@@ -68,3 +68,12 @@ def weights_track(weights: Path | None, track: str | None) -> str:
             raise HsError(f"--track {track}: these weights were trained for the {own} track (drop --track)", weights)
     return track or "clean"
 
+
+def as_option_error(exc: HsError, fields) -> HsError:
+    """``exc`` with the library's parameter name it starts with (``npe must be ...``) written as
+    the command-line option the user typed (``--npe must be ...``); ``exc`` itself otherwise."""
+    field = next((f for f in fields if exc.message.startswith(f + " ")), None)
+    if field is None:
+        return exc
+    return HsError("--" + field.replace("_", "-") + exc.message[len(field):], exc.path)
+

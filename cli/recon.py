@@ -27,7 +27,17 @@ from hstool.hsdata import (
 from hstool.hsdata.formats.image import is_preview
 
 from .batch import PreviewJob, finish_skipped, plan_outputs, report_failures, run_batch
-from .options import CubeFormat, Device, Json, Overwrite, Preview, Workers, check_cube_format, weights_track
+from .options import (
+    CubeFormat,
+    Device,
+    Json,
+    Overwrite,
+    Preview,
+    Workers,
+    as_option_error,
+    check_cube_format,
+    weights_track,
+)
 from .output import err, fmt, print_json, table
 
 _RECONSTRUCTORS: dict[tuple, Any] = {}
@@ -127,7 +137,10 @@ def recon(
         raise HsError("--css is used with --consistent")
     settings = (model, str(weights) if weights else None, track, device, precision, ensemble, tile,
                 consistent_arg, exposure_invariant, gamma)
-    rec = _reconstructor(settings)  # load once up front: a bad model or weights file fails before any file
+    try:
+        rec = _reconstructor(settings)  # load once up front: a bad model or weights file fails before any file
+    except HsError as exc:
+        raise as_option_error(exc, ("gamma", "tile", "precision")) from None
     if rec.effective_precision != precision:
         raise HsError(f"--precision {precision}: {rec.spec.name} computes in {rec.effective_precision} on {rec.device} "
                       "(fp16 needs CUDA; bf16 CUDA or a CPU with native bf16; pixel models on a CPU run fp32)")

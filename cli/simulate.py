@@ -36,7 +36,16 @@ from hstool.hsdata.errors import check_positive
 from hstool.hsdata.formats import DEFAULT_SUFFIX
 
 from .batch import finish_skipped, plan_outputs, report_failures, run_batch
-from .options import CubeFormat, InputFormat, Json, Overwrite, Seed, Workers, check_cube_format
+from .options import (
+    CubeFormat,
+    InputFormat,
+    Json,
+    Overwrite,
+    Seed,
+    Workers,
+    as_option_error,
+    check_cube_format,
+)
 from .output import err, fmt, print_json, table
 
 Opt = typer.Option
@@ -168,7 +177,10 @@ def simulate(
         print_json({"plot": str(written)}) if json else err.print(f"wrote {written}")
         return
     if not paths or len(paths) < 2:
-        raise HsError("give one or more cube files or folders, then the output folder (CUBES... OUT)")
+        raise typer.BadParameter("give one or more cube files or folders, then the output folder",
+                                 param_hint="CUBES... OUT")
+    if no_noise and npe is not None:
+        raise HsError("--npe sets the noise that --no-noise switches off: give one of them")
     *inputs, out = paths
     if out.exists() and not out.is_dir():
         raise HsError("the output must be a folder", out)
@@ -188,13 +200,16 @@ def simulate(
         overrides["dark_noise_quirk"] = True
     if clip_negative:
         overrides["clip_negative"] = True
-    pipe = track(track_name, **overrides)
+    try:
+        pipe = track(track_name, **overrides)
+    except HsError as exc:  # the pipeline names its fields (npe); the user typed options (--npe)
+        raise as_option_error(exc, overrides) from None
     noisy = {"--dark-noise": dark_noise, "--read-noise": read_noise, "--prnu": prnu,
              "--dark-noise-quirk": dark_noise_quirk or None}
     given = [flag for flag, value in noisy.items() if value is not None]
     if given and pipe.npe is None:
-        raise HsError(f"{', '.join(given)} {'acts' if len(given) == 1 else 'act'} only with sensor noise: use the "
-                      "realworld or ntire2022 track, or --npe")
+        fix = "drop --no-noise" if no_noise else "use the realworld or ntire2022 track, or --npe"
+        raise HsError(f"{', '.join(given)} {'acts' if len(given) == 1 else 'act'} only with sensor noise: {fix}")
     check_cube_format(cube_format)
     idle = {  # an option this pipeline would not use: refused, not ignored
         "--demosaic": (demosaic is not None and pipe.pattern is None, "acts on a Bayer mosaic; this pipeline has none"),

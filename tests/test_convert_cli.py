@@ -61,7 +61,7 @@ def test_bad_options_and_inputs_are_refused_before_any_work(hstool, tmp_path, tm
         assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, (args, r.output)
         assert not (tmp_path / "out").exists()
     r = hstool("convert", tmp_path / "in")
-    assert r.exit_code == 1 and "then the output folder" in r.output
+    assert r.exit_code == 2 and "Invalid value for CUBES... OUT" in r.output
     # the output would replace the input itself: refused, with or without --overwrite
     for extra in ([], ["--overwrite"]):
         r = hstool("convert", tmp_path / "in", tmp_path / "in", "-f", "npz", *extra)

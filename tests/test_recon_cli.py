@@ -211,7 +211,7 @@ def test_gamma_srgb_reconstructs_a_photo_as_its_linear_original(hstool, clean_pn
     assert np.abs(cubes["photo", "srgb"] - want).max() < 1e-3 * want.max()  # 16-bit rounding only
     assert np.abs(cubes["photo", "1"] - want).max() > 0.05 * want.max()  # the encoding left in: wrong
     r = hstool("recon", png, "--model", "rootpoly", "--gamma", "log", "-o", tmp_path / "x")
-    assert r.exit_code == 1 and "gamma must be a number or 'srgb', got 'log'" in r.output
+    assert r.exit_code == 1 and "--gamma must be a number or 'srgb', got 'log'" in r.output
     assert not (tmp_path / "x").exists()
 
 

@@ -119,7 +119,7 @@ def test_list_and_plot_css(tmp_path, hstool):
     res = hstool("simulate", "--plot-css", "d40", tmp_path / "d40.txt")
     assert res.exit_code == 1 and "plots are written as PNG" in res.stderr and not (tmp_path / "d40.txt").exists()
     res = hstool("simulate", tmp_path)
-    assert res.exit_code == 1 and "CUBES... OUT" in res.stderr
+    assert res.exit_code == 2 and "Invalid value for CUBES... OUT" in res.stderr
 
 
 def test_batch_inputs_are_never_outputs_and_outputs_never_collide(tmp_path, hstool):
@@ -147,12 +147,14 @@ def test_bad_options_are_refused_before_any_work(tmp_path, hstool):
     src = cubes(tmp_path / "in", n=2)
     out = tmp_path / "out"
     for args, message in (
-        (("--target-mean", "0"), "target_mean must be a positive number"),
-        (("--target-mean", "nan"), "target_mean must be a positive number"),
-        (("--exposure", "inf"), "exposure must be a positive number"),
-        (("-t", "realworld", "--dark-noise", "nan"), "dark_noise must be a number >= 0"),
-        (("-t", "realworld", "--npe", "inf"), "npe must be a positive number"),
-        (("--gamma", "foo"), "gamma must be a number or 'srgb'"),
+        (("--target-mean", "0"), "--target-mean must be a positive number"),
+        (("--target-mean", "nan"), "--target-mean must be a positive number"),
+        (("--exposure", "inf"), "--exposure must be a positive number"),
+        (("-t", "realworld", "--dark-noise", "nan"), "--dark-noise must be a number >= 0"),
+        (("-t", "realworld", "--npe", "inf"), "--npe must be a positive number"),
+        (("--gamma", "foo"), "--gamma must be a number or 'srgb'"),
+        (("-t", "realworld", "--no-noise", "--npe", "100"), "--npe sets the noise that --no-noise switches off"),
+        (("-t", "realworld", "--no-noise", "--prnu", "0.01"), "--prnu acts only with sensor noise: drop --no-noise"),
         (("--brightness", "-1"), "--brightness must be a positive number"),
         (("--read-noise", "5"), "--read-noise acts only with sensor noise"),
         (("--prnu", "0.1", "--read-noise", "1"), "--read-noise, --prnu act only with sensor noise"),
