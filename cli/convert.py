@@ -13,7 +13,6 @@ import typer
 from hstool.hsdata import (
     HsError,
     check_writable,
-    detect_format,
     input_files,
     list_files,
     output_files,
@@ -39,6 +38,7 @@ from .options import (
     Preview,
     Workers,
     check_cube_format,
+    check_input_format,
     check_resampling,
 )
 from .output import err, print_json, table
@@ -127,8 +127,7 @@ def convert(
     check_resampling(grid, method, fwhm, extrapolate)
     if grid is not None and format == "npy":
         check_npy_grid(grid)  # refused now rather than once per cube
-    if in_format is not None:
-        detect_format("", in_format)  # the name alone
+    check_input_format(in_format)
     found = {}  # one job per cube, however often it is named (an ENVI pair by its header and its binary)
     for src in (f for p in inputs for f in list_files(p)):
         found.setdefault(frozenset(p.resolve() for p in input_files(src, in_format)), src)

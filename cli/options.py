@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hstool.hsdata import CUBE_FORMATS, HsError
+from hstool.hsdata import CUBE_FORMATS, HsError, detect_format
 from hstool.hsdata.spectral import check_method
 
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout instead of a table.")]
@@ -19,7 +19,7 @@ CubeFormat = Annotated[
     str, typer.Option("--format", "-f", help="Output cube format: mat (ARAD v7.3), mat5, envi, npy, npz.")
 ]
 InputFormat = Annotated[
-    str | None, typer.Option("--in-format", help="Force the input format (mat, envi, npy, npz, image).")
+    str | None, typer.Option("--in-format", help="Force the input cubes' format (mat, envi, npy, npz).")
 ]
 Preview = Annotated[bool, typer.Option("--preview", help="Also write an sRGB PNG preview of each cube.")]
 OutDir = Annotated[Path, typer.Argument(help="Output folder (created if missing).", file_okay=False)]
@@ -76,4 +76,13 @@ def as_option_error(exc: HsError, fields) -> HsError:
     if field is None:
         return exc
     return HsError("--" + field.replace("_", "-") + exc.message[len(field):], exc.path)
+
+
+def check_input_format(in_format: str | None) -> None:
+    """``--in-format`` checked before any work: a cube format (the commands that take it read cubes)."""
+    if in_format is None:
+        return
+    if in_format == "image":
+        raise HsError("--in-format image: this command reads hyperspectral cubes (mat, envi, npy, npz), not RGB images")
+    detect_format("", in_format)  # the name alone
 

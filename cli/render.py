@@ -10,11 +10,12 @@ import numpy as np
 import typer
 
 from hstool.hsdata import HsError, check_writable, read_cube
+from hstool.hsdata.atomic import check_output_folder
 from hstool.hsdata.errors import check_positive
 from hstool.hsdata.formats.image import check_png, save_figure
 from hstool.hsdata.render import cube_to_srgb, write_preview
 
-from .options import InputFormat, Json, Overwrite
+from .options import InputFormat, Json, Overwrite, check_input_format
 from .output import err, print_json
 
 Opt = typer.Option
@@ -87,6 +88,7 @@ def render(
     if plot is not None and not pixels:
         raise HsError("--plot needs pixels to plot: add --spectra X,Y")
     plot_path = (plot or out.with_name(out.stem + "_spectra.png")) if pixels else None
+    check_input_format(in_format)
     for target in (out, plot_path):
         if target is not None:
             check_writable(target, overwrite, inputs=(cube_path,))
@@ -99,6 +101,9 @@ def render(
     for x, y in pixels:
         if not (0 <= x < cube.width and 0 <= y < cube.height):
             raise HsError(f"pixel {x},{y} lies outside the {cube.width}x{cube.height} (width x height) cube", cube_path)
+    for target in (out, plot_path):  # both folders take files before either file is written
+        if target is not None:
+            check_output_folder(target.parent)
     write_preview(cube, out, overwrite=overwrite, exposure=exposure)
     written = {"preview": str(out), "shape": list(cube.shape)}
     if plot_path is not None:

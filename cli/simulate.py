@@ -25,7 +25,6 @@ from hstool.hsdata import (
     HsError,
     atomic_path,
     check_writable,
-    detect_format,
     input_files,
     list_files,
     output_files,
@@ -45,6 +44,7 @@ from .options import (
     Workers,
     as_option_error,
     check_cube_format,
+    check_input_format,
 )
 from .output import err, fmt, print_json, table
 
@@ -224,8 +224,7 @@ def simulate(
         if unused:
             raise HsError(f"{flag} {why}; drop it")
     check_positive(brightness, "--brightness")
-    if in_format is not None:
-        detect_format("", in_format)  # the name alone
+    check_input_format(in_format)
     if shuffle and out.resolve() in {p.resolve() for p in inputs if p.is_dir()}:
         raise HsError("--shuffle writes cubes, which a later run would read as inputs: choose another output folder", out)
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -215,3 +216,30 @@ def test_a_missing_file_and_a_file_without_a_numpy_header_say_so(hstool, tmp_pat
     r = hstool("info", tmp_path / "t.npy")
     assert r.exit_code == 1 and "t.npy: not a NumPy file (no .npy/.npz header)" in r.output
     assert "pickle" not in r.output  # numpy's advice to load it unsafely is not passed on
+
+
+def test_malformed_files_are_one_line_errors_and_the_others_are_still_read(hstool, tmp_path, tmp_cube):
+    """Whatever a parser raises on a malformed file is that file's error, named; a forced format
+    is the one read; a .npy/.npz whose contents contradict its name says so."""
+    import scipy.io
+
+    scipy.io.savemat(tmp_path / "cell.mat", {"cube": np.zeros((3, 4, 31)), "bands": np.array(["a"], dtype=object)})
+    np.savez(tmp_path / "meta.npz", cube=np.ones((3, 4, 31), np.float32), meta="[1, 2]")
+    np.savez(tmp_path / "archive.npz", cube=np.ones((3, 4, 31), np.float32))
+    (tmp_path / "archive_named.npy").write_bytes((tmp_path / "archive.npz").read_bytes())
+    write_cube(tmp_cube(), tmp_path / "plain.npy")
+    (tmp_path / "plain_named.npz").write_bytes((tmp_path / "plain.npy").read_bytes())
+    bad = {"cell.mat": "not a readable mat cube", "meta.npz": "npz 'meta' is not a JSON object",
+           "archive_named.npy": "holds an archive of arrays (.npz), not a .npy array",
+           "plain_named.npz": "holds a single array (.npy), not an .npz archive"}
+    r = hstool("info", *(tmp_path / n for n in [*bad, "archive.npz"]), "--json")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    reports = {Path(x["path"]).name: x for x in json.loads(r.stdout)}
+    for name, problem in bad.items():
+        assert problem in reports[name]["error"] and f"{tmp_path / name}: " in r.stderr, name
+    assert reports["archive.npz"]["shape"] == [3, 4, 31]
+    (tmp_path / "cube.bin").write_bytes((tmp_path / "archive.npz").read_bytes())
+    r = hstool("info", tmp_path / "cube.bin", "--format", "npz", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["format"] == "npz"
+    r = hstool("info", tmp_path / "archive.npz", "--format", "npy")
+    assert r.exit_code == 1 and "not a .npy array as its name or --format says" in r.stderr

@@ -151,3 +151,15 @@ def test_render_float64_beyond_float32_and_empty_cubes(hstool, tmp_path):
     for command in (("render", tmp_path / "empty.npy", tmp_path / "e.png"), ("info", tmp_path / "empty.npy")):
         r = hstool(*command)
         assert r.exit_code == 1 and "cube is empty" in r.output and "Traceback" not in r.output
+
+
+def test_render_checks_both_folders_before_writing_and_refuses_image_input_format(hstool, tmp_path):
+    cube = tmp_path / "c.npy"
+    write_cube(generate_scene(0, (16, 20)), cube)
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the plot's folder would be")
+    r = hstool("render", cube, tmp_path / "p.png", "--spectra", "1,1", "--plot", blocker / "s.png")
+    assert r.exit_code == 1 and "output folder is not a directory" in r.stderr
+    assert not (tmp_path / "p.png").exists()  # the preview is not left behind without its plot
+    r = hstool("render", cube, tmp_path / "p.png", "--in-format", "image")
+    assert r.exit_code == 1 and "reads hyperspectral cubes" in r.stderr and not (tmp_path / "p.png").exists()

@@ -51,8 +51,15 @@ def read_cube(path: str | Path, format: str | None = None, dtype=np.float32) -> 
         raise HsError(f"cubes are read as a float type (or dtype=None, as stored), not {np.dtype(dtype)}", path)
     if not Path(path).exists():
         raise HsError("no such file", path)
-    reader = {"mat": mat.read, "envi": envi.read, "npy": npy.read, "npz": npy.read}[fmt]
-    return reader(path, dtype=dtype)
+    try:
+        if fmt in ("npy", "npz"):
+            return npy.read(path, dtype=dtype, archive=fmt == "npz")
+        return (mat.read if fmt == "mat" else envi.read)(path, dtype=dtype)
+    except (HsError, MemoryError):
+        raise
+    except Exception as exc:  # whatever a malformed file makes a parser raise
+        problem = " ".join(str(exc).split()) or type(exc).__name__
+        raise HsError(f"not a readable {fmt} cube ({problem})", path) from exc
 
 
 def write_cube(

@@ -13,15 +13,24 @@ from ..cube import FILE_META, Cube, check_real, default_wavelengths
 from ..errors import HsError
 
 
-def read(path: str | Path, dtype=np.float32) -> Cube:
+def read(path: str | Path, dtype=np.float32, archive: bool | None = None) -> Cube:
+    """A cube from a ``.npy`` array or a ``.npz`` archive (``archive``; None: by the suffix)."""
     path = Path(path)
+    archive = path.suffix.lower() == ".npz" if archive is None else archive
     if not path.is_file():
         raise HsError("no such file", path)
     meta: dict = {}
     wl = None
     try:
-        if path.suffix.lower() == ".npz":
-            with np.load(path, allow_pickle=False) as z:
+        loaded = np.load(path, mmap_mode=None if archive else "r", allow_pickle=False)
+        if isinstance(loaded, np.ndarray) == archive:  # the contents against the name (or the format given)
+            if isinstance(loaded, np.lib.npyio.NpzFile):
+                loaded.close()
+            held, expected = ("a single array (.npy)", "an .npz archive") if archive else \
+                ("an archive of arrays (.npz)", "a .npy array")
+            raise HsError(f"the file holds {held}, not {expected} as its name or --format says", path)
+        if archive:
+            with loaded as z:
                 key = next((k for k in ("cube", "data") if k in z.files), None)
                 if key is None:
                     raise HsError(f"npz has no 'cube' array (arrays: {', '.join(z.files) or 'none'})", path)
@@ -31,8 +40,10 @@ def read(path: str | Path, dtype=np.float32) -> Cube:
                         wl = np.asarray(z[k], dtype=np.float64).reshape(-1)
                 if "meta" in z.files:
                     meta = json.loads(str(z["meta"]))
+                    if not isinstance(meta, dict):
+                        raise HsError("npz 'meta' is not a JSON object", path)
         else:
-            data = np.load(path, mmap_mode="r", allow_pickle=False)
+            data = loaded
     except HsError:
         raise
     except Exception as exc:
@@ -48,7 +59,7 @@ def read(path: str | Path, dtype=np.float32) -> Cube:
             raise HsError(f"no wavelengths stored for a {data.shape[2]}-band cube (use .npz)", path)
     if dtype is not None:  # a private, writable array, not the read-only file mapping
         data = np.array(data, dtype=dtype) if isinstance(data, np.memmap) else data.astype(dtype, copy=False)
-    meta.update(format=path.suffix.lower().lstrip("."), source=str(path))
+    meta.update(format="npz" if archive else "npy", source=str(path))
     return Cube(data, wl, meta)
 
 
