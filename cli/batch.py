@@ -118,9 +118,13 @@ def report_failures(failures: list[Failure], total: int) -> int:
     """Print a closing line for the failures; return the exit code (0 when none failed)."""
     if not failures:
         return 0
-    rest = "nothing was written" if len(failures) == total else "the others were written"
-    err.print(f"[bold red]{len(failures)} of {total} failed[/]; {rest}.", markup=True)
+    rest = "" if len(failures) == total else "; the others were written"
+    err.print(f"[bold red]{len(failures)} of {total} failed[/]{rest}.", markup=True)
     return 1
+
+
+#: how many half-present jobs :func:`finish_skipped` names one by one
+PARTIAL_SHOWN = 5
 
 
 class PreviewJob(NamedTuple):
@@ -143,6 +147,9 @@ class Plan(NamedTuple):
     todo: list[Any]
     skipped: list[Any]
     previews: list[PreviewJob]
+    #: skipped jobs that have only some of their files (another run's, a format changed): the
+    #: files there, and the ones missing
+    partial: list[tuple[list[Path], list[Path]]]
 
 
 def plan_outputs(
@@ -163,7 +170,7 @@ def plan_outputs(
     """
     protected = {Path(p).resolve() for p in inputs}
     owner: dict[Path, Any] = {}
-    plan = Plan([], [], [])
+    plan = Plan([], [], [], [])
     for job in jobs:
         files = outputs(job)
         for f in files:
@@ -183,6 +190,8 @@ def plan_outputs(
         job_preview = preview(job) if preview is not None else None
         if job_preview is not None and [Path(f) for f in missing] == [Path(job_preview.png)]:
             plan.previews.append(job_preview)
+        elif missing:
+            plan.partial.append(([Path(f) for f in files if Path(f).exists()], [Path(f) for f in missing]))
     return plan
 
 
@@ -204,6 +213,12 @@ def finish_skipped(plan: Plan, what: str, workers: int = 1, spawn: bool = False)
     if len(plan.skipped) > len(plan.previews):
         err.print(f"skipped {len(plan.skipped) - len(plan.previews)} {what} with existing outputs "
                   "(use --overwrite to redo them)")
+    for there, missing in plan.partial[:PARTIAL_SHOWN]:  # all or none: say which files hold it back
+        err.print(f"{', '.join(map(str, there))} {'exists' if len(there) == 1 else 'exist'} without "
+                  f"{', '.join(map(str, missing))}: kept as {'it is' if len(there) == 1 else 'they are'}, "
+                  "nothing added (another run's? --overwrite writes them all)", style="yellow")
+    if len(plan.partial) > PARTIAL_SHOWN:
+        err.print(f"... and {len(plan.partial) - PARTIAL_SHOWN} more with only some of their outputs", style="yellow")
     if not plan.previews:
         return [], []
     err.print(f"{len(plan.previews)} {what} already done: writing their missing previews from the cubes")

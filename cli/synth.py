@@ -11,6 +11,7 @@ import numpy as np
 import typer
 
 from hstool.hsdata import HsError, check_writable, output_files, output_path, write_cube
+from hstool.hsdata.atomic import check_output_folder
 from hstool.hsdata.formats.npy import check_npy_grid
 from hstool.hsdata.render import preview_image, write_preview
 from hstool.hsdata.spectral import parse_band_grid
@@ -123,6 +124,8 @@ def synth(
     plan = plan_outputs(jobs, _outputs, (), overwrite, name=lambda j: j.output.name,
                         preview=lambda j: PreviewJob(j.output, j.preview) if j.preview is not None else None)
     jobs, skipped = plan.todo, plan.skipped
+    if jobs:
+        check_output_folder(out)  # before the scenes' seconds, not after them
     previews, preview_failures = finish_skipped(plan, "scene(s)", workers)
     results, failures = run_batch(jobs, run_job, f"synth {split}", workers, name=lambda j: j.output.name)
     rows = [r for _, r in results]

@@ -163,3 +163,9 @@ def test_render_checks_both_folders_before_writing_and_refuses_image_input_forma
     assert not (tmp_path / "p.png").exists()  # the preview is not left behind without its plot
     r = hstool("render", cube, tmp_path / "p.png", "--in-format", "image")
     assert r.exit_code == 1 and "reads hyperspectral cubes" in r.stderr and not (tmp_path / "p.png").exists()
+
+
+def test_synth_refuses_an_output_it_cannot_write_before_generating(hstool, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    r = hstool("synth", tmp_path / "afile" / "sub", "--n", "2", "--size", "8x8")
+    assert r.exit_code == 1 and "cannot write here" in r.stderr and "failed" not in r.stderr  # no scene made
