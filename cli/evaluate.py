@@ -20,6 +20,24 @@ from .score import warn_infinite
 Opt = typer.Option
 
 
+def _check_some_grid_fits(paths: list[Path], wavelengths) -> None:
+    """A model on another band grid than every cube fails once, not once per file; a folder where
+    some cubes fit goes on, and the others fail one by one, named (a batch carries on)."""
+    first_error = None
+    for path in paths:
+        try:
+            cube = read_cube(path, dtype=None)
+        except HsError:
+            continue  # an unreadable file is the batch's to report, with the others still scored
+        try:
+            ev.check_grids(wavelengths, cube.wavelengths, "the model's")
+            return
+        except HsError as exc:
+            first_error = first_error or HsError(exc.message, path)
+    if first_error is not None:
+        raise first_error
+
+
 def evaluate(
     gt: Annotated[Path, typer.Argument(help="Ground-truth cube file or folder.")],
     model: Annotated[str, Opt("--model", "-m", help="Model name (see `hstool models`).")],
@@ -58,16 +76,7 @@ def evaluate(
     paths = list_files(gt)[:limit]
     w = None if weights.lower() == "none" else weights
     recon = Reconstructor(model, weights=w, track=pipe.name, device=device)
-    if paths:  # a model on another band grid fails once, not once per file
-        try:
-            first = read_cube(paths[0], dtype=None)
-        except HsError:
-            pass  # an unreadable file is the batch's to report, with the others still scored
-        else:
-            try:
-                ev.check_grids(recon.wavelengths, first.wavelengths, "the model's")
-            except HsError as exc:
-                raise HsError(exc.message, paths[0]) from None
+    _check_some_grid_fits(paths, recon.wavelengths)
     job = functools.partial(
         ev.evaluate_file,
         recon_fn=recon,

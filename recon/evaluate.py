@@ -295,6 +295,8 @@ def evaluate_cube(
     """
     from hstool.camera import scale_brightness, shuffle_patches, simulate, track
 
+    if getattr(recon_fn, "wavelengths", None) is not None:  # a Reconstructor knows its grid: say it plainly
+        check_grids(recon_fn.wavelengths, cube.wavelengths, "the model's")
     if clip_negative:
         cube = cube.with_data(np.clip(cube.data, 0, None))
     metrics.check_nonnegative(cube.data)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hstool.camera import capture_seeds, simulate, track
-from hstool.hsdata import Cube, HsError, read_rgb, write_cube
+from hstool.hsdata import Cube, HsError, read_cube, read_rgb, write_cube
 from hstool.recon import clusters, evaluate, metrics
 
 
@@ -163,6 +163,15 @@ def test_cli_evaluate_matches_library(hstool, tmp_path, tmp_cube):
                   "--clusters", "60")
     assert some.exit_code == 1 and "ARAD_HS_0000.mat" in some.stderr
     assert [r["image"] for r in json.loads(some.stdout)["images"]] == ["ARAD_HS_0001"]
+    # a first cube on another grid fails alone: the model fits the next one, which is scored
+    odd = read_cube(tmp_path / "gt" / "ARAD_HS_0001.mat")
+    write_cube(odd.with_data(odd.data[..., :30], wavelengths=odd.wavelengths[:30]), tmp_path / "gt" / "A.npz")
+    (tmp_path / "gt" / "ARAD_HS_0000.mat").unlink()
+    some = hstool("evaluate", "--model", "linear", "--weights", weights, tmp_path / "gt", "--json",
+                  "--clusters", "60")
+    assert some.exit_code == 1 and f"{tmp_path / 'gt' / 'A.npz'}: band grids differ" in some.stderr
+    report = json.loads(some.stdout)
+    assert [r["image"] for r in report["images"]] == ["ARAD_HS_0001"] and len(report["failed"]) == 1
 
 
 def test_negative_ground_truth_refused_before_reconstructing_or_clipped(tmp_path, tmp_cube):

@@ -461,6 +461,30 @@ def test_data_and_validation_grids_are_checked_before_training(hstool, tmp_path,
     assert r.exit_code == 1 and "b.npz: cube bands 420-680 nm do not cover CSS" in r.output
 
 
+def test_unusable_training_cubes_are_named_together_before_any_step(hstool, tmp_path, tmp_cube):
+    """Every cube is read once first: another grid (the one odd cube, not the one that sorts first),
+    negative values beyond the noise, NaN: all named in one refusal, before the first step."""
+    from hstool.hsdata import write_cube
+
+    data = tmp_path / "data"
+    write_cube(tmp_cube(32, 32, wavelengths=np.arange(400.0, 691.0, 10.0)), data / "a.npz")  # 30 bands, sorts first
+    for name in ("b", "c", "d"):
+        write_cube(tmp_cube(32, 32, seed=ord(name)), data / f"{name}.npz")
+    bad = tmp_cube(32, 32, seed=5)
+    bad.data[3, 4, :] = -0.5
+    write_cube(bad, data / "e.npz")
+    nan = tmp_cube(32, 32, seed=6)
+    nan.data[0, 0, 0] = np.nan
+    write_cube(nan, data / "f.npz")
+    r = hstool("train", *drop(TINY, "--scene-size", "--val-scenes", "--val-size"), "--epochs", "1", "--data", data, "--val", "none",
+               "--out", tmp_path / "w.safetensors")
+    one_line_error(r, "3 of 6 training cubes cannot be used (fix or move them)")
+    assert f"{data / 'a.npz'}: 30 bands 400-690 nm; the other cubes have 31 (400-700 nm)" in r.output
+    assert f"{data / 'e.npz'}: negative values down to -0.5" in r.output
+    assert f"{data / 'f.npz'}: holds NaN or infinite values" in r.output
+    assert not (tmp_path / "w.safetensors").exists()
+
+
 def test_config_values_of_the_wrong_kind_are_one_line_errors(hstool, tmp_path):
     for item, message in (("width=abc", "takes int values there"), ("width=1.5", "takes int values there"),
                           ("out_bands=10", "the band count is the training data's")):
