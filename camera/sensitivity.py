@@ -145,21 +145,48 @@ def _scaled(values: np.ndarray, column_sum: float) -> np.ndarray:
 def _from_npz(path: Path, name: str, description: str = "", source: str = "") -> CSS:
     try:
         with np.load(path) as z:
-            keys = set(z.files)
-            if {"filters", "bands"} <= keys:
-                values, bands = z["filters"], z["bands"]
-            elif {"values", "wavelengths"} <= keys:
-                values, bands = z["values"], z["wavelengths"]
-            else:
-                raise HsError(
-                    f"npz CSS needs keys 'filters' and 'bands' (or 'values' and 'wavelengths'); found "
-                    f"{', '.join(sorted(keys)) or 'none'}",
-                    path,
-                )
+            arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError) as exc:
         raise HsError(f"not a readable .npz file ({exc})", path) from exc
-    values = np.asarray(values, dtype=np.float64)
-    bands = np.asarray(bands, dtype=np.float64).reshape(-1)
+    return _from_arrays(arrays, path, name, description, source)
+
+
+def _from_mat(path: Path, name: str, description: str = "", source: str = "") -> CSS:
+    """The organisers' ``.mat`` CSS files (MATLAB v5, as they ship them; v7.3 read with h5py)."""
+    import scipy.io
+
+    try:
+        try:
+            arrays = {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
+        except NotImplementedError:  # MATLAB v7.3: HDF5, arrays stored transposed
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                arrays = {k: np.asarray(f[k]).T for k in f if isinstance(f[k], h5py.Dataset)}
+    except (OSError, ValueError, TypeError, scipy.io.matlab.MatReadError) as exc:
+        raise HsError(f"not a readable .mat file ({exc})", path) from exc
+    return _from_arrays(arrays, path, name, description, source)
+
+
+def _from_arrays(arrays: dict, path: Path, name: str, description: str, source: str) -> CSS:
+    """A CSS from the organisers' ``filters`` (K, 3) and ``bands`` (K,) or (1, K), or ``values`` and
+    ``wavelengths``."""
+    keys = set(arrays)
+    if {"filters", "bands"} <= keys:
+        values, bands = arrays["filters"], arrays["bands"]
+    elif {"values", "wavelengths"} <= keys:
+        values, bands = arrays["values"], arrays["wavelengths"]
+    else:
+        raise HsError(
+            f"CSS file needs arrays 'filters' and 'bands' (or 'values' and 'wavelengths'); found "
+            f"{', '.join(sorted(keys)) or 'none'}",
+            path,
+        )
+    try:
+        values = np.asarray(values, dtype=np.float64)
+        bands = np.asarray(bands, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise HsError(f"CSS arrays are not numbers ({exc})", path) from exc
     if values.ndim == 2 and values.shape[0] == 3 and values.shape[1] == bands.size != 3:
         values = values.T
     return CSS(name, bands, values, description, source or str(path))
@@ -198,17 +225,17 @@ def _is_number(text: str) -> bool:
 
 
 def read_css(path: str | Path) -> CSS:
-    """A user CSS from a CSV (``wavelength,R,G,B`` rows, header optional) or an ``.npz`` with the
-    organisers' keys ``filters`` (K, 3) and ``bands`` (K,) or (1, K)."""
+    """A user CSS from a CSV (``wavelength,R,G,B`` rows, header optional), or an ``.npz`` or ``.mat``
+    with the organisers' arrays ``filters`` (K, 3) and ``bands`` (K,) or (1, K)."""
     path = Path(path)
     if not path.is_file():
         raise HsError("no such CSS file", path)
     suffix = path.suffix.lower()
-    if suffix == ".npz":
-        return _from_npz(path, path.stem, f"user CSS from {path.name}")
+    if suffix in (".npz", ".mat"):
+        return (_from_npz if suffix == ".npz" else _from_mat)(path, path.stem, f"user CSS from {path.name}")
     if suffix in (".csv", ".txt", ".tsv"):
         return _from_csv(path)
-    raise HsError(f"unknown CSS file type '{suffix}' (use .csv or .npz)", path)
+    raise HsError(f"unknown CSS file type '{suffix}' (use .csv, .npz or .mat)", path)
 
 
 def write_css_csv(css: CSS, path: str | Path) -> Path:
@@ -302,7 +329,7 @@ def _library_css(name: str) -> CSS:
 
 
 def load_css(name_or_path: str | Path | CSS) -> CSS:
-    """A library CSS by name (see :data:`LIBRARY`) or a user file (.csv / .npz) by path."""
+    """A library CSS by name (see :data:`LIBRARY`) or a user file (.csv / .npz / .mat) by path."""
     if isinstance(name_or_path, CSS):
         return name_or_path
     key = str(name_or_path)
@@ -310,9 +337,9 @@ def load_css(name_or_path: str | Path | CSS) -> CSS:
         css = _library_css(key.lower())
         return CSS(css.name, css.wavelengths.copy(), css.values.copy(), css.description, css.source, css.white)
     path = Path(key)
-    if path.suffix.lower() in (".csv", ".txt", ".tsv", ".npz") or path.exists():
+    if path.suffix.lower() in (".csv", ".txt", ".tsv", ".npz", ".mat") or path.exists():
         return read_css(path)
-    raise HsError(f"unknown CSS '{key}' (library: {', '.join(LIBRARY)}; or a .csv/.npz file)")
+    raise HsError(f"unknown CSS '{key}' (library: {', '.join(LIBRARY)}; or a .csv/.npz/.mat file)")
 
 
 def list_css() -> list[CSS]:

@@ -109,7 +109,7 @@ def _show_css(as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    err.print(table("camera spectral sensitivities (--css NAME, or a .csv/.npz path)",
+    err.print(table("camera spectral sensitivities (--css NAME, or a .csv/.npz/.mat path)",
                     ["name", "range nm", "samples", "description"],
                     [[r["name"], r["range_nm"], r["samples"], r["description"]] for r in rows]))
 
@@ -118,7 +118,7 @@ def simulate(
     paths: Annotated[list[Path] | None, typer.Argument(
         help="Cube files or folders, then the output folder.", metavar="CUBES... OUT", show_default=False)] = None,
     track_name: Annotated[str, Opt("--track", "-t", help="clean, realworld or ntire2022.")] = "clean",
-    css: Annotated[str | None, Opt("--css", help="Library CSS name (see --list-css) or a .csv/.npz file.")] = None,
+    css: Annotated[str | None, Opt("--css", help="Library CSS name (see --list-css) or a .csv/.npz/.mat file (the organisers' own).")] = None,
     npe: Annotated[float | None, Opt("--npe", help="Mean photo-electrons at the green sites (noise level).")] = None,
     no_noise: Annotated[bool, Opt("--no-noise", help="Switch all sensor noise off.")] = False,
     dark_noise: Annotated[float | None, Opt("--dark-noise", help="Gaussian dark noise, std in e-.")] = None,

@@ -27,7 +27,7 @@ from hstool.camera import (
     track,
 )
 from hstool.camera.sensitivity import DATA_DIR
-from hstool.hsdata import ARAD_WAVELENGTHS, Cube, HsError, read_rgb
+from hstool.hsdata import ARAD_WAVELENGTHS, Cube, HsError, read_rgb, write_cube
 
 # sha256 sums from ../shared/data/PROVENANCE.md (organisers' repository, commit 7c7712a)
 SHA256 = {
@@ -434,3 +434,26 @@ def test_dequantise_gives_the_middle_of_each_floored_code():
     np.testing.assert_array_equal(stages.dequantise(x, "floor"), x)
     with pytest.raises(HsError, match="rounding must be one of"):
         stages.dequantise(x, "ceil")
+
+
+def test_user_css_from_the_organisers_mat_files(tmp_path, hstool):
+    """The organisers ship each CSS as .mat beside .npz: both read to the same values, v7.3 too."""
+    import h5py
+
+    data = Path(__file__).parent / "data"
+    for mat, name in (("cie_1964_w_gain.mat", "cie1964"), ("example_D40_camera_w_gain.mat", "d40")):
+        css = load_css(data / mat)
+        np.testing.assert_array_equal(css.values, load_css(name).values)
+        np.testing.assert_array_equal(css.wavelengths, ARAD_WAVELENGTHS)
+    with h5py.File(tmp_path / "v73.mat", "w") as f:  # MATLAB v7.3 stores arrays transposed
+        f["filters"] = organiser_filters("cie_1964_w_gain.npz").T
+        f["bands"] = ARAD_WAVELENGTHS[None].T
+    np.testing.assert_array_equal(load_css(tmp_path / "v73.mat").values, load_css("cie1964").values)
+    (tmp_path / "bad.mat").write_bytes(b"not matlab")
+    with pytest.raises(HsError, match="not a readable .mat file"):
+        load_css(tmp_path / "bad.mat")
+    cube = make_cube(8, 10)
+    write_cube(cube, tmp_path / "in" / "A.mat")
+    r = hstool("simulate", tmp_path / "in", tmp_path / "out", "--css", data / "cie_1964_w_gain.mat")
+    assert r.exit_code == 0, r.output
+    np.testing.assert_array_equal(read_rgb(tmp_path / "out" / "A_clean.png"), simulate(cube, "clean"))
