@@ -153,16 +153,15 @@ def _from_npz(path: Path, name: str, description: str = "", source: str = "") ->
 
 def _from_mat(path: Path, name: str, description: str = "", source: str = "") -> CSS:
     """The organisers' ``.mat`` CSS files (MATLAB v5, as they ship them; v7.3 read with h5py)."""
+    import h5py
     import scipy.io
 
     try:
-        try:
-            arrays = {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
-        except NotImplementedError:  # MATLAB v7.3: HDF5, arrays stored transposed
-            import h5py
-
+        if h5py.is_hdf5(path):  # MATLAB v7.3: HDF5, arrays stored transposed
             with h5py.File(path, "r") as f:
                 arrays = {k: np.asarray(f[k]).T for k in f if isinstance(f[k], h5py.Dataset)}
+        else:
+            arrays = {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
     except (OSError, ValueError, TypeError, scipy.io.matlab.MatReadError) as exc:
         raise HsError(f"not a readable .mat file ({exc})", path) from exc
     return _from_arrays(arrays, path, name, description, source)
