@@ -326,7 +326,9 @@ def calibrate(
         default the ``.cal`` found in the capture folder.
 
     Returns an upright float32 Cube, ``meta`` holding units, mode, source, tint_ms, date,
-    dropped_columns, guarded_cells, nan_values, saturated_values and the formula used.
+    dropped_columns, guarded_cells, nan_values, saturated_values, white_saturated_cells (kept
+    (column, band) cells where the white reference reached the top code; reflectance) and the
+    formula used.
 
     >>> cube = calibrate("captures/444")                    # doctest: +SKIP
     >>> cube.shape                                          # doctest: +SKIP
@@ -382,6 +384,10 @@ def calibrate(
             )
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(bad, 0.0, ratio / denom)
+        # a white panel the sensor clipped averages too low, and the reflectance there reads too high
+        white_clipped = cap.saturated_cells("white") & ~bad
+        used = np.ones(B, bool) if m is None else np.any(m != 0, axis=1)
+        meta["white_saturated_cells"] = int(white_clipped[keep][:, used].sum())
         formula = (
             "(raw - dark) / (white - whitedark) * tint_white / tint"
             if cap.preset_white

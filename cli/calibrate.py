@@ -60,9 +60,10 @@ def _process(item: tuple[Path, Path], options: dict) -> dict:
         "output": str(files[0]),
         "files": [str(f) for f in files],
         "shape": list(cube.shape),
-        "dropped_columns": len(cube.meta["dropped_columns"]),
+        "dropped_columns": cube.meta["dropped_columns"],  # as the sidecar lists them
         "nan_values": cube.meta["nan_values"],
         "saturated_values": cube.meta["saturated_values"],
+        "white_saturated_cells": cube.meta.get("white_saturated_cells", 0),
         "seconds": round(time.perf_counter() - start, 3),
     }
 
@@ -97,9 +98,10 @@ def calibrate(
     """Calibrate Specim IQ captures to reflectance (default), radiance or DN cubes, remove bad
     detector columns and resample to 31 bands (400-700 nm, 10 nm): the NTIRE 2020 / ARAD recipe.
 
-    Writes OUT/NAME.mat (or .hdr/.raw, .npy, .npz), OUT/NAME.json with all metadata (source,
-    mode, formula, dropped columns, wavelengths, integration time, date) and with --preview an
-    sRGB OUT/NAME.png. Existing outputs are skipped unless --overwrite.
+    Writes OUT/NAME.mat (or .hdr/.raw, .npy, .npz), OUT/NAME.json with all metadata (source, mode,
+    formula, dropped columns, wavelengths, integration time, date, values the sensor clipped in
+    the scene and in the white reference) and with --preview an sRGB OUT/NAME.png. Existing
+    outputs are skipped unless --overwrite.
 
     Example: [bold]hstool calibrate captures/ cubes/ --drop-columns auto --preview -j 2[/]
     """
@@ -145,11 +147,16 @@ def calibrate(
     elif rows:
         err.print(table("calibrated", ["capture", "output", "shape", "dropped", "NaN values", "saturated", "s"],
                         [[Path(r["capture"]).name, r["output"], "x".join(map(str, r["shape"])),
-                          r["dropped_columns"], r["nan_values"], r["saturated_values"], r["seconds"]] for r in rows]))
+                          len(r["dropped_columns"]), r["nan_values"], r["saturated_values"], r["seconds"]] for r in rows]))
     clipped = [Path(r["capture"]).name for r in rows if r["saturated_values"]]
     if clipped:
         err.print(f"{len(clipped)} capture(s) hold saturated raw values ({', '.join(clipped)}): the sensor clipped "
                   "there, so those values read too low (counted in each sidecar's saturated_values)", style="yellow")
+    glare = [Path(r["capture"]).name for r in rows if r["white_saturated_cells"]]
+    if glare:
+        err.print(f"{len(glare)} capture(s) have a white reference the sensor clipped ({', '.join(glare)}): their "
+                  "reflectance reads too high in those (column, band) cells (counted in each sidecar's "
+                  "white_saturated_cells; expose the panel shorter)", style="yellow")
     code = report_failures(failures + preview_failures, len(todo) + len(plan.previews))
     if code:
         raise typer.Exit(code)

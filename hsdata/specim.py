@@ -312,6 +312,18 @@ class SpecimCapture:
             sq += ((bil[start : start + 16] - mean) ** 2).sum(axis=0)
         return mean.T, np.sqrt(sq / (n - 1)).T
 
+    def saturated_cells(self, kind: str) -> np.ndarray:
+        """(samples, bands) bool: the cells of a reference slab where some line reads the sensor's
+        top code (:data:`IQ_MAX_DN`), whose mean is then too low. ``kind``: dark, white, whitedark."""
+        part = {"dark": self.dark, "white": self.white, "whitedark": self.whitedark}[kind]
+        if part is None:
+            raise HsError(f"capture has no {kind} reference", self.root)
+        bil = part.view.transpose(0, 2, 1)
+        top = np.zeros(bil.shape[1:], dtype=bil.dtype)
+        for start in range(0, part.lines, 16):
+            np.maximum(top, bil[start : start + 16].max(axis=0), out=top)
+        return (top >= IQ_MAX_DN).T
+
     def describe(self) -> dict[str, Any]:
         """Plain metadata of the capture (for the output cube's ``meta``)."""
         return {

@@ -354,3 +354,23 @@ def test_cli_names_captures_by_folder_and_skips_archive_debris(hstool, tmp_path,
     shutil.copytree(raw / "cap1", raw / "again" / "cap1")
     r = hstool("calibrate", raw, tmp_path / "o4", "-f", "npy")
     assert r.exit_code == 1 and f"{raw / 'again' / 'cap1'} and {raw / 'cap1'} share the name cap1" in r.stderr
+
+
+def test_a_clipped_white_reference_is_counted_and_warned(hstool, tmp_path):
+    """Bands where the white panel reached 4095 average too low: counted per kept (column, band)
+    cell the output reads, and warned of; --json lists the dropped columns as the sidecar does."""
+    sc = write_synthetic_capture(tmp_path / "raw", "s", 0, samples=32, lines=12, ref_lines=8, bad_columns=(5,))
+    white = np.memmap(sc.path / "capture" / "WHITEREF_s.raw", "<u2", "r+", shape=(8, 204, 32))
+    white[3, 60:80, :] = 4095  # one line of 20 bands, every column
+    white.flush()
+    del white
+    r = hstool("calibrate", tmp_path / "raw", tmp_path / "out", "-f", "npz", "--bands", "none", "--drop-columns", "5",
+               "--json")
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.stdout)["written"][0]
+    assert row["white_saturated_cells"] == 20 * 31 and row["dropped_columns"] == [5]  # 32 columns less the bad one
+    assert "white reference the sensor clipped (s)" in r.stderr
+    assert json.loads((tmp_path / "out" / "s.json").read_text())["white_saturated_cells"] == 20 * 31
+    r = hstool("calibrate", tmp_path / "raw", tmp_path / "out31", "-f", "npy", "--drop-columns", "5", "--json")
+    m = resampling_matrix(np.asarray(SpecimCapture.open(sc.path).wavelengths), ARAD_WAVELENGTHS)  # bands it reads
+    assert json.loads(r.stdout)["written"][0]["white_saturated_cells"] == 31 * int(np.any(m[60:80] != 0, axis=1).sum())
