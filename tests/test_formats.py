@@ -114,6 +114,24 @@ def test_envi_write_float32_and_uint16_round_trip(tmp_path, tmp_cube, interleave
     np.testing.assert_array_equal(read_cube(tmp_path / "s.hdr").wavelengths, specim.wavelengths)
 
 
+def test_envi_metadata_keeps_its_types(tmp_path, tmp_cube):
+    """hstool's header fields are JSON: a name of digits stays text, a flag a bool, a count an int,
+    a list a list; a field an older hstool or another program wrote still reads as before."""
+    meta = {"capture": "0001", "preset_white": False, "guarded_cells": 0, "tint_ms": 40.5,
+            "dropped_columns": [15, 16], "formula": "(raw - dark) / (white - dark)"}
+    write_cube(tmp_cube(4, 3, **meta), tmp_path / "m.hdr")
+    back = read_cube(tmp_path / "m.hdr").meta
+    for key, value in meta.items():
+        assert back[key] == value and type(back[key]) is type(value), key
+    import spectral.io.envi as spy
+
+    assert spy.read_envi_header(str(tmp_path / "m.hdr"))["hstool capture"] == '"0001"'  # one line each
+    text = (tmp_path / "m.hdr").read_text()
+    (tmp_path / "m.hdr").write_text(text + "hstool legacy count = 3\nhstool legacy name = scene one\n")
+    back = read_cube(tmp_path / "m.hdr").meta
+    assert back["legacy_count"] == 3 and back["legacy_name"] == "scene one"
+
+
 def test_envi_dtype_none_keeps_a_memmap_and_default_read_is_a_private_copy(tmp_path):
     h, w, b = 64, 48, 31  # the memmap path is size-independent; a small file shows it
     values = np.random.default_rng(2).random((h, w, b)).astype(np.float32)

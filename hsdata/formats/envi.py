@@ -8,6 +8,7 @@ byte order, memory-mapped: with ``dtype=None`` the cube is a transposed *view* o
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -148,9 +149,20 @@ def read(path: str | Path, dtype=np.float32) -> Cube:
 
 
 def _parse_scalar(value):
+    """A metadata value as hstool wrote it (JSON), or as an older hstool or another program did
+    (a number where it reads as one, else the text)."""
+    with contextlib.suppress(TypeError, ValueError):
+        return json.loads(value)
     with contextlib.suppress(TypeError, ValueError):
         return float(value)
     return value
+
+
+def _plain(value) -> bool:
+    """A number, text, bool or a list of those: what a header line holds as JSON."""
+    if isinstance(value, (bool, int, float, str)):
+        return True
+    return isinstance(value, (list, tuple)) and all(isinstance(v, (bool, int, float, str)) for v in value)
 
 
 def output_pair(path: str | Path) -> tuple[Path, Path]:
@@ -187,10 +199,11 @@ def write(
         "description": "written by hstool",
     }
     for key, value in cube.meta.items():
-        if isinstance(value, (int, float, str)) and key not in FILE_META:
-            text = str(value)
-            if not any(c in text for c in "{}=\n"):
-                metadata[META_PREFIX + key.replace("_", " ")] = text
+        if key in FILE_META or not _plain(value):
+            continue
+        text = json.dumps(value)  # typed: "0001" stays a string, false a bool, [15, 16] a list
+        if not any(c in text for c in "{}=\n"):  # what an ENVI header line cannot hold
+            metadata[META_PREFIX + key.replace("_", " ")] = text
     try:
         hdr.parent.mkdir(parents=True, exist_ok=True)
         tmpdir = Path(tempfile.mkdtemp(prefix=".hstool-", dir=hdr.parent))
