@@ -24,13 +24,14 @@ def demo(
     json: Json = False,
 ) -> None:
     """Simulate the bundled sample scenes on the NTIRE 2020 clean and real-world tracks, reconstruct
-    them with a bundled model, score them and write previews. Files in OUT from an earlier demo
-    run are replaced.
+    them with a bundled model, score them and write previews. OUT must be new, empty or an earlier
+    demo run's (marked by its .hstool-demo file), whose files are replaced.
 
     Example: [bold]hstool demo[/] (then open hstool-demo/previews/)
     """
     from hstool.hsdata.sample import sample_cubes
     from hstool.recon.demo import DEMO_METRICS, run_demo
+    from hstool.recon.evaluate import HEADERS
 
     total = 2 * len(sample_cubes())
     with progress() as bar:
@@ -45,7 +46,7 @@ def demo(
     err.print(
         table(
             f"hstool demo: {model} on the bundled sample (ground truth: synthetic test-split scenes)",
-            ["track", "image", *(k.upper() if k != "backprojection" else "BACK-PROJ" for k in keys)],
+            ["track", "image", *(HEADERS[k] for k in keys)],
             [[r["track"], r["image"], *(r[k] for k in keys)] for r in rows],
         )
     )

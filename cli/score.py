@@ -21,16 +21,6 @@ from .options import ClipNegativeTruth, Json, Overwrite, Seed, Workers
 from .output import err, print_json, table
 
 Opt = typer.Option
-HEADERS = {
-    "mrae": "MRAE",
-    "rmse": "RMSE",
-    "psnr": "PSNR dB",
-    "sam": "SAM rad",
-    "ssim": "SSIM",
-    "weighted": "Weighted",
-    "backprojection": "Back-proj.",
-    "physical": "Physical",
-}
 
 
 @dataclass
@@ -237,7 +227,7 @@ def score(
         err.print(
             table(
                 f"{len(rows)} image(s)" + (f", {crop} px border cropped" if crop else ""),
-                ["image", *[HEADERS[c] for c in columns]],
+                ["image", *[ev.HEADERS[c] for c in columns]],
                 body,
             )
         )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hstool.hsdata import read_cube, read_rgb, write_cube
+from hstool.hsdata import HsError, read_cube, read_rgb, write_cube
 from hstool.hsdata.render import write_preview
 from hstool.hsdata.sample import sample_cubes
 
@@ -22,6 +22,25 @@ from .engine import Reconstructor
 from .evaluate import score_pair, write_error_maps
 
 DEMO_METRICS = ("mrae", "rmse", "psnr", "sam")
+
+
+#: the file that marks a folder as the demo's own (a rerun replaces what is there)
+DEMO_MARK = ".hstool-demo"
+
+
+def claim_folder(out: str | Path) -> Path:
+    """The demo's output folder: new, empty, or one an earlier demo run marked as its own. A
+    folder holding other files is refused, since the demo replaces files by name."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise HsError("the demo writes into a folder; this is a file", out)
+    mark = out / DEMO_MARK
+    if out.is_dir() and not mark.exists() and any(out.iterdir()):
+        raise HsError("holds files no demo run wrote, which the demo could replace: give a new or empty folder", out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not mark.exists():
+        mark.write_text("This folder is hstool demo's: a rerun replaces its files.\n")
+    return out
 
 
 def run_demo(
@@ -37,7 +56,7 @@ def run_demo(
     the paths written. ``advance(label)`` is called after each image (for a progress bar)."""
     from hstool.camera import capture_seeds, file_seed, simulate_to_file, track
 
-    out = Path(out)
+    out = claim_folder(out)
     rows = []
     cubes = sample_cubes()
     for name in tracks:

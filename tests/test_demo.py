@@ -30,8 +30,16 @@ def test_demo_simulates_reconstructs_scores_and_writes_previews(hstool, tmp_path
     cube = next(p for p in sample_cubes() if p.stem == real["image"])
     assert hstool("simulate", cube, tmp_path / "sim", "--track", "realworld", "--seed", "0").exit_code == 0
     assert (tmp_path / "sim" / Path(real["rgb"]).name).read_bytes() == Path(real["rgb"]).read_bytes()
-    # a second run replaces its own outputs
+    # a second run replaces its own outputs; a folder of somebody else's files is refused, untouched
     assert hstool("demo", out).exit_code == 0
+    mine = tmp_path / "mine"
+    (mine / "rgb").mkdir(parents=True)
+    (mine / "rgb" / f"{stems[0]}_clean.png").write_text("keep")
+    r = hstool("demo", mine)
+    assert r.exit_code == 1 and "holds files no demo run wrote" in r.stderr
+    assert (mine / "rgb" / f"{stems[0]}_clean.png").read_text() == "keep" and not (mine / ".hstool-demo").exists()
+    r = hstool("demo", out)
+    assert r.exit_code == 0 and "Back-proj." in r.stderr and "PSNR dB" in r.stderr  # score's headers
 
 
 def test_the_readme_python_example_runs_as_written(capsys):
