@@ -64,6 +64,15 @@ def _preview_path(dst: Path) -> Path:
 
 
 def _one(job: tuple[Path, Path], settings: tuple, format: str, preview: bool, overwrite: bool) -> dict:
+    try:
+        return _reconstruct(job, settings, format, preview, overwrite)
+    except HsError as exc:  # a problem of the image's values names the image, by its path
+        if exc.path is not None:
+            raise
+        raise HsError(exc.message, job[0]) from None
+
+
+def _reconstruct(job: tuple[Path, Path], settings: tuple, format: str, preview: bool, overwrite: bool) -> dict:
     src, dst = job
     if is_preview(src):  # calibrate's NAME.png beside NAME.mat: reconstructing it would replace the cube
         raise HsError("an sRGB preview hstool wrote of a cube, not a camera's RGB: nothing to reconstruct", src)

@@ -388,7 +388,7 @@ def read_pair(pred_path: Path, gt_path: Path, *, clip_negative: bool = False) ->
         metrics.check_pair(pred.data, gt.data)
         check_grids(pred.wavelengths, gt.wavelengths)
     except HsError as exc:
-        raise HsError(f"{exc.message} ({gt_path.name})", pred_path) from None
+        raise HsError(f"{exc.message} (ground truth {gt_path})", pred_path) from None
     return pred, gt
 
 
