@@ -38,6 +38,7 @@ class Job:
     overwrite: bool
     clusters: int
     seed: int
+    per_band: bool = False
 
 
 def run_job(job: Job) -> dict:
@@ -58,6 +59,7 @@ def run_job(job: Job) -> dict:
             rgb=rgb,
             clusters=job.clusters,
             seed=file_seed(job.seed, job.gt.stem),
+            per_band=job.per_band,
         )
         if job.maps is not None:
             p, g = ev.metrics.crop(pred.data, job.crop), ev.metrics.crop(gt.data, job.crop)
@@ -86,6 +88,15 @@ def _find_rgb(images: list[Path], stem: str, suffix: str) -> Path | HsError:
         return ev.find_rgb(images, stem, suffix)
     except HsError as exc:
         return exc
+
+
+def _plot_per_band(rows: list[dict], maps: Path, overwrite: bool) -> str | None:
+    """maps/per_band.png, kept when it exists (as the error maps are) unless ``overwrite``."""
+    path = maps / "per_band.png"
+    if path.exists() and not overwrite:
+        err.print(f"{path} exists and is kept (use --overwrite to replace it)")
+        return None
+    return str(ev.plot_per_band(rows, path, overwrite))
 
 
 def warn_infinite(rows: list[dict], keys: tuple[str, ...]) -> None:
@@ -129,6 +140,9 @@ def score(
     clusters: Annotated[
         int, Opt("--clusters", min=1, help="Clusters of the weighted MRAE (k-means seeded by --seed and the file name).")
     ] = 1000,
+    per_band: Annotated[bool, Opt("--per-band", help=(
+        "Also each band's MRAE and RMSE (JSON, CSV columns, a table of their means; with --maps a plot, "
+        "per_band.png)."))] = False,
     seed: Seed = 0,
     workers: Workers = 1,
     overwrite: Overwrite = False,
@@ -187,6 +201,7 @@ def score(
             overwrite,
             clusters,
             seed,
+            per_band,
         )
         for p, g in pairs
     ]
@@ -202,13 +217,24 @@ def score(
     rows = [r for _, r in results]
     columns = [*names, *(["backprojection"] if pipeline is not None else []), *(["physical"] if rgb else [])]
     mean = ev.mean_row(rows, columns)
+    band_mean = ev.mean_per_band(rows) if per_band else None
+    if per_band and rows and band_mean is None:
+        err.print("the images have different band grids: no per-band mean", style="yellow")
     warn_infinite(rows, ("mrae", "weighted", "backprojection"))
     if csv_path is not None and rows:
+        bands = [f"{m}_{w:g}nm" for m in ("mrae", "rmse") for w in band_mean["wavelengths"]] if band_mean else []
+
+        def per_band_cells(r: dict) -> list[str]:
+            return [repr(v) for m in ("mrae", "rmse") for v in r["per_band"][m]] if bands else []
+
         with atomic_path(csv_path, overwrite) as tmp, open(tmp, "w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(["image", *columns, "pred", "gt"])
-            w.writerows([[r["image"], *[repr(r[c]) for c in columns], r["pred"], r["gt"]] for r in rows])
-            w.writerow(["mean", *[repr(mean[c]) for c in columns], "", ""])
+            w.writerow(["image", *columns, *bands, "pred", "gt"])
+            w.writerows([[r["image"], *[repr(r[c]) for c in columns], *per_band_cells(r), r["pred"], r["gt"]]
+                         for r in rows])
+            w.writerow(["mean", *[repr(mean[c]) for c in columns], *(per_band_cells({"per_band": band_mean})),
+                        "", ""])
+    plot = _plot_per_band(rows, maps, overwrite) if per_band and maps is not None and rows else None
     if json:
         print_json(
             {
@@ -216,6 +242,7 @@ def score(
                 "mean": mean,
                 "metrics": columns,
                 "crop": crop,
+                **({"mean_per_band": band_mean, "per_band_plot": plot} if per_band else {}),
                 "unpaired": {"pred": [str(p) for p in lone_pred], "gt": [str(p) for p in lone_gt]},
                 "failed": [{"pred": str(f.item.pred), "error": f.message} for f in failures],
             }
@@ -231,6 +258,11 @@ def score(
                 body,
             )
         )
+        if band_mean is not None:
+            err.print(table(f"per band, mean of {len(rows)} image(s)", ["nm", "MRAE", "RMSE"],
+                            [[f"{w:g}", m, r] for w, m, r in zip(*(band_mean[k] for k in ("wavelengths", "mrae", "rmse")))]))
+        if plot is not None:
+            err.print(f"wrote {plot}")
     if failures:
         err.print(f"[bold red]{len(failures)} of {len(jobs)} pair(s) failed[/]", markup=True)
         raise typer.Exit(1)

@@ -188,8 +188,10 @@ def score_pair(
     rgb: np.ndarray | None = None,
     clusters: int = 1000,
     seed: int | np.random.SeedSequence = 0,
+    per_band: bool = False,
 ) -> dict:
-    """Metrics of one pair after cropping ``crop`` px per border. With a camera ``pipeline`` (a track
+    """Metrics of one pair after cropping ``crop`` px per border; with ``per_band`` also
+    ``per_band``: ``{"wavelengths", "mrae", "rmse"}``, each band's MRAE and RMSE. With a camera ``pipeline`` (a track
     name or :class:`hstool.camera.Pipeline`) also ``backprojection`` (MRAE of ``pred @ M`` against
     ``gt @ M``, ``M = pipeline.matrix``); with the input ``rgb`` too, ``physical``
     (:func:`physical_consistency`) and ``physical_linear`` (:func:`metrics.rgb_consistency`).
@@ -217,8 +219,47 @@ def score_pair(
                 pred, rgb, pipe, np.random.default_rng(regen_ss), crop=crop, eps=eps
             )
             row["physical_linear"] = metrics.rgb_consistency(p, metrics.crop(rgb, crop), matrix, eps=eps)
+    if per_band:
+        row["per_band"] = {
+            "wavelengths": gt.wavelengths.tolist(),
+            "mrae": metrics.mrae_per_band(p, g, eps=eps, ignore_zeros=ignore_zeros).tolist(),
+            "rmse": metrics.rmse_per_band(p, g).tolist(),
+        }
     row["gt_zeros"] = metrics.gt_zeros(g)
     return row
+
+
+def mean_per_band(rows: Sequence[dict]) -> dict | None:
+    """The mean over images of each band's MRAE and RMSE (``score_pair(per_band=True)`` rows), or
+    None when the images do not share one band grid."""
+    bands = [r["per_band"] for r in rows if "per_band" in r]
+    if not bands or any(b["wavelengths"] != bands[0]["wavelengths"] for b in bands):
+        return None
+    return {"wavelengths": bands[0]["wavelengths"],
+            **{k: np.mean([b[k] for b in bands], axis=0).tolist() for k in ("mrae", "rmse")}}
+
+
+def plot_per_band(rows: Sequence[dict], path: Path, overwrite: bool = False) -> Path:
+    """MRAE and RMSE against wavelength: each image thin, the mean thick (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mean = mean_per_band(rows)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), dpi=110)
+    for ax, key, label in zip(axes, ("mrae", "rmse"), ("MRAE", "RMSE")):
+        for r in rows:
+            ax.plot(r["per_band"]["wavelengths"], r["per_band"][key], color="0.6", lw=0.8)
+        if mean is not None:
+            ax.plot(mean["wavelengths"], mean[key], color="tab:red", lw=2, label=f"mean of {len(rows)}")
+            ax.legend()
+        ax.set_xlabel("wavelength (nm)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    fig.suptitle("error per band", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path, overwrite)
 
 
 def error_map_paths(folder: Path, stem: str) -> list[Path]:

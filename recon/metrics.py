@@ -186,6 +186,26 @@ def mrae(pred: np.ndarray, gt: np.ndarray, *, eps: float | None = None, ignore_z
     return float(rel.mean(dtype=np.float64))
 
 
+def mrae_per_band(
+    pred: np.ndarray, gt: np.ndarray, *, eps: float | None = None, ignore_zeros: bool = False
+) -> np.ndarray:
+    """:func:`mrae` of each band over all pixels, shape ``(B,)`` (a band whose ground truth is zero
+    everywhere is NaN under ``ignore_zeros``). Their mean is :func:`mrae` when no entry is left out."""
+    pred, gt = _pair(pred, gt)
+    rel = _relative(pred, gt, eps, ignore_zeros).reshape(-1, gt.shape[-1])
+    if ignore_zeros and eps is None:
+        with np.errstate(invalid="ignore"):
+            count = np.sum(~np.isnan(rel), axis=0)
+            return np.where(count > 0, np.nansum(rel, axis=0) / np.maximum(count, 1), np.nan)
+    return rel.mean(axis=0, dtype=np.float64)
+
+
+def rmse_per_band(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """:func:`rmse` of each band over all pixels, shape ``(B,)``."""
+    pred, gt = _pair(pred, gt)
+    return np.sqrt(_sq(pred, gt).reshape(-1, gt.shape[-1]).mean(axis=0, dtype=np.float64))
+
+
 def _sq(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     d = gt - pred
     d *= d

@@ -356,3 +356,28 @@ def test_the_shuffle_test_scores_by_stem_through_the_cli(hstool, tmp_path, tmp_c
     assert [(Path(row["pred"]).name, Path(row["gt"]).name) for row in report["images"]] == [
         ("S0.mat", "S0_clean.mat"), ("S1.mat", "S1_clean.mat")]
     assert report["unpaired"] == {"pred": [], "gt": []}
+
+
+def test_per_band_errors_in_json_csv_and_a_plot(hstool, folders, tmp_path):
+    root, cubes = folders
+    r = hstool("score", root / "pred", root / "gt", "-m", "mrae,rmse", "--per-band", "--maps", tmp_path / "maps",
+               "--csv", tmp_path / "s.csv", "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    for row in report["images"]:
+        pred, gt = cubes[row["image"]]
+        band = row["per_band"]
+        np.testing.assert_allclose(band["mrae"], np.mean(np.abs(gt - pred) / gt, axis=(0, 1)), rtol=1e-5)
+        np.testing.assert_allclose(band["rmse"], np.sqrt(np.mean((gt - pred) ** 2, axis=(0, 1))), rtol=1e-5)
+        assert np.mean(band["mrae"]) == pytest.approx(row["mrae"], rel=1e-6)  # every band has each pixel once
+        assert band["wavelengths"] == list(range(400, 701, 10))
+    mean = report["mean_per_band"]
+    np.testing.assert_allclose(mean["mrae"], np.mean([r["per_band"]["mrae"] for r in report["images"]], axis=0))
+    assert (tmp_path / "maps" / "per_band.png").read_bytes()[:4] == b"\x89PNG"
+    assert report["per_band_plot"] == str(tmp_path / "maps" / "per_band.png")
+    with open(tmp_path / "s.csv") as fh:
+        table = list(csv.DictReader(fh))
+    assert float(table[0]["mrae_400nm"]) == pytest.approx(report["images"][0]["per_band"]["mrae"][0])
+    assert float(table[-1]["rmse_700nm"]) == pytest.approx(mean["rmse"][-1])
+    r = hstool("score", root / "pred", root / "gt", "--per-band")
+    assert r.exit_code == 0 and "per band, mean of 2 image(s)" in r.stderr and "│ 550 " in r.stderr
