@@ -26,7 +26,7 @@ def _speed(b: dict) -> str:
 
 def models(
     args: Annotated[list[str] | None, typer.Argument(help="\\[list] \\[PATTERN] to list, or: export NAME OUT.onnx")] = None,
-    track: Annotated[str | None, typer.Option("--track", help="Bundled weights of this track (clean, realworld): to "
+    track: Annotated[str | None, typer.Option("--track", "-t", help="Bundled weights of this track (clean, realworld): to "
                                               "export (default clean), or the only ones listed.")] = None,
     weights: Annotated[Path | None, typer.Option("--weights", "-w", help="Export these weights instead of the "
                                                  "bundled ones; with list, describe this file.", exists=True,

@@ -102,7 +102,7 @@ def recon(
                                               "optional with --weights.")] = None,
     weights: Annotated[Path | None, typer.Option("--weights", "-w", help="Own weights file from `hstool train` "
                                                  "(default: the bundled ones).", exists=True, dir_okay=False)] = None,
-    track: Annotated[str | None, typer.Option("--track", help="Which bundled weights / camera: clean (default) or "
+    track: Annotated[str | None, typer.Option("--track", "-t", help="Which bundled weights / camera: clean (default) or "
                                               "realworld; with --weights, the file's own.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.", file_okay=False)] = Path("."),
     format: CubeFormat = "mat",

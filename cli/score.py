@@ -140,6 +140,9 @@ def score(
     clusters: Annotated[
         int, Opt("--clusters", min=1, help="Clusters of the weighted MRAE (k-means seeded by --seed and the file name).")
     ] = 1000,
+    strict: Annotated[bool, Opt("--strict", help=(
+        "Every file must pair, as a submission check: an unpaired prediction or ground truth fails the run "
+        "(exit 1) after the pairs are scored."))] = False,
     per_band: Annotated[bool, Opt("--per-band", help=(
         "Also each band's MRAE and RMSE (JSON, CSV columns, a table of their means; with --maps a plot, "
         "per_band.png)."))] = False,
@@ -265,4 +268,8 @@ def score(
             err.print(f"wrote {plot}")
     if failures:
         err.print(f"[bold red]{len(failures)} of {len(jobs)} pair(s) failed[/]", markup=True)
+    if strict and (lone_pred or lone_gt):
+        err.print(f"[bold red]--strict: {len(lone_pred)} prediction(s) and {len(lone_gt)} ground truth(s) "
+                  "have no partner[/]", markup=True)
+    if failures or (strict and (lone_pred or lone_gt)):
         raise typer.Exit(1)

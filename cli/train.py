@@ -31,7 +31,7 @@ def train(
     model: Annotated[str, typer.Option("--model", "-m", help="Registered model name (see `hstool models`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Weights file to write (.safetensors).", dir_okay=False)],
     data: Annotated[str, typer.Option("--data", help="Cube folder (any hsdata format) or 'synth'.")] = "synth",
-    track: Annotated[str, typer.Option("--track", help="Camera track to simulate: clean, realworld, ntire2022.")] = "clean",
+    track: Annotated[str, typer.Option("--track", "-t", help="Camera track to simulate: clean, realworld, ntire2022.")] = "clean",
     val: Annotated[str, typer.Option("--val", help="Validation: 'synth' (test-split scenes), a cube folder, or 'none'.")] = "synth",
     rgb: Annotated[str | None, typer.Option("--rgb", help="Folder of RGB images paired with --data cubes by stem (ARAD layout: X.mat with X_clean.png for --track clean, X_RealWorld.jpg for realworld; never another track's).")] = None,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs (deep models).")] = 10,

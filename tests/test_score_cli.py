@@ -381,3 +381,14 @@ def test_per_band_errors_in_json_csv_and_a_plot(hstool, folders, tmp_path):
     assert float(table[-1]["rmse_700nm"]) == pytest.approx(mean["rmse"][-1])
     r = hstool("score", root / "pred", root / "gt", "--per-band")
     assert r.exit_code == 0 and "per band, mean of 2 image(s)" in r.stderr and "│ 550 " in r.stderr
+
+
+def test_strict_fails_a_run_with_unpaired_files(hstool, folders):
+    """folders: c.npy has no prediction and d.npy no ground truth: a note by default, a failure
+    with --strict (the pairs are still scored and reported)."""
+    root, _ = folders
+    r = hstool("score", root / "pred", root / "gt", "--json")
+    assert r.exit_code == 0 and "1 unpaired predictions" in r.stderr
+    r = hstool("score", root / "pred", root / "gt", "--strict", "--json")
+    assert r.exit_code == 1 and "--strict: 1 prediction(s) and 1 ground truth(s) have no partner" in r.stderr
+    assert [row["image"] for row in json.loads(r.stdout)["images"]] == ["a", "b"]
