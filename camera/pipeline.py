@@ -461,16 +461,30 @@ def render(cube: Cube | np.ndarray, pipeline: str | Pipeline = "clean", rng=None
     return _encode(capture(cube, p, rng), p)
 
 
-def render_shuffled(
-    cube: Cube | np.ndarray, pipeline: str | Pipeline = "clean", block: int = 4, rng=None, shuffle_rng=None
+def encode_capture(image: np.ndarray, pipeline: str | Pipeline = "clean") -> bytes:
+    """The file bytes (PNG or JPEG, as the pipeline encodes) of codes from :func:`capture`:
+    ``render(cube, p, rng) == encode_capture(capture(cube, p, rng), p)``."""
+    return _encode(image, _as_pipeline(pipeline))
+
+
+def clipped_fraction(image: np.ndarray) -> float:
+    """The share of pixels with a channel at the top code of ``image``'s integer type: where the
+    camera clipped (a cube brighter than its full scale), or a white that reached it exactly."""
+    image = np.asarray(image)
+    return float(np.mean(np.any(image >= np.iinfo(image.dtype).max, axis=-1))) if image.size else 0.0
+
+
+def shuffle_capture(
+    cube: Cube | np.ndarray, image: np.ndarray, pipeline: str | Pipeline = "clean", block: int = 4, rng=None
 ) -> tuple[Cube, bytes]:
     """The spatial test of the NTIRE 2020 report (Sec. 4.2: "each 4 x 4 patch in the original test
-    images is randomly relocated"): the capture as the camera's file holds it (noise from ``rng``,
-    demosaicked and JPEG-compressed on the real-world track), then its ``block x block`` patches
-    and the cube's relocated by one permutation (``shuffle_rng``, :func:`shuffle_patches`).
-    Returns the permuted cube and the permuted image as PNG bytes, lossless: JPEG-compressing the
-    relocated image again would add artefacts the test images do not have. Decoded, the image is
-    what :func:`shuffle_patches` makes of :func:`simulate`'s RGB with the same generators."""
+    images is randomly relocated") on a capture ``image`` of ``cube`` (codes from :func:`capture`):
+    the image as the camera's file holds it (JPEG-compressed on the real-world track), then its
+    ``block x block`` patches and the cube's relocated by one permutation (``rng``,
+    :func:`shuffle_patches`). Returns the permuted cube and the permuted image as PNG bytes,
+    lossless: JPEG-compressing the relocated image again would add artefacts the test images do
+    not have. Decoded, the image is what :func:`shuffle_patches` makes of :func:`simulate`'s RGB
+    with the same generators."""
     from .transforms import shuffle_patches
 
     p = _as_pipeline(pipeline)
@@ -478,10 +492,9 @@ def render_shuffled(
     h, w = cube.data.shape[:2]
     if block < 1 or (h // block) * (w // block) < 2:
         raise HsError(f"a {h}x{w} image holds fewer than two {block}x{block} patches: nothing to relocate")
-    image = capture(cube, p, rng)
     if p.encoding == "jpeg":
         image = stages.decode(_encode(image, p))
-    data, image = shuffle_patches(np.asarray(cube.data), image, block=block, rng=shuffle_rng)
+    data, image = shuffle_patches(np.asarray(cube.data), image, block=block, rng=rng)
     return cube.with_data(data, shuffle=block), stages.encode(image, "png", png_compression=p.png_compression)
 
 

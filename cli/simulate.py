@@ -20,7 +20,7 @@ from hstool.camera import (
     scale_brightness,
     track,
 )
-from hstool.camera.pipeline import render, render_shuffled
+from hstool.camera.pipeline import capture, clipped_fraction, encode_capture, shuffle_capture
 from hstool.hsdata import (
     HsError,
     atomic_path,
@@ -49,6 +49,8 @@ from .options import (
 from .output import err, fmt, print_json, table
 
 Opt = typer.Option
+#: clipped pixels beyond this share of an image are warned of (a white patch clips a few)
+CLIPPED_WARN = 0.01
 
 
 @dataclass
@@ -73,11 +75,11 @@ def run_job(job: Job) -> dict:
     noise_ss, shuffle_ss, *_ = capture_seeds(file_seed(job.seed, job.source.stem))
     if job.brightness is not None:
         cube = scale_brightness(cube, job.brightness)
-    noise = np.random.default_rng(noise_ss)
+    image = capture(cube, job.pipeline, np.random.default_rng(noise_ss))  # fails before anything is written
     if job.shuffle:  # the image as the camera writes it, then its patches and the cube's relocated
-        cube, encoded = render_shuffled(cube, job.pipeline, job.shuffle, noise, np.random.default_rng(shuffle_ss))
+        cube, encoded = shuffle_capture(cube, image, job.pipeline, job.shuffle, np.random.default_rng(shuffle_ss))
     else:
-        encoded = render(cube, job.pipeline, noise)  # fails before anything is written
+        encoded = encode_capture(image, job.pipeline)
     for path in _outputs(job):
         check_writable(path, job.overwrite)
     if job.cube_output is not None:
@@ -89,6 +91,7 @@ def run_job(job: Job) -> dict:
         "output": str(job.output),
         "cube": str(job.cube_output) if job.cube_output else None,
         "shape": list(cube.shape[:2]),
+        "clipped": round(clipped_fraction(image), 6),  # share of pixels the camera clipped
         "seconds": round(time.perf_counter() - t0, 3),
     }
 
@@ -246,8 +249,15 @@ def simulate(
                     "skipped": [str(j.output) for j in skipped],
                     "failed": [{"input": str(f.item.source), "error": f.message} for f in failures]})
     elif results:
-        err.print(table(f"{pipe.name}: {len(results)} written to {out}", ["input", "output", "seconds"],
-                        [[Path(r["input"]).name, Path(r["output"]).name, fmt(r["seconds"], 3)] for _, r in results]))
+        err.print(table(f"{pipe.name}: {len(results)} written to {out}", ["input", "output", "clipped %", "seconds"],
+                        [[Path(r["input"]).name, Path(r["output"]).name, f"{100 * r['clipped']:.2f}",
+                          fmt(r["seconds"], 3)] for _, r in results]))
+    glare = [r for _, r in results if r["clipped"] > CLIPPED_WARN]
+    if glare:
+        worst = max(glare, key=lambda r: r["clipped"])
+        err.print(f"{len(glare)} image(s) clipped on more than {100 * CLIPPED_WARN:g}% of their pixels (up to "
+                  f"{100 * worst['clipped']:.1f}% in {Path(worst['output']).name}): the cube is brighter than the "
+                  "camera's full scale there; check its scale, or --exposure / --brightness", style="yellow")
     code = report_failures(failures, len(jobs))
     if code:
         raise typer.Exit(code)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import make_cube
 
 from hstool.camera import simulate, track
@@ -214,3 +216,17 @@ def test_batch_errors_without_a_path_take_the_items_name():
         raise ValueError("boom")
     except ValueError as exc:
         assert "Traceback" in _describe(exc, "a.mat", True)
+
+
+def test_clipped_pixels_are_counted_and_a_cube_too_bright_is_warned_of(tmp_path, hstool):
+    cube = make_cube(20, 24)
+    write_cube(cube.with_data(cube.data * 3), tmp_path / "in" / "bright.mat")
+    write_cube(cube, tmp_path / "in" / "plain.mat")
+    r = hstool("simulate", tmp_path / "in", tmp_path / "out", "--json")
+    assert r.exit_code == 0, r.output
+    rows = {Path(row["input"]).stem: row for row in json.loads(r.stdout)["written"]}
+    for stem in ("bright", "plain"):
+        codes = np.round(read_rgb(tmp_path / "out" / f"{stem}_clean.png") * 255)
+        assert rows[stem]["clipped"] == pytest.approx(np.mean(np.any(codes == 255, axis=-1)), abs=1e-6)
+    assert rows["bright"]["clipped"] > 0.01 and rows["plain"]["clipped"] < 0.01
+    assert "1 image(s) clipped on more than 1% of their pixels" in r.stderr and "bright_clean.png" in r.stderr
