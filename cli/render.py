@@ -70,6 +70,9 @@ def render(
     spectra: Annotated[list[str] | None, Opt(
         "--spectra", "-s", help="Pixels X,Y (column,row) whose spectra to plot; repeat -s, or quote a list: -s '10,20 30,40'.")] = None,
     plot: Annotated[Path | None, Opt("--plot", help="Spectra plot file (default: OUT_spectra.png).")] = None,
+    as_: Annotated[str | None, Opt(
+        "--as", help="What the values are, where the file does not say (a .npy holds none): reflectance (lit by "
+        "D65) or light (seen as it is).")] = None,
     in_format: InputFormat = None,
     overwrite: Overwrite = False,
     json: Json = False,
@@ -78,7 +81,7 @@ def render(
 
     CIE 1931 2° observer, sRGB transfer. A reflectance cube is lit by D65;
     any other cube (ARAD's normalised radiance, DN) is the light reaching
-    the eye. With --spectra X,Y ..., a second PNG (OUT_spectra.png or --plot)
+    the eye; --as says which, for a file that does not (.npy). With --spectra X,Y ..., a second PNG (OUT_spectra.png or --plot)
     shows the preview with those pixels marked beside their spectra.
 
     Example: [bold]hstool render ARAD_HS_0451.mat preview.png -s 100,200 -s 300,50[/]
@@ -96,8 +99,12 @@ def render(
         check_png(plot_path)
     if plot_path is not None and plot_path.resolve() == out.resolve():
         raise HsError("the spectra plot and the preview would be the same file", plot_path)
+    if as_ is not None and as_.lower() not in ("reflectance", "light"):
+        raise HsError(f"--as takes reflectance or light, not '{as_}'")
     cube = read_cube(cube_path, in_format, dtype=None)  # as stored: a float64 cube keeps its range
     cube.meta.setdefault("source", str(cube_path))
+    if as_ is not None:
+        cube.meta["units"] = "reflectance" if as_.lower() == "reflectance" else "light"
     for x, y in pixels:
         if not (0 <= x < cube.width and 0 <= y < cube.height):
             raise HsError(f"pixel {x},{y} lies outside the {cube.width}x{cube.height} (width x height) cube", cube_path)

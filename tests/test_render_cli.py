@@ -169,3 +169,19 @@ def test_synth_refuses_an_output_it_cannot_write_before_generating(hstool, tmp_p
     (tmp_path / "afile").write_text("x")
     r = hstool("synth", tmp_path / "afile" / "sub", "--n", "2", "--size", "8x8")
     assert r.exit_code == 1 and "cannot write here" in r.stderr and "failed" not in r.stderr  # no scene made
+
+
+def test_render_as_reflectance_for_a_file_that_keeps_no_units(hstool, tmp_path):
+    """A reflectance cube saved as .npy previews as light unless --as reflectance says what it is;
+    then it previews as the .npz that kept its units does."""
+    cube = generate_scene(1, (16, 20)).with_data(np.full((16, 20, 31), 0.4, np.float32), units="reflectance")
+    write_cube(cube, tmp_path / "r.npz")
+    write_cube(cube, tmp_path / "r.npy")
+    for args in ((tmp_path / "r.npz", tmp_path / "kept.png"), (tmp_path / "r.npy", tmp_path / "light.png"),
+                 (tmp_path / "r.npy", tmp_path / "told.png", "--as", "reflectance")):
+        assert hstool("render", *args).exit_code == 0
+    kept, light, told = (read_rgb(tmp_path / f"{n}.png") for n in ("kept", "light", "told"))
+    np.testing.assert_array_equal(told, kept)
+    assert np.abs(light - kept).max() > 0.03  # a flat spectrum seen as light is pinker than under D65
+    r = hstool("render", tmp_path / "r.npy", tmp_path / "x.png", "--as", "radiance")
+    assert r.exit_code == 1 and "--as takes reflectance or light" in r.stderr
