@@ -27,12 +27,14 @@ FILE_MODE = 0o666 & ~_umask()
 
 
 def check_writable(path: str | Path, overwrite: bool = False, inputs: tuple[Path, ...] = ()) -> Path:
-    """Refuse an output path that exists (unless ``overwrite``) or that is one of the ``inputs``."""
+    """Refuse an output path that exists (unless ``overwrite``), is a folder, or is one of the ``inputs``."""
     path = Path(path)
     resolved = path.resolve()
     for src in inputs:
         if Path(src).resolve() == resolved:
             raise HsError("output would overwrite an input file", path)
+    if path.is_dir():  # --overwrite replaces files, never a folder
+        raise HsError("a folder has the output's name: move it, or choose another output", path)
     if path.exists() and not overwrite:
         raise HsError("output exists (use --overwrite to replace it)", path)
     parent = path.parent if str(path.parent) else Path(".")

@@ -65,7 +65,7 @@ def describe(path: str | Path, format: str | None = None) -> dict[str, Any]:
         "path": str(path),
         "format": cube.meta.get("format", fmt) + (f" v{cube.meta['mat_version']}" if "mat_version" in cube.meta else ""),
         "shape": list(cube.shape),
-        "dtype": str(cube.data.dtype),
+        "dtype": cube.data.dtype.name,  # uint16, not >u2: the byte order is the file's business
         "wavelength_min": float(wl[0]),
         "wavelength_max": float(wl[-1]),
         "wavelength_step": step,  # the median step; uniform: every step within header rounding of it

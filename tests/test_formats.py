@@ -587,3 +587,32 @@ def test_envi_writer_refuses_a_folder_it_cannot_write_in_one_line(tmp_path, monk
     with pytest.raises(HsError, match=r"cannot write here \(Operation not permitted\)") as e:
         write_cube(make_cube(4, 5), tmp_path / "out" / "x.hdr", "envi")
     assert e.value.path == tmp_path / "out"
+
+
+def test_envi_bands_stored_red_first_read_blue_first(tmp_path, tmp_cube):
+    """A header listing wavelengths from the red end (some sensors store bands so) reads as the
+    same cube with its bands in increasing order; a list that goes both ways is the header's error."""
+    import re
+
+    cube = tmp_cube(4, 5)
+    write_cube(cube.with_data(cube.data[..., ::-1].copy()), tmp_path / "d.hdr")  # the values red first
+    text = (tmp_path / "d.hdr").read_text()
+    down = ", ".join(repr(float(w)) for w in cube.wavelengths[::-1])
+    (tmp_path / "d.hdr").write_text(re.sub(r"wavelength = \{[^}]*\}", "wavelength = {" + down + "}", text))
+    back = read_cube(tmp_path / "d.hdr")
+    np.testing.assert_array_equal(back.wavelengths, cube.wavelengths)
+    np.testing.assert_array_equal(back.data, cube.data)
+    zigzag = ", ".join(repr(float(w)) for w in np.r_[cube.wavelengths[:2][::-1], cube.wavelengths[2:]])
+    (tmp_path / "d.hdr").write_text(re.sub(r"wavelength = \{[^}]*\}", "wavelength = {" + zigzag + "}", text))
+    with pytest.raises(HsError, match="neither increases nor decreases strictly") as err:
+        read_cube(tmp_path / "d.hdr")
+    assert err.value.path == tmp_path / "d.hdr"
+
+
+def test_a_folder_is_neither_read_as_a_cube_nor_replaced_by_one(tmp_path, tmp_cube):
+    (tmp_path / "x.mat").mkdir()
+    with pytest.raises(HsError, match="a folder, not a cube file"):
+        read_cube(tmp_path / "x.mat")
+    with pytest.raises(HsError, match="a folder has the output's name"):
+        write_cube(tmp_cube(), tmp_path / "x.mat", overwrite=True)
+    assert (tmp_path / "x.mat").is_dir() and not list((tmp_path / "x.mat").iterdir())

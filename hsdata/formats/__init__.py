@@ -49,6 +49,8 @@ def read_cube(path: str | Path, format: str | None = None, dtype=np.float32) -> 
         raise HsError("this is an RGB image, not a hyperspectral cube", path)
     if dtype is not None and not np.issubdtype(np.dtype(dtype), np.floating):
         raise HsError(f"cubes are read as a float type (or dtype=None, as stored), not {np.dtype(dtype)}", path)
+    if Path(path).is_dir():
+        raise HsError("a folder, not a cube file", path)
     if not Path(path).exists():
         raise HsError("no such file", path)
     try:

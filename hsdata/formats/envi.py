@@ -95,6 +95,9 @@ def wavelengths_from_header(h: dict, hdr: Path) -> np.ndarray | None:
         raise HsError(f"ENVI 'wavelength' lists {wl.size} values for {h['bands']} bands", hdr)
     if str(h.get("wavelength units", "nm")).lower() in ("micrometers", "um", "microns"):
         wl = wl * 1000.0
+    steps = np.diff(wl)
+    if not (np.all(steps > 0) or np.all(steps < 0)):
+        raise HsError("ENVI 'wavelength' list neither increases nor decreases strictly", hdr)
     return wl
 
 
@@ -126,7 +129,10 @@ def open_envi(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, dict, Pa
                            offset=h["header offset"], shape=shape)
     except (OSError, ValueError) as exc:
         raise HsError(f"cannot map the ENVI binary ({exc})", binary) from exc
-    return mapped.transpose(to_bip), wavelengths_from_header(h, hdr), h, binary
+    view, wl = mapped.transpose(to_bip), wavelengths_from_header(h, hdr)
+    if wl is not None and wl.size > 1 and wl[1] < wl[0]:  # bands stored from the red end: read blue first
+        view, wl = view[..., ::-1], wl[::-1].copy()
+    return view, wl, h, binary
 
 
 def read(path: str | Path, dtype=np.float32) -> Cube:
