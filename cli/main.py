@@ -8,6 +8,7 @@ traceback unless ``--debug`` is given.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -83,9 +84,15 @@ def guarded(fn: Callable) -> Callable:
     return wrapper
 
 
+def reflow(doc: str | None) -> str:
+    """A docstring as ``--help`` text: each paragraph one line for rich to wrap to the terminal
+    (it keeps a docstring's own line breaks, which then break mid-sentence)."""
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(doc or "").split("\n\n"))
+
+
 def add(command: Callable, name: str, summary: str) -> None:
     """Register ``command``; ``summary`` is its line in ``hstool --help`` (its docstring is its own --help)."""
-    app.command(name, short_help=summary)(guarded(command))
+    app.command(name, short_help=summary, help=reflow(command.__doc__))(guarded(command))
 
 
 # One module per command, in the order `hstool --help` lists them.

@@ -42,3 +42,17 @@ def test_a_closed_pipe_ends_the_command_quietly():
     err = p.stderr.read().decode()
     p.stderr.close()
     assert p.wait(timeout=120) == 141 and err == ""
+
+
+def test_help_paragraphs_wrap_to_the_terminal_not_to_the_docstring():
+    """A docstring's own line breaks fell mid-sentence in --help; each paragraph is reflowed."""
+    from hstool.cli.main import reflow
+
+    assert reflow("""One line,
+        then more.
+
+        Second   paragraph.""") == "One line, then more.\n\nSecond paragraph."
+    env = {**__import__("os").environ, "COLUMNS": "300"}
+    out = subprocess.run([sys.executable, "-m", "hstool.cli", "calibrate", "--help"], capture_output=True, text=True,
+                         env=env, check=True).stdout
+    assert "OUT/NAME.json with all metadata (source, mode, formula, dropped columns," in out
