@@ -77,7 +77,7 @@ def _outputs(target: Path, fmt: str, preview: bool) -> list[Path]:
 def calibrate(
     raw: Annotated[Path, typer.Argument(help="A Specim IQ capture folder (NAME/capture/NAME.hdr) or a folder of them.")],
     out: Annotated[Path, typer.Argument(help="Output folder (created if missing).")],
-    to: Annotated[str, typer.Option("--to", help="reflectance, radiance (needs --gain) or dn (dark-subtracted).")] = "reflectance",
+    to: Annotated[str, typer.Option("--to", help="reflectance, radiance (needs the camera's gain: the .cal in the capture folder, or --gain) or dn (dark-subtracted).")] = "reflectance",
     drop_columns: Annotated[str, typer.Option(
         "--drop-columns",
         help="Detector columns (raw samples = upright rows) to remove: 'challenge' (15 at each slit end, "
@@ -88,7 +88,7 @@ def calibrate(
     method: Method = "linear",
     fwhm: Fwhm = None,
     extrapolate: Extrapolate = False,
-    gain: Annotated[Path | None, typer.Option("--gain", help="Radiometric gain file (ENVI .cal) for --to radiance.")] = None,
+    gain: Annotated[Path | None, typer.Option("--gain", help="Radiometric gain file (ENVI .cal) for --to radiance; default the one in each capture folder.")] = None,
     format: CubeFormat = "mat",
     preview: Preview = False,
     workers: Workers = 1,
@@ -107,9 +107,9 @@ def calibrate(
     """
     to = to.lower()  # as --track, --pattern, --drop-columns read theirs
     check_options(to, method, fwhm, gain)
-    check_cube_format(format)
+    format = check_cube_format(format)
     grid = target_grid(bands)
-    check_resampling(grid, method, fwhm, extrapolate)
+    method = check_resampling(grid, method, fwhm, extrapolate)
     if grid is not None:  # --method, --fwhm and the range checked once, on the IQ's own grid
         resampling_matrix(IQ_WAVELENGTHS, grid, method, fwhm, extrapolate)
     if format == "npy":  # refused now rather than once per capture

@@ -122,9 +122,9 @@ def convert(
         raise typer.BadParameter("give one or more cube files or folders, then the output folder",
                                  param_hint="CUBES... OUT")
     *inputs, out = paths
-    check_cube_format(format)
+    format = check_cube_format(format)
     grid = target_grid(bands)
-    check_resampling(grid, method, fwhm, extrapolate)
+    method = check_resampling(grid, method, fwhm, extrapolate)
     if grid is not None and format == "npy":
         check_npy_grid(grid)  # refused now rather than once per cube
     check_input_format(in_format)

@@ -41,20 +41,23 @@ ClipNegativeTruth = Annotated[bool, typer.Option("--clip-negative", help=(
 OUTPUT_FORMATS = (*CUBE_FORMATS, "mat5")
 
 
-def check_resampling(grid, method: str, fwhm: float | None, extrapolate: bool) -> None:
+def check_resampling(grid, method: str, fwhm: float | None, extrapolate: bool) -> str:
     """--method, --fwhm and --extrapolate checked once, before any work; they act only with a
-    target grid (--bands), so without one they are refused rather than ignored."""
+    target grid (--bands), so without one they are refused rather than ignored. Returns the
+    method's name in lower case (as --to and --track, any case is taken)."""
+    method = method.lower()
     check_method(method)  # a known name first
     if grid is None and (method != "linear" or fwhm is not None or extrapolate):
         raise HsError("--method, --fwhm and --extrapolate act with --bands (a target grid), not without one")
     check_method(method, fwhm)
+    return method
 
 
 def check_cube_format(format: str) -> str:
-    """``--format`` checked before any work."""
-    if format not in OUTPUT_FORMATS:
+    """``--format`` checked before any work; returned in lower case (MAT is mat)."""
+    if format.lower() not in OUTPUT_FORMATS:
         raise HsError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, not '{format}'")
-    return format
+    return format.lower()
 
 
 def weights_track(weights: Path | None, track: str | None) -> str:

@@ -133,7 +133,7 @@ def recon(
     if model is None and weights is None:
         raise HsError("give --model NAME (bundled weights) or --weights FILE")
     track = weights_track(weights, track)
-    check_cube_format(format)
+    format = check_cube_format(format)
     from hstool.camera.pipeline import strip_track_suffix
 
     files = [f for p in inputs for f in list_files(p, kinds=("image",))]

@@ -213,7 +213,7 @@ def simulate(
     if given and pipe.npe is None:
         fix = "drop --no-noise" if no_noise else "use the realworld or ntire2022 track, or --npe"
         raise HsError(f"{', '.join(given)} {'acts' if len(given) == 1 else 'act'} only with sensor noise: {fix}")
-    check_cube_format(cube_format)
+    cube_format = check_cube_format(cube_format)
     idle = {  # an option this pipeline would not use: refused, not ignored
         "--demosaic": (demosaic is not None and pipe.pattern is None, "acts on a Bayer mosaic; this pipeline has none"),
         "--jpeg-quality": (jpeg_quality is not None and pipe.encoding != "jpeg", "acts on JPEG output"),

@@ -108,7 +108,7 @@ def synth(
     split = split.lower()  # as --track, --pattern, --bands read theirs
     if split not in ("train", "test"):
         raise HsError(f"--split must be train or test, not '{split}'")
-    check_cube_format(format)
+    format = check_cube_format(format)
     hw = parse_size(size)
     wavelengths = parse_band_grid(bands)
     if out.exists() and not out.is_dir():

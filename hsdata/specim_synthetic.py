@@ -128,8 +128,8 @@ def _header(samples: int, lines: int, wl: np.ndarray, tint_ms: float, data_type:
 def _write_part(path_stem: Path, sensor: np.ndarray, wl: np.ndarray, tint_ms: float) -> None:
     """Write a (lines, samples, bands) array as ``.hdr`` + ``.raw`` (uint16, BIL, little-endian)."""
     lines, samples, _ = sensor.shape
-    path_stem.with_suffix(".hdr").write_text(_header(samples, lines, wl, tint_ms))
-    with open(path_stem.with_suffix(".raw"), "wb") as fh:
+    path_stem.with_name(path_stem.name + ".hdr").write_text(_header(samples, lines, wl, tint_ms))
+    with open(path_stem.with_name(path_stem.name + ".raw"), "wb") as fh:
         for start in range(0, lines, 64):
             block = sensor[start : start + 64].transpose(0, 2, 1)  # BIL: per line, bands x samples
             np.ascontiguousarray(block, dtype="<u2").tofile(fh)
@@ -211,7 +211,7 @@ def write_synthetic_capture(
     sensor_truth = sensor_orientation(truth)  # (lines, samples, bands) view
     interference = np.ones((samples, bands))
     interference[bad] = 0.4  # the bad columns' weak response
-    with open((capdir / name).with_suffix(".raw"), "wb") as fh:
+    with open(capdir / f"{name}.raw", "wb") as fh:
         for start in range(0, lines, 32):
             r = np.asarray(sensor_truth[start : start + 32], dtype=np.float64)
             dn = dark_s + r * resp_s * interference
@@ -221,7 +221,7 @@ def write_synthetic_capture(
                 dn[:, bad] += 40 * rng.standard_normal((dn.shape[0], len(bad), bands))
             dn = np.clip(np.rint(dn), 0, IQ_MAX_DN).astype("<u2")
             np.ascontiguousarray(dn.transpose(0, 2, 1)).tofile(fh)
-    (capdir / name).with_suffix(".hdr").write_text(_header(samples, lines, wl, tint_ms))
+    (capdir / f"{name}.hdr").write_text(_header(samples, lines, wl, tint_ms))
     _write_part(capdir / f"DARKREF_{name}", slab(dark_s, ref_noise_dn, ref_lines), wl, tint_ms)
     t_white = tint_ms
     if preset_white:

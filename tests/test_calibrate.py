@@ -374,3 +374,12 @@ def test_a_clipped_white_reference_is_counted_and_warned(hstool, tmp_path):
     r = hstool("calibrate", tmp_path / "raw", tmp_path / "out31", "-f", "npy", "--drop-columns", "5", "--json")
     m = resampling_matrix(np.asarray(SpecimCapture.open(sc.path).wavelengths), ARAD_WAVELENGTHS)  # bands it reads
     assert json.loads(r.stdout)["written"][0]["white_saturated_cells"] == 31 * int(np.any(m[60:80] != 0, axis=1).sum())
+
+
+def test_a_capture_name_with_dots_and_spaces(hstool, tmp_path):
+    """The IQ names captures by number, but a renamed one ("v1.2 final") keeps its whole name."""
+    write_synthetic_capture(tmp_path / "raw", "v1.2 final", 0, samples=32, lines=12, ref_lines=8)
+    assert (tmp_path / "raw" / "v1.2 final" / "capture" / "v1.2 final.hdr").exists()
+    r = hstool("calibrate", tmp_path / "raw", tmp_path / "out", "-f", "npz")
+    assert r.exit_code == 0, r.output
+    assert read_cube(tmp_path / "out" / "v1.2 final.npz").shape[2] == 31

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -123,3 +124,11 @@ def test_each_cube_is_converted_once_and_two_cubes_never_share_an_output(hstool,
     assert not (tmp_path / "out2").exists()
     r = hstool("convert", tmp_path / "in" / "e.hdr", tmp_path / "out3", "--method", "gaussian")
     assert r.exit_code == 1 and "act with --bands" in r.output
+
+
+def test_format_and_method_take_any_case(hstool, tmp_path, tmp_cube):
+    write_cube(tmp_cube(8, 10), tmp_path / "in" / "a.npz")
+    r = hstool("convert", tmp_path / "in", tmp_path / "out", "-f", "NPZ", "--bands", "400:700:20", "--method",
+               "Gaussian", "--json")
+    assert r.exit_code == 0, r.output
+    assert [Path(w["output"]).name for w in json.loads(r.stdout)["written"]] == ["a.npz"]
