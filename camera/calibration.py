@@ -450,3 +450,30 @@ def calibrate(
     if zscores is not None:
         meta["auto_max_abs_z"] = {k: float(np.abs(v).max()) for k, v in zscores.items()}
     return Cube(result, out_wl, meta)
+
+
+def describe_capture(capture: SpecimCapture | str | Path) -> dict[str, Any]:
+    """What ``hstool info`` says of a Specim IQ capture folder before it is calibrated: its
+    metadata (:meth:`SpecimCapture.describe`), band range, the raw values the sensor clipped in
+    the scene, the (column, band) cells where the white reference reached the top code, the
+    columns :func:`detect_bad_columns` flags, and the radiometric gain file found, if any."""
+    cap = capture if isinstance(capture, SpecimCapture) else SpecimCapture.open(capture)
+    wl = np.asarray(cap.wavelengths, dtype=np.float64) if cap.wavelengths is not None else None
+    scene = np.asarray(cap.scene.view)
+    clipped = 0
+    for start in range(0, scene.shape[0], 64):  # blockwise: one raw cube is 100 MB
+        clipped += int(np.count_nonzero(scene[start : start + 64] >= IQ_MAX_DN))
+    bad, _ = detect_bad_columns(cap)
+    meta = cap.describe()
+    return {
+        "path": meta.pop("source"),
+        "format": "Specim IQ capture",
+        **meta,
+        "upright_shape": [cap.samples, cap.lines, cap.bands],  # as calibrate writes it, before dropping columns
+        "wavelength_min": float(wl[0]) if wl is not None else None,
+        "wavelength_max": float(wl[-1]) if wl is not None else None,
+        "scene_saturated_values": clipped,
+        "white_saturated_cells": int(cap.saturated_cells("white").sum()),
+        "suspect_columns": [int(c) for c in bad],
+        "gain_file": str(cap.gain_path) if cap.gain_path else None,
+    }

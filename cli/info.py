@@ -9,15 +9,39 @@ import typer
 
 from hstool.hsdata import CUBE_FORMATS, HsError, list_files
 from hstool.hsdata.describe import describe
+from hstool.hsdata.specim import find_captures, is_capture
 
 from .options import Json
 from .output import DEBUG, err, error, fmt, print_json, table
 
 
+def _folder(path: Path) -> list[Path]:
+    if is_capture(path):
+        return [path]
+    try:
+        return list_files(path, (*CUBE_FORMATS, "image"))
+    except HsError:
+        try:
+            return find_captures(path)
+        except HsError:
+            pass
+        raise
+
+
+def _describe(path: Path, format: str | None) -> dict:
+    if path.is_dir() and is_capture(path):
+        if format is not None:
+            raise HsError("--format applies to files; this is a Specim IQ capture folder", path)
+        from hstool.camera.calibration import describe_capture
+
+        return describe_capture(path)
+    return describe(path, format)
+
+
 def _cell(key: str, value) -> str:
     """A field's value for the table: a shape as ``24x32x31`` (as the other commands' tables show
     it), a dict as ``a=1, b=2``, a list as ``1, 2``, numbers by :func:`fmt`."""
-    if key == "shape":
+    if key.endswith("shape"):
         return "x".join(map(str, value))
     if isinstance(value, dict):
         return ", ".join(f"{k}={fmt(v)}" for k, v in value.items())
@@ -28,7 +52,8 @@ def _cell(key: str, value) -> str:
 
 def info(
     paths: Annotated[list[Path], typer.Argument(
-        help="Cube or image files (.mat, .hdr/.raw, .npy, .npz, .png, .jpg, .tif), or folders of them.")],
+        help="Cube or image files (.mat, .hdr/.raw, .npy, .npz, .png, .jpg, .tif), folders of them, or Specim IQ "
+        "capture folders.")],
     format: Annotated[str | None, typer.Option("--format", "-f", help="Force the format (mat, envi, npy, npz, image).")] = None,
     json: Json = False,
 ) -> None:
@@ -38,15 +63,16 @@ def info(
 
     Example: [bold]hstool info ARAD_HS_0451.mat capture/scene.hdr photo.jpg[/]
     """
-    # a folder stands for its cube and image files
-    paths = [f for p in paths for f in (list_files(p, (*CUBE_FORMATS, "image")) if p.is_dir() else [p])]
+    # a folder stands for its cube and image files, a Specim IQ capture folder for itself, and a
+    # folder of captures for them
+    paths = [f for p in paths for f in (_folder(p) if p.is_dir() else [p])]
     reports, failed = [], 0
     for p in paths:
         if len(paths) == 1:
-            reports.append(describe(p, format))  # an error is the command's error (one line, exit 1)
+            reports.append(_describe(p, format))  # an error is the command's error (one line, exit 1)
             continue
         try:
-            reports.append(describe(p, format))
+            reports.append(_describe(p, format))
         except HsError as exc:  # report it and go on with the other files
             if DEBUG["on"]:
                 raise

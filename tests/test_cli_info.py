@@ -243,3 +243,26 @@ def test_malformed_files_are_one_line_errors_and_the_others_are_still_read(hstoo
     assert r.exit_code == 0 and json.loads(r.stdout)["format"] == "npz"
     r = hstool("info", tmp_path / "archive.npz", "--format", "npy")
     assert r.exit_code == 1 and "not a .npy array as its name or --format says" in r.stderr
+
+
+def test_info_describes_a_specim_capture_folder_before_calibration(hstool, tmp_path):
+    from hstool.hsdata.specim_synthetic import write_synthetic_capture
+
+    sc = write_synthetic_capture(tmp_path / "raw", "cap", 0, samples=48, lines=12, ref_lines=8,
+                                 bad_columns=(7, 30))
+    white = np.memmap(sc.path / "capture" / "WHITEREF_cap.raw", "<u2", "r+", shape=(8, 204, 48))
+    white[2, 100:103, :] = 4095
+    white.flush()
+    del white
+    r = hstool("info", sc.path, "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert report["format"] == "Specim IQ capture" and report["capture"] == "cap"
+    assert report["sensor_shape"] == [12, 48, 204] and report["upright_shape"] == [48, 12, 204]
+    assert report["tint_ms"] == 40.0 and report["reference_lines"] == {"dark": 8, "white": 8}
+    assert report["suspect_columns"] == [7, 30]  # what calibrate --drop-columns auto drops
+    assert report["white_saturated_cells"] == 3 * 48
+    raw = np.fromfile(sc.path / "capture" / "cap.raw", "<u2")
+    assert report["scene_saturated_values"] == int(np.count_nonzero(raw >= 4095))
+    r = hstool("info", tmp_path / "raw")  # a folder of captures: each described
+    assert r.exit_code == 0 and "Specim IQ capture" in r.stderr and "48x12x204" in r.stderr
