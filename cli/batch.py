@@ -6,10 +6,11 @@ progress, per-file error reporting and worker processes behave the same everywhe
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any, NamedTuple
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hstool.hsdata import HsError
+from hstool.hsdata import HsError, check_writable
 
 from .output import DEBUG, err, error
 
@@ -112,6 +113,25 @@ def run_batch(
     results = [(items[i], done[i][1]) for i in range(len(items)) if done[i][0]]
     failures = [Failure(items[i], done[i][1]) for i in range(len(items)) if not done[i][0]]
     return results, failures
+
+
+@contextlib.contextmanager
+def job_outputs(paths: Iterable[str | Path], overwrite: bool, inputs: tuple[Path, ...] = ()) -> Iterator[None]:
+    """Check every file a job writes (:func:`check_writable`), then let the job write them; if a
+    write fails, the files the job had created are removed again, so a job leaves all of its new
+    files or none (a file an ``overwrite`` replaced stays replaced)."""
+    paths = [Path(p) for p in paths]
+    for path in paths:
+        check_writable(path, overwrite, inputs)
+    before = {p for p in paths if p.exists()}
+    try:
+        yield
+    except BaseException:
+        for path in paths:
+            if path not in before:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        raise
 
 
 def report_failures(failures: list[Failure], total: int) -> int:

@@ -12,7 +12,6 @@ import typer
 
 from hstool.hsdata import (
     HsError,
-    check_writable,
     input_files,
     list_files,
     output_files,
@@ -25,7 +24,7 @@ from hstool.hsdata.formats.npy import check_npy_grid
 from hstool.hsdata.render import preview_image, write_preview
 from hstool.hsdata.spectral import resample_bands, target_grid
 
-from .batch import PreviewJob, finish_skipped, plan_outputs, report_failures, run_batch
+from .batch import PreviewJob, finish_skipped, job_outputs, plan_outputs, report_failures, run_batch
 from .options import (
     Bands,
     CubeFormat,
@@ -80,12 +79,11 @@ def run_job(job: Job) -> dict:
             raise HsError(exc.message, job.source) from None
         was = f"{bands_in} bands, {cube.wavelengths[0]:g}-{cube.wavelengths[-1]:g} nm ({job.method})"
         cube = cube.with_data(data, job.grid, resampled_from=was)
-    for path in _outputs(job):  # all of a cube's files or none
-        check_writable(path, job.overwrite)
-    image = preview_image(cube) if job.preview else None  # fails before the cube is written
-    files = write_cube(cube, job.output, job.format, job.overwrite)
-    if image is not None:
-        files.append(write_preview(image, _preview(job)[1], job.overwrite))
+    with job_outputs(_outputs(job), job.overwrite):  # all of a cube's files or none
+        image = preview_image(cube) if job.preview else None  # fails before the cube is written
+        files = write_cube(cube, job.output, job.format, job.overwrite)
+        if image is not None:
+            files.append(write_preview(image, _preview(job)[1], job.overwrite))
     return {
         "input": str(job.source),
         "output": str(files[0]),

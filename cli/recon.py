@@ -17,7 +17,6 @@ import typer
 from hstool.hsdata import (
     Cube,
     HsError,
-    check_writable,
     list_files,
     output_files,
     output_path,
@@ -26,7 +25,7 @@ from hstool.hsdata import (
 )
 from hstool.hsdata.formats.image import is_preview
 
-from .batch import PreviewJob, finish_skipped, plan_outputs, report_failures, run_batch
+from .batch import PreviewJob, finish_skipped, job_outputs, plan_outputs, report_failures, run_batch
 from .options import (
     CubeFormat,
     Device,
@@ -76,22 +75,21 @@ def _reconstruct(job: tuple[Path, Path], settings: tuple, format: str, preview: 
     src, dst = job
     if is_preview(src):  # calibrate's NAME.png beside NAME.mat: reconstructing it would replace the cube
         raise HsError("an sRGB preview hstool wrote of a cube, not a camera's RGB: nothing to reconstruct", src)
-    for path in _outputs(dst, format, preview):  # all of an image's files or none
-        check_writable(path, overwrite, inputs=(src,))
-    rgb = read_rgb(src)
-    rec = _reconstructor(settings)
-    t = time.perf_counter()
-    cube = rec(rgb)
-    seconds = time.perf_counter() - t
-    # no units: a model estimates what it was trained on, ARAD-style normalised light (reflectance x
-    # illuminant), which previews as light, as its ground truth and the demo's previews do
-    result = Cube(cube, rec.wavelengths, {"source": str(src), "model": rec.meta.get("architecture", settings[0])})
     from hstool.hsdata.render import preview_image, write_preview
 
-    image = preview_image(result) if preview else None  # fails before the cube is written
-    written = write_cube(result, dst, format, overwrite=overwrite)
-    if image is not None:
-        written.append(write_preview(image, _preview_path(dst), overwrite=overwrite))
+    with job_outputs(_outputs(dst, format, preview), overwrite, inputs=(src,)):  # all of an image's files or none
+        rgb = read_rgb(src)
+        rec = _reconstructor(settings)
+        t = time.perf_counter()
+        cube = rec(rgb)
+        seconds = time.perf_counter() - t
+        # no units: a model estimates what it was trained on, ARAD-style normalised light (reflectance x
+        # illuminant), which previews as light, as its ground truth and the demo's previews do
+        result = Cube(cube, rec.wavelengths, {"source": str(src), "model": rec.meta.get("architecture", settings[0])})
+        image = preview_image(result) if preview else None  # fails before the cube is written
+        written = write_cube(result, dst, format, overwrite=overwrite)
+        if image is not None:
+            written.append(write_preview(image, _preview_path(dst), overwrite=overwrite))
     return {"input": str(src), "output": str(written[0]), "shape": list(cube.shape), "seconds": round(seconds, 3),
             **rec.last_info}
 

@@ -24,7 +24,6 @@ from hstool.camera.pipeline import capture, clipped_fraction, encode_capture, sh
 from hstool.hsdata import (
     HsError,
     atomic_path,
-    check_writable,
     input_files,
     list_files,
     output_files,
@@ -34,7 +33,7 @@ from hstool.hsdata import (
 from hstool.hsdata.errors import check_positive
 from hstool.hsdata.formats import DEFAULT_SUFFIX
 
-from .batch import finish_skipped, plan_outputs, report_failures, run_batch
+from .batch import finish_skipped, job_outputs, plan_outputs, report_failures, run_batch
 from .options import (
     CubeFormat,
     InputFormat,
@@ -80,12 +79,11 @@ def run_job(job: Job) -> dict:
         cube, encoded = shuffle_capture(cube, image, job.pipeline, job.shuffle, np.random.default_rng(shuffle_ss))
     else:
         encoded = encode_capture(image, job.pipeline)
-    for path in _outputs(job):
-        check_writable(path, job.overwrite)
-    if job.cube_output is not None:
-        write_cube(cube, job.cube_output, job.cube_format, overwrite=job.overwrite)
-    with atomic_path(job.output, job.overwrite) as tmp:
-        tmp.write_bytes(encoded)
+    with job_outputs(_outputs(job), job.overwrite):  # the image and its permuted cube, or neither
+        if job.cube_output is not None:
+            write_cube(cube, job.cube_output, job.cube_format, overwrite=job.overwrite)
+        with atomic_path(job.output, job.overwrite) as tmp:
+            tmp.write_bytes(encoded)
     return {
         "input": str(job.source),
         "output": str(job.output),

@@ -10,14 +10,14 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from hstool.hsdata import HsError, check_writable, output_files, output_path, write_cube
+from hstool.hsdata import HsError, output_files, output_path, write_cube
 from hstool.hsdata.atomic import check_output_folder
 from hstool.hsdata.formats.npy import check_npy_grid
 from hstool.hsdata.render import preview_image, write_preview
 from hstool.hsdata.spectral import parse_band_grid
 from hstool.hsdata.synth import generate_scene
 
-from .batch import PreviewJob, finish_skipped, plan_outputs, report_failures, run_batch
+from .batch import PreviewJob, finish_skipped, job_outputs, plan_outputs, report_failures, run_batch
 from .options import CubeFormat, Json, OutDir, Overwrite, Preview, Seed, Workers, check_cube_format
 from .output import err, print_json, table
 
@@ -55,13 +55,12 @@ def _outputs(job: Job) -> list[Path]:
 def run_job(job: Job) -> dict:
     """Generate and write one scene (module level, so worker processes can run it)."""
     t0 = time.perf_counter()
-    for path in _outputs(job):  # all of a scene's files or none
-        check_writable(path, job.overwrite)
-    cube = generate_scene(job.seed, job.size, job.wavelengths, job.split)
-    image = preview_image(cube) if job.preview is not None else None  # fails before the cube is written
-    files = write_cube(cube, job.output, job.format, job.overwrite)
-    if image is not None:
-        files.append(write_preview(image, job.preview, overwrite=job.overwrite))
+    with job_outputs(_outputs(job), job.overwrite):  # all of a scene's files or none
+        cube = generate_scene(job.seed, job.size, job.wavelengths, job.split)
+        image = preview_image(cube) if job.preview is not None else None  # fails before the cube is written
+        files = write_cube(cube, job.output, job.format, job.overwrite)
+        if image is not None:
+            files.append(write_preview(image, job.preview, overwrite=job.overwrite))
     return {
         "seed": job.seed,
         "output": str(job.output),

@@ -83,3 +83,24 @@ def test_a_preview_that_cannot_be_made_fails_alone(hstool, tmp_path, tmp_cube):
     assert [f["preview"] for f in report["failed"]] == [str(out / preview_name)]
     assert str(out / cube_name) in report["failed"][0]["error"]
     assert (out / "other.png").exists() and not (out / preview_name).exists()
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_job_whose_last_write_fails_leaves_none_of_its_new_files(hstool, tmp_path, tmp_cube, monkeypatch, command):
+    """The preview is each job's last file: when writing it fails, the cube (and calibrate's
+    sidecar) written just before are removed again, so a rerun finds no half-done job."""
+    import importlib
+
+    args, *_ = COMMANDS[command](tmp_path, tmp_cube)
+    module = importlib.import_module(f"hstool.cli.{command}")
+
+    def full_disk(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(module, "write_preview", full_disk, raising=False)
+    if command == "recon":  # recon imports it where it runs
+        monkeypatch.setattr("hstool.hsdata.render.write_preview", full_disk)
+    out = tmp_path / "out"
+    r = hstool(command, *args(out), "--preview")
+    assert r.exit_code == 1 and "No space left on device" in r.stderr, r.output
+    assert not out.exists() or sorted(p.name for p in out.iterdir()) == []
