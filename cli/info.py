@@ -54,7 +54,7 @@ def info(
     paths: Annotated[list[Path], typer.Argument(
         help="Cube or image files (.mat, .hdr/.raw, .npy, .npz, .png, .jpg, .tif), folders of them, or Specim IQ "
         "capture folders.")],
-    format: Annotated[str | None, typer.Option("--format", "-f", help="Force the format (mat, envi, npy, npz, image).")] = None,
+    format: Annotated[str | None, typer.Option("--in-format", "--format", "-f", help="Force the input format (mat, envi, npy, npz, image): --in-format as the other commands spell it.")] = None,
     json: Json = False,
 ) -> None:
     """Show format, shape, type, band grid, value range and metadata of each file (--json: one

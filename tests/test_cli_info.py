@@ -239,8 +239,9 @@ def test_malformed_files_are_one_line_errors_and_the_others_are_still_read(hstoo
         assert problem in reports[name]["error"] and f"{tmp_path / name}: " in r.stderr, name
     assert reports["archive.npz"]["shape"] == [3, 4, 31]
     (tmp_path / "cube.bin").write_bytes((tmp_path / "archive.npz").read_bytes())
-    r = hstool("info", tmp_path / "cube.bin", "--format", "npz", "--json")
-    assert r.exit_code == 0 and json.loads(r.stdout)["format"] == "npz"
+    for flag in ("--format", "--in-format", "-f"):  # --in-format as convert, render, simulate spell it
+        r = hstool("info", tmp_path / "cube.bin", flag, "npz", "--json")
+        assert r.exit_code == 0 and json.loads(r.stdout)["format"] == "npz"
     r = hstool("info", tmp_path / "archive.npz", "--format", "npy")
     assert r.exit_code == 1 and "not a .npy array as its name or --format says" in r.stderr
 
