@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
@@ -96,7 +97,9 @@ def read_native(path: str | Path) -> np.ndarray:
             arr = _exif_upright(arr, path)
     if arr is None:
         try:
-            arr = iio.imread(path)
+            with warnings.catch_warnings():  # imageio's notes on its own legacy plugins, tried in turn
+                warnings.simplefilter("ignore", DeprecationWarning)
+                arr = iio.imread(path)
         except Exception as exc:
             raise HsError("not a readable image (the decoder cannot read it)", path) from exc
         arr = _exif_upright(np.asarray(arr), path)
