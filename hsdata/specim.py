@@ -114,10 +114,19 @@ def find_captures(path: str | Path) -> list[Path]:
     return found
 
 
+#: the folders a Specim IQ capture holds (the camera writes no others)
+CAPTURE_PARTS = ("capture", "metadata", "results")
+
+
 def capture_files(folder: str | Path) -> list[Path]:
-    """Every file of a capture folder, through symbolic links too: the inputs an output must
-    never replace."""
-    return [Path(root) / name for root, _, names in os.walk(folder, followlinks=True) for name in names]
+    """The camera's files of a capture folder, through symbolic links too: the inputs an output
+    must never replace. Those at its top (manifest.xml, the thumbnail, a .cal) and everything under
+    capture/, metadata/ and results/; a folder of one's own inside it (an output folder a rerun
+    writes to again) is not the camera's."""
+    folder = Path(folder)
+    top = [p for p in folder.iterdir() if p.is_file()]
+    return top + [Path(root) / name for part in CAPTURE_PARTS if (folder / part).is_dir()
+                  for root, _, names in os.walk(folder / part, followlinks=True) for name in names]
 
 
 def _xml_root(path: Path, what: str) -> ET.Element:

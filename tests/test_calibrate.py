@@ -340,6 +340,10 @@ def test_cli_names_captures_by_folder_and_skips_archive_debris(hstool, tmp_path,
     r = hstool("calibrate", ".", tmp_path / "o1", "-f", "npy", "--json")
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "o1").iterdir()) == ["cap1.json", "cap1.npy"]
+    for extra in ((), ("--overwrite",)):  # an output folder of one's own inside the capture: rerun, redone
+        r = hstool("calibrate", ".", "out", "-f", "npy", *extra)
+        assert r.exit_code == 0, r.output
+    assert "skipped 1 capture(s)" not in r.stderr and (raw / "cap1" / "out" / "cap1.npy").exists()
     monkeypatch.chdir(raw / "cap1" / "capture")
     r = hstool("calibrate", "..", tmp_path / "o2", "-f", "npy")
     assert r.exit_code == 0 and (tmp_path / "o2" / "cap1.npy").exists()
