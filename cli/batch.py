@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hstool.hsdata import HsError, check_writable
+from hstool.hsdata import CUBE_FORMATS, HsError, check_writable, detect_format, list_files
 
 from .output import DEBUG, err, error
 
@@ -113,6 +113,30 @@ def run_batch(
     results = [(items[i], done[i][1]) for i in range(len(items)) if done[i][0]]
     failures = [Failure(items[i], done[i][1]) for i in range(len(items)) if not done[i][0]]
     return results, failures
+
+
+def gather_inputs(paths: Sequence[Path], kinds: tuple[str, ...] = CUBE_FORMATS, in_format: str | None = None) -> list[Path]:
+    """A batch's input files: each folder's files of ``kinds``, and each file named, except named
+    files of another kind (a shell glob's ``cal/*`` brings the sidecars and previews beside the
+    cubes), which are set aside with one note. ``in_format`` takes every named file as that format.
+    Nothing left is an error."""
+    files, other = [], []
+    for p in paths:
+        if p.is_dir() or not p.exists() or in_format is not None:
+            files += list_files(p, kinds)
+            continue
+        try:
+            kind = detect_format(p)
+        except HsError:
+            kind = None
+        (files if kind in kinds else other).append(p)
+    if other:
+        what = "cube" if "image" not in kinds else "image"
+        note = f"set aside {len(other)} file(s) that are not {what}s: {', '.join(p.name for p in other[:5])}"
+        err.print(note + (f" and {len(other) - 5} more" if len(other) > 5 else ""), style="yellow")
+    if not files:
+        raise HsError(f"no {'/'.join(kinds)} files among the inputs", other[0] if other else None)
+    return files
 
 
 @contextlib.contextmanager

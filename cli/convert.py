@@ -13,7 +13,6 @@ import typer
 from hstool.hsdata import (
     HsError,
     input_files,
-    list_files,
     output_files,
     output_path,
     read_cube,
@@ -24,7 +23,15 @@ from hstool.hsdata.formats.npy import check_npy_grid
 from hstool.hsdata.render import preview_image, write_preview
 from hstool.hsdata.spectral import resample_bands, target_grid
 
-from .batch import PreviewJob, finish_skipped, job_outputs, plan_outputs, report_failures, run_batch
+from .batch import (
+    PreviewJob,
+    finish_skipped,
+    gather_inputs,
+    job_outputs,
+    plan_outputs,
+    report_failures,
+    run_batch,
+)
 from .options import (
     Bands,
     CubeFormat,
@@ -127,7 +134,7 @@ def convert(
         check_npy_grid(grid)  # refused now rather than once per cube
     check_input_format(in_format)
     found = {}  # one job per cube, however often it is named (an ENVI pair by its header and its binary)
-    for src in (f for p in inputs for f in list_files(p)):
+    for src in gather_inputs(inputs, in_format=in_format):
         found.setdefault(frozenset(p.resolve() for p in input_files(src, in_format)), src)
     jobs = [Job(src, output_path(out, src.stem, format), in_format, format, grid, method, fwhm, extrapolate,
                 preview, overwrite) for src in found.values()]

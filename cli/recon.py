@@ -17,7 +17,6 @@ import typer
 from hstool.hsdata import (
     Cube,
     HsError,
-    list_files,
     output_files,
     output_path,
     read_rgb,
@@ -25,7 +24,15 @@ from hstool.hsdata import (
 )
 from hstool.hsdata.formats.image import is_preview
 
-from .batch import PreviewJob, finish_skipped, job_outputs, plan_outputs, report_failures, run_batch
+from .batch import (
+    PreviewJob,
+    finish_skipped,
+    gather_inputs,
+    job_outputs,
+    plan_outputs,
+    report_failures,
+    run_batch,
+)
 from .options import (
     CubeFormat,
     Device,
@@ -134,7 +141,7 @@ def recon(
     format = check_cube_format(format)
     from hstool.camera.pipeline import strip_track_suffix
 
-    files = [f for p in inputs for f in list_files(p, kinds=("image",))]
+    files = gather_inputs(inputs, ("image",))
     jobs = [(f, output_path(out, strip_track_suffix(f.stem), format)) for f in files]
     plan = plan_outputs(jobs, lambda job: _outputs(job[1], format, preview), files, overwrite,
                         name=lambda job: str(job[0]), preview=lambda job: PreviewJob(job[1], _preview_path(job[1])) if preview else None)

@@ -25,7 +25,6 @@ from hstool.hsdata import (
     HsError,
     atomic_path,
     input_files,
-    list_files,
     output_files,
     read_cube,
     write_cube,
@@ -33,7 +32,7 @@ from hstool.hsdata import (
 from hstool.hsdata.errors import check_positive
 from hstool.hsdata.formats import DEFAULT_SUFFIX
 
-from .batch import finish_skipped, job_outputs, plan_outputs, report_failures, run_batch
+from .batch import finish_skipped, gather_inputs, job_outputs, plan_outputs, report_failures, run_batch
 from .options import (
     CubeFormat,
     InputFormat,
@@ -229,7 +228,7 @@ def simulate(
     if shuffle and out.resolve() in {p.resolve() for p in inputs if p.is_dir()}:
         raise HsError("--shuffle writes cubes, which a later run would read as inputs: choose another output folder", out)
 
-    sources = [f for p in inputs for f in list_files(p)]
+    sources = gather_inputs(inputs, in_format=in_format)
     jobs = []
     for src in sources:
         stem = src.stem + pipe.suffix

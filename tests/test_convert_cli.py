@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hstool.hsdata import read_cube, write_cube
+from hstool.hsdata import read_cube, write_cube, write_rgb
 from hstool.hsdata.spectral import resample_bands
 
 
@@ -132,3 +132,21 @@ def test_format_and_method_take_any_case(hstool, tmp_path, tmp_cube):
                "Gaussian", "--json")
     assert r.exit_code == 0, r.output
     assert [Path(w["output"]).name for w in json.loads(r.stdout)["written"]] == ["a.npz"]
+
+
+def test_named_files_of_another_kind_are_set_aside_not_collided(hstool, tmp_path, tmp_cube):
+    """A shell glob (cal/*) names each cube's sidecar and preview too: those are set aside with one
+    note, the cubes converted (they had collided into one output and stopped the batch)."""
+    cal = tmp_path / "cal"
+    write_cube(tmp_cube(8, 10), cal / "a.hdr")
+    (cal / "a.json").write_text("{}")
+    write_rgb(cal / "a.png", np.zeros((8, 10, 3), np.uint8))
+    named = sorted(cal.iterdir())  # a.hdr, a.json, a.png, a.raw
+    r = hstool("convert", *named, tmp_path / "out", "-f", "npz", "--json")
+    assert r.exit_code == 0, r.output
+    assert "set aside 2 file(s) that are not cubes: a.json, a.png" in r.stderr
+    assert [Path(w["output"]).name for w in json.loads(r.stdout)["written"]] == ["a.npz"]
+    r = hstool("recon", *named, "--model", "linear", "--out", tmp_path / "rec", "--json")
+    assert "set aside 3 file(s) that are not images: a.hdr, a.json, a.raw" in r.stderr
+    r = hstool("convert", cal / "a.json", tmp_path / "o2")
+    assert r.exit_code == 1 and "no mat/envi/npy/npz files among the inputs" in r.stderr
