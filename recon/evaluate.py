@@ -151,12 +151,17 @@ def physical_consistency(
     A perfect reconstruction scores 0 on the noise-free clean track and the noise floor on the
     real-world track (fresh noise: the report's 0.033-0.036 for the top entries). Compared with
     :func:`hstool.recon.metrics.rgb_consistency` (the linear projection against the quantised
-    image), this is not dominated by 8-bit quantisation of dark pixels.
+    image), this is not dominated by 8-bit quantisation of dark pixels. A PNG pipeline re-images
+    at the input's bit depth (a 16-bit input of ``simulate --bits 16`` is compared in 16 bits).
     """
     from hstool.camera import simulate, track
+    from hstool.camera.stages import code_bits
 
     pipe = track(pipeline) if isinstance(pipeline, str) else pipeline
     rgb = np.asarray(rgb)
+    bits = code_bits(rgb)
+    if bits is not None and bits != pipe.bits and pipe.encoding == "png":
+        pipe = pipe.replace(bits=bits)
     if rgb.shape[:2] != pred.data.shape[:2]:
         raise HsError(f"input RGB is {rgb.shape[0]}×{rgb.shape[1]}, the cube {pred.height}×{pred.width}")
     metrics.check_finite(pred.data)

@@ -392,3 +392,15 @@ def test_strict_fails_a_run_with_unpaired_files(hstool, folders):
     r = hstool("score", root / "pred", root / "gt", "--strict", "--json")
     assert r.exit_code == 1 and "--strict: 1 prediction(s) and 1 ground truth(s) have no partner" in r.stderr
     assert [row["image"] for row in json.loads(r.stdout)["images"]] == ["a", "b"]
+
+
+def test_physical_consistency_re_images_at_the_inputs_bit_depth(hstool, tmp_path, tmp_cube):
+    """A 16-bit input (simulate --bits 16) is re-imaged in 16 bits: a consistent reconstruction
+    scores 0 there, as an 8-bit one does on 8-bit input (it scored the 8-bit rounding before)."""
+    write_cube(tmp_cube(16, 20, seed=3), tmp_path / "gt" / "A.mat")
+    assert hstool("simulate", tmp_path / "gt", tmp_path / "rgb", "--bits", "16").exit_code == 0
+    r = hstool("recon", tmp_path / "rgb", "--model", "rootpoly", "--consistent", "--out", tmp_path / "rec")
+    assert r.exit_code == 0, r.output
+    r = hstool("score", tmp_path / "rec", tmp_path / "gt", "--rgb", tmp_path / "rgb", "-t", "clean", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["images"][0]["physical"] == 0.0
