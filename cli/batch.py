@@ -158,13 +158,25 @@ def job_outputs(paths: Iterable[str | Path], overwrite: bool, inputs: tuple[Path
         raise
 
 
-def report_failures(failures: list[Failure], total: int) -> int:
-    """Print a closing line for the failures; return the exit code (0 when none failed)."""
+def report_failures(failures: list[Failure], total: int, plan: Plan | None = None) -> int:
+    """Print a closing line for the failures, and for the jobs of ``plan`` held back by some of
+    their files being there already (:attr:`Plan.partial`); return the exit code: 1 when a job
+    failed or is incomplete (an output asked for is missing), else 0."""
+    held = len(plan.partial) if plan is not None else 0
+    if held:
+        err.print(f"[bold red]{held} job(s) incomplete[/]: some of their files exist and the others were not "
+                  "written (--overwrite writes them all)", markup=True)
     if not failures:
-        return 0
+        return 1 if held else 0
     rest = "" if len(failures) == total else "; the others were written"
     err.print(f"[bold red]{len(failures)} of {total} failed[/]{rest}.", markup=True)
     return 1
+
+
+def incomplete(plan: Plan) -> list[dict[str, list[str]]]:
+    """``plan``'s half-present jobs for ``--json``: the files there and the ones missing."""
+    return [{"existing": [str(p) for p in there], "missing": [str(p) for p in missing]}
+            for there, missing in plan.partial]
 
 
 #: how many half-present jobs :func:`finish_skipped` names one by one

@@ -18,7 +18,15 @@ from ..hsdata.formats.npy import check_npy_grid
 from ..hsdata.render import preview_image, write_preview
 from ..hsdata.specim import IQ_WAVELENGTHS, capture_files, find_captures
 from ..hsdata.spectral import resampling_matrix, target_grid
-from .batch import PreviewJob, finish_skipped, job_outputs, plan_outputs, report_failures, run_batch
+from .batch import (
+    PreviewJob,
+    finish_skipped,
+    incomplete,
+    job_outputs,
+    plan_outputs,
+    report_failures,
+    run_batch,
+)
 from .options import (
     Bands,
     CubeFormat,
@@ -141,7 +149,8 @@ def calibrate(
     )
     rows = [r for _, r in results]
     if json:
-        print_json({"written": rows, "skipped": [str(t) for _, t in skipped], "previews": previews,
+        print_json({"written": rows, "incomplete": incomplete(plan),
+                    "skipped": [str(t) for _, t in skipped], "previews": previews,
                     "failed": [{"capture": str(f.item[0]), "error": f.message} for f in failures]
                     + [{"preview": str(f.item.png), "error": f.message} for f in preview_failures]})
     elif rows:
@@ -157,6 +166,6 @@ def calibrate(
         err.print(f"{len(glare)} capture(s) have a white reference the sensor clipped ({', '.join(glare)}): their "
                   "reflectance reads too high in those (column, band) cells (counted in each sidecar's "
                   "white_saturated_cells; expose the panel shorter)", style="yellow")
-    code = report_failures(failures + preview_failures, len(todo) + len(plan.previews))
+    code = report_failures(failures + preview_failures, len(todo) + len(plan.previews), plan)
     if code:
         raise typer.Exit(code)

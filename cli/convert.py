@@ -27,6 +27,7 @@ from .batch import (
     PreviewJob,
     finish_skipped,
     gather_inputs,
+    incomplete,
     job_outputs,
     plan_outputs,
     report_failures,
@@ -147,13 +148,14 @@ def convert(
     results, failures = run_batch(jobs, run_job, "converting", workers, name=lambda j: j.source.name)
     rows = [r for _, r in results]
     if json:
-        print_json({"written": rows, "skipped": [str(j.output) for j in skipped], "previews": previews,
+        print_json({"written": rows, "incomplete": incomplete(plan),
+                    "skipped": [str(j.output) for j in skipped], "previews": previews,
                     "failed": [{"input": str(f.item.source), "error": f.message} for f in failures]
                     + [{"preview": str(f.item.png), "error": f.message} for f in preview_failures]})
     elif rows:
         err.print(table(f"{len(rows)} cube(s) in {out}", ["input", "output", "shape", "bands in", "s"],
                         [[Path(r["input"]).name, Path(r["output"]).name, "x".join(map(str, r["shape"])),
                           r["bands_in"], r["seconds"]] for r in rows]))
-    code = report_failures(failures + preview_failures, len(jobs) + len(plan.previews))
+    code = report_failures(failures + preview_failures, len(jobs) + len(plan.previews), plan)
     if code:
         raise typer.Exit(code)

@@ -28,6 +28,7 @@ from .batch import (
     PreviewJob,
     finish_skipped,
     gather_inputs,
+    incomplete,
     job_outputs,
     plan_outputs,
     report_failures,
@@ -164,7 +165,8 @@ def recon(
     results, failures = run_batch(jobs, fn, "recon", workers, name=lambda job: job[0].name, spawn=True)
     rows = [r for _, r in results]
     if json:
-        print_json({"written": rows, "skipped": [str(dst) for _, dst in skipped], "previews": previews,
+        print_json({"written": rows, "incomplete": incomplete(plan),
+                    "skipped": [str(dst) for _, dst in skipped], "previews": previews,
                     "failed": [{"input": str(f.item[0]), "error": f.message} for f in failures]
                     + [{"preview": str(f.item.png), "error": f.message} for f in preview_failures]})
     elif rows:
@@ -172,4 +174,4 @@ def recon(
         err.print(table(f"{len(rows)} cube(s) in {out}", cols,
                         [[Path(r["input"]).name, r["output"], "x".join(map(str, r["shape"])), fmt(r["seconds"], 3)]
                          + ([r.get("corrected", 0), r.get("infeasible", 0)] if consistent else []) for r in rows]))
-    raise typer.Exit(report_failures(failures + preview_failures, len(jobs) + len(plan.previews)))
+    raise typer.Exit(report_failures(failures + preview_failures, len(jobs) + len(plan.previews), plan))

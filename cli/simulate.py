@@ -32,7 +32,15 @@ from hstool.hsdata import (
 from hstool.hsdata.errors import check_positive
 from hstool.hsdata.formats import DEFAULT_SUFFIX
 
-from .batch import finish_skipped, gather_inputs, job_outputs, plan_outputs, report_failures, run_batch
+from .batch import (
+    finish_skipped,
+    gather_inputs,
+    incomplete,
+    job_outputs,
+    plan_outputs,
+    report_failures,
+    run_batch,
+)
 from .options import (
     CubeFormat,
     InputFormat,
@@ -243,7 +251,7 @@ def simulate(
     results, failures = run_batch(jobs, run_job, f"simulate {pipe.name}", workers, name=lambda j: j.source.name)
     if json:
         print_json({"pipeline": pipe.describe(), "written": [r for _, r in results],
-                    "skipped": [str(j.output) for j in skipped],
+                    "incomplete": incomplete(plan), "skipped": [str(j.output) for j in skipped],
                     "failed": [{"input": str(f.item.source), "error": f.message} for f in failures]})
     elif results:
         err.print(table(f"{pipe.name}: {len(results)} written to {out}", ["input", "output", "clipped %", "seconds"],
@@ -255,6 +263,6 @@ def simulate(
         err.print(f"{len(glare)} image(s) clipped on more than {100 * CLIPPED_WARN:g}% of their pixels (up to "
                   f"{100 * worst['clipped']:.1f}% in {Path(worst['output']).name}): the cube is brighter than the "
                   "camera's full scale there; check its scale, or --exposure / --brightness", style="yellow")
-    code = report_failures(failures, len(jobs))
+    code = report_failures(failures, len(jobs), plan)
     if code:
         raise typer.Exit(code)

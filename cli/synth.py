@@ -17,7 +17,15 @@ from hstool.hsdata.render import preview_image, write_preview
 from hstool.hsdata.spectral import parse_band_grid
 from hstool.hsdata.synth import generate_scene
 
-from .batch import PreviewJob, finish_skipped, job_outputs, plan_outputs, report_failures, run_batch
+from .batch import (
+    PreviewJob,
+    finish_skipped,
+    incomplete,
+    job_outputs,
+    plan_outputs,
+    report_failures,
+    run_batch,
+)
 from .options import CubeFormat, Json, OutDir, Overwrite, Preview, Seed, Workers, check_cube_format
 from .output import err, print_json, table
 
@@ -129,12 +137,13 @@ def synth(
     results, failures = run_batch(jobs, run_job, f"synth {split}", workers, name=lambda j: j.output.name)
     rows = [r for _, r in results]
     if json:
-        print_json({"written": rows, "skipped": [str(j.output) for j in skipped], "previews": previews,
+        print_json({"written": rows, "incomplete": incomplete(plan),
+                    "skipped": [str(j.output) for j in skipped], "previews": previews,
                     "failed": [{"output": str(f.item.output), "error": f.message} for f in failures]
                     + [{"preview": str(f.item.png), "error": f.message} for f in preview_failures]})
     elif rows:
         err.print(table(f"{len(rows)} scene(s) in {out}", ["file", "illuminant", "norm_factor", "s"],
                         [[Path(r["output"]).name, r["illuminant"], r["norm_factor"], r["seconds"]] for r in rows]))
-    code = report_failures(failures + preview_failures, len(jobs) + len(plan.previews))
+    code = report_failures(failures + preview_failures, len(jobs) + len(plan.previews), plan)
     if code:
         raise typer.Exit(code)

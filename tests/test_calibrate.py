@@ -276,7 +276,7 @@ def test_cli_skips_existing_outputs_unless_overwrite(hstool, batch, tmp_path):
     assert res.exit_code == 0 and (out / "a.npy").stat().st_mtime_ns != before
     # another format: the sidecars exist, so nothing is written for any capture (never half of one)
     res = hstool("calibrate", batch, out, "--format", "npz")
-    assert res.exit_code == 0 and "skipped 3 capture(s)" in res.stderr
+    assert res.exit_code == 1 and "skipped 3 capture(s)" in res.stderr and "3 job(s) incomplete" in res.stderr
     assert f"{out / 'a.json'} exists without {out / 'a.npz'}: kept as it is" in res.stderr  # says why
     assert not list(out.glob("*.npz"))
 

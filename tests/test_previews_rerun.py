@@ -65,8 +65,8 @@ def test_a_rerun_with_preview_adds_previews_from_the_cubes(hstool, tmp_path, tmp
     # a job missing its cube but holding a preview is not half redone: skipped whole, as before
     cube.unlink()
     r = run(twice, "--preview", "--json")
-    assert r.exit_code == 0 and json.loads(r.stdout)["previews"] == [] and not cube.exists()
-    assert "skipped 1" in r.stderr
+    assert r.exit_code == 1 and json.loads(r.stdout)["previews"] == [] and not cube.exists()
+    assert "skipped 1" in r.stderr and json.loads(r.stdout)["incomplete"][0]["missing"][0].startswith(str(cube))
 
 
 def test_a_preview_that_cannot_be_made_fails_alone(hstool, tmp_path, tmp_cube):

@@ -118,12 +118,15 @@ def test_synth_cli_writes_readable_cubes_with_norm_factor(hstool, tmp_path):
     assert npz.exit_code == 0, npz.output
     cube = read_cube(tmp_path / "SYNTH_train_0000.npz")
     assert cube.bands == 14 and cube.meta["norm_factor"] > 0
-    # a scene whose preview exists is skipped whole, and --json reports it
+    # a scene whose preview exists is skipped whole, and --json reports it incomplete (exit 1: a file
+    # asked for is missing)
     (tmp_path / "SYNTH_train_0001.png").write_bytes(b"keep")
     res = hstool("synth", tmp_path, "--n", "2", "--size", "16x16", "--seed", "1", "--preview", "--json")
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1 and "1 job(s) incomplete" in res.stderr, res.output
     report = json.loads(res.stdout)
     assert report["skipped"] == [str(tmp_path / "SYNTH_train_0001.mat")] and report["failed"] == []
+    assert report["incomplete"] == [{"existing": [str(tmp_path / "SYNTH_train_0001.png")],
+                                     "missing": [str(tmp_path / "SYNTH_train_0001.mat")]}]
     assert [Path(r["output"]).name for r in report["written"]] == ["SYNTH_train_0002.mat"]
     assert not (tmp_path / "SYNTH_train_0001.mat").exists()
     assert (tmp_path / "SYNTH_train_0001.png").read_bytes() == b"keep"
