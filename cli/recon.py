@@ -150,6 +150,7 @@ def recon(
     consistent_arg: Any = (css or True) if consistent else None
     if css and not consistent:
         raise HsError("--css is used with --consistent")
+    precision = precision.lower()  # FP16 is fp16
     settings = (model, str(weights) if weights else None, track, device, precision, ensemble, tile,
                 consistent_arg, exposure_invariant, gamma)
     try:

@@ -75,7 +75,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` -> CUDA when present, else CPU; otherwise ``cpu``, ``cuda``, ``cuda:N``, ``mps``."""
     if isinstance(device, torch.device):
         return device
-    if device in (None, "", "auto"):
+    device = (device or "").lower()  # CPU is cpu
+    if device in ("", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)

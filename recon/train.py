@@ -144,8 +144,11 @@ class TrainConfig:
     speed: bool = True
 
     def __post_init__(self):
-        if self.val == "none":  # as the command line says it
-            self.val = None
+        # the keywords as the command line says them, in any case (SYNTH is synth, not a folder)
+        if isinstance(self.data, str) and self.data.lower() == "synth":
+            self.data = "synth"
+        if isinstance(self.val, str) and self.val.lower() in ("synth", "none"):
+            self.val = None if self.val.lower() == "none" else "synth"
 
     def command(self) -> str:
         spec = model_spec(self.model)

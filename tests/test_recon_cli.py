@@ -261,3 +261,13 @@ def test_a_weights_files_track_is_not_contradicted(hstool, clean_png, tmp_path):
     for extra in ([], ["--track", "RealWorld"]):  # the file's own track, named or not
         r = hstool("recon", png, "-w", weights, *extra, "-o", tmp_path / "b", "--overwrite")
         assert r.exit_code == 0, r.output
+
+
+def test_precision_device_and_formats_take_any_case(hstool, clean_png, tmp_path):
+    png, _ = clean_png
+    r = hstool("recon", png, "--model", "linear", "--precision", "FP32", "--device", "CPU", "--out", tmp_path / "o",
+               "-f", "NPZ")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "o" / "ARAD_HS_0451.npz").exists()
+    r = hstool("info", tmp_path / "o" / "ARAD_HS_0451.npz", "--in-format", "NPZ", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["format"] == "npz"

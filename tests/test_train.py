@@ -624,3 +624,12 @@ def test_validation_cubes_with_calibration_noise_below_zero(hstool, tmp_path, tm
     write_cube(cube.with_data(noisy), tmp_path / "bad" / "b.npz")
     r = hstool("train", *args, "--val", tmp_path / "bad", "--out", tmp_path / "x.safetensors")
     assert r.exit_code == 1 and "b.npz: cube has negative values" in r.output and "epoch" not in r.output
+
+
+def test_data_and_val_keywords_take_any_case(tmp_path):
+    """--data SYNTH is the synthetic scenes, not a folder named SYNTH; --val NONE is no validation."""
+    from hstool.recon.train import TrainConfig
+
+    cfg = TrainConfig(model="rootpoly", out=str(tmp_path / "w.safetensors"), data="SYNTH", val="NONE")
+    assert cfg.data == "synth" and cfg.val is None
+    assert TrainConfig(model="rootpoly", out="w.safetensors", val="Synth").val == "synth"

@@ -27,6 +27,7 @@ DEFAULT_SUFFIX = {"mat": ".mat", "mat5": ".mat", "envi": ".hdr", "npy": ".npy", 
 def detect_format(path: str | Path, format: str | None = None) -> str:
     """The format of ``path``: ``format`` when given, else by extension."""
     if format is not None:
+        format = format.lower()  # NPZ is npz, as --format takes it
         if format not in SUFFIXES:
             raise HsError(f"unknown format '{format}' (known: {', '.join(SUFFIXES)})", path or None)
         return format
