@@ -58,8 +58,8 @@ def info(
     json: Json = False,
 ) -> None:
     """Show format, shape, type, band grid, value range and metadata of each file (--json: one
-    object when there is one file, folders expanded; a list when there are several, in which a file
-    that cannot be read is {"path", "error"}).
+    object when there is one file, folders expanded; a list when there are several; a file that
+    cannot be read is {"path", "error"}).
 
     Example: [bold]hstool info ARAD_HS_0451.mat capture/scene.hdr photo.jpg[/]
     """
@@ -68,7 +68,7 @@ def info(
     paths = [f for p in paths for f in (_folder(p) if p.is_dir() else [p])]
     reports, failed = [], 0
     for p in paths:
-        if len(paths) == 1:
+        if len(paths) == 1 and not json:
             reports.append(_describe(p, format))  # an error is the command's error (one line, exit 1)
             continue
         try:

@@ -99,6 +99,20 @@ def _plot_per_band(rows: list[dict], maps: Path, overwrite: bool) -> str | None:
     return str(ev.plot_per_band(rows, path, overwrite))
 
 
+def _ambiguous(lone_pred: list[Path], lone_gt: list[Path]) -> list[str]:
+    """Why an unpaired prediction found no partner although some share its stem but for a track
+    suffix: there were several (X_clean and X_RealWorld), and picking one would be a guess."""
+    from hstool.camera.pipeline import strip_track_suffix
+
+    lines = []
+    for p in lone_pred:
+        rivals = [g.name for g in lone_gt if strip_track_suffix(g.stem) == strip_track_suffix(p.stem)]
+        if len(rivals) > 1:
+            lines.append(f"{p.name} could pair with {' or '.join(rivals)}: ambiguous, so with neither "
+                         "(score one track's files at a time)")
+    return lines
+
+
 def warn_infinite(rows: list[dict], keys: tuple[str, ...]) -> None:
     """Say which images scored an infinite MRAE because their ground truth holds zeros."""
     for r in rows:
@@ -178,8 +192,11 @@ def score(
     for side, lone in (("predictions", lone_pred), ("ground truths", lone_gt)):
         if lone:
             err.print(f"[yellow]{len(lone)} unpaired {side}:[/] " + escape(", ".join(p.name for p in lone)), markup=True)
+    ambiguous = _ambiguous(lone_pred, lone_gt)
+    for line in ambiguous if pairs else ():  # without pairs, the error says it
+        err.print(line, style="yellow")
     if not pairs:
-        raise HsError(f"no pairs: no file stem in {pred} matches one in {gt}")
+        raise HsError(f"no pairs: {ambiguous[0]}" if ambiguous else f"no pairs: no file stem in {pred} matches one in {gt}")
     images = list_files(rgb, kinds=("image",)) if rgb is not None else []
     if csv_path is not None:
         inputs = tuple(p for pair in pairs for p in pair)

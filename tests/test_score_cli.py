@@ -404,3 +404,16 @@ def test_physical_consistency_re_images_at_the_inputs_bit_depth(hstool, tmp_path
     r = hstool("score", tmp_path / "rec", tmp_path / "gt", "--rgb", tmp_path / "rgb", "-t", "clean", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["images"][0]["physical"] == 0.0
+
+
+def test_a_prediction_two_tracks_could_claim_is_named_ambiguous(hstool, tmp_path, tmp_cube):
+    pred, gt = cube_pair(tmp_cube, size=(6, 8))
+    write_cube(pred, tmp_path / "p" / "X.npz")
+    for name in ("X_clean.npz", "X_RealWorld.npz"):
+        write_cube(gt, tmp_path / "g" / name)
+    r = hstool("score", tmp_path / "p", tmp_path / "g")
+    assert r.exit_code == 1
+    assert "no pairs: X.npz could pair with X_RealWorld.npz or X_clean.npz: ambiguous" in r.stderr
+    r = hstool("info", tmp_path / "nothing.mat", "--json")  # one unreadable file: still JSON on stdout
+    assert r.exit_code == 1 and json.loads(r.stdout) == {"path": str(tmp_path / "nothing.mat"),
+                                                         "error": f"{tmp_path / 'nothing.mat'}: no such file"}
