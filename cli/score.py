@@ -242,18 +242,24 @@ def score(
         err.print("the images have different band grids: no per-band mean", style="yellow")
     warn_infinite(rows, ("mrae", "weighted", "backprojection"))
     if csv_path is not None and rows:
-        bands = [f"{m}_{w:g}nm" for m in ("mrae", "rmse") for w in band_mean["wavelengths"]] if band_mean else []
+        # one column per wavelength any image has: images on other grids leave the others blank
+        grid = sorted({w for r in rows for w in r["per_band"]["wavelengths"]}) if per_band else []
+        bands = [f"{m}_{w:g}nm" for m in ("mrae", "rmse") for w in grid]
 
         def per_band_cells(r: dict) -> list[str]:
-            return [repr(v) for m in ("mrae", "rmse") for v in r["per_band"][m]] if bands else []
+            if not grid:
+                return []
+            if not r.get("per_band"):
+                return [""] * len(bands)
+            at = {m: dict(zip(r["per_band"]["wavelengths"], r["per_band"][m])) for m in ("mrae", "rmse")}
+            return [repr(at[m][w]) if w in at[m] else "" for m in ("mrae", "rmse") for w in grid]
 
         with atomic_path(csv_path, overwrite) as tmp, open(tmp, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["image", *columns, *bands, "pred", "gt"])
             w.writerows([[r["image"], *[repr(r[c]) for c in columns], *per_band_cells(r), r["pred"], r["gt"]]
                          for r in rows])
-            w.writerow(["mean", *[repr(mean[c]) for c in columns], *(per_band_cells({"per_band": band_mean})),
-                        "", ""])
+            w.writerow(["mean", *[repr(mean[c]) for c in columns], *per_band_cells({"per_band": band_mean}), "", ""])
     plot = _plot_per_band(rows, maps, overwrite) if per_band and maps is not None and rows else None
     if json:
         print_json(

@@ -417,3 +417,18 @@ def test_a_prediction_two_tracks_could_claim_is_named_ambiguous(hstool, tmp_path
     r = hstool("info", tmp_path / "nothing.mat", "--json")  # one unreadable file: still JSON on stdout
     assert r.exit_code == 1 and json.loads(r.stdout) == {"path": str(tmp_path / "nothing.mat"),
                                                          "error": f"{tmp_path / 'nothing.mat'}: no such file"}
+
+
+def test_per_band_csv_keeps_each_images_bands_on_mixed_grids(hstool, tmp_path, tmp_cube):
+    """Pairs on 31 and 16 bands: each image's own columns filled, the others blank, no mean."""
+    for stem, wl in (("a", np.arange(400.0, 701.0, 10.0)), ("b", np.linspace(400, 700, 16))):
+        pred, gt = cube_pair(tmp_cube, size=(6, 8))
+        write_cube(gt.with_data(gt.data[..., : wl.size], wavelengths=wl), tmp_path / "g" / f"{stem}.npz")
+        write_cube(pred.with_data(pred.data[..., : wl.size], wavelengths=wl), tmp_path / "p" / f"{stem}.npz")
+    r = hstool("score", tmp_path / "p", tmp_path / "g", "-m", "mrae", "--per-band", "--csv", tmp_path / "s.csv")
+    assert r.exit_code == 0 and "different band grids" in r.stderr
+    with open(tmp_path / "s.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[0]["mrae_410nm"] != "" and rows[1]["mrae_410nm"] == ""  # b has no 410 nm band
+    assert rows[0]["mrae_420nm"] != "" and rows[1]["mrae_420nm"] != ""  # both have 420 nm
+    assert rows[2]["image"] == "mean" and rows[2]["mrae_420nm"] == ""
