@@ -557,7 +557,7 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
     wavelengths = ARAD_WAVELENGTHS.copy()
     if cfg.data != "synth":
         first_path = list_files(cfg.data)[0]
-        wavelengths = check_training_cubes(list_files(cfg.data))
+        wavelengths = check_training_cubes(list_files(cfg.data), cfg.crop if spec.kind == "deep" else None)
         from hstool.camera import track
 
         try:  # the data's grid must cover the track's camera (else even the validation scenes fail)
@@ -624,29 +624,32 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
     return meta
 
 
-def check_training_cubes(files: list[Path]) -> np.ndarray:
+def check_training_cubes(files: list[Path], crop: int | None = None) -> np.ndarray:
     """Read every training cube once before any step and return their band grid; a cube that
     cannot be used (unreadable, NaN or inf, negative values beyond the noise that simulation clips,
-    a band grid other than the others') refuses the run, all such files named at once, rather than
-    stopping it at whichever step first draws a crop from one."""
+    a band grid other than the others', smaller than a deep model's ``crop``) refuses the run, all
+    such files named at once, rather than stopping it at whichever step first draws a crop from one."""
     from hstool.camera.pipeline import NOISE_NEGATIVE
 
     grids: dict[tuple[float, ...], list[Path]] = {}
     actual: dict[tuple[float, ...], np.ndarray] = {}
-    problems: list[str] = []
+    problems: dict[Path, list[str]] = {}  # each file's reasons
     for f in files:
         try:
             cube = read_cube(f, dtype=None)
         except HsError as exc:
-            problems.append(" ".join(str(exc).split()))
+            problems[f] = [exc.message]
             continue
+        reasons = problems.setdefault(f, [])
+        if crop is not None and min(cube.height, cube.width) < crop:
+            reasons.append(f"cube is {cube.height}x{cube.width}, smaller than --crop {crop}")
         data = np.asarray(cube.data)
         lo, hi = float(np.min(data)), float(np.max(data))
         if not (np.isfinite(lo) and np.isfinite(hi)):
-            problems.append(f"{f}: holds NaN or infinite values")
+            reasons.append("holds NaN or infinite values")
         elif lo < -NOISE_NEGATIVE * hi:
-            problems.append(f"{f}: negative values down to {lo:.4g}, more than {100 * NOISE_NEGATIVE:g}% of its "
-                            f"maximum {hi:.4g} (what simulation clips as noise): not light")
+            reasons.append(f"negative values down to {lo:.4g}, more than {100 * NOISE_NEGATIVE:g}% of its maximum "
+                           f"{hi:.4g} (what simulation clips as noise): not light")
         key = tuple(np.round(cube.wavelengths, 3).tolist())
         grids.setdefault(key, []).append(f)
         actual.setdefault(key, np.asarray(cube.wavelengths, dtype=np.float64))
@@ -654,12 +657,14 @@ def check_training_cubes(files: list[Path]) -> np.ndarray:
         common = max(grids, key=lambda g: len(grids[g]))
         for grid, members in grids.items():
             if grid != common:
-                problems += [f"{f}: {len(grid)} bands {grid[0]:g}-{grid[-1]:g} nm; the other cubes have "
-                             f"{len(common)} ({common[0]:g}-{common[-1]:g} nm)" for f in members]
-    if problems:
-        shown = "; ".join(problems[:TRAINING_PROBLEMS_SHOWN])
-        more = f"; and {len(problems) - TRAINING_PROBLEMS_SHOWN} more" if len(problems) > TRAINING_PROBLEMS_SHOWN else ""
-        raise HsError(f"{len(problems)} of {len(files)} training cubes cannot be used (fix or move them): {shown}{more}")
+                for f in members:
+                    problems[f].append(f"{len(grid)} bands {grid[0]:g}-{grid[-1]:g} nm; the other cubes have "
+                                       f"{len(common)} ({common[0]:g}-{common[-1]:g} nm)")
+    bad = [f"{f}: {', '.join(reasons)}" for f, reasons in problems.items() if reasons]
+    if bad:
+        shown = "; ".join(bad[:TRAINING_PROBLEMS_SHOWN])
+        more = f"; and {len(bad) - TRAINING_PROBLEMS_SHOWN} more" if len(bad) > TRAINING_PROBLEMS_SHOWN else ""
+        raise HsError(f"{len(bad)} of {len(files)} training cubes cannot be used (fix or move them): {shown}{more}")
     return actual[common]
 
 

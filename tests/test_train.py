@@ -483,6 +483,11 @@ def test_unusable_training_cubes_are_named_together_before_any_step(hstool, tmp_
     assert f"{data / 'e.npz'}: negative values down to -0.5" in r.output
     assert f"{data / 'f.npz'}: holds NaN or infinite values" in r.output
     assert not (tmp_path / "w.safetensors").exists()
+    r = hstool("train", *drop(TINY, "--scene-size", "--val-scenes", "--val-size", "--crop"), "--crop", "48",
+               "--epochs", "1", "--data", data, "--val", "none", "--out", tmp_path / "w.safetensors")
+    one_line_error(r, "6 of 6 training cubes cannot be used")  # all 32x32: each named, smaller than the crop
+    assert r.output.count("smaller than --crop 48") == 5 and "and 1 more" in r.output
+
 
 
 def test_config_values_of_the_wrong_kind_are_one_line_errors(hstool, tmp_path):
