@@ -19,7 +19,7 @@ import typer
 
 from hstool.hsdata import HsError
 
-from .output import DEBUG, error
+from .output import BROKEN_PIPE, DEBUG, error
 
 app = typer.Typer(
     name="hstool",
@@ -123,10 +123,6 @@ add(convert.convert, "convert", "Cubes from one format or band grid to another (
 add(synth.synth, "synth", "Generate synthetic hyperspectral scenes from measured spectra.")
 add(render.render, "render", "Render a cube as an sRGB preview, with pixels' spectra (PNG).")
 add(info.info, "info", "Describe cubes and images: shape, bands, value range, metadata.")
-
-#: exit code when the reader of stdout went away (128 + SIGPIPE, as a program the signal ends)
-BROKEN_PIPE = 141
-
 
 def _quiet_stdout() -> None:
     """Point stdout at /dev/null, so that flushing what is left at exit cannot raise again."""

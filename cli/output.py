@@ -21,9 +21,26 @@ out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
 #: off a terminal (a log, a pipe, CI) a table keeps its natural width up to this many columns
 #: instead of rich's default 80, which folded file names and numbers mid-cell; COLUMNS still rules
 LOG_WIDTH = 240
+#: exit code when the reader of the output went away (128 + SIGPIPE, as a program the signal ends)
+BROKEN_PIPE = 141
+
+
+def _gone(console: Console):
+    """rich's own broken-pipe handling exits 1 after pointing stdout (even when stderr broke) at
+    /dev/null; hstool points the stream that broke there and exits as SIGPIPE would."""
+
+    def on_broken_pipe() -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, console.file.fileno())
+        raise SystemExit(BROKEN_PIPE)
+
+    return on_broken_pipe
+
+
 for _console in (err, out):
     if not _console.is_terminal and "COLUMNS" not in os.environ:
         _console.width = LOG_WIDTH
+    _console.on_broken_pipe = _gone(_console)
 
 
 def _jsonable(value: Any) -> Any:

@@ -56,3 +56,13 @@ def test_help_paragraphs_wrap_to_the_terminal_not_to_the_docstring():
     out = subprocess.run([sys.executable, "-m", "hstool.cli", "calibrate", "--help"], capture_output=True, text=True,
                          env=env, check=True).stdout
     assert "OUT/NAME.json with all metadata (source, mode, formula, dropped columns," in out
+
+
+def test_a_closed_stderr_pipe_ends_the_command_as_sigpipe_would():
+    """Tables go to stderr, so `hstool models 2>&1 | head` breaks that stream: rich exited 1; 141."""
+    p = subprocess.Popen([sys.executable, "-m", "hstool.cli", "models"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stderr.close()
+    out = p.stdout.read().decode()
+    p.stdout.close()
+    assert p.wait(timeout=120) == 141 and out == ""
