@@ -616,3 +616,15 @@ def test_a_folder_is_neither_read_as_a_cube_nor_replaced_by_one(tmp_path, tmp_cu
     with pytest.raises(HsError, match="a folder has the output's name"):
         write_cube(tmp_cube(), tmp_path / "x.mat", overwrite=True)
     assert (tmp_path / "x.mat").is_dir() and not list((tmp_path / "x.mat").iterdir())
+
+
+def test_overwriting_an_envi_pair_removes_the_binary_of_the_header_replaced(tmp_path, tmp_cube):
+    """X.hdr + X.img from another program, replaced by hstool's X.hdr + X.raw: X.img goes too, or
+    it would sit beside the new header, mismatched."""
+    old = tmp_cube(4, 5, seed=1)
+    write_cube(old, tmp_path / "X.img")  # hstool writes the binary name it is given
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["X.hdr", "X.img"]
+    new = tmp_cube(6, 7, seed=2)
+    write_cube(new, tmp_path / "X.hdr", overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["X.hdr", "X.raw"]
+    np.testing.assert_array_equal(read_cube(tmp_path / "X.hdr").data, new.data)

@@ -210,6 +210,11 @@ def write(
         text = json.dumps(value)  # typed: "0001" stays a string, false a bool, [15, 16] a list
         if not any(c in text for c in "{}=\n"):  # what an ENVI header line cannot hold
             metadata[META_PREFIX + key.replace("_", " ")] = text
+    stale = None  # the binary of the header replaced, when it is another file than ours (X.img)
+    if overwrite and hdr.exists():
+        with contextlib.suppress(HsError):
+            old = header_and_data(hdr)[1]
+            stale = old if old.resolve() != binary.resolve() else None
     try:
         hdr.parent.mkdir(parents=True, exist_ok=True)
         tmpdir = Path(tempfile.mkdtemp(prefix=".hstool-", dir=hdr.parent))
@@ -222,6 +227,8 @@ def write(
         )
         os.replace(tmpdir / "cube.raw", binary)
         os.replace(tmp_hdr, hdr)
+        if stale is not None:  # it would sit beside the new pair, mismatched, a candidate for the header
+            stale.unlink(missing_ok=True)
     except OSError as exc:
         raise HsError(f"cannot write ENVI cube ({exc.strerror or exc})", path) from exc
     finally:
