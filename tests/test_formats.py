@@ -628,3 +628,12 @@ def test_overwriting_an_envi_pair_removes_the_binary_of_the_header_replaced(tmp_
     write_cube(new, tmp_path / "X.hdr", overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["X.hdr", "X.raw"]
     np.testing.assert_array_equal(read_cube(tmp_path / "X.hdr").data, new.data)
+
+
+def test_overwriting_an_envi_pair_keeps_files_that_are_not_its_binary(tmp_path, tmp_cube):
+    write_cube(tmp_cube(4, 5), tmp_path / "X.hdr")
+    (tmp_path / "X").write_text("notes, not a binary")  # a bare name ENVI could read as one
+    (tmp_path / "X.dat").write_bytes(b"too short to be the old cube")
+    write_cube(tmp_cube(6, 7, seed=2), tmp_path / "X.hdr", overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["X", "X.dat", "X.hdr", "X.raw"]
+    assert read_cube(tmp_path / "X.hdr").shape == (6, 7, 31)  # the binary of the header's size, X.raw

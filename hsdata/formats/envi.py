@@ -36,11 +36,15 @@ def header_and_data(path: str | Path) -> tuple[Path, Path]:
         hdr = path
         if not hdr.is_file():
             raise HsError("no such file", hdr)
-        for suffix in DATA_SUFFIXES + tuple(s.upper() for s in DATA_SUFFIXES[1:]):
-            candidate = hdr.with_suffix(suffix)
-            if candidate != hdr and candidate.is_file():
-                return hdr, candidate
-        raise HsError("ENVI header has no binary beside it (.raw, .img, .dat, ...)", hdr)
+        found = [c for c in (hdr.with_suffix(s) for s in DATA_SUFFIXES + tuple(s.upper() for s in DATA_SUFFIXES[1:]))
+                 if c != hdr and c.is_file()]
+        if not found:
+            raise HsError("ENVI header has no binary beside it (.raw, .img, .dat, ...)", hdr)
+        if len(found) > 1:  # several candidates (X and X.raw): the one of the size the header describes
+            with contextlib.suppress(HsError, OSError):
+                size = _binary_size(read_header(hdr))
+                found = [c for c in found if c.stat().st_size == size] or found
+        return hdr, found[0]
     if not path.is_file():
         raise HsError("no such file", path)
     for hdr in (path.with_suffix(".hdr"), path.with_suffix(".HDR"), Path(str(path) + ".hdr")):
@@ -107,7 +111,7 @@ def open_envi(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, dict, Pa
     hdr, binary = header_and_data(path)
     h = read_header(hdr)
     dtype = np.dtype(DATA_TYPES[h["data type"]])
-    expected = h["header offset"] + h["samples"] * h["lines"] * h["bands"] * dtype.itemsize
+    expected = _binary_size(h)
     actual = binary.stat().st_size
     if actual < expected:
         raise HsError(
@@ -179,6 +183,24 @@ def output_pair(path: str | Path) -> tuple[Path, Path]:
     return path.with_suffix(".hdr"), binary
 
 
+def _binary_size(h: dict) -> int:
+    """The bytes of the binary a parsed header describes."""
+    return h["header offset"] + h["samples"] * h["lines"] * h["bands"] * np.dtype(DATA_TYPES[h["data type"]]).itemsize
+
+
+def _stale_binary(hdr: Path, binary: Path) -> Path | None:
+    """The binary of the ENVI header about to be replaced, when it is another file than the new
+    ``binary`` (X.img beside X.hdr, replaced by X.hdr + X.raw): a file with a binary's suffix and
+    exactly the size the old header describes, so that no unrelated file (a bare X) is taken."""
+    with contextlib.suppress(HsError, OSError):
+        size = _binary_size(read_header(hdr))
+        for suffix in DATA_SUFFIXES[1:] + tuple(s.upper() for s in DATA_SUFFIXES[1:]):
+            old = hdr.with_suffix(suffix)
+            if old.is_file() and old.resolve() != binary.resolve() and old.stat().st_size == size:
+                return old
+    return None
+
+
 def write(
     cube: Cube,
     path: str | Path,
@@ -210,11 +232,7 @@ def write(
         text = json.dumps(value)  # typed: "0001" stays a string, false a bool, [15, 16] a list
         if not any(c in text for c in "{}=\n"):  # what an ENVI header line cannot hold
             metadata[META_PREFIX + key.replace("_", " ")] = text
-    stale = None  # the binary of the header replaced, when it is another file than ours (X.img)
-    if overwrite and hdr.exists():
-        with contextlib.suppress(HsError):
-            old = header_and_data(hdr)[1]
-            stale = old if old.resolve() != binary.resolve() else None
+    stale = _stale_binary(hdr, binary) if overwrite and hdr.exists() else None
     try:
         hdr.parent.mkdir(parents=True, exist_ok=True)
         tmpdir = Path(tempfile.mkdtemp(prefix=".hstool-", dir=hdr.parent))
