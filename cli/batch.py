@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hstool.hsdata import CUBE_FORMATS, HsError, check_writable, detect_format, list_files
+from hstool.hsdata import CUBE_FORMATS, HsError, check_writable, detect_format, input_files, list_files
 
 from .output import DEBUG, err, error
 
@@ -118,8 +118,9 @@ def run_batch(
 def gather_inputs(paths: Sequence[Path], kinds: tuple[str, ...] = CUBE_FORMATS, in_format: str | None = None) -> list[Path]:
     """A batch's input files: each folder's files of ``kinds``, and each file named, except named
     files of another kind (a shell glob's ``cal/*`` brings the sidecars and previews beside the
-    cubes), which are set aside with one note. ``in_format`` takes every named file as that format.
-    Nothing left is an error."""
+    cubes), which are set aside with one note; a file named twice (an ENVI pair by its header and
+    its binary) counts once. ``in_format`` takes every named file as that format. Nothing left is
+    an error."""
     files, other = [], []
     for p in paths:
         if p.is_dir() or not p.exists() or in_format is not None:
@@ -136,7 +137,10 @@ def gather_inputs(paths: Sequence[Path], kinds: tuple[str, ...] = CUBE_FORMATS, 
         err.print(note + (f" and {len(other) - 5} more" if len(other) > 5 else ""), style="yellow")
     if not files:
         raise HsError(f"no {'/'.join(kinds)} files among the inputs", other[0] if other else None)
-    return files
+    unique: dict[frozenset, Path] = {}  # a cube named twice (an ENVI pair by its header and its binary) once
+    for f in files:
+        unique.setdefault(frozenset(p.resolve() for p in input_files(f, in_format)), f)
+    return list(unique.values())
 
 
 @contextlib.contextmanager

@@ -133,14 +133,12 @@ def convert(
     method = check_resampling(grid, method, fwhm, extrapolate)
     if grid is not None and format == "npy":
         check_npy_grid(grid)  # refused now rather than once per cube
-    check_input_format(in_format)
-    found = {}  # one job per cube, however often it is named (an ENVI pair by its header and its binary)
-    for src in gather_inputs(inputs, in_format=in_format):
-        found.setdefault(frozenset(p.resolve() for p in input_files(src, in_format)), src)
+    in_format = check_input_format(in_format)
+    sources = gather_inputs(inputs, in_format=in_format)  # one per cube, however often it is named
     jobs = [Job(src, output_path(out, src.stem, format), in_format, format, grid, method, fwhm, extrapolate,
-                preview, overwrite) for src in found.values()]
+                preview, overwrite) for src in sources]
     # two cubes that would share an output, or an output that is an input: refused here, naming them
-    plan = plan_outputs(jobs, _outputs, [p for files in found for p in files], overwrite,
+    plan = plan_outputs(jobs, _outputs, [p for src in sources for p in input_files(src, in_format)], overwrite,
                         name=lambda j: str(j.source), preview=_preview)
     jobs, skipped = plan.todo, plan.skipped
     check_output_folder(out)

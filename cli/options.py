@@ -81,11 +81,13 @@ def as_option_error(exc: HsError, fields) -> HsError:
     return HsError("--" + field.replace("_", "-") + exc.message[len(field):], exc.path)
 
 
-def check_input_format(in_format: str | None) -> None:
-    """``--in-format`` checked before any work: a cube format (the commands that take it read cubes)."""
+def check_input_format(in_format: str | None) -> str | None:
+    """``--in-format`` checked before any work: a cube format (the commands that take it read
+    cubes); returned in lower case."""
     if in_format is None:
-        return
+        return None
+    in_format = detect_format("", in_format)  # the name alone, lower-cased
     if in_format == "image":
         raise HsError("--in-format image: this command reads hyperspectral cubes (mat, envi, npy, npz), not RGB images")
-    detect_format("", in_format)  # the name alone
+    return in_format
 

@@ -91,7 +91,7 @@ def render(
     if plot is not None and not pixels:
         raise HsError("--plot needs pixels to plot: add --spectra X,Y")
     plot_path = (plot or out.with_name(out.stem + "_spectra.png")) if pixels else None
-    check_input_format(in_format)
+    in_format = check_input_format(in_format)
     for target in (out, plot_path):
         if target is not None:
             check_writable(target, overwrite, inputs=(cube_path,))

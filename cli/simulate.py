@@ -232,7 +232,7 @@ def simulate(
         if unused:
             raise HsError(f"{flag} {why}; drop it")
     check_positive(brightness, "--brightness")
-    check_input_format(in_format)
+    in_format = check_input_format(in_format)
     if shuffle and out.resolve() in {p.resolve() for p in inputs if p.is_dir()}:
         raise HsError("--shuffle writes cubes, which a later run would read as inputs: choose another output folder", out)
 

@@ -146,6 +146,13 @@ def test_named_files_of_another_kind_are_set_aside_not_collided(hstool, tmp_path
     assert r.exit_code == 0, r.output
     assert "set aside 2 file(s) that are not cubes: a.json, a.png" in r.stderr
     assert [Path(w["output"]).name for w in json.loads(r.stdout)["written"]] == ["a.npz"]
+    r = hstool("simulate", *named, tmp_path / "sim", "--json")  # the pair named twice is one cube
+    assert r.exit_code == 0, r.output
+    assert [Path(w["output"]).name for w in json.loads(r.stdout)["written"]] == ["a_clean.png"]
+    r = hstool("convert", cal / "a.hdr", cal / "a.raw", tmp_path / "out3", "--in-format", "ENVI", "--json")
+    assert r.exit_code == 0 and len(json.loads(r.stdout)["written"]) == 1  # any case; the pair once
+    r = hstool("convert", cal / "a.hdr", tmp_path / "out4", "--in-format", "IMAGE")
+    assert r.exit_code == 1 and "reads hyperspectral cubes" in r.stderr
     r = hstool("recon", *named, "--model", "linear", "--out", tmp_path / "rec", "--json")
     assert "set aside 3 file(s) that are not images: a.hdr, a.json, a.raw" in r.stderr
     r = hstool("convert", cal / "a.json", tmp_path / "o2")
