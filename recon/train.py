@@ -206,6 +206,26 @@ def _options(command: str) -> dict[str, list[str]]:
 # ---------------------------------------------------------------- data
 
 
+def training_files(cfg: TrainConfig) -> tuple[list[Path], dict[Path, Path], list[Path]]:
+    """The cubes of ``cfg.data`` a run trains on, their RGB images (``--rgb``: paired by the rule
+    ``score --rgb`` pairs by, the track's own image among several, never another track's) and the
+    cubes left out for having none: ``(files, pairs, unpaired)``."""
+    files = list_files(cfg.data)
+    if not cfg.rgb:
+        return files, {}, []
+    from hstool.camera import track
+
+    from .evaluate import find_rgb
+
+    images, suffix = list_files(cfg.rgb, kinds=("image",)), track(cfg.track).suffix
+    found = {f: find_rgb(images, f.stem, suffix, missing_ok=True) for f in files}
+    pairs = {f: p for f, p in found.items() if p is not None}
+    if not pairs:
+        raise HsError("no RGB image pairs with a cube by stem (e.g. ARAD_HS_0001_clean.png with ARAD_HS_0001.mat)",
+                      cfg.rgb)
+    return sorted(pairs), pairs, [f for f in files if f not in pairs]
+
+
 class CubeSource:
     """Where training cubes come from: synthetic scenes, a cube folder, or RGB/cube pairs."""
 
@@ -222,21 +242,7 @@ class CubeSource:
         self._cache: OrderedDict[Path, Cube] = OrderedDict()
         self.pool: list[Cube] = []
         if cfg.data != "synth":
-            self.files = list_files(cfg.data)
-            if cfg.rgb:
-                from hstool.camera import track
-
-                from .evaluate import find_rgb
-
-                # the rule score --rgb pairs by: the track's own image among several, never another track's
-                images, suffix = list_files(cfg.rgb, kinds=("image",)), track(cfg.track).suffix
-                found = {f: find_rgb(images, f.stem, suffix, missing_ok=True) for f in self.files}
-                self.pairs = {f: p for f, p in found.items() if p is not None}
-                if not self.pairs:
-                    raise HsError("no RGB image pairs with a cube by stem (e.g. ARAD_HS_0001_clean.png "
-                                  "with ARAD_HS_0001.mat)", cfg.rgb)
-                self.unpaired = [f for f in self.files if f not in self.pairs]
-                self.files = sorted(self.pairs)
+            self.files, self.pairs, self.unpaired = training_files(cfg)
         elif cfg.rgb:
             raise HsError("--rgb pairs need a cube folder as --data, not synth")
 
@@ -556,8 +562,9 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
         raise HsError(f"unknown --keep '{cfg.keep}' (use {', '.join(KEEP)})")
     wavelengths = ARAD_WAVELENGTHS.copy()
     if cfg.data != "synth":
-        first_path = list_files(cfg.data)[0]
-        wavelengths = check_training_cubes(list_files(cfg.data), cfg.crop if spec.kind == "deep" else None)
+        used = training_files(cfg)[0]  # with --rgb, only the cubes that have an image
+        first_path = used[0]
+        wavelengths = check_training_cubes(used, cfg.crop if spec.kind == "deep" else None)
         from hstool.camera import track
 
         try:  # the data's grid must cover the track's camera (else even the validation scenes fail)

@@ -140,6 +140,13 @@ def test_train_on_cube_folders_and_arad_rgb_pairs(hstool, tmp_cube, tmp_path):
     assert "1 cube(s) have no RGB image" in r.stderr and "ARAD_HS_0009.npy" in r.stderr
     meta = create_model("linear", w).meta
     assert "2 cubes" in meta["data"] and "paired with RGB" in meta["data"] and meta["val_mrae"] < 1
+    broken = tmp_cube(24, 32, seed=10)
+    broken.data[0, 0, 0] = np.nan
+    write_cube(broken, cubes / "ARAD_HS_0010.npy")  # no RGB either: not checked, since not trained on
+    r = hstool("train", "--model", "linear", "--data", cubes, "--rgb", rgbs, "--pixels", "500", *common[4:],
+               "--val", "none", "--out", tmp_path / "lin2.safetensors")
+    assert r.exit_code == 0, r.output
+    (cubes / "ARAD_HS_0010.npy").unlink()
     deep = tmp_path / "tiny.safetensors"
     r = hstool("train", "--model", "_tiny_test", "--data", cubes, "--epochs", "1", "--steps-per-epoch", "1",
                "--batch", "2", "--crop", "16", "--loss", "l1", *common, "--out", deep)
