@@ -189,13 +189,15 @@ PARTIAL_SHOWN = 5
 
 class PreviewJob(NamedTuple):
     """A preview to render from a cube already written. A cube file that keeps no units (``.npy``)
-    takes them from ``units`` or else from the file ``units_of`` (e.g. the cube it was converted
-    from), so that a reflectance cube previews as reflectance, as it did when it was written."""
+    takes them from ``units``, or else from the file ``units_of`` (e.g. the cube it was converted
+    from, read as ``units_of_format``), so that a reflectance cube previews as reflectance, as it
+    did when it was written."""
 
     cube: Path
     png: Path
     units: str | None = None
     units_of: Path | None = None
+    units_of_format: str | None = None  # --in-format of ``units_of``
 
 
 class Plan(NamedTuple):
@@ -260,7 +262,9 @@ def _preview_of(job: PreviewJob) -> str:
     from hstool.hsdata.render import write_preview
 
     cube = read_cube(job.cube)
-    units = job.units or cube.meta.get("units") or (read_cube(job.units_of).meta.get("units") if job.units_of else None)
+    units = cube.meta.get("units") or job.units  # the file's own, where it keeps them
+    if not units and job.units_of is not None:
+        units = read_cube(job.units_of, job.units_of_format).meta.get("units")
     if units:
         cube.meta["units"] = units
     return str(write_preview(cube, job.png))

@@ -113,7 +113,7 @@ def calibrate(
 
     Example: [bold]hstool calibrate captures/ cubes/ --drop-columns auto --preview -j 2[/]
     """
-    to = to.lower()  # as --track, --pattern, --drop-columns read theirs
+    to, method = to.lower(), method.lower()  # as --track, --pattern, --drop-columns read theirs
     check_options(to, method, fwhm, gain)
     format = check_cube_format(format)
     grid = target_grid(bands)

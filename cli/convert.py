@@ -67,7 +67,8 @@ class Job:
 
 def _preview(job: Job) -> PreviewJob | None:
     """The cube's preview; its units, where the output format keeps none, are the source's."""
-    return PreviewJob(job.output, job.output.with_suffix(".png"), units_of=job.source) if job.preview else None
+    return (PreviewJob(job.output, job.output.with_suffix(".png"), units_of=job.source, units_of_format=job.in_format)
+            if job.preview else None)
 
 
 def _outputs(job: Job) -> list[Path]:

@@ -387,3 +387,9 @@ def test_a_capture_name_with_dots_and_spaces(hstool, tmp_path):
     r = hstool("calibrate", tmp_path / "raw", tmp_path / "out", "-f", "npz")
     assert r.exit_code == 0, r.output
     assert read_cube(tmp_path / "out" / "v1.2 final.npz").shape[2] == 31
+
+
+def test_cli_method_takes_any_case(hstool, batch, tmp_path):
+    r = hstool("calibrate", batch / "a", tmp_path / "o", "-f", "npz", "--method", "Gaussian", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "o" / "a.json").read_text())["resampling"] == "gaussian"

@@ -104,3 +104,25 @@ def test_a_job_whose_last_write_fails_leaves_none_of_its_new_files(hstool, tmp_p
     r = hstool(command, *args(out), "--preview")
     assert r.exit_code == 1 and "No space left on device" in r.stderr, r.output
     assert not out.exists() or sorted(p.name for p in out.iterdir()) == []
+
+
+def test_a_rerun_preview_keeps_the_files_own_units_and_reads_a_forced_format(hstool, tmp_path, tmp_cube):
+    """The cube file's own units win over the rerun's options (calibrate --to dn over a reflectance
+    .npz); a converted cube's source is read with its --in-format."""
+    write_synthetic_capture(tmp_path / "raw", "cap", 0, samples=32, lines=12, ref_lines=8, bad_columns=(5,))
+    once, twice = tmp_path / "once", tmp_path / "twice"
+    assert hstool("calibrate", tmp_path / "raw", once, "-f", "npz", "--preview").exit_code == 0
+    assert hstool("calibrate", tmp_path / "raw", twice, "-f", "npz").exit_code == 0
+    r = hstool("calibrate", tmp_path / "raw", twice, "-f", "npz", "--to", "dn", "--preview")
+    assert r.exit_code == 0, r.output
+    np.testing.assert_array_equal(read_rgb(twice / "cap.png"), read_rgb(once / "cap.png"))
+
+    write_cube(tmp_cube(8, 10), tmp_path / "src" / "scene.npz")
+    (tmp_path / "src" / "scene.npz").rename(tmp_path / "src" / "scene.bin")
+    args = [tmp_path / "src" / "scene.bin", tmp_path / "conv", "--in-format", "npz", "-f", "npy"]
+    assert hstool("convert", *args, "--preview").exit_code == 0
+    first = (tmp_path / "conv" / "scene.png").read_bytes()
+    (tmp_path / "conv" / "scene.png").unlink()
+    r = hstool("convert", *args, "--preview")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "conv" / "scene.png").read_bytes() == first
