@@ -100,16 +100,18 @@ def _plot_per_band(rows: list[dict], maps: Path, overwrite: bool) -> str | None:
 
 
 def _ambiguous(lone_pred: list[Path], lone_gt: list[Path]) -> list[str]:
-    """Why an unpaired prediction found no partner although some share its stem but for a track
-    suffix: there were several (X_clean and X_RealWorld), and picking one would be a guess."""
+    """Why an unpaired prediction (or ground truth) found no partner although files on the other
+    side share its stem but for a track suffix: there were several (X_clean and X_RealWorld), and
+    picking one would be a guess."""
     from hstool.camera.pipeline import strip_track_suffix
 
     lines = []
-    for p in lone_pred:
-        rivals = [g.name for g in lone_gt if strip_track_suffix(g.stem) == strip_track_suffix(p.stem)]
-        if len(rivals) > 1:
-            lines.append(f"{p.name} could pair with {' or '.join(rivals)}: ambiguous, so with neither "
-                         "(score one track's files at a time)")
+    for one, others in ((lone_pred, lone_gt), (lone_gt, lone_pred)):
+        for p in one:
+            rivals = [o.name for o in others if strip_track_suffix(o.stem) == strip_track_suffix(p.stem)]
+            if len(rivals) > 1:
+                lines.append(f"{p.name} could pair with {' or '.join(rivals)}: ambiguous, so with neither "
+                             "(score one track's files at a time)")
     return lines
 
 

@@ -414,6 +414,8 @@ def test_a_prediction_two_tracks_could_claim_is_named_ambiguous(hstool, tmp_path
     r = hstool("score", tmp_path / "p", tmp_path / "g")
     assert r.exit_code == 1
     assert "no pairs: X.npz could pair with X_RealWorld.npz or X_clean.npz: ambiguous" in r.stderr
+    r = hstool("score", tmp_path / "g", tmp_path / "p")  # the other way round: two predictions, one truth
+    assert r.exit_code == 1 and "X.npz could pair with X_RealWorld.npz or X_clean.npz: ambiguous" in r.stderr
     r = hstool("info", tmp_path / "nothing.mat", "--json")  # one unreadable file: still JSON on stdout
     assert r.exit_code == 1 and json.loads(r.stdout) == {"path": str(tmp_path / "nothing.mat"),
                                                          "error": f"{tmp_path / 'nothing.mat'}: no such file"}
