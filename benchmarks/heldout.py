@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hstool.cli.output import err, print_json, table
+from hstool.cli.output import HEADERS, err, print_json, table
 from hstool.hsdata import synth, write_cube
 from hstool.recon import Reconstructor, evaluate, model_spec
 from hstool.recon.weights import bundled_weights, read_metadata
@@ -102,7 +102,7 @@ def main() -> None:
     if args.json:
         print_json(rows)
         return
-    headers = ["model", "track", *evaluate.TABLE3_HEADERS, "scenes won"]
+    headers = ["model", "track", *(HEADERS[k] for k in evaluate.TABLE3), "scenes won"]
     cells = [[r["model"], r["track"], *(f"{r[k]:.4f}" for k in KEYS), r["scenes_won"]] for r in rows]
     err.print(table(f"held-out synthetic scenes ({args.scenes} × {args.size}); scenes won: lower MRAE than "
                     "the track's best pixel baseline on the same scene", headers, cells))

@@ -9,7 +9,7 @@ import typer
 
 from .batch import progress
 from .options import Device, Json, Seed
-from .output import err, print_json, table
+from .output import HEADERS, err, print_json, table
 
 DEFAULT_MODEL = "linear"  # the best bundled model across both tracks on held-out scenes (README, "Models")
 
@@ -31,7 +31,6 @@ def demo(
     """
     from hstool.hsdata.sample import sample_cubes
     from hstool.recon.demo import DEMO_METRICS, run_demo
-    from hstool.recon.evaluate import HEADERS
 
     total = 2 * len(sample_cubes())
     with progress() as bar:

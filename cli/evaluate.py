@@ -14,7 +14,7 @@ from hstool.recon import evaluate as ev
 
 from .batch import run_batch
 from .options import ClipNegativeTruth, Device, Json, Seed
-from .output import err, print_json, table
+from .output import HEADERS, err, print_json, table
 from .score import warn_infinite
 
 Opt = typer.Option
@@ -112,7 +112,7 @@ def evaluate(
             table(
                 f"{model}, {pipe.name} track, seed {seed}: NTIRE 2020 Table 3 protocol (every column an MRAE but RMSE; "
                 "×0.5/×2: brightness)",
-                ["image", *ev.TABLE3_HEADERS],
+                ["image", *(HEADERS[k] for k in ev.TABLE3)],
                 body,
             )
         )

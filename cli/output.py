@@ -43,6 +43,22 @@ for _console in (err, out):
     _console.on_broken_pipe = _gone(_console)
 
 
+#: every metric's column header, the same in score, evaluate, demo and the benchmarks
+HEADERS = {
+    "mrae": "MRAE",
+    "rmse": "RMSE",
+    "psnr": "PSNR dB",
+    "sam": "SAM rad",
+    "ssim": "SSIM",
+    "weighted": "Weighted",
+    "backprojection": "Back-proj.",
+    "physical": "Physical",
+    "spatial": "Spatial",
+    "brightness_0.5": "×0.5",
+    "brightness_2": "×2",
+}
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}

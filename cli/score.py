@@ -18,7 +18,7 @@ from hstool.recon import evaluate as ev
 
 from .batch import run_batch
 from .options import ClipNegativeTruth, Json, Overwrite, Seed, Workers
-from .output import err, print_json, table
+from .output import HEADERS, err, print_json, table
 
 Opt = typer.Option
 
@@ -282,7 +282,7 @@ def score(
         err.print(
             table(
                 f"{len(rows)} image(s)" + (f", {crop} px border cropped" if crop else ""),
-                ["image", *[ev.HEADERS[c] for c in columns]],
+                ["image", *[HEADERS[c] for c in columns]],
                 body,
             )
         )

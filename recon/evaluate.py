@@ -42,23 +42,6 @@ TABLE3 = (
     "backprojection",
     "weighted",
 )
-#: every metric's column header, the same in score, evaluate and demo
-HEADERS = {
-    "mrae": "MRAE",
-    "rmse": "RMSE",
-    "psnr": "PSNR dB",
-    "sam": "SAM rad",
-    "ssim": "SSIM",
-    "weighted": "Weighted",
-    "backprojection": "Back-proj.",
-    "physical": "Physical",
-    "spatial": "Spatial",
-    "brightness_0.5": "×0.5",
-    "brightness_2": "×2",
-}
-TABLE3_HEADERS = tuple(HEADERS[k] for k in TABLE3)
-
-
 def pair_files(
     preds: Sequence[Path], gts: Sequence[Path]
 ) -> tuple[list[tuple[Path, Path]], list[Path], list[Path]]:
