@@ -434,8 +434,8 @@ class Reconstructor:
         if consistent is not None and consistent is not False:
             from .consistency import consistency_camera, consistency_matrix
 
-            self.matrix = consistency_matrix(consistent, self.wavelengths, self.track)
-            pipeline = consistency_camera(consistent, self.track)
+            pipeline = consistency_camera(consistent, self.track)  # None for a bare matrix
+            self.matrix = consistency_matrix(consistent if pipeline is None else pipeline, self.wavelengths)
             self.rounding = pipeline.rounding if pipeline is not None else None
         self.last_info: dict[str, int] = {}
 
@@ -468,7 +468,7 @@ class Reconstructor:
             from hstool.camera.stages import dequantise
 
             # a floored code k stands for [k, k + 1): aim at its middle, not its lower edge, which
-            # biases every spectrum half a step dark and re-images a tenth of the codes one lower
+            # biases every spectrum half a step dark and re-images a few % of the codes one lower
             target = dequantise(rgb, "floor")
         if self.gamma != 1.0:
             from hstool.camera.stages import linearise
