@@ -455,7 +455,8 @@ def calibrate(
 def describe_capture(capture: SpecimCapture | str | Path) -> dict[str, Any]:
     """What ``hstool info`` says of a Specim IQ capture folder before it is calibrated: its
     metadata (:meth:`SpecimCapture.describe`), band range, the raw values the sensor clipped in
-    the scene, the (column, band) cells where the white reference reached the top code, the
+    the scene, every (column, band) cell where the white reference reached the top code (calibrate
+    counts those of them its output reads), the
     columns :func:`detect_bad_columns` flags, and the radiometric gain file found, if any."""
     cap = capture if isinstance(capture, SpecimCapture) else SpecimCapture.open(capture)
     wl = np.asarray(cap.wavelengths, dtype=np.float64) if cap.wavelengths is not None else None
@@ -473,7 +474,8 @@ def describe_capture(capture: SpecimCapture | str | Path) -> dict[str, Any]:
         "wavelength_min": float(wl[0]) if wl is not None else None,
         "wavelength_max": float(wl[-1]) if wl is not None else None,
         "scene_saturated_values": clipped,
-        "white_saturated_cells": int(cap.saturated_cells("white").sum()),
+        # every (column, band) cell; calibrate's white_saturated_cells counts those its output reads
+        "white_saturated_cells_all": int(cap.saturated_cells("white").sum()),
         "suspect_columns": [int(c) for c in bad],
         "gain_file": str(cap.gain_path) if cap.gain_path else None,
     }

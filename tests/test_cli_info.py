@@ -262,7 +262,7 @@ def test_info_describes_a_specim_capture_folder_before_calibration(hstool, tmp_p
     assert report["sensor_shape"] == [12, 48, 204] and report["upright_shape"] == [48, 12, 204]
     assert report["tint_ms"] == 40.0 and report["reference_lines"] == {"dark": 8, "white": 8}
     assert report["suspect_columns"] == [7, 30]  # what calibrate --drop-columns auto drops
-    assert report["white_saturated_cells"] == 3 * 48
+    assert report["white_saturated_cells_all"] == 3 * 48
     raw = np.fromfile(sc.path / "capture" / "cap.raw", "<u2")
     assert report["scene_saturated_values"] == int(np.count_nonzero(raw >= 4095))
     r = hstool("info", tmp_path / "raw")  # a folder of captures: each described

@@ -346,6 +346,7 @@ def test_npy_and_npz_round_trip(tmp_path, tmp_cube):
 # ---------------------------------------------------------------------------------------- images
 
 
+@pytest.mark.filterwarnings("ignore:ImageIO.s vendored tifffile:DeprecationWarning")  # the independent writer
 def test_rgb_png_tiff_keep_bit_depth(tmp_path):
     rng = np.random.default_rng(4)
     rgb16 = rng.integers(0, 65536, (9, 11, 3)).astype(np.uint16)
