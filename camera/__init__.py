@@ -15,6 +15,7 @@ from .pipeline import (
     simulate,
     simulate_to_file,
     track,
+    track_name,
 )
 from .sensitivity import CSS, list_css, load_css, plot_css, read_css, write_css_csv
 from .transforms import scale_brightness, shuffle_patches
@@ -37,5 +38,6 @@ __all__ = [
     "simulate",
     "simulate_to_file",
     "track",
+    "track_name",
     "write_css_csv",
 ]

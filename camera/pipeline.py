@@ -183,6 +183,15 @@ def _with_overrides(base: Pipeline, overrides: dict) -> Pipeline:
     return dataclasses.replace(base, **overrides)
 
 
+def track_name(name: str) -> str:
+    """A track's name as hstool writes it (``clean``, ``realworld``, ``ntire2022``) from any
+    spelling of it (``RealWorld``, ``real-world``, ``Real_World``)."""
+    key = str(name).lower().replace("-", "").replace("_", "")
+    if key not in TRACKS:
+        raise HsError(f"unknown track '{name}' (use {', '.join(TRACKS)})")
+    return key
+
+
 def track(name: str = "clean", **overrides) -> Pipeline:
     """The preset of a challenge track, with any parameter overridden.
 
@@ -192,7 +201,7 @@ def track(name: str = "clean", **overrides) -> Pipeline:
     >>> track("realworld", npe=2000).pattern
     'RGGB'
     """
-    key = name.lower().replace("-", "").replace("_", "")
+    key = track_name(name)
     if key == "realworld":
         base = Pipeline(
             name="realworld", css="d40", full_scale=65535.0, pattern="RGGB", npe=5000.0, dark_noise=10.0,
@@ -200,13 +209,11 @@ def track(name: str = "clean", **overrides) -> Pipeline:
         )
     elif key == "clean":
         base = Pipeline(name="clean", css="cie1964", full_scale=256.0, encoding="png", bits=8)
-    elif key == "ntire2022":
+    else:
         base = Pipeline(
             name="ntire2022", css="nikon5100", full_scale=65535.0, target_mean=0.18, npe=750.0,
             encoding="jpeg", jpeg_quality=65, jpeg_sampling="420",
         )
-    else:
-        raise HsError(f"unknown track '{name}' (use {', '.join(TRACKS)})")
     return _with_overrides(base, overrides) if overrides else base
 
 

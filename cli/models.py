@@ -110,12 +110,11 @@ def _list(pattern: str | None, track: str | None, json: bool) -> None:
     if pattern and not rows:
         raise HsError(f"no model matches '{pattern}' (hstool models lists them all)")
     if track is not None:
-        from hstool.camera import TRACKS
+        from hstool.camera import track_name
 
-        if track.lower() not in TRACKS:
-            raise HsError(f"unknown track '{track}' (known: {', '.join(TRACKS)})")
+        track = track_name(track)
         for r in rows:
-            r["bundled"] = [b for b in r["bundled"] if (b["track"] or "").lower() == track.lower()]
+            r["bundled"] = [b for b in r["bundled"] if (b["track"] or "").lower() == track]
         rows = [r for r in rows if r["bundled"]]
         if not rows:
             raise HsError(f"no model{f' matching {pattern!r}' if pattern else ''} has bundled weights for the {track} track")

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hstool.camera.pipeline import track_name
 from hstool.hsdata import HsError
 from hstool.hsdata.formats.image import unit_float
 
@@ -69,6 +70,14 @@ STRIP_PIXELS = 1 << 16
 #: Channels-last convolutions: ``None`` decides per model (:func:`use_channels_last`), ``True`` or
 #: ``False`` forces it for every deep model (benchmarks compare both).
 CHANNELS_LAST: bool | None = None
+
+
+def _known_track(name: str | None) -> str | None:
+    """A weights file's track as hstool writes it, or None when it names none hstool knows."""
+    try:
+        return track_name(name) if name else None
+    except HsError:
+        return None
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -408,7 +417,8 @@ class Reconstructor:
         self.model = create_model(name, weights, track)
         self.spec = self.model.spec
         self.meta = self.model.meta
-        self.track = self.meta.get("track", track) if weights not in (None, "bundled") else track.lower()
+        own = self.meta.get("track") if weights not in (None, "bundled") else None
+        self.track = _known_track(own) or track_name(track)
         self.device = resolve_device(device)
         self.model.to(self.device)
         dtype = compute_dtype(self.device, precision, self.spec.kind)

@@ -144,6 +144,9 @@ class TrainConfig:
     speed: bool = True
 
     def __post_init__(self):
+        from hstool.camera.pipeline import track_name
+
+        self.track = track_name(self.track)  # stored as hstool writes it: Real-World is realworld
         # the keywords as the command line says them, in any case (SYNTH is synth, not a folder)
         if isinstance(self.data, str) and self.data.lower() == "synth":
             self.data = "synth"

@@ -142,7 +142,9 @@ def create_model(name: str | None, weights: str | Path | None = "bundled", track
             if name is None:
                 raise HsError("a model name is needed for bundled weights")
             model_spec(name)
-            track = track.lower()  # as camera.track reads it: REALWORLD is realworld
+            from hstool.camera.pipeline import track_name
+
+            track = track_name(track)  # as camera.track reads it: Real-World is realworld
             path = bundled_path(name, track)
             if not path.is_file():
                 small = bundled_path(f"{name}_s", track)

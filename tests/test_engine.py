@@ -105,8 +105,11 @@ def test_create_model_round_trip_through_safetensors(tmp_path):
     with pytest.raises(HsError, match="safetensors"):
         (tmp_path / "bad.safetensors").write_text("nope")
         create_model("linear", tmp_path / "bad.safetensors")
-    with pytest.raises(HsError, match="no bundled weights"):
+    with pytest.raises(HsError, match="no bundled weights for model 'linear' on track 'ntire2022'"):
+        create_model("linear", "bundled", track="ntire2022")
+    with pytest.raises(HsError, match="unknown track 'nonexistent'"):
         create_model("linear", "bundled", track="nonexistent")
+    assert create_model("linear", "bundled", track="Real-World").meta["track"] == "realworld"  # any spelling
     alien = save_weights(fitted, tmp_path / "alien.safetensors", {**meta, "config": {"out_bands": 31, "degree": 9}})
     with pytest.raises(HsError, match="alien.safetensors.*does not fit model 'linear'.*degree"):
         create_model(None, alien)  # an option this version's model lacks: one clear line, not a TypeError

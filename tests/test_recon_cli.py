@@ -271,3 +271,24 @@ def test_precision_device_and_formats_take_any_case(hstool, clean_png, tmp_path)
     assert (tmp_path / "o" / "ARAD_HS_0451.npz").exists()
     r = hstool("info", tmp_path / "o" / "ARAD_HS_0451.npz", "--in-format", "NPZ", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["format"] == "npz"
+
+
+def test_a_track_is_one_name_however_it_is_spelt(hstool, clean_png, tmp_path):
+    """Weights that say real-world (as an older train stored what was typed) are the realworld track's:
+    recon -t realworld / Real-World takes them, -t clean is refused; train stores the name hstool writes."""
+    from hstool.recon import create_model
+    from hstool.recon.train import TrainConfig
+    from hstool.recon.weights import read_metadata, save_weights
+
+    png, _ = clean_png
+    w = save_weights(create_model("linear", "bundled", "realworld"), tmp_path / "w.safetensors",
+                     {"architecture": "linear", "track": "real-world"})
+    for spelling in ("realworld", "Real-World"):
+        r = hstool("recon", png, "-w", w, "-t", spelling, "--out", tmp_path / spelling)
+        assert r.exit_code == 0, (spelling, r.output)
+    r = hstool("recon", png, "-w", w, "-t", "clean", "--out", tmp_path / "c")
+    assert r.exit_code == 1 and "trained for the realworld track" in r.stderr
+    assert read_metadata(w)["track"] == "real-world"
+    assert TrainConfig(model="linear", out="x.safetensors", track="Real_World").track == "realworld"
+    r = hstool("models", "--track", "REALWORLD", "--json")
+    assert r.exit_code == 0 and all(b["track"] == "realworld" for m in json.loads(r.stdout) for b in m["bundled"])
