@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from hstool.hsdata import HsError, list_files, read_cube
+from hstool.hsdata import HsError, read_cube
 from hstool.hsdata.errors import check_positive
 from hstool.recon import evaluate as ev
 
-from .batch import run_batch
-from .options import ClipNegativeTruth, Device, Json, Seed
+from .batch import gather_inputs, run_batch
+from .options import ClipNegativeTruth, Device, Json, Seed, weights_track
 from .output import HEADERS, err, print_json, table
 from .score import warn_infinite
 
@@ -39,11 +39,13 @@ def _check_some_grid_fits(paths: list[Path], wavelengths) -> None:
 
 
 def evaluate(
-    gt: Annotated[Path, typer.Argument(help="Ground-truth cube file or folder.")],
-    model: Annotated[str, Opt("--model", "-m", help="Model name (see `hstool models`).")],
+    gt: Annotated[list[Path], typer.Argument(help="Ground-truth cube files or folders.")],
+    model: Annotated[str | None, Opt("--model", "-m", help="Model name (see `hstool models`); optional with a "
+                                     "weights file, which names its model.")] = None,
     track_name: Annotated[
-        str, Opt("--track", "-t", help="Simulated camera: clean, realworld or ntire2022.")
-    ] = "clean",
+        str | None, Opt("--track", "-t", help="Simulated camera: clean, realworld or ntire2022; default the weights "
+                        "file's own track, else clean.")
+    ] = None,
     weights: Annotated[
         str, Opt("--weights", "-w", help="bundled, a weights file, or none (untrained).")
     ] = "bundled",
@@ -72,10 +74,16 @@ def evaluate(
 
     check_positive(eps, "--eps", zero=True)
     ev.metrics.check_guard(eps, ignore_zeros)
-    pipe = track(track_name)
-    paths = list_files(gt)[:limit]
-    w = None if weights.lower() == "none" else weights
+    w = None if weights.lower() == "none" else "bundled" if weights.lower() == "bundled" else weights
+    if w not in (None, "bundled") and not Path(w).is_file():
+        raise HsError("no such weights file (--weights takes bundled, none or a file)", w)
+    if model is None and w in (None, "bundled"):
+        raise HsError(f"give --model NAME: --weights {weights} names no model")
+    # a weights file's own track unless --track says another, which is refused (as recon does)
+    pipe = track(weights_track(Path(w), track_name) if w not in (None, "bundled") else track_name or "clean")
+    paths = gather_inputs(gt)[:limit]
     recon = Reconstructor(model, weights=w, track=pipe.name, device=device)
+    model = model or recon.spec.name
     _check_some_grid_fits(paths, recon.wavelengths)
     job = functools.partial(
         ev.evaluate_file,

@@ -61,23 +61,25 @@ def check_cube_format(format: str) -> str:
 
 
 def weights_track(weights: Path | None, track: str | None) -> str:
-    """The track of ``--track`` next to ``--weights``: a weights file knows its own track, so another
-    one given beside it is a slip and refused; without a file, ``--track`` or ``clean``."""
+    """The track of ``--track`` next to ``--weights``: a weights file knows its own track, which is
+    the default, and another one given beside it is a slip and refused; without a file, ``--track``
+    or ``clean``."""
     from hstool.camera.pipeline import track_name
 
     if track is not None:
         track = track_name(track)  # any spelling: Real-World is realworld
-    if weights is not None and track is not None:
+    own = None
+    if weights is not None:
         from hstool.recon import read_metadata
 
         own = read_metadata(weights).get("track")
         try:
             own = track_name(own) if own else None
         except HsError:
-            pass  # a track hstool does not know: compared as written
-        if own and own != track:
+            own = None  # a track hstool does not know: nothing to hold --track to
+        if own and track and own != track:
             raise HsError(f"--track {track}: these weights were trained for the {own} track (drop --track)", weights)
-    return track or "clean"
+    return track or own or "clean"
 
 
 def as_option_error(exc: HsError, fields) -> HsError:

@@ -245,3 +245,22 @@ def test_find_rgb_takes_the_tracks_own_image_and_never_another_tracks(tmp_path):
     assert find_rgb(images, "E", "_clean", missing_ok=True) is None
     with pytest.raises(HsError, match="no input RGB image named E"):
         find_rgb(images, "E", "_clean")
+
+
+def test_cli_evaluate_takes_the_weights_track_files_and_their_model(hstool, tmp_path, tmp_cube):
+    """-w FILE: evaluated on the camera it was trained for (it was scored on clean, silently),
+    its model read from the file; several files and folders are named as in the other commands."""
+    from hstool.recon.weights import bundled_path
+
+    for i in range(2):
+        write_cube(tmp_cube(16, 20, seed=i), tmp_path / f"c{i}.mat")
+    w = bundled_path("linear", "realworld")
+    r = hstool("evaluate", tmp_path / "c0.mat", tmp_path / "c1.mat", "-w", w, "--clusters", "10", "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert report["track"] == "realworld" and report["model"] == "linear"
+    assert [row["image"] for row in report["images"]] == ["c0", "c1"]
+    r = hstool("evaluate", tmp_path, "-w", w, "-t", "clean")
+    assert r.exit_code == 1 and "trained for the realworld track" in r.stderr
+    r = hstool("evaluate", tmp_path)
+    assert r.exit_code == 1 and "give --model NAME" in r.stderr
