@@ -63,7 +63,7 @@ def models(
 
 def _export(args: list[str], track: str, weights: Path | None, opset: int, overwrite: bool, json: bool) -> None:
     if len(args) != 3:
-        raise HsError("usage: hstool models export NAME OUT.onnx [--track T | --weights FILE]")
+        raise typer.BadParameter("export takes NAME OUT.onnx [--track T | --weights FILE]", param_hint="ARGS")
     from hstool.hsdata import check_writable
     from hstool.recon import create_model
     from hstool.recon.export import check_onnx, export_onnx

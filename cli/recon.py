@@ -98,8 +98,9 @@ def _reconstruct(job: tuple[Path, Path], settings: tuple, format: str, preview: 
         written = write_cube(result, dst, format, overwrite=overwrite)
         if image is not None:
             written.append(write_preview(image, _preview_path(dst), overwrite=overwrite))
-    return {"input": str(src), "output": str(written[0]), "shape": list(cube.shape), "seconds": round(seconds, 3),
-            **rec.last_info}
+    return {"input": str(src), "output": str(written[0]), "files": [str(f) for f in written],
+            "preview": str(written[-1]) if image is not None else None, "shape": list(cube.shape),
+            "seconds": round(seconds, 3), **rec.last_info}
 
 
 def recon(

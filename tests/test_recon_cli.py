@@ -27,6 +27,9 @@ def test_recon_writes_a_cube_named_by_stem(hstool, clean_png, tmp_path):
     assert cube.shape == (20, 28, 31) and cube.data.min() >= 0
     np.testing.assert_allclose(cube.wavelengths, np.arange(400, 701, 10))
     assert (out / "ARAD_HS_0451_preview.png").exists()
+    r = hstool("recon", png, "--model", "linear", "--out", tmp_path / "o2", "--preview", "--json")
+    row = json.loads(r.stdout)["written"][0]  # the preview a run writes is listed with its cube
+    assert row["preview"] == str(tmp_path / "o2" / "ARAD_HS_0451_preview.png") and row["files"][-1] == row["preview"]
     before = (out / "ARAD_HS_0451.npy").read_bytes()
     (out / "ARAD_HS_0451.npy").write_bytes(b"mine")
     r = hstool("recon", png, "--model", "linear", "--out", out, "--format", "npy", "--json")
@@ -150,7 +153,7 @@ def test_models_lists_kinds_parameters_and_bundled_weights(hstool):
     r = hstool("models", "list", "root*", "--json")
     assert r.exit_code == 0 and [m["name"] for m in json.loads(r.stdout)] == ["rootpoly"]
     r = hstool("models", "export", "linear")
-    assert r.exit_code == 1 and "usage" in r.output
+    assert r.exit_code == 2 and "export takes NAME OUT.onnx" in r.output  # a usage error, as every command's
 
 
 def test_models_lists_one_track_and_describes_a_weights_file(hstool, tmp_path):
