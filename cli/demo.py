@@ -30,14 +30,15 @@ def demo(
     Example: [bold]hstool demo[/] (then open hstool-demo/previews/)
     """
     from hstool.hsdata.sample import sample_cubes
-    from hstool.recon.demo import DEMO_METRICS, run_demo
+    from hstool.recon.demo import DEMO_METRICS, claim_folder, demo_reconstructors, run_demo
 
+    recs = demo_reconstructors(model, device=device)  # a bad --model or --device fails before any work
+    claim_folder(out)
     total = 2 * len(sample_cubes())
     with progress() as bar:
         task = bar.add_task(f"demo ({model})", total=total, current="")
-        rows = run_demo(
-            out, model, seed=seed, device=device, advance=lambda what: bar.update(task, advance=1, current=what)
-        )
+        rows = run_demo(out, model, seed=seed, device=device, reconstructors=recs,
+                        advance=lambda what: bar.update(task, advance=1, current=what))
     if json:
         print_json({"model": model, "seed": seed, "out": out, "rows": rows})
         return

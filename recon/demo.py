@@ -43,6 +43,15 @@ def claim_folder(out: str | Path) -> Path:
     return out
 
 
+def demo_reconstructors(model: str, tracks: Sequence[str] = ("clean", "realworld"), device: str = "auto"
+                        ) -> dict[str, Reconstructor]:
+    """The model with its bundled weights for each track, loaded (a model without them, or a device
+    that is not there, fails here: before the demo writes anything)."""
+    from hstool.camera import track_name
+
+    return {track_name(t): Reconstructor(model, "bundled", track_name(t), device=device) for t in tracks}
+
+
 def run_demo(
     out: str | Path,
     model: str,
@@ -50,18 +59,21 @@ def run_demo(
     seed: int = 0,
     device: str = "auto",
     advance: Callable[[str], None] = lambda what: None,
+    reconstructors: dict[str, Reconstructor] | None = None,
 ) -> list[dict]:
     """Simulate, reconstruct and score every bundled sample cube on each track; one row per
     (track, image) with the metrics of :data:`DEMO_METRICS`, ``backprojection``, ``physical`` and
-    the paths written. ``advance(label)`` is called after each image (for a progress bar)."""
+    the paths written. ``advance(label)`` is called after each image (for a progress bar);
+    ``reconstructors`` (:func:`demo_reconstructors`) may be loaded beforehand."""
     from hstool.camera import capture_seeds, file_seed, simulate_to_file, track
 
+    recs = reconstructors or demo_reconstructors(model, tracks, device)  # a bad model fails before any file
     out = claim_folder(out)
     rows = []
     cubes = sample_cubes()
     for name in tracks:
         pipe = track(name)
-        rec = Reconstructor(model, "bundled", pipe.name, device=device)
+        rec = recs[pipe.name]
         for path in cubes:
             gt = read_cube(path)
             stem = path.stem
