@@ -775,10 +775,15 @@ def _train_deep(cfg, spec, model, source: CubeSource, config, val_pairs, device,
     start, history, rgb_sum, rgb_n, best = 0, [], 0.0, 0, None
     ckpt_path = checkpoint_path(cfg.out)
     if cfg.resume:
+        not_ckpt = "not a training checkpoint (the .ckpt train writes beside OUT); a weights file starts a run with --init"
+        if Path(cfg.resume).suffix.lower() == ".safetensors":
+            raise HsError(not_ckpt, cfg.resume)
         try:
             ckpt = torch.load(cfg.resume, map_location=device, weights_only=False)
         except Exception as exc:
-            raise HsError(f"not a training checkpoint ({exc})", cfg.resume) from exc
+            raise HsError(f"{not_ckpt} ({exc})", cfg.resume) from exc
+        if not isinstance(ckpt, dict) or "model_name" not in ckpt:
+            raise HsError(not_ckpt, cfg.resume)
         if ckpt.get("model_name") != cfg.model or ckpt.get("config") != config:
             raise HsError(f"checkpoint is for {ckpt.get('model_name')} {ckpt.get('config')}, not "
                           f"{cfg.model} {config}", cfg.resume)

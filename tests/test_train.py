@@ -104,7 +104,10 @@ def test_resume_after_an_interruption_equals_the_straight_run(hstool, tmp_path, 
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert len(create_model("_tiny_test", cut).meta["history"]) == 2
     r = hstool("train", *TINY, "--epochs", "2", "--out", tmp_path / "x.safetensors", "--resume", straight)
-    assert r.exit_code == 1 and "checkpoint" in r.output
+    assert r.exit_code == 1 and "not a training checkpoint" in r.output and "with --init" in r.output
+    (tmp_path / "other.ckpt").write_bytes(b"not a checkpoint")
+    r = hstool("train", *TINY, "--epochs", "2", "--out", tmp_path / "y.safetensors", "--resume", tmp_path / "other.ckpt")
+    assert r.exit_code == 1 and "not a training checkpoint" in r.output and "Traceback" not in r.output
 
 
 def test_pixel_model_train_is_closed_form_and_deterministic(hstool, tmp_path):
