@@ -36,8 +36,9 @@ from hstool.hsdata import HsError
 
 def consistency_camera(camera: Any, track: str = "clean"):
     """The :class:`hstool.camera.Pipeline` behind ``camera`` (as :func:`consistency_matrix` takes
-    it), or None for a bare matrix: its linear response and its quantiser's rounding."""
-    if isinstance(camera, np.ndarray):
+    it), or None for a bare matrix (an array, or nested lists of numbers): its linear response
+    and its quantiser's rounding."""
+    if isinstance(camera, (np.ndarray, list, tuple)):
         return None
     from hstool import camera as cam
 
@@ -54,10 +55,15 @@ def consistency_matrix(camera: Any, wavelengths: np.ndarray, track: str = "clean
     """The (B, 3) linear response for ``camera``: ``True`` (the track's pipeline), a track or CSS
     name, a ``CSS`` (used within ``track``'s pipeline for its scale), a ``Pipeline``, or a matrix."""
     wavelengths = np.asarray(wavelengths, np.float64)
-    if isinstance(camera, np.ndarray):
-        m = np.asarray(camera, np.float64)
+    if isinstance(camera, (np.ndarray, list, tuple)):
+        try:
+            m = np.asarray(camera, np.float64)
+        except (TypeError, ValueError) as exc:
+            raise HsError(f"response matrix is not numbers ({exc})") from None
         if m.shape != (wavelengths.size, 3):
             raise HsError(f"response matrix must be ({wavelengths.size}, 3), got {m.shape}")
+        if np.linalg.matrix_rank(m) < 3:  # checked where it is given, not on the first image
+            raise HsError(f"response matrix has rank {np.linalg.matrix_rank(m)}, not 3: its channels are not independent")
         return m
     return np.asarray(consistency_camera(camera, track).matrix(wavelengths), np.float64)
 
@@ -137,6 +143,8 @@ def project_consistent(spectra: np.ndarray, rgb: np.ndarray, matrix: np.ndarray,
         raise HsError(f"response matrix {m.shape} does not fit {shape[-1]} bands")
     if np.asarray(rgb).shape != shape[:-1] + (3,):
         raise HsError(f"RGB shape {np.asarray(rgb).shape} does not match spectra {shape}")
+    if np.linalg.matrix_rank(m) < 3:  # two channels alike (or one blind): no RGB fixes a spectrum
+        raise HsError(f"response matrix has rank {np.linalg.matrix_rank(m)}, not 3: its channels are not independent")
     out = np.empty(shape, np.float32)
     flat_out = out.reshape(-1, shape[-1])
     flat_s = spectra.reshape(-1, shape[-1])

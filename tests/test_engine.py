@@ -303,3 +303,14 @@ def test_gamma_undoes_the_encoding_before_the_model():
         Reconstructor("rootpoly", "bundled", "clean", device="cpu", gamma="srgb", exposure_invariant=True)(enc * 2.5)
     with pytest.raises(HsError, match="gamma must be a number or 'srgb'"):
         Reconstructor("rootpoly", "bundled", "clean", device="cpu", gamma="sRGB-ish")
+
+
+def test_consistent_takes_a_matrix_as_nested_lists_and_refuses_a_degenerate_one():
+    from hstool.camera import track
+
+    m = track("clean").matrix(np.arange(400, 701, 10.0))
+    rec = Reconstructor("linear", consistent=m.tolist(), device="cpu")
+    np.testing.assert_array_equal(rec.matrix, m)
+    for bad, rank in ((np.zeros((31, 3)), 0), (np.ones((31, 3)) / 31, 1)):
+        with pytest.raises(HsError, match=f"response matrix has rank {rank}, not 3"):
+            Reconstructor("linear", consistent=bad, device="cpu")
