@@ -217,14 +217,18 @@ def track(name: str = "clean", **overrides) -> Pipeline:
     return _with_overrides(base, overrides) if overrides else base
 
 
-def file_seed(seed: int, stem: str) -> np.random.SeedSequence:
+def file_seed(seed: int | np.random.SeedSequence, stem: str) -> np.random.SeedSequence:
     """The seed sequence of one file from the run's seed and the file's stem, so a file's output
     does not depend on the worker count, the order or the other files of a batch. Its children
     (:func:`capture_seeds`) are, everywhere: the capture noise (``hstool simulate``), the patch
     shuffle, the noise of the re-simulation that physical consistency compares with the
     input image (``hstool score --rgb``, evaluate, demo), and the k-means of the weighted MRAE."""
     key = int.from_bytes(hashlib.sha256(stem.encode()).digest()[:8], "little")
-    return np.random.SeedSequence(entropy=seed, spawn_key=(key,))
+    if isinstance(seed, np.random.SeedSequence):  # a run's own sequence: the file's child of it
+        return np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, key), pool_size=seed.pool_size)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise HsError(f"seed must be an integer >= 0 or a numpy SeedSequence, not {seed!r}")
+    return np.random.SeedSequence(entropy=int(seed), spawn_key=(key,))
 
 
 def capture_seeds(file: np.random.SeedSequence) -> tuple[np.random.SeedSequence, ...]:

@@ -161,7 +161,11 @@ def _file_seeds(seed: int | np.random.SeedSequence) -> tuple[np.random.SeedSeque
     """A file's seed children (:func:`hstool.camera.capture_seeds`) from its sequence or an integer."""
     from hstool.camera import capture_seeds
 
-    return capture_seeds(seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed))
+    if isinstance(seed, np.random.SeedSequence):
+        return capture_seeds(seed)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise HsError(f"seed must be an integer >= 0 or a numpy SeedSequence, not {seed!r}")
+    return capture_seeds(np.random.SeedSequence(int(seed)))
 
 
 def score_pair(
@@ -372,7 +376,8 @@ def evaluate_cube(
     return {k: row[k] for k in (*TABLE3, "gt_zeros")}
 
 
-def evaluate_file(path: Path, recon_fn: ReconFn, pipeline="clean", seed: int = 0, **options) -> dict:
+def evaluate_file(path: Path, recon_fn: ReconFn, pipeline="clean", seed: int | np.random.SeedSequence = 0,
+                  **options) -> dict:
     """:func:`evaluate_cube` on a cube file, seeded by its stem (:func:`file_seed`); errors name the file."""
     from hstool.camera import file_seed
 
@@ -393,9 +398,11 @@ def mean_row(rows: Sequence[dict], keys: Sequence[str]) -> dict:
     return {k: float(np.mean([r[k] for r in rows])) for k in keys if rows and all(k in r for r in rows)}
 
 
-def evaluate(gt_paths: Sequence[Path], recon_fn: ReconFn, pipeline="clean", seed: int = 0, **options) -> dict:
-    """The Table 3 protocol over cube files: ``{"images": [row, ...], "mean": {...}}``."""
-    rows = [evaluate_file(p, recon_fn, pipeline, seed, **options) for p in gt_paths]
+def evaluate(gt_paths: Sequence[Path] | Path | str, recon_fn: ReconFn, pipeline="clean",
+             seed: int | np.random.SeedSequence = 0, **options) -> dict:
+    """The Table 3 protocol over cube files (one path, or several): ``{"images": [row, ...], "mean": {...}}``."""
+    paths = [gt_paths] if isinstance(gt_paths, (str, Path)) else list(gt_paths)
+    rows = [evaluate_file(p, recon_fn, pipeline, seed, **options) for p in paths]
     if not rows:
         raise HsError("no ground-truth cubes to evaluate")
     return {"images": rows, "mean": mean_row(rows, TABLE3)}

@@ -264,3 +264,21 @@ def test_cli_evaluate_takes_the_weights_track_files_and_their_model(hstool, tmp_
     assert r.exit_code == 1 and "trained for the realworld track" in r.stderr
     r = hstool("evaluate", tmp_path)
     assert r.exit_code == 1 and "give --model NAME" in r.stderr
+
+
+def test_library_evaluate_takes_one_path_and_a_seed_sequence(tmp_path, tmp_cube):
+    """As simulate does: an int or a SeedSequence (each file its child by stem); a bad seed is an
+    HsError; one path needs no list."""
+    cube = tmp_cube(12, 14, seed=2)
+    write_cube(cube, tmp_path / "A.mat")
+    fn = linear_fn(cube)
+    one = evaluate.evaluate(tmp_path / "A.mat", fn, "realworld", seed=np.random.SeedSequence(4), clusters=10)
+    again = evaluate.evaluate([str(tmp_path / "A.mat")], fn, "realworld", seed=np.random.SeedSequence(4), clusters=10)
+    assert one == again and one["images"][0]["image"] == "A"
+    assert evaluate.evaluate(tmp_path / "A.mat", fn, "realworld", seed=4, clusters=10) == one  # SeedSequence(4) is 4
+    child = np.random.SeedSequence(4).spawn(1)[0]
+    other = evaluate.evaluate(tmp_path / "A.mat", fn, "realworld", seed=child, clusters=10)
+    assert other["images"][0]["mrae"] != one["images"][0]["mrae"]  # another sequence, other noise
+    for bad in (-1, 1.5, np.random.default_rng(0)):
+        with pytest.raises(HsError, match="seed must be an integer >= 0 or a numpy SeedSequence"):
+            evaluate.evaluate(tmp_path / "A.mat", fn, "clean", seed=bad, clusters=10)
