@@ -46,6 +46,8 @@ class Cube:
     def __post_init__(self) -> None:
         if not isinstance(self.data, np.ndarray):  # a list or another array-like (a memmap stays one)
             self.data = np.asarray(self.data)
+        if self.wavelengths is None:
+            raise HsError("a cube needs its band centres (wavelengths in nm), not None", self.meta.get("source"))
         self.wavelengths = np.asarray(self.wavelengths, dtype=np.float64).reshape(-1)
         if self.data.ndim != 3:
             raise HsError(f"a cube must be 3-D (H, W, B), got shape {self.data.shape}", self.meta.get("source"))

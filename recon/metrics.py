@@ -74,6 +74,8 @@ def _pair(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validated arrays in a common float type (float32 cubes stay float32; means accumulate in float64)."""
     for arr, name in zip((pred, gt), names):
+        if hasattr(arr, "wavelengths") and hasattr(arr, "data"):  # a Cube: its values are what is compared
+            raise HsError(f"{name}: pass the cube's values (cube.data), not the Cube")
         check_real(arr, what=name)
     check_pair(pred, gt, names)
     dtype = np.result_type(np.asarray(pred).dtype, np.asarray(gt).dtype, np.float32)
@@ -390,8 +392,10 @@ def score(
     ignore_zeros: bool = False,
     data_range: float = 1.0,
 ) -> dict[str, float]:
-    """Several metrics of one pair at once, by name (see :data:`METRICS`)."""
-    check_pair(pred, gt)
+    """Several metrics of one pair at once, by name (see :data:`METRICS`; one name may be a string)."""
+    if isinstance(metrics, str):  # "mrae", not the letters m, r, a, e
+        metrics = (metrics,)
+    _pair(pred, gt)
     out: dict[str, float] = {}
     for name in metrics:
         if name == "mrae":

@@ -638,3 +638,11 @@ def test_overwriting_an_envi_pair_keeps_files_that_are_not_its_binary(tmp_path, 
     write_cube(tmp_cube(6, 7, seed=2), tmp_path / "X.hdr", overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["X", "X.dat", "X.hdr", "X.raw"]
     assert read_cube(tmp_path / "X.hdr").shape == (6, 7, 31)  # the binary of the header's size, X.raw
+
+
+def test_a_cube_needs_wavelengths_and_write_cube_a_cube(tmp_path):
+    with pytest.raises(HsError, match="a cube needs its band centres"):
+        Cube(np.zeros((2, 2, 3)), None)
+    with pytest.raises(HsError, match="write_cube takes a Cube"):
+        write_cube(np.zeros((2, 2, 31)), tmp_path / "x.mat")
+    assert not (tmp_path / "x.mat").exists()

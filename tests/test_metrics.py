@@ -323,3 +323,12 @@ def test_eps_zero_is_the_unguarded_mrae_without_a_warning():
         warnings.simplefilter("error")
         assert metrics.mrae(pred, gt, eps=0.0) == math.inf
         assert metrics.mrae(pred, gt, eps=np.array([0.0, 1.0, 0.0])) == pytest.approx((0.2 + 0.1 + 0) / 3)
+
+
+def test_library_misuse_is_named():
+    from hstool.hsdata import ARAD_WAVELENGTHS, Cube
+
+    gt = np.full((2, 3, 31), 0.5)
+    with pytest.raises(HsError, match=r"ground truth: pass the cube's values \(cube.data\), not the Cube"):
+        metrics.mrae(gt, Cube(gt, ARAD_WAVELENGTHS))
+    assert metrics.score(gt * 1.1, gt, "mrae") == {"mrae": pytest.approx(0.1)}  # one name, not its letters

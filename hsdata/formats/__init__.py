@@ -45,13 +45,13 @@ def read_cube(path: str | Path, format: str | None = None, dtype=np.float32) -> 
 
     >>> cube = read_cube("ARAD_HS_0451.mat")  # doctest: +SKIP
     """
+    if Path(path).is_dir():
+        raise HsError("a folder, not a cube file", path)
     fmt = detect_format(path, format)
     if fmt == "image":
         raise HsError("this is an RGB image, not a hyperspectral cube", path)
     if dtype is not None and not np.issubdtype(np.dtype(dtype), np.floating):
         raise HsError(f"cubes are read as a float type (or dtype=None, as stored), not {np.dtype(dtype)}", path)
-    if Path(path).is_dir():
-        raise HsError("a folder, not a cube file", path)
     if not Path(path).exists():
         raise HsError("no such file", path)
     try:
@@ -71,6 +71,8 @@ def write_cube(
     """Write ``cube`` atomically; returns the files written. Options go to the format's writer
     (``version='5'`` for .mat, ``dtype``/``interleave`` for ENVI); ``format='mat5'`` is short for
     ``format='mat', version='5'``. The file the cube was read from is never overwritten."""
+    if not isinstance(cube, Cube):  # an array alone does not say its band centres
+        raise HsError(f"write_cube takes a Cube (data and wavelengths), not {type(cube).__name__}", path)
     if format == "mat5":
         format, options = "mat", {**options, "version": "5"}
     fmt = detect_format(path, format)
