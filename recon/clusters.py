@@ -21,8 +21,6 @@ clustering is a seeded, vectorised k-means on numpy:
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
-from scipy.spatial import cKDTree
 
 from hstool.hsdata import HsError
 
@@ -87,6 +85,8 @@ def nearest(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
     (faster than all k distances up to ~16 dimensions), else :func:`assign`."""
     if x.shape[1] > KDTREE_MAX_DIM:
         return assign(x, centres)
+    from scipy.spatial import cKDTree  # here, not at import: the CLI starts without scipy.spatial
+
     _, labels = cKDTree(np.asarray(centres, np.float64)).query(x, k=1)
     return np.asarray(labels, np.int64)
 
@@ -116,6 +116,8 @@ def kmeans_pp(x: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generat
 def _update(x: np.ndarray, weights: np.ndarray, labels: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """Weighted means of the clusters (one sparse product); an empty cluster keeps its centre."""
     k = len(centres)
+    from scipy import sparse
+
     member = sparse.csr_matrix((weights, (labels, np.arange(len(labels)))), shape=(k, len(labels)))
     mass = np.asarray(member.sum(axis=1)).ravel()
     sums = member @ x.astype(np.float64)

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import scipy.io
 
 from ..atomic import atomic_path
 from ..cube import Cube, check_real, default_wavelengths
@@ -34,6 +33,8 @@ def read(path: str | Path, dtype=np.float32) -> Cube:
         raise HsError("no such file", path)
     if h5py.is_hdf5(path):
         return _read_v73(path, dtype)
+    import scipy.io  # here, not at import: MATLAB v5 only, and the CLI starts faster without it
+
     try:
         mat = scipy.io.loadmat(path)
     except Exception as exc:
@@ -156,6 +157,8 @@ def write(
                 variables["norm_factor"] = np.array([[float(norm)]])
             if units:
                 variables["units"] = units
+            import scipy.io
+
             scipy.io.savemat(tmp, variables, do_compression=bool(compression))
             with open(tmp, "r+b") as fh:  # scipy's text holds the time of writing
                 fh.write(_header_text("5.0"))
