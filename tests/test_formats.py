@@ -631,6 +631,17 @@ def test_overwriting_an_envi_pair_removes_the_binary_of_the_header_replaced(tmp_
     np.testing.assert_array_equal(read_cube(tmp_path / "X.hdr").data, new.data)
 
 
+def test_overwriting_an_envi_pair_with_a_bare_binary_removes_it(tmp_path, tmp_cube):
+    """X.hdr + a bare X (a common ENVI layout), replaced with a cube of the same size: X goes,
+    and the cube read back is the new one."""
+    old, new = tmp_cube(4, 5, seed=1), tmp_cube(4, 5, seed=2)
+    write_cube(old, tmp_path / "X.raw")
+    (tmp_path / "X.raw").rename(tmp_path / "X")
+    write_cube(new, tmp_path / "X.hdr", overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["X.hdr", "X.raw"]
+    np.testing.assert_array_equal(read_cube(tmp_path / "X.hdr").data, new.data)
+
+
 def test_overwriting_an_envi_pair_keeps_files_that_are_not_its_binary(tmp_path, tmp_cube):
     write_cube(tmp_cube(4, 5), tmp_path / "X.hdr")
     (tmp_path / "X").write_text("notes, not a binary")  # a bare name ENVI could read as one

@@ -40,10 +40,11 @@ def header_and_data(path: str | Path) -> tuple[Path, Path]:
                  if c != hdr and c.is_file()]
         if not found:
             raise HsError("ENVI header has no binary beside it (.raw, .img, .dat, ...)", hdr)
-        if len(found) > 1:  # several candidates (X and X.raw): the one of the size the header describes
+        if len(found) > 1:  # several candidates (X and X.raw): of the size the header describes, the newest
             with contextlib.suppress(HsError, OSError):
                 size = _binary_size(read_header(hdr))
                 found = [c for c in found if c.stat().st_size == size] or found
+            found.sort(key=lambda c: -c.stat().st_mtime_ns)
         return hdr, found[0]
     if not path.is_file():
         raise HsError("no such file", path)
@@ -190,13 +191,14 @@ def _binary_size(h: dict) -> int:
 
 def _stale_binary(hdr: Path, binary: Path) -> Path | None:
     """The binary of the ENVI header about to be replaced, when it is another file than the new
-    ``binary`` (X.img beside X.hdr, replaced by X.hdr + X.raw): a file with a binary's suffix and
-    exactly the size the old header describes, so that no unrelated file (a bare X) is taken."""
+    ``binary`` (X.img or a bare X beside X.hdr, replaced by X.hdr + X.raw): a file with a binary's
+    name and exactly the size the old header describes, so that no unrelated file (notes in a bare
+    X) is taken."""
     with contextlib.suppress(HsError, OSError):
         size = _binary_size(read_header(hdr))
-        for suffix in DATA_SUFFIXES[1:] + tuple(s.upper() for s in DATA_SUFFIXES[1:]):
+        for suffix in DATA_SUFFIXES + tuple(s.upper() for s in DATA_SUFFIXES[1:]):
             old = hdr.with_suffix(suffix)
-            if old.is_file() and old.resolve() != binary.resolve() and old.stat().st_size == size:
+            if old != hdr and old.is_file() and old.resolve() != binary.resolve() and old.stat().st_size == size:
                 return old
     return None
 
