@@ -45,7 +45,10 @@ def consistency_camera(camera: Any, track: str = "clean"):
     if camera is True:
         return cam.track(track)
     if isinstance(camera, str):
-        return cam.track(camera) if camera in cam.TRACKS else cam.track(track, css=cam.load_css(camera))
+        try:
+            return cam.track(cam.track_name(camera))  # a track, however spelt (Real-World)
+        except HsError:
+            return cam.track(track, css=cam.load_css(camera))
     if isinstance(camera, cam.Pipeline):
         return camera
     return cam.track(track, css=camera)
@@ -62,10 +65,19 @@ def consistency_matrix(camera: Any, wavelengths: np.ndarray, track: str = "clean
             raise HsError(f"response matrix is not numbers ({exc})") from None
         if m.shape != (wavelengths.size, 3):
             raise HsError(f"response matrix must be ({wavelengths.size}, 3), got {m.shape}")
-        if np.linalg.matrix_rank(m) < 3:  # checked where it is given, not on the first image
-            raise HsError(f"response matrix has rank {np.linalg.matrix_rank(m)}, not 3: its channels are not independent")
-        return m
-    return np.asarray(consistency_camera(camera, track).matrix(wavelengths), np.float64)
+    else:
+        m = np.asarray(consistency_camera(camera, track).matrix(wavelengths), np.float64)
+    check_response(m)  # where it is given, not on the first image
+    return m
+
+
+def check_response(m: np.ndarray) -> None:
+    """A response matrix ``(B, 3)`` that fixes spectra: finite, and its three channels independent."""
+    if not np.all(np.isfinite(m)):
+        raise HsError("response matrix holds NaN or infinite values")
+    rank = np.linalg.matrix_rank(m)
+    if rank < 3:  # two channels alike (or one blind): no RGB fixes a spectrum
+        raise HsError(f"response matrix has rank {rank}, not 3: its channels are not independent")
 
 
 def _newton(s: np.ndarray, c: np.ndarray, m: np.ndarray, lam: np.ndarray, tol: np.ndarray,
@@ -143,8 +155,7 @@ def project_consistent(spectra: np.ndarray, rgb: np.ndarray, matrix: np.ndarray,
         raise HsError(f"response matrix {m.shape} does not fit {shape[-1]} bands")
     if np.asarray(rgb).shape != shape[:-1] + (3,):
         raise HsError(f"RGB shape {np.asarray(rgb).shape} does not match spectra {shape}")
-    if np.linalg.matrix_rank(m) < 3:  # two channels alike (or one blind): no RGB fixes a spectrum
-        raise HsError(f"response matrix has rank {np.linalg.matrix_rank(m)}, not 3: its channels are not independent")
+    check_response(m)
     out = np.empty(shape, np.float32)
     flat_out = out.reshape(-1, shape[-1])
     flat_s = spectra.reshape(-1, shape[-1])

@@ -390,7 +390,7 @@ def evaluate_file(path: Path, recon_fn: ReconFn, pipeline="clean", seed: int | n
         if exc.path is not None:
             raise
         raise HsError(exc.message, path) from None
-    return {"image": path.stem, **row}
+    return {"image": path.stem, "gt": str(path), **row}  # the path tells apart one name in two folders
 
 
 def mean_row(rows: Sequence[dict], keys: Sequence[str]) -> dict:
@@ -402,6 +402,7 @@ def evaluate(gt_paths: Sequence[Path] | Path | str, recon_fn: ReconFn, pipeline=
              seed: int | np.random.SeedSequence = 0, **options) -> dict:
     """The Table 3 protocol over cube files (one path, or several): ``{"images": [row, ...], "mean": {...}}``."""
     paths = [gt_paths] if isinstance(gt_paths, (str, Path)) else list(gt_paths)
+    _file_seeds(seed)  # a bad seed is the call's error, not each file's
     rows = [evaluate_file(p, recon_fn, pipeline, seed, **options) for p in paths]
     if not rows:
         raise HsError("no ground-truth cubes to evaluate")

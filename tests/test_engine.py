@@ -314,3 +314,14 @@ def test_consistent_takes_a_matrix_as_nested_lists_and_refuses_a_degenerate_one(
     for bad, rank in ((np.zeros((31, 3)), 0), (np.ones((31, 3)) / 31, 1)):
         with pytest.raises(HsError, match=f"response matrix has rank {rank}, not 3"):
             Reconstructor("linear", consistent=bad, device="cpu")
+    with pytest.raises(HsError, match="response matrix holds NaN or infinite values"):
+        Reconstructor("linear", consistent=np.full((31, 3), np.nan), device="cpu")
+    from hstool.camera import CSS, load_css
+
+    cie = load_css("cie1964")
+    values = cie.values.copy()
+    values[:, 2] = values[:, 1]  # blue a copy of green: a camera file, refused when given, not per image
+    with pytest.raises(HsError, match="rank 2, not 3"):
+        Reconstructor("linear", consistent=CSS("twin", cie.wavelengths, values), device="cpu")
+    spelt = Reconstructor("linear", consistent="Real-World", device="cpu")  # a track, however spelt
+    np.testing.assert_array_equal(spelt.matrix, track("realworld").matrix(np.arange(400, 701, 10.0)))

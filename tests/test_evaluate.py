@@ -260,6 +260,7 @@ def test_cli_evaluate_takes_the_weights_track_files_and_their_model(hstool, tmp_
     report = json.loads(r.stdout)
     assert report["track"] == "realworld" and report["model"] == "linear"
     assert [row["image"] for row in report["images"]] == ["c0", "c1"]
+    assert [row["gt"] for row in report["images"]] == [str(tmp_path / "c0.mat"), str(tmp_path / "c1.mat")]
     r = hstool("evaluate", tmp_path, "-w", w, "-t", "clean")
     assert r.exit_code == 1 and "trained for the realworld track" in r.stderr
     r = hstool("evaluate", tmp_path)
