@@ -59,12 +59,16 @@ def model_metadata(model: nn.Module) -> dict[str, str]:
     return out
 
 
-def _describe(path: Path, props: dict[str, str]) -> None:
+def _describe(path: Path, props: dict[str, str], bands: int) -> None:
     """Add ``props`` to the ONNX file's ``metadata_props`` (needs the ``onnx`` package, which the
-    exporter itself needs)."""
+    exporter itself needs), and state the output's band count where the graph left it symbolic
+    (a pixel model's matrix product through a cast did)."""
     import onnx
 
     proto = onnx.load(str(path))
+    band_dim = proto.graph.output[0].type.tensor_type.shape.dim[1]
+    if not band_dim.dim_value:
+        band_dim.dim_value = bands
     for key, value in props.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
@@ -111,7 +115,9 @@ def export_onnx(
                 },
                 do_constant_folding=True,
             )
-            _describe(tmp, model_metadata(model))
+            with torch.no_grad():
+                bands = int(model(example).shape[1])
+            _describe(tmp, model_metadata(model), bands)
     except HsError:
         raise
     except Exception as exc:  # exporter errors name the operator; keep that, name the file

@@ -110,6 +110,10 @@ def test_every_pixel_model_exports(hstool, tmp_path):
         r = hstool("models", "export", name, tmp_path / f"{name}.onnx", "--track", "realworld", "--json")
         assert r.exit_code == 0, (name, r.output)
         assert json.loads(r.stdout)["max_abs_diff"] < 1e-4
+        import onnx
+
+        dims = onnx.load(str(tmp_path / f"{name}.onnx")).graph.output[0].type.tensor_type.shape.dim
+        assert [d.dim_value or d.dim_param for d in dims] == ["batch", 31, "height", "width"], name
 
 
 def test_models_pattern_matching_nothing_is_an_error(hstool):
