@@ -183,6 +183,18 @@ def incomplete(plan: Plan) -> list[dict[str, list[str]]]:
             for there, missing in plan.partial]
 
 
+def batch_json(plan: Plan, rows: list[dict], skipped: list[str], failed: list[dict], previews: list[str] | None = None,
+               preview_failures: Sequence[Failure] = ()) -> dict[str, Any]:
+    """What a batch's ``--json`` says, the same keys for every batch: ``written`` rows, the jobs
+    ``incomplete`` and ``skipped``, the ``previews`` written from existing cubes (where the batch
+    writes previews), and what ``failed``, the previews' failures included."""
+    out: dict[str, Any] = {"written": rows, "incomplete": incomplete(plan), "skipped": skipped}
+    if previews is not None:
+        out["previews"] = previews
+    out["failed"] = failed + [{"preview": str(f.item.png), "error": f.message} for f in preview_failures]
+    return out
+
+
 #: how many half-present jobs :func:`finish_skipped` names one by one
 PARTIAL_SHOWN = 5
 

@@ -20,8 +20,8 @@ from ..hsdata.specim import IQ_WAVELENGTHS, capture_files, find_captures
 from ..hsdata.spectral import resampling_matrix, target_grid
 from .batch import (
     PreviewJob,
+    batch_json,
     finish_skipped,
-    incomplete,
     job_outputs,
     plan_outputs,
     report_failures,
@@ -149,10 +149,9 @@ def calibrate(
     )
     rows = [r for _, r in results]
     if json:
-        print_json({"written": rows, "incomplete": incomplete(plan),
-                    "skipped": [str(t) for _, t in skipped], "previews": previews,
-                    "failed": [{"capture": str(f.item[0]), "error": f.message} for f in failures]
-                    + [{"preview": str(f.item.png), "error": f.message} for f in preview_failures]})
+        print_json(batch_json(plan, rows, [str(t) for _, t in skipped],
+                              [{"capture": str(f.item[0]), "error": f.message} for f in failures], previews,
+                              preview_failures))
     elif rows:
         err.print(table("calibrated", ["capture", "output", "shape", "dropped", "NaN values", "saturated", "s"],
                         [[Path(r["capture"]).name, r["output"], "x".join(map(str, r["shape"])),

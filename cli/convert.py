@@ -25,9 +25,9 @@ from hstool.hsdata.spectral import resample_bands, target_grid
 
 from .batch import (
     PreviewJob,
+    batch_json,
     finish_skipped,
     gather_inputs,
-    incomplete,
     job_outputs,
     plan_outputs,
     report_failures,
@@ -147,10 +147,9 @@ def convert(
     results, failures = run_batch(jobs, run_job, "converting", workers, name=lambda j: j.source.name)
     rows = [r for _, r in results]
     if json:
-        print_json({"written": rows, "incomplete": incomplete(plan),
-                    "skipped": [str(j.output) for j in skipped], "previews": previews,
-                    "failed": [{"input": str(f.item.source), "error": f.message} for f in failures]
-                    + [{"preview": str(f.item.png), "error": f.message} for f in preview_failures]})
+        print_json(batch_json(plan, rows, [str(j.output) for j in skipped],
+                              [{"input": str(f.item.source), "error": f.message} for f in failures], previews,
+                              preview_failures))
     elif rows:
         err.print(table(f"{len(rows)} cube(s) in {out}", ["input", "output", "shape", "bands in", "s"],
                         [[Path(r["input"]).name, Path(r["output"]).name, "x".join(map(str, r["shape"])),

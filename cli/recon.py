@@ -26,9 +26,9 @@ from hstool.hsdata.formats.image import is_preview
 
 from .batch import (
     PreviewJob,
+    batch_json,
     finish_skipped,
     gather_inputs,
-    incomplete,
     job_outputs,
     plan_outputs,
     report_failures,
@@ -167,10 +167,9 @@ def recon(
     results, failures = run_batch(jobs, fn, "recon", workers, name=lambda job: job[0].name, spawn=True)
     rows = [r for _, r in results]
     if json:
-        print_json({"written": rows, "incomplete": incomplete(plan),
-                    "skipped": [str(dst) for _, dst in skipped], "previews": previews,
-                    "failed": [{"input": str(f.item[0]), "error": f.message} for f in failures]
-                    + [{"preview": str(f.item.png), "error": f.message} for f in preview_failures]})
+        print_json(batch_json(plan, rows, [str(dst) for _, dst in skipped],
+                              [{"input": str(f.item[0]), "error": f.message} for f in failures], previews,
+                              preview_failures))
     elif rows:
         cols = ["input", "output", "shape", "seconds"] + (["corrected", "infeasible"] if consistent else [])
         err.print(table(f"{len(rows)} cube(s) in {out}", cols,

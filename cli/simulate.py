@@ -33,9 +33,9 @@ from hstool.hsdata.errors import check_positive
 from hstool.hsdata.formats import DEFAULT_SUFFIX
 
 from .batch import (
+    batch_json,
     finish_skipped,
     gather_inputs,
-    incomplete,
     job_outputs,
     plan_outputs,
     report_failures,
@@ -250,9 +250,9 @@ def simulate(
     finish_skipped(plan, "cube(s)")
     results, failures = run_batch(jobs, run_job, f"simulate {pipe.name}", workers, name=lambda j: j.source.name)
     if json:
-        print_json({"pipeline": pipe.describe(), "written": [r for _, r in results],
-                    "incomplete": incomplete(plan), "skipped": [str(j.output) for j in skipped],
-                    "failed": [{"input": str(f.item.source), "error": f.message} for f in failures]})
+        print_json({"pipeline": pipe.describe(), **batch_json(
+            plan, [r for _, r in results], [str(j.output) for j in skipped],
+            [{"input": str(f.item.source), "error": f.message} for f in failures])})
     elif results:
         err.print(table(f"{pipe.name}: {len(results)} written to {out}", ["input", "output", "clipped %", "seconds"],
                         [[Path(r["input"]).name, Path(r["output"]).name, f"{100 * r['clipped']:.2f}",

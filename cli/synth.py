@@ -19,8 +19,8 @@ from hstool.hsdata.synth import generate_scene
 
 from .batch import (
     PreviewJob,
+    batch_json,
     finish_skipped,
-    incomplete,
     job_outputs,
     plan_outputs,
     report_failures,
@@ -137,10 +137,9 @@ def synth(
     results, failures = run_batch(jobs, run_job, f"synth {split}", workers, name=lambda j: j.output.name)
     rows = [r for _, r in results]
     if json:
-        print_json({"written": rows, "incomplete": incomplete(plan),
-                    "skipped": [str(j.output) for j in skipped], "previews": previews,
-                    "failed": [{"output": str(f.item.output), "error": f.message} for f in failures]
-                    + [{"preview": str(f.item.png), "error": f.message} for f in preview_failures]})
+        print_json(batch_json(plan, rows, [str(j.output) for j in skipped],
+                              [{"output": str(f.item.output), "error": f.message} for f in failures], previews,
+                              preview_failures))
     elif rows:
         err.print(table(f"{len(rows)} scene(s) in {out}", ["file", "illuminant", "norm_factor", "s"],
                         [[Path(r["output"]).name, r["illuminant"], r["norm_factor"], r["seconds"]] for r in rows]))
