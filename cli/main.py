@@ -19,7 +19,7 @@ import typer
 
 from hstool.hsdata import HsError
 
-from .output import BROKEN_PIPE, DEBUG, error
+from .output import BROKEN_PIPE, DEBUG, error, silence
 
 app = typer.Typer(
     name="hstool",
@@ -65,7 +65,7 @@ def guarded(fn: Callable) -> Callable:
             error("interrupted")
             raise typer.Exit(130) from None
         except BrokenPipeError:  # `hstool ... --json | head`: the reader has what it wanted
-            _quiet_stdout()
+            silence(sys.stdout)
             raise typer.Exit(BROKEN_PIPE) from None
         except HsError as exc:
             if DEBUG["on"]:
@@ -124,11 +124,6 @@ add(synth.synth, "synth", "Generate synthetic hyperspectral scenes from measured
 add(render.render, "render", "Render a cube as an sRGB preview, with pixels' spectra (PNG).")
 add(info.info, "info", "Describe cubes and images: shape, bands, value range, metadata.")
 
-def _quiet_stdout() -> None:
-    """Point stdout at /dev/null, so that flushing what is left at exit cannot raise again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-
 
 def run() -> None:
     """Console-script entry point. A usage error (a missing argument, a value out of range, a
@@ -150,6 +145,6 @@ def run() -> None:
     try:
         sys.stdout.flush()  # the last of the output, while a closed pipe can still be told apart
     except BrokenPipeError:
-        _quiet_stdout()
+        silence(sys.stdout)
         sys.exit(BROKEN_PIPE)
     sys.exit(code if isinstance(code, int) else 0)

@@ -25,13 +25,19 @@ LOG_WIDTH = 240
 BROKEN_PIPE = 141
 
 
+def silence(stream) -> None:
+    """Point ``stream`` at /dev/null: its reader has gone, and flushing what is left at exit must not
+    raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stream.fileno())
+
+
 def _gone(console: Console):
     """rich's own broken-pipe handling exits 1 after pointing stdout (even when stderr broke) at
-    /dev/null; hstool points the stream that broke there and exits as SIGPIPE would."""
+    /dev/null; hstool silences the stream that broke and exits as SIGPIPE would."""
 
     def on_broken_pipe() -> None:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, console.file.fileno())
+        silence(console.file)
         raise SystemExit(BROKEN_PIPE)
 
     return on_broken_pipe
