@@ -657,3 +657,18 @@ def test_a_cube_needs_wavelengths_and_write_cube_a_cube(tmp_path):
     with pytest.raises(HsError, match="write_cube takes a Cube"):
         write_cube(np.zeros((2, 2, 31)), tmp_path / "x.mat")
     assert not (tmp_path / "x.mat").exists()
+
+
+def test_overwriting_an_envi_pair_with_two_candidate_binaries_deletes_neither(tmp_path, tmp_cube):
+    """X.img and a bare X of the same size beside X.hdr: which was the cube's is a guess, so both
+    stay; the new X.raw is what the header reads, even beside a newer file of its size."""
+    import os
+
+    write_cube(tmp_cube(4, 5, seed=1), tmp_path / "X.img")
+    (tmp_path / "X").write_bytes((tmp_path / "X.img").read_bytes()[::-1])  # the user's, same size
+    new = tmp_cube(6, 7, seed=2)
+    write_cube(new, tmp_path / "X.hdr", overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["X", "X.hdr", "X.img", "X.raw"]
+    (tmp_path / "X.dat").write_bytes((tmp_path / "X.raw").read_bytes()[::-1])
+    os.utime(tmp_path / "X.dat", (4e9, 4e9))  # newer, and of the new cube's size
+    np.testing.assert_array_equal(read_cube(tmp_path / "X.hdr").data, new.data)

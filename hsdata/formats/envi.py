@@ -36,15 +36,15 @@ def header_and_data(path: str | Path) -> tuple[Path, Path]:
         hdr = path
         if not hdr.is_file():
             raise HsError("no such file", hdr)
-        found = [c for c in (hdr.with_suffix(s) for s in DATA_SUFFIXES + tuple(s.upper() for s in DATA_SUFFIXES[1:]))
-                 if c != hdr and c.is_file()]
+        # hstool writes .raw; then ENVI's usual names, a bare X first
+        order = (".raw", *DATA_SUFFIXES, *(s.upper() for s in DATA_SUFFIXES[1:]))
+        found = list(dict.fromkeys(c for c in (hdr.with_suffix(s) for s in order) if c != hdr and c.is_file()))
         if not found:
             raise HsError("ENVI header has no binary beside it (.raw, .img, .dat, ...)", hdr)
-        if len(found) > 1:  # several candidates (X and X.raw): of the size the header describes, the newest
+        if len(found) > 1:  # several candidates (X and X.img): the first of the size the header describes
             with contextlib.suppress(HsError, OSError):
                 size = _binary_size(read_header(hdr))
                 found = [c for c in found if c.stat().st_size == size] or found
-            found.sort(key=lambda c: -c.stat().st_mtime_ns)
         return hdr, found[0]
     if not path.is_file():
         raise HsError("no such file", path)
@@ -190,16 +190,18 @@ def _binary_size(h: dict) -> int:
 
 
 def _stale_binary(hdr: Path, binary: Path) -> Path | None:
-    """The binary of the ENVI header about to be replaced, when it is another file than the new
-    ``binary`` (X.img or a bare X beside X.hdr, replaced by X.hdr + X.raw): a file with a binary's
-    name and exactly the size the old header describes, so that no unrelated file (notes in a bare
-    X) is taken."""
+    """The binary the ENVI header about to be replaced reads (:func:`header_and_data`), when it
+    is another file than the new ``binary`` (X.img or a bare X beside X.hdr, replaced by X.hdr +
+    X.raw) and the one file of the size that header describes: that file and no other (notes in a
+    bare X stay, and of two same-size candidates neither goes; the new X.raw is read first)."""
     with contextlib.suppress(HsError, OSError):
         size = _binary_size(read_header(hdr))
-        for suffix in DATA_SUFFIXES + tuple(s.upper() for s in DATA_SUFFIXES[1:]):
-            old = hdr.with_suffix(suffix)
-            if old != hdr and old.is_file() and old.resolve() != binary.resolve() and old.stat().st_size == size:
-                return old
+        names = (*DATA_SUFFIXES, *(s.upper() for s in DATA_SUFFIXES[1:]))
+        fits = {c for c in (hdr.with_suffix(s) for s in names) if c != hdr and c.is_file() and c.stat().st_size == size}
+        old = header_and_data(hdr)[1]
+        # two files of that size (a bare X and X.img): which one is the cube's is a guess, so neither goes
+        if len(fits - {binary}) == 1 and old.resolve() != binary.resolve() and old in fits:
+            return old
     return None
 
 
