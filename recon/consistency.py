@@ -78,6 +78,11 @@ def check_response(m: np.ndarray) -> None:
     rank = np.linalg.matrix_rank(m)
     if rank < 3:  # two channels alike (or one blind): no RGB fixes a spectrum
         raise HsError(f"response matrix has rank {rank}, not 3: its channels are not independent")
+    with np.errstate(all="ignore"):
+        gram = m.T @ m  # what the projection inverts: its scale must survive squaring
+        scale = float(np.abs(gram).max())
+        if not (np.all(np.isfinite(gram)) and 1e-250 < scale < 1e250 and np.linalg.cond(gram) < 1e14):
+            raise HsError("response matrix is too badly scaled or conditioned to invert (rescale it)")
 
 
 def _newton(s: np.ndarray, c: np.ndarray, m: np.ndarray, lam: np.ndarray, tol: np.ndarray,

@@ -316,6 +316,9 @@ def test_consistent_takes_a_matrix_as_nested_lists_and_refuses_a_degenerate_one(
             Reconstructor("linear", consistent=bad, device="cpu")
     with pytest.raises(HsError, match="response matrix holds NaN or infinite values"):
         Reconstructor("linear", consistent=np.full((31, 3), np.nan), device="cpu")
+    for scale in (1e-160, 1e160):  # full rank, but its square under- or overflows
+        with pytest.raises(HsError, match="too badly scaled or conditioned"):
+            Reconstructor("linear", consistent=m * scale, device="cpu")
     from hstool.camera import CSS, load_css
 
     cie = load_css("cie1964")
