@@ -134,6 +134,9 @@ def run() -> None:
     except typer.Abort:
         error("interrupted")
         sys.exit(130)
+    except BrokenPipeError:  # `hstool --help | head`: the help is printed outside any command
+        silence(sys.stdout)
+        sys.exit(BROKEN_PIPE)
     except Exception as exc:  # click's (or typer's vendored click's) ClickException, by its interface
         if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
             raise

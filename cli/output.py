@@ -32,21 +32,18 @@ def silence(stream) -> None:
     os.dup2(devnull, stream.fileno())
 
 
-def _gone(console: Console):
+def _gone(console: Console) -> None:
     """rich's own broken-pipe handling exits 1 after pointing stdout (even when stderr broke) at
-    /dev/null; hstool silences the stream that broke and exits as SIGPIPE would."""
-
-    def on_broken_pipe() -> None:
-        silence(console.file)
-        raise SystemExit(BROKEN_PIPE)
-
-    return on_broken_pipe
+    /dev/null; hstool silences the stream that broke and exits as SIGPIPE would. Set on rich's
+    Console class, so that typer's consoles (--help) do the same as hstool's."""
+    silence(console.file)
+    raise SystemExit(BROKEN_PIPE)
 
 
+Console.on_broken_pipe = _gone
 for _console in (err, out):
     if not _console.is_terminal and "COLUMNS" not in os.environ:
         _console.width = LOG_WIDTH
-    _console.on_broken_pipe = _gone(_console)
 
 
 #: every metric's column header, the same in score, evaluate, demo and the benchmarks

@@ -66,3 +66,14 @@ def test_a_closed_stderr_pipe_ends_the_command_as_sigpipe_would():
     out = p.stdout.read().decode()
     p.stdout.close()
     assert p.wait(timeout=120) == 141 and out == ""
+
+
+def test_help_into_a_closed_pipe_ends_as_sigpipe_would():
+    """`hstool --help | head -c1`: typer prints the help with its own rich console."""
+    p = subprocess.Popen([sys.executable, "-m", "hstool.cli", "--help"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    p.stderr.close()
+    assert p.wait(timeout=120) == 141 and err == ""
+
