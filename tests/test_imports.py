@@ -7,6 +7,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import hstool.recon
 
 
@@ -33,17 +35,6 @@ def test_every_lazy_name_of_recon_resolves_and_is_listed():
     assert set(hstool.recon.__all__) <= set(dir(hstool.recon))
 
 
-def test_a_closed_pipe_ends_the_command_quietly():
-    """`hstool models --json | head -1`: the reader went away; no error line, no traceback, and the
-    exit code of a program SIGPIPE ends (141)."""
-    p = subprocess.Popen([sys.executable, "-m", "hstool.cli", "models", "--json"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    p.stdout.close()  # before the command has written anything
-    err = p.stderr.read().decode()
-    p.stderr.close()
-    assert p.wait(timeout=120) == 141 and err == ""
-
-
 def test_help_paragraphs_wrap_to_the_terminal_not_to_the_docstring():
     """A docstring's own line breaks fell mid-sentence in --help; each paragraph is reflowed."""
     from hstool.cli.main import reflow
@@ -58,22 +49,17 @@ def test_help_paragraphs_wrap_to_the_terminal_not_to_the_docstring():
     assert "OUT/NAME.json with all metadata (source, mode, formula, dropped columns," in out
 
 
-def test_a_closed_stderr_pipe_ends_the_command_as_sigpipe_would():
-    """Tables go to stderr, so `hstool models 2>&1 | head` breaks that stream: rich exited 1; 141."""
-    p = subprocess.Popen([sys.executable, "-m", "hstool.cli", "models"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
-    p.stderr.close()
-    out = p.stdout.read().decode()
-    p.stdout.close()
-    assert p.wait(timeout=120) == 141 and out == ""
-
-
-def test_help_into_a_closed_pipe_ends_as_sigpipe_would():
-    """`hstool --help | head -c1`: typer prints the help with its own rich console."""
-    p = subprocess.Popen([sys.executable, "-m", "hstool.cli", "--help"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
-    p.stdout.close()
-    err = p.stderr.read().decode()
-    p.stderr.close()
-    assert p.wait(timeout=120) == 141 and err == ""
+@pytest.mark.parametrize("args, closed", [
+    (("models", "--json"), "stdout"),  # `hstool models --json | head`
+    (("models",), "stderr"),  # tables go to stderr: `hstool models 2>&1 | head` (rich exited 1)
+    (("--help",), "stdout"),  # typer prints the help with its own rich console
+])
+def test_a_closed_pipe_ends_the_command_as_sigpipe_would(args, closed):
+    """The reader went away before the command wrote: no error text, no traceback, exit code 141."""
+    p = subprocess.Popen([sys.executable, "-m", "hstool.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    gone, other = (p.stdout, p.stderr) if closed == "stdout" else (p.stderr, p.stdout)
+    gone.close()
+    said = other.read().decode()
+    other.close()
+    assert p.wait(timeout=120) == 141 and said == ""
 
