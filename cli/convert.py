@@ -120,8 +120,10 @@ def convert(
     """Convert cubes between formats (.mat v7.3 as ARAD, v5 as NTIRE 2020, ENVI, .npy, .npz), and
     with --bands resample them to another band grid; each cube is written as OUT/NAME.FORMAT.
     Values are written as float32, as the ARAD files hold them; wavelengths, units, norm_factor
-    and hstool's own metadata are kept (.npy holds the array alone). Other ENVI header fields
-    (scale factors, ignore values, ...) are not carried over.
+    and hstool's own metadata are kept (.npy holds the array alone). An ENVI source's other header
+    fields (fwhm, map info, sensor type, ...) go into ENVI and .npz copies, its per-band lists only
+    while the band grid stays; its 'data ignore value' reads as NaN and its 'reflectance scale
+    factor' is divided out (0-1 reflectance).
 
     Example: [bold]hstool convert captures/*.hdr cubes/ -f mat --bands 400:700:10[/]
     """

@@ -15,6 +15,11 @@ ARAD_WAVELENGTHS = np.arange(400.0, 701.0, 10.0)
 #: what a reader records about the file it read, not about the cube: never written into another
 #: file (an ENVI copy of a .mat cube is no "v7.3"), while units, norm_factor, ... travel with it
 FILE_META = frozenset({"format", "source", "mat_version", "interleave", "file_dtype"})
+#: ENVI header fields with one value per band (kept in ``meta["envi"]``): true of one band grid only
+BAND_FIELDS = frozenset({
+    "fwhm", "bbl", "band names", "data gain values", "data offset values", "default bands",
+    "data reflectance gain values", "data reflectance offset values",
+})
 
 
 @dataclass
@@ -80,8 +85,16 @@ class Cube:
         return self.data.shape[2]
 
     def with_data(self, data: np.ndarray, wavelengths: np.ndarray | None = None, **meta: Any) -> Cube:
-        """A new cube with other data (and optionally another band grid), metadata carried over."""
-        return Cube(data, self.wavelengths if wavelengths is None else wavelengths, {**self.meta, **meta})
+        """A new cube with other data (and optionally another band grid), metadata carried over
+        (on another grid, less the ENVI header's per-band fields: their widths, names and flags
+        described the old bands)."""
+        merged = {**self.meta, **meta}
+        envi = merged.get("envi")
+        if wavelengths is not None and isinstance(envi, dict) and not np.array_equal(
+            np.asarray(wavelengths, np.float64).reshape(-1), self.wavelengths
+        ):
+            merged["envi"] = {k: v for k, v in envi.items() if k not in BAND_FIELDS}
+        return Cube(data, self.wavelengths if wavelengths is None else wavelengths, merged)
 
 
 def check_real(data: np.ndarray, path: str | Path | None = None, what: str = "cube") -> None:

@@ -47,6 +47,22 @@ def test_bands_resample_and_record_it(hstool, tmp_path, tmp_cube):
     np.testing.assert_allclose(read_cube(tmp_path / "g" / "s.npz").data, want, rtol=1e-6)
 
 
+def test_an_envi_source_keeps_its_header_fields_through_convert(hstool, tmp_path, tmp_cube):
+    """map info and sensor type reach the ENVI copy; fwhm only while the band grid stays."""
+    from spectral.io import envi as spy
+
+    cube = tmp_cube(5, 6)
+    fields = {"map info": ["UTM", "1", "1", "500000", "4000000", "1", "1", "33", "North"],
+              "sensor type": "Specim IQ", "fwhm": ["10"] * cube.bands}
+    write_cube(cube.with_data(cube.data, envi=fields), tmp_path / "in" / "s.hdr")
+    for out, extra in (("same", []), ("resampled", ["--bands", "400:700:20"])):
+        r = hstool("convert", tmp_path / "in", tmp_path / out, "-f", "envi", *extra)
+        assert r.exit_code == 0, r.output
+        header = spy.read_envi_header(str(tmp_path / out / "s.hdr"))
+        assert header["map info"] == fields["map info"] and header["sensor type"] == "Specim IQ"
+        assert ("fwhm" in header) == (out == "same"), header
+
+
 def test_bad_options_and_inputs_are_refused_before_any_work(hstool, tmp_path, tmp_cube):
     write_cube(tmp_cube(8, 8), tmp_path / "in" / "s.npz")
     before = (tmp_path / "in" / "s.npz").read_bytes()

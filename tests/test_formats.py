@@ -26,10 +26,13 @@ from hstool.hsdata.formats import envi as envi_format
 from hstool.hsdata.formats import npy as npy_format
 from hstool.hsdata.spectral import parse_band_grid
 
-ENVI_TYPES = {1: np.uint8, 2: np.int16, 4: np.float32, 5: np.float64, 12: np.uint16}
+ENVI_TYPES = {
+    1: np.uint8, 2: np.int16, 3: np.int32, 4: np.float32, 5: np.float64,
+    12: np.uint16, 13: np.uint32, 14: np.int64, 15: np.uint64,
+}
 
 
-def write_envi_by_hand(folder, cube_hwb, wl, interleave, code, byte_order, offset=0, name="cube"):
+def write_envi_by_hand(folder, cube_hwb, wl, interleave, code, byte_order, offset=0, name="cube", extra=""):
     """An ENVI pair written with numpy and a hand-written header, independent of the code under test."""
     h, w, b = cube_hwb.shape
     order = {"bsq": (2, 0, 1), "bil": (0, 2, 1), "bip": (0, 1, 2)}[interleave]
@@ -40,7 +43,7 @@ def write_envi_by_hand(folder, cube_hwb, wl, interleave, code, byte_order, offse
         f"ENVI\ndescription = {{hand written}}\nsamples = {w}\nlines = {h}\nbands = {b}\n"
         f"header offset = {offset}\nfile type = ENVI Standard\ndata type = {code}\n"
         f"interleave = {interleave}\nbyte order = {byte_order}\nwavelength units = Nanometers\n"
-        "wavelength = {" + ", ".join(repr(float(x)) for x in wl) + "}\n"
+        "wavelength = {" + ", ".join(repr(float(x)) for x in wl) + "}\n" + extra
     )
     hdr = folder / f"{name}.hdr"
     hdr.write_text(header)
@@ -608,6 +611,68 @@ def test_envi_bands_stored_red_first_read_blue_first(tmp_path, tmp_cube):
     with pytest.raises(HsError, match="neither increases nor decreases strictly") as err:
         read_cube(tmp_path / "d.hdr")
     assert err.value.path == tmp_path / "d.hdr"
+
+
+def test_envi_header_fields_travel_and_a_float_read_applies_ignore_value_and_scale(tmp_path):
+    """An int16 reflectance file as many sensors write it (scaled by 10000, -9999 for no data,
+    bands red first, fwhm and map info): a float read gives 0-1 reflectance with NaN for no data,
+    the other fields travel in meta["envi"] (per-band lists in the cube's band order, 1-based
+    default bands renumbered) into an ENVI copy, and are dropped on another band grid."""
+    from spectral.io import envi as spy
+
+    from hstool.hsdata.describe import describe
+
+    wl = np.array([700.0, 600.0, 500.0, 450.0])  # stored red first
+    values = (np.arange(3 * 5 * 4).reshape(3, 5, 4) * 97 % 10000).astype(np.int16)
+    values[1, 2, 0] = -9999  # no data in the 700 nm band
+    extra = (
+        "reflectance scale factor = 10000\ndata ignore value = -9999\nfwhm = {13, 12, 11, 10}\n"
+        "default bands = {1, 2, 3}\nmap info = {UTM, 1, 1, 500000, 4000000, 1, 1, 33, North}\n"
+        "sensor type = Specim IQ\n"
+    )
+    hdr, _ = write_envi_by_hand(tmp_path, values, wl, "bil", 2, 1, extra=extra)
+    cube = read_cube(hdr)
+    expected = values[..., ::-1].astype(np.float32) / np.float32(10000)
+    expected[1, 2, 3] = np.nan
+    np.testing.assert_array_equal(cube.data, expected)
+    assert cube.meta["units"] == "reflectance"
+    fields = cube.meta["envi"]
+    assert fields["fwhm"] == ["10", "11", "12", "13"]  # 450 nm first, as the bands
+    assert fields["default bands"] == ["4", "3", "2"]  # 700, 600, 500 nm: the same bands
+    assert fields["sensor type"] == "Specim IQ" and fields["map info"][0] == "UTM"
+    assert "reflectance scale factor" not in fields and "data ignore value" not in fields
+
+    native = read_cube(hdr, dtype=None)  # the file's own values: nothing applied, so both travel
+    np.testing.assert_array_equal(native.data, values[..., ::-1])
+    assert native.meta["envi"]["reflectance scale factor"] == "10000"
+    summary = describe(hdr)  # info: the file's values, the no-data ones counted apart
+    assert summary["ignored_count"] == 1 and summary["min"] == float(values[values > -9999].min())
+
+    files = write_cube(cube, tmp_path / "copy.hdr")
+    written = spy.read_envi_header(str(files[0]))  # an independent reader of the copy
+    assert written["fwhm"] == ["10", "11", "12", "13"] and written["default bands"] == ["4", "3", "2"]
+    assert written["map info"][-1] == "North" and written["sensor type"] == "Specim IQ"
+    assert "reflectance scale factor" not in written and "data ignore value" not in written
+    back = read_cube(files[0])
+    np.testing.assert_array_equal(back.data, expected)
+    assert back.meta["envi"] == fields
+
+    other = cube.with_data(cube.data[..., :3], wavelengths=[450.0, 525.0, 600.0])
+    assert set(other.meta["envi"]) == {"description", "map info", "sensor type"}
+    assert "fwhm" not in spy.read_envi_header(str(write_cube(other, tmp_path / "r.hdr")[0]))
+    swapped = Cube(cube.data[..., :2].copy(), [450.0, 500.0], cube.meta)  # a library caller's new data
+    assert "fwhm" not in spy.read_envi_header(str(write_cube(swapped, tmp_path / "s.hdr")[0]))
+
+
+def test_envi_bad_scale_or_ignore_value_names_the_header(tmp_path):
+    values = np.ones((2, 3, 4), np.float32)
+    wl = np.array([450.0, 500.0, 550.0, 600.0])
+    for extra, message in (("reflectance scale factor = 0\n", "must be positive"),
+                           ("data ignore value = none\n", "'data ignore value' is not a number")):
+        hdr, _ = write_envi_by_hand(tmp_path, values, wl, "bsq", 4, 0, extra=extra)
+        with pytest.raises(HsError, match=message) as err:
+            read_cube(hdr)
+        assert err.value.path == hdr
 
 
 def test_a_folder_is_neither_read_as_a_cube_nor_replaced_by_one(tmp_path, tmp_cube):

@@ -1,8 +1,15 @@
 """ENVI header + binary cubes through Spectral Python (SPy).
 
-Reads BIL/BIP/BSQ, data types 1, 2, 4, 5, 12 (uint8, int16, float32, float64, uint16) in either
-byte order, memory-mapped: with ``dtype=None`` the cube is a transposed *view* of the file; a
-``dtype`` asks for one private in-memory copy. Writes float32 or uint16 with the wavelength list.
+Reads BIL/BIP/BSQ, data types 1, 2, 3, 4, 5, 12, 13, 14, 15 (uint8, int16, int32, float32,
+float64, uint16, uint32, int64, uint64) in either byte order, memory-mapped: with ``dtype=None``
+the cube is a transposed *view* of the file; a ``dtype`` asks for one private in-memory copy.
+Writes float32 or uint16 with the wavelength list.
+
+The header's other fields (``fwhm``, ``map info``, ``sensor type``, ``acquisition time``, ...)
+travel in ``meta["envi"]`` and are written back into an ENVI copy; per-band lists are dropped
+once the band grid changes (:meth:`hstool.hsdata.Cube.with_data`). A floating-point read applies
+``data ignore value`` (those values read as NaN) and ``reflectance scale factor`` (divided out:
+0-1 reflectance), and the copy no longer carries them.
 """
 
 from __future__ import annotations
@@ -19,14 +26,24 @@ import numpy as np
 from spectral.io import envi
 
 from ..atomic import check_writable
-from ..cube import FILE_META, Cube, default_wavelengths
+from ..cube import BAND_FIELDS, FILE_META, Cube, default_wavelengths
 from ..errors import HsError
 
-DATA_TYPES = {1: np.uint8, 2: np.int16, 4: np.float32, 5: np.float64, 12: np.uint16}
+DATA_TYPES = {
+    1: np.uint8, 2: np.int16, 3: np.int32, 4: np.float32, 5: np.float64,
+    12: np.uint16, 13: np.uint32, 14: np.int64, 15: np.uint64,
+}
 DATA_TYPE_CODES = {np.dtype(v): k for k, v in DATA_TYPES.items()}
 INTERLEAVES = ("bil", "bip", "bsq")
 DATA_SUFFIXES = ("", ".raw", ".img", ".dat", ".bil", ".bip", ".bsq", ".sli")
 META_PREFIX = "hstool "
+#: fields that describe the binary's layout, or that hstool reads into the cube itself: never
+#: carried in ``meta["envi"]`` (a copy writes its own)
+LAYOUT_FIELDS = frozenset({
+    "samples", "lines", "bands", "header offset", "file type", "data type", "interleave", "byte order",
+    "wavelength", "wavelength units", "tint",
+})
+APPLIED_FIELDS = ("data ignore value", "reflectance scale factor")  # applied by a floating-point read
 
 
 def header_and_data(path: str | Path) -> tuple[Path, Path]:
@@ -78,7 +95,8 @@ def read_header(hdr: Path) -> dict:
     except ValueError as exc:
         raise HsError(f"ENVI header has a non-integer size field ({exc})", hdr) from exc
     if h["data type"] not in DATA_TYPES:
-        raise HsError(f"unsupported ENVI data type {h['data type']} (supported: 1, 2, 4, 5, 12)", hdr)
+        supported = ", ".join(map(str, DATA_TYPES))
+        raise HsError(f"unsupported ENVI data type {h['data type']} (supported: {supported})", hdr)
     h["interleave"] = str(h["interleave"]).strip().lower()
     if h["interleave"] not in INTERLEAVES:
         raise HsError(f"unknown interleave '{h['interleave']}' (expected bil, bip or bsq)", hdr)
@@ -137,7 +155,20 @@ def open_envi(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, dict, Pa
     view, wl = mapped.transpose(to_bip), wavelengths_from_header(h, hdr)
     if wl is not None and wl.size > 1 and wl[1] < wl[0]:  # bands stored from the red end: read blue first
         view, wl = view[..., ::-1], wl[::-1].copy()
+        for key in BAND_FIELDS & h.keys():  # their per-band lists too
+            if isinstance(h[key], list) and len(h[key]) == bands and key != "default bands":
+                h[key] = h[key][::-1]
+        if isinstance(h.get("default bands"), list):  # 1-based band numbers: the same bands, renumbered
+            with contextlib.suppress(ValueError):
+                h["default bands"] = [str(bands + 1 - int(float(b))) for b in h["default bands"]]
     return view, wl, h, binary
+
+
+def _number(h: dict, key: str, hdr: Path) -> float:
+    try:
+        return float(h[key])
+    except (TypeError, ValueError):
+        raise HsError(f"ENVI '{key}' is not a number: {h[key]!r}", hdr) from None
 
 
 def read(path: str | Path, dtype=np.float32) -> Cube:
@@ -147,10 +178,28 @@ def read(path: str | Path, dtype=np.float32) -> Cube:
     # dtype given: one private, writable, C-ordered copy (np.asarray would hand back the read-only
     # file mapping itself when the types already match, transposed for BIL/BSQ).
     data = view if dtype is None else np.array(view, dtype=dtype, order="C")
+    hdr = header_and_data(path)[0]
+    applied = dtype is not None and np.dtype(dtype).kind == "f"
+    if applied and "data ignore value" in h:  # before any scaling: the value is the file's own
+        ignore = _number(h, "data ignore value", hdr)
+        data[np.asarray(view) == ignore] = np.nan  # compared in the file's type, exactly
+    if applied and "reflectance scale factor" in h:
+        factor = _number(h, "reflectance scale factor", hdr)
+        if not np.isfinite(factor) or factor <= 0:
+            raise HsError(f"ENVI 'reflectance scale factor' must be positive, got {factor:g}", hdr)
+        if factor != 1:
+            data /= np.asarray(factor, data.dtype)
     meta = {}
+    foreign = {}
     for key, value in h.items():
         if key.startswith(META_PREFIX):
             meta[key[len(META_PREFIX) :].replace(" ", "_")] = _parse_scalar(value)
+        elif key not in LAYOUT_FIELDS and not (applied and key in APPLIED_FIELDS):
+            foreign[key] = value
+    if foreign:
+        meta["envi"] = foreign
+    if applied and "reflectance scale factor" in h:
+        meta.setdefault("units", "reflectance")
     if "tint" in h:
         meta["tint_ms"] = _parse_scalar(h["tint"])
     # the file read, whatever a header written by an older hstool says
@@ -174,6 +223,39 @@ def _plain(value) -> bool:
     if isinstance(value, (bool, int, float, str)):
         return True
     return isinstance(value, (list, tuple)) and all(isinstance(v, (bool, int, float, str)) for v in value)
+
+
+def _band_numbers(values, bands: int) -> bool:
+    """Whether ``values`` are 1-based band numbers of a cube with ``bands`` bands."""
+    try:
+        return all(1 <= int(str(v)) <= bands for v in values)
+    except ValueError:
+        return False
+
+
+def _foreign_fields(cube: Cube) -> dict:
+    """The other header fields the cube carries (``meta["envi"]``) that still hold for it: not
+    the layout, nor a per-band list of another length (a library caller may have swapped the data)."""
+    fields = cube.meta.get("envi")
+    if not isinstance(fields, dict):
+        return {}
+    kept = {}
+    for key, value in fields.items():
+        key = str(key).strip().lower()
+        if key in LAYOUT_FIELDS or key.startswith(META_PREFIX) or not key or "=" in key:
+            continue
+        if isinstance(value, (list, tuple)):
+            if key == "default bands" and not _band_numbers(value, cube.bands):
+                continue
+            if key in BAND_FIELDS - {"default bands"} and len(value) != cube.bands:
+                continue
+            value = [str(v) for v in value]
+        else:
+            value = str(value)
+        text = str(value)
+        if not any(c in text for c in "{}") and (key == "description" or "\n" not in text):
+            kept[key] = value
+    return kept
 
 
 def output_pair(path: str | Path) -> tuple[Path, Path]:
@@ -225,11 +307,12 @@ def write(
     data = cube.data
     if np_dtype == np.uint16:
         data = np.clip(np.rint(np.nan_to_num(data, nan=0.0)), 0, 65535)  # NaN -> 0, +inf -> 65535
-    metadata = {
+    metadata = {"description": "written by hstool"}
+    metadata.update(_foreign_fields(cube))
+    metadata.update({
         "wavelength": [repr(float(w)) for w in cube.wavelengths],  # all digits: grids round-trip exactly
         "wavelength units": "Nanometers",
-        "description": "written by hstool",
-    }
+    })
     for key, value in cube.meta.items():
         if key in FILE_META or not _plain(value):
             continue
