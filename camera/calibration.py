@@ -49,6 +49,12 @@ from ..hsdata.spectral import check_method, default_fwhm, resampling_matrix, tar
 MODES = ("reflectance", "radiance", "dn")
 #: Columns dropped at each edge by default, for a 512-column sensor (scaled for others).
 CHALLENGE_EDGE = 15
+#: a reflectance cube whose median is above this was calibrated against a white reference that
+#: reads too dark (or with wrong integration times): calibrate warns
+TOO_BRIGHT = 1.2
+#: a white reference whose median response over the dark is below this (DN of the 12-bit sensor)
+#: is hardly lit: a dark frame saved as white, or a lens cap left on (info warns)
+DIM_WHITE_DN = 50.0
 
 
 # -- bad columns ------------------------------------------------------------------------------
@@ -327,8 +333,10 @@ def calibrate(
 
     Returns an upright float32 Cube, ``meta`` holding units, mode, source, tint_ms, date,
     dropped_columns, guarded_cells, nan_values, saturated_values, white_saturated_cells (kept
-    (column, band) cells where the white reference reached the top code; reflectance) and the
-    formula used.
+    (column, band) cells where the white reference reached the top code; reflectance), the
+    formula used and ``warnings``: sentences on what makes the result doubtful (parts taken at
+    different integration times, a missing one the white-to-scene ratio needs, a rotation the
+    camera recorded, a median reflectance above :data:`TOO_BRIGHT`).
 
     >>> cube = calibrate("captures/444")                    # doctest: +SKIP
     >>> cube.shape                                          # doctest: +SKIP
@@ -363,6 +371,7 @@ def calibrate(
 
     dark, _ = cap.reference_stats("dark", std=False)
     meta: dict[str, Any] = {}
+    warnings = cap.warnings()
     if to == "dn":
         scale = np.ones((S, B))
         bad = np.zeros((S, B), dtype=bool)
@@ -371,8 +380,12 @@ def calibrate(
         white, _ = cap.reference_stats("white", std=False)
         base = cap.reference_stats("whitedark", std=False)[0] if cap.preset_white else dark
         denom = white - base
-        t_scene, t_white = cap.scene.tint_ms, cap.white.tint_ms
+        t_scene, t_white = cap.tint_ms, cap.white_tint_ms  # the scene's from its header or metadata XML
         ratio = t_white / t_scene if (t_scene and t_white) else 1.0
+        if bool(t_scene) != bool(t_white) or (cap.preset_white and not (t_scene or t_white)):
+            which = "white reference" if t_scene else "scene"
+            warnings.append(f"the {which} records no integration time (tint): the white-to-scene exposure "
+                            "ratio is taken as 1, so reflectance is off by that ratio if they differed")
         bad = ~(denom > 0)
         frac = float(bad[keep].mean())
         if frac > max_bad_fraction:
@@ -431,6 +444,11 @@ def calibrate(
     rows, ks = np.nonzero(bad_k[keep])
     if rows.size:
         result[rows, :, ks] = np.nan
+    if to == "reflectance":
+        typical = _typical_value(result)
+        if typical > TOO_BRIGHT:
+            warnings.append(f"median reflectance is {typical:.2f}, above 1: the white reference reads too dark "
+                            "(a dark frame, a shaded panel?) or the integration times are wrong")
     meta.update(cap.describe())
     meta.update(
         units=to,
@@ -449,7 +467,15 @@ def calibrate(
         meta["fwhm_nm"] = float(fwhm) if fwhm is not None else default_fwhm(src_wl, dst_wl)
     if zscores is not None:
         meta["auto_max_abs_z"] = {k: float(np.abs(v).max()) for k, v in zscores.items()}
+    meta["warnings"] = warnings
     return Cube(result, out_wl, meta)
+
+
+def _typical_value(cube: np.ndarray) -> float:
+    """The median of the finite values of every 8th row and column (1/64 of the cube: cheap)."""
+    sample = cube[::8, ::8]
+    sample = sample[np.isfinite(sample)]
+    return float(np.median(sample)) if sample.size else float("nan")
 
 
 def describe_capture(capture: SpecimCapture | str | Path) -> dict[str, Any]:
@@ -466,6 +492,18 @@ def describe_capture(capture: SpecimCapture | str | Path) -> dict[str, Any]:
         clipped += int(np.count_nonzero(scene[start : start + 64] >= IQ_MAX_DN))
     bad, _ = detect_bad_columns(cap)
     meta = cap.describe()
+    white, _ = cap.reference_stats("white", std=False)
+    base = cap.reference_stats("whitedark" if cap.preset_white else "dark", std=False)[0]
+    response = white - base
+    not_above = int(np.count_nonzero(~(response > 0)))
+    median = float(np.median(response))
+    warnings = cap.warnings()
+    if not_above > 0.25 * response.size:
+        warnings.append(f"the white reference is not above the dark in {100 * not_above / response.size:.0f}% of "
+                        "(column, band) cells: references swapped or the white missing (calibrate refuses it)")
+    elif median < DIM_WHITE_DN:
+        warnings.append(f"the white reference is barely above the dark (median {median:.1f} DN): a dark frame "
+                        "saved as white? Reflectance would read far above 1")
     return {
         "path": meta.pop("source"),
         "format": "Specim IQ capture",
@@ -476,6 +514,9 @@ def describe_capture(capture: SpecimCapture | str | Path) -> dict[str, Any]:
         "scene_saturated_values": clipped,
         # every (column, band) cell; calibrate's white_saturated_cells counts those its output reads
         "white_saturated_cells_all": int(cap.saturated_cells("white").sum()),
+        "white_response_median_dn": median,  # white minus its dark, over (column, band) cells
+        "white_not_above_dark_cells": not_above,
         "suspect_columns": [int(c) for c in bad],
         "gain_file": str(cap.gain_path) if cap.gain_path else None,
+        "warnings": warnings,
     }

@@ -7,6 +7,7 @@ progress, per-file error reporting and worker processes behave the same everywhe
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import sys
 import traceback
@@ -201,15 +202,16 @@ PARTIAL_SHOWN = 5
 
 class PreviewJob(NamedTuple):
     """A preview to render from a cube already written. A cube file that keeps no units (``.npy``)
-    takes them from ``units``, or else from the file ``units_of`` (e.g. the cube it was converted
-    from, read as ``units_of_format``), so that a reflectance cube previews as reflectance, as it
-    did when it was written."""
+    takes them from the file ``units_of`` (the cube it was converted from, read as
+    ``units_of_format``, or the JSON sidecar written with it), or else from ``units``, so that a
+    reflectance cube previews as reflectance, as it did when it was written."""
 
     cube: Path
     png: Path
     units: str | None = None
     units_of: Path | None = None
     units_of_format: str | None = None  # --in-format of ``units_of``
+    replace: bool = False  # the png is there, older than its cube (an earlier run's): rendered again
 
 
 class Plan(NamedTuple):
@@ -224,6 +226,9 @@ class Plan(NamedTuple):
     #: skipped jobs that have only some of their files (another run's, a format changed): the
     #: files there, and the ones missing
     partial: list[tuple[list[Path], list[Path]]]
+    #: previews of an earlier run beside cubes this run replaces without --preview: they will show
+    #: the old cubes (said, not deleted; a later --preview run renders them again)
+    stale: list[Path]
 
 
 def plan_outputs(
@@ -232,19 +237,21 @@ def plan_outputs(
     inputs: Iterable[str | Path],
     overwrite: bool,
     name: Callable[[Any], str],
-    preview: Callable[[Any], PreviewJob | None] | None = None,
+    preview: Callable[[Any], PreviewJob] | None = None,
+    with_preview: bool = True,
 ) -> Plan:
     """Check a batch's outputs before any work and plan it (:class:`Plan`).
 
-    ``outputs(job)`` lists every file a job writes; ``preview(job)``, when given, its preview as a
-    :class:`PreviewJob` (None: no preview asked). The whole batch is refused (:class:`HsError`) when an
-    output is one of the batch's ``inputs`` files, or when two jobs would write the same file.
-    Unless ``overwrite``, a job any of whose outputs exists is skipped, so that a job writes all of
-    its files or none — except that a missing preview of an existing cube is planned from that cube.
+    ``outputs(job)`` lists every file a job writes; ``preview(job)``, when given, where its preview
+    goes, as a :class:`PreviewJob`, and ``with_preview`` whether this run writes it. The whole batch
+    is refused (:class:`HsError`) when an output is one of the batch's ``inputs`` files, or when
+    two jobs would write the same file. Unless ``overwrite``, a job any of whose outputs exists is
+    skipped, so that a job writes all of its files or none — except that a missing preview of an
+    existing cube, or one older than its cube, is planned from that cube.
     """
     protected = {Path(p).resolve() for p in inputs}
     owner: dict[Path, Any] = {}
-    plan = Plan([], [], [], [])
+    plan = Plan([], [], [], [], [])
     for job in jobs:
         files = outputs(job)
         for f in files:
@@ -257,16 +264,29 @@ def plan_outputs(
                 )
             owner[key] = job
         missing = [f for f in files if not Path(f).exists()]
+        job_preview = preview(job) if preview is not None else None
         if overwrite or len(missing) == len(files):
             plan.todo.append(job)
+            if job_preview is not None and not with_preview and job_preview.png.is_file():
+                plan.stale.append(job_preview.png)
             continue
         plan.skipped.append(job)
-        job_preview = preview(job) if preview is not None else None
+        if not with_preview:
+            job_preview = None
         if job_preview is not None and [Path(f) for f in missing] == [Path(job_preview.png)]:
             plan.previews.append(job_preview)
+        elif job_preview is not None and not missing and _older(job_preview.png, job_preview.cube):
+            plan.previews.append(job_preview._replace(replace=True))
         elif missing:
             plan.partial.append(([Path(f) for f in files if Path(f).exists()], [Path(f) for f in missing]))
     return plan
+
+
+def _older(path: Path, than: Path) -> bool:
+    """Whether ``path`` was last written before ``than`` (both there)."""
+    with contextlib.suppress(OSError):
+        return path.stat().st_mtime_ns < than.stat().st_mtime_ns
+    return False
 
 
 def _preview_of(job: PreviewJob) -> str:
@@ -274,12 +294,17 @@ def _preview_of(job: PreviewJob) -> str:
     from hstool.hsdata.render import write_preview
 
     cube = read_cube(job.cube)
-    units = cube.meta.get("units") or job.units  # the file's own, where it keeps them
-    if not units and job.units_of is not None:
-        units = read_cube(job.units_of, job.units_of_format).meta.get("units")
+    units = cube.meta.get("units")  # the file's own, where it keeps them
+    if not units and job.units_of is not None and job.units_of.exists():
+        if job.units_of.suffix.lower() == ".json":  # a sidecar: what this run's options say may differ
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                units = json.loads(job.units_of.read_text()).get("units")
+        else:
+            units = read_cube(job.units_of, job.units_of_format).meta.get("units")
+    units = units or job.units
     if units:
         cube.meta["units"] = units
-    return str(write_preview(cube, job.png))
+    return str(write_preview(cube, job.png, overwrite=job.replace))
 
 
 def finish_skipped(plan: Plan, what: str, workers: int = 1, spawn: bool = False) -> tuple[list[str], list[Failure]]:
@@ -295,9 +320,16 @@ def finish_skipped(plan: Plan, what: str, workers: int = 1, spawn: bool = False)
                   "nothing added (another run's? --overwrite writes them all)", style="yellow")
     if len(plan.partial) > PARTIAL_SHOWN:
         err.print(f"... and {len(plan.partial) - PARTIAL_SHOWN} more with only some of their outputs", style="yellow")
+    if plan.stale:
+        shown = ", ".join(map(str, plan.stale[:PARTIAL_SHOWN])) + (", ..." if len(plan.stale) > PARTIAL_SHOWN else "")
+        err.print(f"{len(plan.stale)} preview(s) of an earlier run stay beside the cubes this run replaces and show "
+                  f"the old ones ({shown}): a rerun with --preview renders them again", style="yellow")
     if not plan.previews:
         return [], []
-    err.print(f"{len(plan.previews)} {what} already done: writing their missing previews from the cubes")
+    redo = sum(p.replace for p in plan.previews)
+    err.print(f"{len(plan.previews)} {what} already done: writing their "
+              + ("missing previews" if not redo else f"missing or outdated previews ({redo} older than their cube)")
+              + " from the cubes")
     results, failures = run_batch(plan.previews, _preview_of, "previews", workers, name=lambda p: p.png.name,
                                   spawn=spawn)
     return [r for _, r in results], failures

@@ -72,6 +72,7 @@ def _process(item: tuple[Path, Path], options: dict) -> dict:
         "nan_values": cube.meta["nan_values"],
         "saturated_values": cube.meta["saturated_values"],
         "white_saturated_cells": cube.meta.get("white_saturated_cells", 0),
+        "warnings": cube.meta["warnings"],
         "seconds": round(time.perf_counter() - start, 3),
     }
 
@@ -134,9 +135,11 @@ def calibrate(
                       "calibrate them into separate folders", raw)
     jobs = [(folder, output_path(out, folder.name, format)) for folder in captures]
     inputs = [f for folder in captures for f in capture_files(folder)] + (list(input_files(gain)) if gain else [])
+    # a cube kept from an earlier run previews in the units its sidecar records, not this run's --to
     plan = plan_outputs(jobs, lambda job: _outputs(job[1], format, preview), inputs, overwrite,
                         name=lambda job: str(job[0]),
-                        preview=lambda job: PreviewJob(job[1], job[1].with_suffix(".png"), to) if preview else None)
+                        preview=lambda job: PreviewJob(job[1], job[1].with_suffix(".png"), to,
+                                                       units_of=job[1].with_suffix(".json")), with_preview=preview)
     todo, skipped = plan.todo, plan.skipped
     check_output_folder(out)
     options = {
@@ -165,6 +168,9 @@ def calibrate(
         err.print(f"{len(glare)} capture(s) have a white reference the sensor clipped ({', '.join(glare)}): their "
                   "reflectance reads too high in those (column, band) cells (counted in each sidecar's "
                   "white_saturated_cells; expose the panel shorter)", style="yellow")
+    for r in rows:
+        for note in r["warnings"]:
+            err.print(f"{Path(r['capture']).name}: {note}", style="yellow")
     code = report_failures(failures + preview_failures, len(todo) + len(plan.previews), plan)
     if code:
         raise typer.Exit(code)

@@ -65,10 +65,9 @@ class Job:
     overwrite: bool
 
 
-def _preview(job: Job) -> PreviewJob | None:
-    """The cube's preview; its units, where the output format keeps none, are the source's."""
-    return (PreviewJob(job.output, job.output.with_suffix(".png"), units_of=job.source, units_of_format=job.in_format)
-            if job.preview else None)
+def _preview(job: Job) -> PreviewJob:
+    """Where the cube's preview goes; its units, where the output format keeps none, are the source's."""
+    return PreviewJob(job.output, job.output.with_suffix(".png"), units_of=job.source, units_of_format=job.in_format)
 
 
 def _outputs(job: Job) -> list[Path]:
@@ -142,7 +141,7 @@ def convert(
                 preview, overwrite) for src in sources]
     # two cubes that would share an output, or an output that is an input: refused here, naming them
     plan = plan_outputs(jobs, _outputs, [p for src in sources for p in input_files(src, in_format)], overwrite,
-                        name=lambda j: str(j.source), preview=_preview)
+                        name=lambda j: str(j.source), preview=_preview, with_preview=preview)
     jobs, skipped = plan.todo, plan.skipped
     check_output_folder(out)
     previews, preview_failures = finish_skipped(plan, "cube(s)", workers)

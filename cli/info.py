@@ -84,7 +84,9 @@ def info(
         print_json(reports if len(paths) > 1 else reports[0])
     else:
         for r in (r for r in reports if "error" not in r):
-            rows = [[k, _cell(k, v)] for k, v in r.items() if k != "path"]
+            rows = [[k, _cell(k, v)] for k, v in r.items() if k not in ("path", "warnings")]
             err.print(table(str(r["path"]), ["field", "value"], rows))
+            for note in r.get("warnings", []):
+                err.print(f"{r['path']}: {note}", style="yellow")
     if failed:
         raise typer.Exit(1)

@@ -146,7 +146,8 @@ def recon(
     files = gather_inputs(inputs, ("image",))
     jobs = [(f, output_path(out, strip_track_suffix(f.stem), format)) for f in files]
     plan = plan_outputs(jobs, lambda job: _outputs(job[1], format, preview), files, overwrite,
-                        name=lambda job: str(job[0]), preview=lambda job: PreviewJob(job[1], _preview_path(job[1])) if preview else None)
+                        name=lambda job: str(job[0]), preview=lambda job: PreviewJob(job[1], _preview_path(job[1])),
+                        with_preview=preview)
     jobs, skipped = plan.todo, plan.skipped
     consistent_arg: Any = (css or True) if consistent else None
     if css and not consistent:

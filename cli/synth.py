@@ -129,7 +129,7 @@ def synth(
         jobs.append(Job(s, output_path(out, stem, format), hw, wavelengths, split, format,
                         out / f"{stem}.png" if preview else None, overwrite))  # fmt: skip
     plan = plan_outputs(jobs, _outputs, (), overwrite, name=lambda j: j.output.name,
-                        preview=lambda j: PreviewJob(j.output, j.preview) if j.preview is not None else None)
+                        preview=lambda j: PreviewJob(j.output, out / f"{j.output.stem}.png"), with_preview=preview)
     jobs, skipped = plan.todo, plan.skipped
     if jobs:
         check_output_folder(out)  # before the scenes' seconds, not after them

@@ -294,6 +294,37 @@ class SpecimCapture:
         return self.scene.wavelengths
 
     @property
+    def white_tint_ms(self) -> float | None:
+        """Integration time of the white reference: its header's ``tint``, else that of its
+        white-dark frame (taken at the same exposure)."""
+        tint = self.white.tint_ms
+        if tint is None and self.whitedark is not None:
+            tint = self.whitedark.tint_ms
+        return tint
+
+    @property
+    def datacube_angle(self) -> float | None:
+        """The rotation the camera recorded for the cube (metadata ``datacube_angle`` or the
+        header's ``datacube angle``), in degrees; hstool does not apply it."""
+        return _float(self.metadata.get("datacube_angle", self.scene.header.get("datacube angle")))
+
+    def warnings(self) -> list[str]:
+        """What about the capture makes a calibration doubtful, one sentence each: parts whose
+        integration times disagree, and a recorded rotation that is not applied."""
+        notes = []
+        pairs = [("dark reference", self.dark.tint_ms, "scene", self.tint_ms)]
+        if self.whitedark is not None:
+            pairs.append(("white-dark reference", self.whitedark.tint_ms, "white reference", self.white.tint_ms))
+        for what, tint, other, expected in pairs:
+            if tint is not None and expected is not None and abs(tint - expected) > 0.01 * max(tint, expected):
+                notes.append(f"{what} was taken at {tint:g} ms, the {other} at {expected:g} ms: its offset "
+                             "may not fit")
+        if self.datacube_angle:
+            notes.append(f"the camera recorded datacube_angle {self.datacube_angle:g}, which is not applied: the "
+                         "cube is written in the upright orientation of an unrotated capture")
+        return notes
+
+    @property
     def preset_white(self) -> bool:
         """True when a preset white reference was used (``WHITEDARKREF_`` present): the white
         reference then pairs with its own dark frame, not with the scene's."""
@@ -340,9 +371,11 @@ class SpecimCapture:
             "capture": self.name,
             "sensor_shape": [self.lines, self.samples, self.bands],
             "tint_ms": self.tint_ms,
+            "white_tint_ms": self.white_tint_ms,
             "date": self.date,
             "preset_white": self.preset_white,
             "reference_lines": {"dark": self.dark.lines, "white": self.white.lines},
+            **({"datacube_angle": self.datacube_angle} if self.datacube_angle is not None else {}),
         }
 
 

@@ -174,6 +174,51 @@ def test_preset_white_uses_whitedark_and_the_tint_ratio(tmp_path):
         SpecimCapture.open(sc.path)
 
 
+def _drop_tint(header: Path) -> None:
+    header.write_text("".join(line for line in header.read_text().splitlines(True) if not line.startswith("tint")))
+
+
+def test_integration_times_come_from_the_metadata_and_the_white_dark_frame(tmp_path):
+    """A preset white at 16 ms, the scene at 40: with the scene's tint only in metadata/NAME.xml
+    and the white's only in its dark frame's header, the ratio is still 0.4, not 1 (2.5x too bright)."""
+    sc = write_synthetic_capture(tmp_path, "p", 4, samples=40, lines=24, bad_columns=(), preset_white=True,
+                                 white_tint_ms=16.0)
+    want = calibrate(sc.path, drop_columns="none")
+    _drop_tint(sc.path / "capture" / "p.hdr")
+    _drop_tint(sc.path / "capture" / "WHITEREF_p.hdr")
+    cap = SpecimCapture.open(sc.path)
+    assert (cap.scene.tint_ms, cap.tint_ms, cap.white.tint_ms, cap.white_tint_ms) == (None, 40.0, None, 16.0)
+    got = calibrate(cap, drop_columns="none")
+    np.testing.assert_array_equal(got.data, want.data)
+    assert got.meta["tint_ratio"] == pytest.approx(0.4) and got.meta["warnings"] == []
+    _drop_tint(sc.path / "capture" / "WHITEDARKREF_p.hdr")  # the white's exposure now unknown: said so
+    (warning,) = calibrate(sc.path, drop_columns="none").meta["warnings"]
+    assert "white reference records no integration time" in warning
+
+
+def test_doubtful_references_are_warned_of_by_info_and_calibrate(hstool, tmp_path):
+    """A dark frame at another exposure than the scene, and a 'white' that is the dark plus 3 DN:
+    info says both before any work, calibrate says its reflectance reads far above 1."""
+    sc = write_synthetic_capture(tmp_path / "raw", "s", 0, samples=32, lines=12, ref_lines=8, bad_columns=())
+    capture = sc.path / "capture"
+    (capture / "DARKREF_s.hdr").write_text((capture / "DARKREF_s.hdr").read_text().replace("tint = 40", "tint = 10"))
+    dark = np.fromfile(capture / "DARKREF_s.raw", "<u2")
+    (dark + 3).astype("<u2").tofile(capture / "WHITEREF_s.raw")
+    r = hstool("info", sc.path, "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert report["white_response_median_dn"] == pytest.approx(3.0) and report["white_not_above_dark_cells"] == 0
+    assert [w.split(":")[0] for w in report["warnings"]] == [
+        "dark reference was taken at 10 ms, the scene at 40 ms", "the white reference is barely above the dark (median 3.0 DN)"]
+    r = hstool("calibrate", tmp_path / "raw", tmp_path / "out", "-f", "npz", "--json")
+    assert r.exit_code == 0, r.output
+    warnings = json.loads(r.stdout)["written"][0]["warnings"]
+    assert len(warnings) == 2 and warnings[1].startswith("median reflectance is ") and "s: median reflectance" in r.stderr
+    assert json.loads((tmp_path / "out" / "s.json").read_text())["warnings"] == warnings
+    r = hstool("info", sc.path)
+    assert "s: dark reference was taken at 10 ms" in " ".join(r.stderr.split())
+
+
 def test_guarded_denominators_become_nan_and_are_counted(tmp_path, synth):
     dst = tmp_path / "scene"
     shutil.copytree(synth.path, dst)

@@ -69,6 +69,30 @@ def test_a_rerun_with_preview_adds_previews_from_the_cubes(hstool, tmp_path, tmp
     assert "skipped 1" in r.stderr and json.loads(r.stdout)["incomplete"][0]["missing"][0].startswith(str(cube))
 
 
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_preview_older_than_its_cube_is_said_and_rendered_again(hstool, tmp_path, tmp_cube, command):
+    """--overwrite without --preview replaces the cube and leaves the earlier preview (said, not
+    deleted); a later --preview run renders it again from the new cube instead of keeping it."""
+    import os
+
+    args, cube_name, preview_name = COMMANDS[command](tmp_path, tmp_cube)
+    out = tmp_path / "out"
+    assert hstool(command, *args(out), "--preview").exit_code == 0
+    png = out / preview_name
+    os.utime(png, ns=(1, 1))  # the earlier run's preview: older than any cube written from now on
+    r = hstool(command, *args(out), "--overwrite")
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.stderr.split())
+    assert f"1 preview(s) of an earlier run stay beside the cubes this run replaces and show the old ones ({png})" in said
+    assert png.stat().st_mtime_ns == 1
+    r = hstool(command, *args(out), "--preview", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["previews"] == [str(png)] and "(1 older than their cube)" in r.stderr
+    assert png.stat().st_mtime_ns >= (out / cube_name).stat().st_mtime_ns
+    r = hstool(command, *args(out), "--preview", "--json")  # now current: nothing to do
+    assert r.exit_code == 0 and json.loads(r.stdout)["previews"] == []
+
+
 def test_a_preview_that_cannot_be_made_fails_alone(hstool, tmp_path, tmp_cube):
     """A cube in the output folder that no longer reads: that preview fails, named, the run exits 1."""
     _, cube_name, preview_name = _convert(tmp_path, tmp_cube)
@@ -116,6 +140,11 @@ def test_a_rerun_preview_keeps_the_files_own_units_and_reads_a_forced_format(hst
     r = hstool("calibrate", tmp_path / "raw", twice, "-f", "npz", "--to", "dn", "--preview")
     assert r.exit_code == 0, r.output
     np.testing.assert_array_equal(read_rgb(twice / "cap.png"), read_rgb(once / "cap.png"))
+    # a .npy keeps no units: the sidecar written with it says reflectance, whatever --to says now
+    assert hstool("calibrate", tmp_path / "raw", tmp_path / "npy", "-f", "npy").exit_code == 0
+    r = hstool("calibrate", tmp_path / "raw", tmp_path / "npy", "-f", "npy", "--to", "dn", "--preview")
+    assert r.exit_code == 0, r.output
+    np.testing.assert_array_equal(read_rgb(tmp_path / "npy" / "cap.png"), read_rgb(once / "cap.png"))
 
     write_cube(tmp_cube(8, 10), tmp_path / "src" / "scene.npz")
     (tmp_path / "src" / "scene.npz").rename(tmp_path / "src" / "scene.bin")

@@ -63,6 +63,17 @@ def test_open_reads_parts_tint_date_and_metadata(capture):
     np.testing.assert_allclose(std, direct.std(axis=0, ddof=1))
 
 
+def test_a_recorded_rotation_is_described_and_warned_of_not_applied(tmp_path):
+    sc = write_synthetic_capture(tmp_path, "r", 3, samples=16, lines=8, ref_lines=4)
+    assert SpecimCapture.open(sc.path).describe()["datacube_angle"] == 0 and not SpecimCapture.open(sc.path).warnings()
+    xml = sc.path / "metadata" / "r.xml"
+    xml.write_text(xml.read_text().replace('"datacube_angle">0<', '"datacube_angle">90<'))
+    cap = SpecimCapture.open(sc.path)
+    assert cap.describe()["datacube_angle"] == 90
+    (note,) = cap.warnings()
+    assert note.startswith("the camera recorded datacube_angle 90, which is not applied")
+
+
 def test_upright_orientation_rows_are_detector_columns():
     sensor = np.arange(3 * 5).reshape(3, 5)  # (lines, samples)
     up = upright(sensor)
