@@ -127,7 +127,7 @@ def warn_infinite(rows: list[dict], keys: tuple[str, ...]) -> None:
 
 def score(
     pred: Annotated[Path, typer.Argument(help="Reconstructed cube file or folder.")],
-    gt: Annotated[Path, typer.Argument(help="Ground-truth cube file or folder (paired by file stem).")],
+    gt: Annotated[Path, typer.Argument(help="Ground-truth cube file or folder (paired by file stem; two files named are one pair whatever their names).")],
     metrics: Annotated[
         str, Opt("--metrics", "-m", help="Comma list of mrae, rmse, psnr, sam, ssim, weighted.")
     ] = "mrae,rmse,psnr,sam",
@@ -190,7 +190,8 @@ def score(
         from hstool.camera import track
 
         pipeline = track(track_name or "clean", **({"css": css} if css else {}))
-    pairs, lone_pred, lone_gt = ev.pair_files(list_files(pred), list_files(gt))
+    # two files named are a pair whatever their names; files found in folders pair by name
+    pairs, lone_pred, lone_gt = ev.pair_files(list_files(pred), list_files(gt), any_name=pred.is_file() and gt.is_file())
     for side, lone in (("predictions", lone_pred), ("ground truths", lone_gt)):
         if lone:
             err.print(f"[yellow]{len(lone)} unpaired {side}:[/] " + escape(", ".join(p.name for p in lone)), markup=True)

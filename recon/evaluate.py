@@ -43,16 +43,17 @@ TABLE3 = (
     "weighted",
 )
 def pair_files(
-    preds: Sequence[Path], gts: Sequence[Path]
+    preds: Sequence[Path], gts: Sequence[Path], any_name: bool = False
 ) -> tuple[list[tuple[Path, Path]], list[Path], list[Path]]:
     """Pair files by exact stem across formats (``ARAD_HS_0451.mat`` ↔ ``ARAD_HS_0451.npy``), then
     the files left by their stems without a track suffix (``ARAD_HS_0451.mat`` ↔
     ``ARAD_HS_0451_clean.mat``, as ``simulate --shuffle`` names its permuted cubes).
 
-    A single file on each side is paired whatever its stem. Returns (pairs, unpaired
-    predictions, unpaired ground truths); two files with one stem on one side is an error.
+    With ``any_name`` (two files named by the caller, not found in folders) a single file on each
+    side is paired whatever its stem. Returns (pairs, unpaired predictions, unpaired ground
+    truths); two files with one stem on one side is an error.
     """
-    if len(preds) == 1 and len(gts) == 1:
+    if any_name and len(preds) == 1 and len(gts) == 1:
         return [(preds[0], gts[0])], [], []
 
     def by_stem(files: Sequence[Path]) -> dict[str, Path]:

@@ -394,6 +394,19 @@ def test_strict_fails_a_run_with_unpaired_files(hstool, folders):
     assert [row["image"] for row in json.loads(r.stdout)["images"]] == ["a", "b"]
 
 
+def test_folders_of_one_file_each_pair_by_name_and_two_named_files_pair_as_given(hstool, tmp_path, tmp_cube):
+    """A folder's lone X.npy is not scored against another folder's lone Y.npy (a wrong pair
+    --strict let through); the same two files named on the command line are the pair asked for."""
+    cube = tmp_cube(6, 8)
+    write_cube(cube, tmp_path / "pred" / "X.npy")
+    write_cube(cube.with_data(cube.data * 1.5), tmp_path / "gt" / "Y.npy")
+    r = hstool("score", tmp_path / "pred", tmp_path / "gt", "--strict")
+    assert r.exit_code == 1 and "no pairs: no file stem in" in " ".join(r.stderr.split())
+    r = hstool("score", tmp_path / "pred" / "X.npy", tmp_path / "gt" / "Y.npy", "-m", "mrae", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["images"][0]["mrae"] == pytest.approx(1 / 3, rel=1e-6)
+
+
 def test_physical_consistency_re_images_at_the_inputs_bit_depth(hstool, tmp_path, tmp_cube):
     """A 16-bit input (simulate --bits 16) is re-imaged in 16 bits: a consistent reconstruction
     scores 0 there, as an 8-bit one does on 8-bit input (it scored the 8-bit rounding before)."""
