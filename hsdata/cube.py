@@ -97,6 +97,16 @@ class Cube:
         return Cube(data, self.wavelengths if wavelengths is None else wavelengths, merged)
 
 
+def json_value(value: Any) -> Any:
+    """``json.dumps``'s ``default`` for metadata: numpy scalars and arrays as Python numbers and
+    lists, anything else (a path, ...) as its text."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
 def check_real(data: np.ndarray, path: str | Path | None = None, what: str = "cube") -> None:
     """Refuse complex data (readers call this before casting, which would drop the imaginary part)."""
     if np.iscomplexobj(data):

@@ -137,12 +137,13 @@ def physical_consistency(
     :func:`hstool.recon.metrics.rgb_consistency` (the linear projection against the quantised
     image), this is not dominated by 8-bit quantisation of dark pixels. A PNG pipeline re-images
     at the input's bit depth (a 16-bit input of ``simulate --bits 16`` is compared in 16 bits).
+    ``rgb`` is in [0, 1] as :func:`hstool.hsdata.read_rgb` gives it, or a uint8/uint16 array.
     """
     from hstool.camera import simulate, track
     from hstool.camera.stages import code_bits
 
     pipe = track(pipeline) if isinstance(pipeline, str) else pipeline
-    rgb = np.asarray(rgb)
+    rgb = metrics.image_units(rgb)
     bits = code_bits(rgb)
     if bits is not None and bits != pipe.bits and pipe.encoding == "png":
         pipe = pipe.replace(bits=bits)
@@ -194,7 +195,10 @@ def score_pair(
     unknown = set(metric_names) - set(SCORE_METRICS)
     if unknown:
         raise HsError(f"unknown metric(s) {', '.join(sorted(unknown))} (known: {', '.join(SCORE_METRICS)})")
+    if not isinstance(pred, Cube) or not isinstance(gt, Cube):
+        raise HsError("score_pair takes two Cubes (their band grids must match); the metrics module scores arrays")
     metrics.check_pair(pred.data, gt.data)
+    check_grids(pred.wavelengths, gt.wavelengths)
     p, g = metrics.crop(pred.data, crop), metrics.crop(gt.data, crop)
     plain = [m for m in metric_names if m != "weighted"]
     row: dict = metrics.score(p, g, tuple(plain), eps=eps, ignore_zeros=ignore_zeros)

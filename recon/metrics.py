@@ -32,6 +32,7 @@ import numpy as np
 from hstool.hsdata import HsError
 from hstool.hsdata.cube import check_real
 from hstool.hsdata.errors import check_positive
+from hstool.hsdata.formats.image import unit_float
 
 METRICS = ("mrae", "rmse", "psnr", "sam", "ssim")
 
@@ -346,6 +347,13 @@ def backprojection_mrae(
         raise NegativeGroundTruth(f"projected {exc.message}") from None
 
 
+def image_units(rgb: np.ndarray) -> np.ndarray:
+    """An input image in [0, 1], the units the camera model writes: uint8/uint16 codes divided by
+    their full scale (as :func:`hstool.hsdata.read_rgb` reads files), floats as they are."""
+    rgb = np.asarray(rgb)
+    return unit_float(rgb) if rgb.dtype.kind in "ui" else rgb
+
+
 def rgb_consistency(
     pred: np.ndarray,
     rgb: np.ndarray,
@@ -355,7 +363,8 @@ def rgb_consistency(
     ignore_zeros: bool | None = None,
 ) -> float:
     """Physical consistency (challenge report Sec. 3.4, Table 3 "Physical"): MRAE between the RGB
-    re-generated from ``pred`` (``pred @ matrix``) and the input RGB image ``rgb`` (H, W, 3).
+    re-generated from ``pred`` (``pred @ matrix``) and the input RGB image ``rgb`` (H, W, 3), in
+    [0, 1] or as uint8/uint16 codes (:func:`image_units`).
 
     Input images are quantised, so dark pixels hold exact zeros; those entries are left out unless
     ``eps`` guards them instead (``ignore_zeros`` None: ``eps is None``; ``False`` gives the
@@ -364,7 +373,7 @@ def rgb_consistency(
     if ignore_zeros is None:
         ignore_zeros = eps is None
     pred = np.asarray(pred)
-    rgb = np.asarray(rgb)
+    rgb = image_units(rgb)
     if pred.shape[:-1] != rgb.shape[:-1]:
         raise HsError(f"shape mismatch: prediction {tuple(pred.shape)} vs RGB image {tuple(rgb.shape)}")
     check_finite(pred)

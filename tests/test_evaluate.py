@@ -283,3 +283,19 @@ def test_library_evaluate_takes_one_path_and_a_seed_sequence(tmp_path, tmp_cube)
     for bad in (-1, 1.5, np.random.default_rng(0)):
         with pytest.raises(HsError, match="seed must be an integer >= 0 or a numpy SeedSequence"):
             evaluate.evaluate(tmp_path / "A.mat", fn, "clean", seed=bad, clusters=10)
+
+
+def test_score_pair_takes_images_as_codes_or_unit_floats_and_refuses_another_band_grid(tmp_cube):
+    """An 8-bit image as uint8 codes scores what the same image read as [0, 1] floats scores (it
+    was compared as 0-255 against 0-1, a consistency of ~1); cubes on two band grids are refused,
+    as `hstool score` refuses their files."""
+    gt = tmp_cube(12, 16)
+    pred = gt.with_data(gt.data * 1.02)
+    codes = np.floor(np.clip(simulate(gt, "clean", 0), 0, 1) * 255).astype(np.uint8)
+    as_float = evaluate.score_pair(pred, gt, ("mrae",), pipeline="clean", rgb=codes / np.float32(255), seed=3)
+    as_codes = evaluate.score_pair(pred, gt, ("mrae",), pipeline="clean", rgb=codes, seed=3)
+    assert as_codes["physical"] == as_float["physical"] < 0.05
+    assert as_codes["physical_linear"] == pytest.approx(as_float["physical_linear"], rel=1e-6)
+    shifted = pred.with_data(pred.data, wavelengths=gt.wavelengths + 10)
+    with pytest.raises(HsError, match="band grids differ"):
+        evaluate.score_pair(shifted, gt, ("mrae",))

@@ -100,12 +100,11 @@ def test_envi_write_float32_and_uint16_round_trip(tmp_path, tmp_cube, interleave
     (tmp_path / "g.hdr").write_text((tmp_path / "g.hdr").read_text() + "hstool source = /elsewhere.mat\n")
     assert read_cube(tmp_path / "g.hdr").meta["source"] == str(tmp_path / "g.raw")
 
-    counts = cube.with_data(cube.data * 40000)  # DN-like values; some exceed the uint16 range
+    counts = cube.with_data(cube.data * 40000, units="dn")  # DN-like values, rounded to whole counts
     write_cube(counts, tmp_path / "u.raw", dtype="uint16", interleave=interleave)
     back = read_cube(tmp_path / "u.hdr", dtype=None)
     assert back.data.dtype == np.uint16 and back.meta["file_dtype"] == "uint16"
-    expected = np.clip(np.rint(counts.data), 0, 65535)
-    np.testing.assert_array_equal(back.data, expected)
+    np.testing.assert_array_equal(back.data, np.rint(counts.data))
     # the header an independent reader sees: spectral's own parser
     import spectral.io.envi as spy
 
@@ -133,6 +132,37 @@ def test_envi_metadata_keeps_its_types(tmp_path, tmp_cube):
     (tmp_path / "m.hdr").write_text(text + "hstool legacy count = 3\nhstool legacy name = scene one\n")
     back = read_cube(tmp_path / "m.hdr").meta
     assert back["legacy_count"] == 3 and back["legacy_name"] == "scene one"
+
+
+def test_envi_metadata_of_any_key_and_json_value_round_trips(tmp_path, tmp_cube):
+    """Objects, None, numpy numbers, text with '=' or braces, keys with capitals or spaces: the
+    header gives back what .npz gives back, exactly."""
+    meta = {"nested": {"a": [1, 2], "b": "x=y"}, "n": None, "Operator": "Ann", "my key": 1, "f": np.float32(1.5),
+            "i": np.int64(3), "arr": np.arange(3), "orientation": "upright = np.rot90(sensor, 3)", "uni": "Grüße {x}"}
+    want = {**meta, "f": 1.5, "i": 3, "arr": [0, 1, 2]}
+    for name in ("m.hdr", "m.npz"):
+        back = read_cube(write_cube(tmp_cube(3, 4, **meta), tmp_path / name)[0]).meta
+        assert {k: back.get(k, "missing") for k in meta} == want, name
+
+
+def test_envi_uint16_stores_counts_reflectance_x_10000_and_refuses_what_does_not_fit(tmp_path, tmp_cube):
+    cube = tmp_cube(5, 6)  # reflectance
+    data = cube.data.copy()
+    data[0, 0, 0] = np.nan
+    files = write_cube(cube.with_data(data), tmp_path / "r.hdr", dtype="UINT16")
+    header = files[0].read_text()
+    assert "reflectance scale factor = 10000" in header and "data ignore value = 65535" in header
+    back = read_cube(files[0])
+    assert np.isnan(back.data[0, 0, 0]) and back.meta["units"] == "reflectance"
+    np.testing.assert_allclose(back.data, data, atol=0.5e-4 + 1e-7)  # one step of 1/10000
+    for bad, message in ((cube.with_data(cube.data * 0.9, units=None), "would round to a few whole counts"),
+                         (cube.with_data(cube.data * 1e5, units="dn"), "do not fit uint16"),
+                         (cube.with_data(cube.data * -1.0 - 2000, units="dn"), "do not fit uint16")):
+        with pytest.raises(HsError, match=message):
+            write_cube(bad, tmp_path / "bad.hdr", dtype="uint16")
+    assert not (tmp_path / "bad.hdr").exists()
+    with pytest.raises(HsError, match="do not fit float32"):
+        write_cube(Cube(np.full((2, 2, 31), 1e40), ARAD_WAVELENGTHS), tmp_path / "big.hdr")
 
 
 def test_envi_dtype_none_keeps_a_memmap_and_default_read_is_a_private_copy(tmp_path):

@@ -65,6 +65,10 @@ def read_cube(path: str | Path, format: str | None = None, dtype=np.float32) -> 
         raise HsError(f"not a readable {fmt} cube ({problem})", path) from exc
 
 
+#: the options each format's writer takes (:func:`write_cube` refuses others instead of dropping them)
+WRITE_OPTIONS = {"mat": ("version", "compression"), "envi": ("dtype", "interleave"), "npy": (), "npz": ()}
+
+
 def write_cube(
     cube: Cube, path: str | Path, format: str | None = None, overwrite: bool = False, **options
 ) -> list[Path]:
@@ -73,11 +77,15 @@ def write_cube(
     ``format='mat', version='5'``. The file the cube was read from is never overwritten."""
     if not isinstance(cube, Cube):  # an array alone does not say its band centres
         raise HsError(f"write_cube takes a Cube (data and wavelengths), not {type(cube).__name__}", path)
-    if format == "mat5":
+    if isinstance(format, str) and format.lower() == "mat5":
         format, options = "mat", {**options, "version": "5"}
     fmt = detect_format(path, format)
     if fmt == "image":
         raise HsError("cannot write a cube as an image; use `hstool render` for a preview", path)
+    unknown = sorted(set(options) - set(WRITE_OPTIONS[fmt]))
+    if unknown:
+        takes = ", ".join(WRITE_OPTIONS[fmt]) or "none"
+        raise HsError(f"{fmt} output takes no option {', '.join(unknown)} (its options: {takes})", path)
     targets = output_files(path, fmt)
     source = cube.meta.get("source")
     # a file the cube was read from (a capture folder's files are its command's to protect)

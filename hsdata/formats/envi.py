@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -26,7 +27,7 @@ import numpy as np
 from spectral.io import envi
 
 from ..atomic import check_writable
-from ..cube import BAND_FIELDS, FILE_META, Cube, default_wavelengths
+from ..cube import BAND_FIELDS, FILE_META, Cube, default_wavelengths, json_value
 from ..errors import HsError
 
 DATA_TYPES = {
@@ -43,6 +44,11 @@ LAYOUT_FIELDS = frozenset({
     "samples", "lines", "bands", "header offset", "file type", "data type", "interleave", "byte order",
     "wavelength", "wavelength units", "tint",
 })
+#: hstool's metadata keys that a header line keeps as they are; other keys (capitals, spaces)
+#: travel together in one field, JSON_KEYS
+SNAKE_KEY = re.compile(r"[a-z0-9_]+")
+JSON_KEYS = "json_keys"
+JSON_TAG = "json:"
 APPLIED_FIELDS = ("data ignore value", "reflectance scale factor")  # applied by a floating-point read
 
 
@@ -193,7 +199,12 @@ def read(path: str | Path, dtype=np.float32) -> Cube:
     foreign = {}
     for key, value in h.items():
         if key.startswith(META_PREFIX):
-            meta[key[len(META_PREFIX) :].replace(" ", "_")] = _parse_scalar(value)
+            name = key[len(META_PREFIX) :].replace(" ", "_")
+            value = _parse_scalar(value)
+            if name == JSON_KEYS and isinstance(value, dict):
+                meta.update(value)
+            else:
+                meta[name] = value
         elif key not in LAYOUT_FIELDS and not (applied and key in APPLIED_FIELDS):
             foreign[key] = value
     if foreign:
@@ -211,6 +222,9 @@ def read(path: str | Path, dtype=np.float32) -> Cube:
 def _parse_scalar(value):
     """A metadata value as hstool wrote it (JSON), or as an older hstool or another program did
     (a number where it reads as one, else the text)."""
+    if isinstance(value, str) and value.startswith(JSON_TAG):
+        with contextlib.suppress(ValueError):
+            return json.loads(value[len(JSON_TAG):])
     with contextlib.suppress(TypeError, ValueError):
         return json.loads(value)
     with contextlib.suppress(TypeError, ValueError):
@@ -218,11 +232,12 @@ def _parse_scalar(value):
     return value
 
 
-def _plain(value) -> bool:
-    """A number, text, bool or a list of those: what a header line holds as JSON."""
-    if isinstance(value, (bool, int, float, str)):
-        return True
-    return isinstance(value, (list, tuple)) and all(isinstance(v, (bool, int, float, str)) for v in value)
+def _header_json(value) -> str:
+    """A metadata value as one header line holds it: typed JSON ("0001" stays a string, false a
+    bool, [15, 16] a list), an object behind ``json:`` (a line opening with a brace would read as
+    an ENVI list)."""
+    text = json.dumps(value, default=json_value)  # ASCII: the header is read in the locale's encoding
+    return JSON_TAG + text if text.startswith("{") else text
 
 
 def _band_numbers(values, bands: int) -> bool:
@@ -256,6 +271,35 @@ def _foreign_fields(cube: Cube) -> dict:
         if not any(c in text for c in "{}") and (key == "description" or "\n" not in text):
             kept[key] = value
     return kept
+
+
+def _storable(cube: Cube, dtype: np.dtype, path: Path) -> tuple[np.ndarray, dict]:
+    """The cube's values as ``dtype`` will hold them, and the header fields that say how."""
+    data = np.asarray(cube.data)
+    if dtype != np.uint16:
+        if data.dtype.itemsize > 4 or data.dtype.kind in "iu":
+            finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data
+            if finite.size and np.abs(finite).max() > np.finfo(np.float32).max:
+                raise HsError(f"values up to {np.abs(finite).max():.3g} do not fit float32 (3.4e38)", path)
+        return data, {}
+    fields = {}
+    if cube.meta.get("units") == "reflectance":
+        data = data * 10000.0
+        fields["reflectance scale factor"] = "10000"
+    nan = np.isnan(data) if data.dtype.kind == "f" else np.zeros(data.shape, bool)
+    counts = np.rint(np.where(nan, 0, data))
+    if not fields and counts.size and np.nanmax(np.abs(data)) < 1000 and np.any(counts != np.where(nan, 0, data)):
+        raise HsError(f"values from {np.nanmin(data):.4g} to {np.nanmax(data):.4g} would round to a few whole counts "
+                      "in uint16: write float32 (or set meta units='reflectance' to store them x 10000)", path)
+    top = 65534 if nan.any() else 65535
+    if counts.size and (counts.min() < 0 or counts.max() > top or not np.isfinite(counts).all()):
+        what = "reflectance x 10000" if fields else "values"
+        raise HsError(f"{what} from {np.nanmin(data):.4g} to {np.nanmax(data):.4g} do not fit uint16 "
+                      f"(whole numbers 0-{top}): write float32", path)
+    if nan.any():
+        counts[nan] = 65535
+        fields["data ignore value"] = "65535"
+    return counts, fields
 
 
 def output_pair(path: str | Path) -> tuple[Path, Path]:
@@ -294,31 +338,43 @@ def write(
     dtype: str = "float32",
     interleave: str = "bsq",
 ) -> list[Path]:
-    """Write ``NAME.hdr`` + ``NAME.raw`` atomically (both appear together or not at all)."""
+    """Write ``NAME.hdr`` + ``NAME.raw`` atomically (both appear together or not at all).
+
+    ``dtype`` float32 (default) or uint16. uint16 stores whole counts: a reflectance cube
+    (``meta["units"]``) as reflectance x 10000 with ``reflectance scale factor = 10000``, NaN as
+    ``data ignore value = 65535`` (a float read gives both back); values that do not fit are
+    refused, not clipped. A float64 cube beyond float32's range is refused too."""
     path = Path(path)
     hdr, binary = output_pair(path)
     for p in (hdr, binary):
         check_writable(p, overwrite)
-    np_dtype = np.dtype(dtype)
+    try:
+        np_dtype = np.dtype(str(dtype).lower())
+    except TypeError:
+        raise HsError(f"ENVI output dtype must be float32 or uint16, not {dtype}", path) from None
     if np_dtype not in (np.dtype(np.float32), np.dtype(np.uint16)):
         raise HsError(f"ENVI output dtype must be float32 or uint16, not {dtype}", path)
+    interleave = str(interleave).lower()
     if interleave not in INTERLEAVES:
-        raise HsError(f"unknown interleave '{interleave}'", path)
-    data = cube.data
-    if np_dtype == np.uint16:
-        data = np.clip(np.rint(np.nan_to_num(data, nan=0.0)), 0, 65535)  # NaN -> 0, +inf -> 65535
+        raise HsError(f"unknown interleave '{interleave}' (expected bil, bip or bsq)", path)
+    data, stored = _storable(cube, np_dtype, path)
     metadata = {"description": "written by hstool"}
     metadata.update(_foreign_fields(cube))
+    metadata.update(stored)
     metadata.update({
         "wavelength": [repr(float(w)) for w in cube.wavelengths],  # all digits: grids round-trip exactly
         "wavelength units": "Nanometers",
     })
+    odd_keys = {}  # keys a header line would change (case, spaces): kept exactly in one JSON field
     for key, value in cube.meta.items():
-        if key in FILE_META or not _plain(value):
+        if key in FILE_META or key == "envi":
             continue
-        text = json.dumps(value)  # typed: "0001" stays a string, false a bool, [15, 16] a list
-        if not any(c in text for c in "{}=\n"):  # what an ENVI header line cannot hold
-            metadata[META_PREFIX + key.replace("_", " ")] = text
+        if not SNAKE_KEY.fullmatch(str(key)) or key == JSON_KEYS:
+            odd_keys[str(key)] = value
+            continue
+        metadata[META_PREFIX + key.replace("_", " ")] = _header_json(value)
+    if odd_keys:
+        metadata[META_PREFIX + JSON_KEYS.replace("_", " ")] = _header_json(odd_keys)
     stale = _stale_binary(hdr, binary) if overwrite and hdr.exists() else None
     try:
         hdr.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
-from ..cube import FILE_META, Cube, check_real, default_wavelengths
+from ..cube import FILE_META, Cube, check_real, default_wavelengths, json_value
 from ..errors import HsError
 
 
@@ -82,7 +82,7 @@ def write(cube: Cube, path: str | Path, overwrite: bool = False) -> list[Path]:
     with atomic_path(path, overwrite) as tmp, open(tmp, "wb") as fh:
         if path.suffix.lower() == ".npz":
             meta = {k: v for k, v in cube.meta.items() if k not in FILE_META}
-            np.savez(fh, cube=np.asarray(cube.data), wavelengths=cube.wavelengths, meta=json.dumps(meta, default=str))
+            np.savez(fh, cube=np.asarray(cube.data), wavelengths=cube.wavelengths, meta=json.dumps(meta, default=json_value))
         else:
             np.save(fh, np.ascontiguousarray(cube.data))
     return [path]
