@@ -124,6 +124,9 @@ def evaluate(
                 body,
             )
         )
+    if rows and pipe.target_mean is not None:
+        err.print(f"the {pipe.name} track sets its exposure from each image's mean, which undoes a brightness "
+                  "change: the ×0.5 and ×2 columns are n/a (nan; null in --json)", style="yellow")
     if failures:
         err.print(f"[bold red]{len(failures)} of {len(paths)} cube(s) failed[/]", markup=True)
         raise typer.Exit(1)

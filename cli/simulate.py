@@ -86,7 +86,7 @@ def run_job(job: Job) -> dict:
         cube, encoded = shuffle_capture(cube, image, job.pipeline, job.shuffle, np.random.default_rng(shuffle_ss))
     else:
         encoded = encode_capture(image, job.pipeline)
-    with job_outputs(_outputs(job), job.overwrite):  # the image and its permuted cube, or neither
+    with job_outputs(_outputs(job), job.overwrite):  # the image and its cube (scaled, permuted), or neither
         if job.cube_output is not None:
             write_cube(cube, job.cube_output, job.cube_format, overwrite=job.overwrite)
         with atomic_path(job.output, job.overwrite) as tmp:
@@ -102,7 +102,7 @@ def run_job(job: Job) -> dict:
 
 
 def _outputs(job: Job) -> list[Path]:
-    """Every file a job writes: the image, and with ``--shuffle`` the permuted cube."""
+    """Every file a job writes: the image, and with ``--shuffle``/``--brightness`` the cube it shows."""
     cube = output_files(job.cube_output, job.cube_format) if job.cube_output is not None else []
     return [job.output, *cube]
 
@@ -151,7 +151,9 @@ def simulate(
     clip_negative: Annotated[bool, Opt("--clip-negative", help=(
         "Clip negative cube values to 0. Without it, only those within 5% of the cube's maximum "
         "(noise, e.g. in calibrated reflectance) are, and larger ones are refused."))] = False,
-    brightness: Annotated[float | None, Opt("--brightness", help="Scale the cube by K before simulating.")] = None,
+    brightness: Annotated[float | None, Opt("--brightness", help=(
+        "The report's brightness test: scale the cube by K before simulating; the scaled cube, the ground truth of "
+        "that image, is written beside it."))] = None,
     shuffle: Annotated[int | None, Opt(
         "--shuffle", min=1, help="The report's spatial test: relocate the NxN patches of the image (as the camera "
         "wrote it) and of the cube by one permutation; the image is written as PNG (lossless), the permuted cube beside "
@@ -226,22 +228,25 @@ def simulate(
         "--png-compression": (png_compression is not None and pipe.encoding != "png", "acts on PNG output"),
         "--brightness": (brightness is not None and pipe.target_mean is not None,
                          "is undone by the pipeline's automatic exposure (--target-mean): the image would not change"),
-        "--format": (cube_format != "mat" and not shuffle, "is the format of the cube --shuffle writes"),
+        "--format": (cube_format != "mat" and not (shuffle or brightness),
+                     "is the format of the cube --shuffle or --brightness writes"),
     }
     for flag, (unused, why) in idle.items():
         if unused:
             raise HsError(f"{flag} {why}; drop it")
     check_positive(brightness, "--brightness")
     in_format = check_input_format(in_format)
-    if shuffle and out.resolve() in {p.resolve() for p in inputs if p.is_dir()}:
-        raise HsError("--shuffle writes cubes, which a later run would read as inputs: choose another output folder", out)
+    writes_cube = bool(shuffle) or brightness is not None  # the ground truth of what the image now shows
+    if writes_cube and out.resolve() in {p.resolve() for p in inputs if p.is_dir()}:
+        flag = "--shuffle" if shuffle else "--brightness"
+        raise HsError(f"{flag} writes cubes, which a later run would read as inputs: choose another output folder", out)
 
     sources = gather_inputs(inputs, in_format=in_format)
     jobs = []
     for src in sources:
         stem = src.stem + pipe.suffix
         target = out / (stem + (".png" if shuffle else pipe.extension))  # a relocated image stays lossless
-        cube_target = out / (stem + DEFAULT_SUFFIX[cube_format]) if shuffle else None
+        cube_target = out / (stem + DEFAULT_SUFFIX[cube_format]) if writes_cube else None
         jobs.append(Job(src, target, cube_target, pipe, seed, brightness, shuffle, in_format, cube_format, overwrite))
     plan = plan_outputs(
         jobs, _outputs, [f for src in sources for f in input_files(src)], overwrite, name=lambda j: str(j.source)

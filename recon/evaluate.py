@@ -344,6 +344,8 @@ def evaluate_cube(
     the sibling stream. Every column is a relative error, so a cube with negative values is refused
     before anything is reconstructed (:class:`~hstool.recon.metrics.NegativeGroundTruth`) unless
     ``clip_negative`` sets them to 0 first (the cube is then simulated and scored clipped).
+    A pipeline with an automatic exposure (``target_mean``, the ntire2022 track) writes the same
+    image at any brightness, so the brightness columns are NaN (n/a) there.
     """
     from hstool.camera import scale_brightness, shuffle_patches, simulate, track
 
@@ -370,6 +372,9 @@ def evaluate_cube(
         "weighted": weighted_mrae(pred, gt, clusters, cluster_ss, **guard),
     }
     for k in (0.5, 2):
+        if pipe.target_mean is not None:  # its automatic exposure gives the same image at any brightness
+            row[f"brightness_{k:g}"] = float("nan")
+            continue
         scaled = scale_brightness(cube, k)
         rgb_k = simulate(scaled, pipe, np.random.default_rng(noise_ss))
         row[f"brightness_{k:g}"] = metrics.mrae(

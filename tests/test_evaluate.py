@@ -299,3 +299,14 @@ def test_score_pair_takes_images_as_codes_or_unit_floats_and_refuses_another_ban
     shifted = pred.with_data(pred.data, wavelengths=gt.wavelengths + 10)
     with pytest.raises(HsError, match="band grids differ"):
         evaluate.score_pair(shifted, gt, ("mrae",))
+
+
+def test_brightness_columns_are_na_on_a_track_with_automatic_exposure(tmp_cube):
+    """ntire2022 scales each image to a mean of 0.18: the cube x0.5 and x2 image exactly as the cube
+    does, so scoring them against scaled cubes measured nothing; they are NaN, the rest is scored."""
+    cube = tmp_cube(24, 28, seed=4)
+    pipe = track("ntire2022")
+    np.testing.assert_array_equal(simulate(cube, pipe, 1), simulate(cube.with_data(cube.data * 2), pipe, 1))
+    row = evaluate.evaluate_cube(cube, linear_fn(cube, pipe), pipe, seed=0, clusters=20)
+    assert np.isnan(row["brightness_0.5"]) and np.isnan(row["brightness_2"])
+    assert all(np.isfinite(row[k]) for k in ("mrae", "rmse", "spatial", "physical", "weighted"))

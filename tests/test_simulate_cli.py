@@ -86,6 +86,24 @@ def test_shuffle_and_brightness_write_aligned_pairs(tmp_path, hstool):
     np.testing.assert_array_equal(read_rgb(out / "ARAD_HS_0451_clean.png"), simulate(gt, "clean"))
 
 
+def test_brightness_alone_writes_the_scaled_cube_the_image_shows_and_score_pairs_them(tmp_path, hstool):
+    """The brightness test through the CLI: X_RealWorld.jpg and the cube x2 it shows (X_RealWorld.mat),
+    so recon's X scores against the scaled cube, not the original (a 2x error that looked like the model's)."""
+    src = cubes(tmp_path / "in", n=1)
+    out = tmp_path / "out"
+    res = hstool("simulate", src, out, "-t", "realworld", "--brightness", "2", "--seed", "1")
+    assert res.exit_code == 0, res.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["ARAD_HS_0451_RealWorld.jpg", "ARAD_HS_0451_RealWorld.mat"]
+    original = read_cube(src / "ARAD_HS_0451.mat")
+    np.testing.assert_array_equal(read_cube(out / "ARAD_HS_0451_RealWorld.mat").data, original.data * np.float32(2))
+    write_cube(original.with_data(original.data * np.float32(2)), tmp_path / "pred" / "ARAD_HS_0451.npy")
+    res = hstool("score", tmp_path / "pred", out, "-m", "mrae", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["images"][0]["mrae"] == 0.0
+    res = hstool("simulate", src, src, "--brightness", "2")
+    assert res.exit_code == 1 and "--brightness writes cubes" in res.stderr
+
+
 def test_shuffle_relocates_the_image_the_camera_wrote(tmp_path, hstool):
     """The report's spatial test on the real-world track: the noisy, demosaicked, JPEG-compressed
     image is relocated patch by patch (not a relocated cube imaged again, whose patch seams the
@@ -165,7 +183,7 @@ def test_bad_options_are_refused_before_any_work(tmp_path, hstool):
         (("--jpeg-quality", "90"), "--jpeg-quality acts on JPEG output"),
         (("-t", "realworld", "--png-compression", "9"), "--png-compression acts on PNG output"),
         (("-t", "ntire2022", "--brightness", "0.5"), "--brightness is undone by the pipeline's automatic exposure"),
-        (("--format", "npz"), "--format is the format of the cube --shuffle writes"),
+        (("--format", "npz"), "--format is the format of the cube --shuffle or --brightness writes"),
         (("--in-format", "foo"), "unknown format 'foo'"),
         (("--format", "tif"), "--format must be one of mat, envi, npy, npz, mat5, not 'tif'"),
     ):
