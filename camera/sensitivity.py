@@ -198,7 +198,9 @@ def _from_csv(path: Path) -> CSS:
     except csv.Error:
         dialect = csv.excel
     rows = [r for r in csv.reader(io.StringIO(text), dialect) if any(c.strip() for c in r)]
+    order = [0, 1, 2]
     if rows and not _is_number(rows[0][0]):
+        order = _channel_order([c for c in rows[0] if c.strip()], path)
         rows = rows[1:]  # header
     if not rows:
         raise HsError("CSV has no data rows (expected wavelength,R,G,B)", path)
@@ -212,7 +214,23 @@ def _from_csv(path: Path) -> CSS:
         except ValueError:
             raise HsError(f"row {i} is not numeric: {','.join(cells)}", path) from None
     arr = np.array(data)
-    return CSS(path.stem, arr[:, 0], arr[:, 1:], f"user CSS from {path.name}", str(path))
+    return CSS(path.stem, arr[:, 0], arr[:, 1:][:, order], f"user CSS from {path.name}", str(path))
+
+
+CHANNEL_NAMES = {"r": 0, "red": 0, "g": 1, "g1": 1, "green": 1, "b": 2, "blue": 2}
+
+
+def _channel_order(header: list[str], path: Path) -> list[int]:
+    """The columns to take for R, G and B from a header naming the three after the wavelength
+    (``wavelength,B,G,R`` gives [2, 1, 0]); names that are no channel's (x, y, z) keep their order."""
+    names = [c.strip().lower() for c in header[1:]]
+    known = [CHANNEL_NAMES.get(n) for n in names]
+    if len(names) != 3 or all(k is None for k in known):  # (a row of another width is refused after)
+        return [0, 1, 2]
+    if sorted(k for k in known if k is not None) != [0, 1, 2]:
+        raise HsError(f"CSV header names the columns {', '.join(header)}: expected wavelength and R, G, B in any "
+                      "order (or no header)", path)
+    return [known.index(c) for c in range(3)]
 
 
 def _is_number(text: str) -> bool:
@@ -224,8 +242,9 @@ def _is_number(text: str) -> bool:
 
 
 def read_css(path: str | Path) -> CSS:
-    """A user CSS from a CSV (``wavelength,R,G,B`` rows, header optional), or an ``.npz`` or ``.mat``
-    with the organisers' arrays ``filters`` (K, 3) and ``bands`` (K,) or (1, K)."""
+    """A user CSS from a CSV (``wavelength,R,G,B`` rows; a header is optional, and one naming R, G
+    and B in another order is followed), or an ``.npz`` or ``.mat`` with the organisers' arrays
+    ``filters`` (K, 3) and ``bands`` (K,) or (1, K)."""
     path = Path(path)
     if not path.is_file():
         raise HsError("no such CSS file", path)

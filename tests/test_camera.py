@@ -105,6 +105,24 @@ def test_user_css_csv_round_trip(tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+def test_user_css_csv_header_names_the_channels_in_any_order(tmp_path):
+    """wavelength,B,G,R is read as R,G,B (it was taken in file order: red and blue swapped);
+    names that are no channel's keep their order; a header naming a channel twice is refused."""
+    d40 = load_css("d40")
+
+    def write(name, header, columns):
+        lines = [header] + [",".join(repr(float(v)) for v in (w, *row[columns]))
+                            for w, row in zip(d40.wavelengths, d40.values)]
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+        return tmp_path / name
+
+    for header, columns in (("wavelength,B,G,R", [2, 1, 0]), ("nm;Green;Red;Blue", [1, 0, 2]), ("nm,x,y,z", [0, 1, 2])):
+        path = write("c.csv", header.replace(";", ","), columns)
+        np.testing.assert_array_equal(read_css(path).values, d40.values, err_msg=header)
+    with pytest.raises(HsError, match="expected wavelength and R, G, B in any order"):
+        read_css(write("bad.csv", "nm,R,R,B", [0, 1, 2]))
+
+
 def test_user_css_npz_and_bad_files(tmp_path):
     np.savez(tmp_path / "mine.npz", filters=organiser_filters("cie_1964_w_gain.npz"), bands=ARAD_WAVELENGTHS[None])
     np.testing.assert_array_equal(load_css(tmp_path / "mine.npz").values, load_css("cie1964").values)
