@@ -72,6 +72,7 @@ def run_job(job: Job) -> dict:
                 eps=job.eps,
                 ignore_zeros=job.ignore_zeros,
                 overwrite=job.overwrite,
+                crop=job.crop,
             )
     except HsError as exc:
         if exc.path is not None:

@@ -275,9 +275,12 @@ def write_error_maps(
     eps: float | None = None,
     ignore_zeros: bool = False,
     overwrite: bool = False,
+    crop: int = 0,
 ) -> list[Path]:
     """Write ``STEM_mrae.png`` (per-pixel MRAE as a colour map with a colour bar) and
-    ``STEM_worst.png`` (ground truth vs reconstruction at the ``worst`` pixels of highest MRAE)."""
+    ``STEM_worst.png`` (ground truth vs reconstruction at the ``worst`` pixels of highest MRAE).
+    ``crop``: the arrays are the image less that many pixels per border; the titles say so and
+    pixels are named by their place in the whole image."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -295,25 +298,30 @@ def write_error_maps(
     )
     fig.colorbar(im, ax=ax, label="MRAE per pixel", extend="max", shrink=0.85)
     mean = float(np.mean(emap)) if not ignore_zeros else float(np.nanmean(emap))
-    ax.set_title(f"{stem}: MRAE {mean:.4g}" + (" (cyan: inf/undefined)" if finite.size < emap.size else ""))
+    inner = f", {crop} px border left out" if crop else ""
+    ax.set_title(f"{stem}: MRAE {mean:.4g}{inner}" + (" (cyan: inf/undefined)" if finite.size < emap.size else ""))
     ax.set_axis_off()
     save_figure(fig, targets[0], overwrite, dpi=100)
 
-    ranked = np.argsort(np.where(np.isnan(emap), -np.inf, emap), axis=None)[::-1][:worst]
+    ranked = worst_pixels(emap, worst)
     fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
-    for i, flat in enumerate(ranked):
-        y, x = np.unravel_index(flat, emap.shape)
+    for i, (y, x) in enumerate(ranked):
         colour = f"C{i}"
-        ax.plot(
-            wavelengths, gt[y, x], "-", color=colour, label=f"x={x}, y={y} ground truth, MRAE {emap[y, x]:.3g}"
-        )
-        ax.plot(wavelengths, pred[y, x], "--", color=colour, label=f"x={x}, y={y} reconstruction")
+        where = f"x={x + crop}, y={y + crop}"  # in the whole image
+        ax.plot(wavelengths, gt[y, x], "-", color=colour, label=f"{where} ground truth, MRAE {emap[y, x]:.3g}")
+        ax.plot(wavelengths, pred[y, x], "--", color=colour, label=f"{where} reconstruction")
     ax.set_xlabel("wavelength (nm)")
     ax.set_ylabel("value")
-    ax.set_title(f"{stem}: the {len(ranked)} pixels of highest MRAE")
+    ax.set_title(f"{stem}: the {len(ranked)} pixels of highest MRAE{inner}")
     ax.legend(fontsize=7, ncol=2)
     save_figure(fig, targets[1], overwrite, dpi=100)
     return targets
+
+
+def worst_pixels(emap: np.ndarray, n: int) -> list[tuple[int, int]]:
+    """(row, column) of the ``n`` pixels of highest error in ``emap``, worst first (NaN last)."""
+    ranked = np.argsort(np.where(np.isnan(emap), -np.inf, emap), axis=None)[::-1][:n]
+    return [tuple(int(i) for i in np.unravel_index(flat, emap.shape)) for flat in ranked]
 
 
 def _reconstruct(recon_fn: ReconFn, rgb: np.ndarray, gt: np.ndarray, what: str) -> np.ndarray:

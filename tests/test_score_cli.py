@@ -447,3 +447,23 @@ def test_per_band_csv_keeps_each_images_bands_on_mixed_grids(hstool, tmp_path, t
     assert rows[0]["mrae_410nm"] != "" and rows[1]["mrae_410nm"] == ""  # b has no 410 nm band
     assert rows[0]["mrae_420nm"] != "" and rows[1]["mrae_420nm"] != ""  # both have 420 nm
     assert rows[2]["image"] == "mean" and rows[2]["mrae_420nm"] == ""
+
+
+def test_error_maps_of_a_cropped_score_name_pixels_where_they_are_in_the_image(hstool, tmp_path, tmp_cube, monkeypatch):
+    """With --crop 4 the worst pixel at x=12, y=10 is labelled so (it read x=8, y=6, a pixel of the
+    cropped frame), and the titles say the border was left out."""
+    import matplotlib.axes
+
+    gt = tmp_cube(20, 24)
+    data = gt.data.copy()
+    data[10, 12] *= 3
+    write_cube(gt, tmp_path / "gt" / "A.npy")
+    write_cube(gt.with_data(data), tmp_path / "pred" / "A.npy")
+    said = []
+    plot, title = matplotlib.axes.Axes.plot, matplotlib.axes.Axes.set_title
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda ax, *a, **k: said.append(k.get("label")) or plot(ax, *a, **k))
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title", lambda ax, t, *a, **k: said.append(t) or title(ax, t, *a, **k))
+    r = hstool("score", tmp_path / "pred", tmp_path / "gt", "--crop", "4", "--maps", tmp_path / "maps")
+    assert r.exit_code == 0, r.output
+    assert "x=12, y=10 ground truth, MRAE 2" in said
+    assert sum("4 px border left out" in str(s) for s in said) == 2
