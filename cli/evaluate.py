@@ -13,7 +13,7 @@ from hstool.hsdata.errors import check_positive
 from hstool.recon import evaluate as ev
 
 from .batch import gather_inputs, run_batch
-from .options import ClipNegativeTruth, Device, Json, Seed, weights_track
+from .options import ClipNegativeTruth, Clustering, Device, Json, Seed, check_clustering, weights_track
 from .output import HEADERS, err, print_json, table
 from .score import warn_infinite
 
@@ -57,6 +57,7 @@ def evaluate(
     ignore_zeros: Annotated[bool, Opt("--ignore-zeros", help="Guarded MRAE: leave gt zeros out.")] = False,
     clip_negative: ClipNegativeTruth = False,
     device: Device = "auto",
+    clustering: Clustering = "hstool",
     seed: Seed = 0,
     json: Json = False,
 ) -> None:
@@ -74,6 +75,7 @@ def evaluate(
 
     check_positive(eps, "--eps", zero=True)
     ev.metrics.check_guard(eps, ignore_zeros)
+    clustering = check_clustering(clustering)
     w = None if weights.lower() == "none" else "bundled" if weights.lower() == "bundled" else weights
     if w not in (None, "bundled") and not Path(w).is_file():
         raise HsError("no such weights file (--weights takes bundled, none or a file)", w)
@@ -91,6 +93,7 @@ def evaluate(
         pipeline=pipe,
         seed=seed,
         clusters=clusters,
+        clustering=clustering,
         eps=eps,
         ignore_zeros=ignore_zeros,
         clip_negative=clip_negative,
@@ -107,6 +110,7 @@ def evaluate(
                 "track": pipe.name,
                 "seed": seed,
                 "clusters": clusters,
+                "clustering": clustering,
                 "images": rows,
                 "mean": mean,
                 "failed": [{"gt": str(f.item), "error": f.message} for f in failures],

@@ -14,6 +14,9 @@ Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON 
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (never an input).")]
 Workers = Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker processes for batches.")]
 Seed = Annotated[int, typer.Option("--seed", min=0, help="Seed of every random step, for reproducible output.")]
+Clustering = Annotated[str, typer.Option("--clustering", help=(
+    "k-means of the weighted MRAE: hstool (fast, converged) or organisers (scikit-learn's MiniBatchKMeans as the "
+    "organisers ran it: comparable with their Weighted numbers; needs scikit-learn)."))]
 Device = Annotated[str, typer.Option("--device", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N.")]
 CubeFormat = Annotated[
     str, typer.Option("--format", "-f", help="Output cube format: mat (ARAD v7.3), mat5, envi, npy, npz.")
@@ -80,6 +83,15 @@ def weights_track(weights: Path | None, track: str | None) -> str:
         if own and track and own != track:
             raise HsError(f"--track {track}: these weights were trained for the {own} track (drop --track)", weights)
     return track or own or "clean"
+
+
+def check_clustering(name: str) -> str:
+    """``--clustering`` in lower case, refused when it names no method."""
+    from hstool.recon.clusters import METHODS
+
+    if name.lower() not in METHODS:
+        raise HsError(f"--clustering must be {' or '.join(METHODS)}, not '{name}'")
+    return name.lower()
 
 
 def as_option_error(exc: HsError, fields) -> HsError:

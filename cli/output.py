@@ -56,6 +56,7 @@ HEADERS = {
     "weighted": "Weighted",
     "backprojection": "Back-proj.",
     "physical": "Physical",
+    "physical_linear": "Phys. linear",
     "spatial": "Spatial",
     "brightness_0.5": "×0.5",
     "brightness_2": "×2",

@@ -17,7 +17,7 @@ from hstool.hsdata.errors import check_positive
 from hstool.recon import evaluate as ev
 
 from .batch import run_batch
-from .options import ClipNegativeTruth, Json, Overwrite, Seed, Workers
+from .options import ClipNegativeTruth, Clustering, Json, Overwrite, Seed, Workers, check_clustering
 from .output import HEADERS, err, print_json, table
 
 Opt = typer.Option
@@ -37,6 +37,7 @@ class Job:
     maps: Path | None
     overwrite: bool
     clusters: int
+    clustering: str
     seed: int
     per_band: bool = False
 
@@ -58,6 +59,7 @@ def run_job(job: Job) -> dict:
             pipeline=job.pipeline,
             rgb=rgb,
             clusters=job.clusters,
+            clustering=job.clustering,
             seed=file_seed(job.seed, job.gt.stem),
             per_band=job.per_band,
         )
@@ -157,6 +159,7 @@ def score(
     clusters: Annotated[
         int, Opt("--clusters", min=1, help="Clusters of the weighted MRAE (k-means seeded by --seed and the file name).")
     ] = 1000,
+    clustering: Clustering = "hstool",
     strict: Annotated[bool, Opt("--strict", help=(
         "Every file must pair, as a submission check: an unpaired prediction or ground truth fails the run "
         "(exit 1) after the pairs are scored."))] = False,
@@ -180,6 +183,7 @@ def score(
     """
     check_positive(eps, "--eps", zero=True)
     ev.metrics.check_guard(eps, ignore_zeros)
+    clustering = check_clustering(clustering)
     names = tuple(m.strip().lower() for m in metrics.split(",") if m.strip())
     bad = [m for m in names if m not in ev.SCORE_METRICS]
     if bad or not names:
@@ -224,6 +228,7 @@ def score(
             maps,
             overwrite,
             clusters,
+            clustering,
             seed,
             per_band,
         )
@@ -239,7 +244,8 @@ def score(
             err.print(f"error maps of {len(kept)} image(s) exist and are kept (use --overwrite to redo them)")
     results, failures = run_batch(jobs, run_job, "score", workers, name=lambda j: j.gt.name)
     rows = [r for _, r in results]
-    columns = [*names, *(["backprojection"] if pipeline is not None else []), *(["physical"] if rgb else [])]
+    columns = [*names, *(["backprojection"] if pipeline is not None else []),
+               *(["physical", "physical_linear"] if rgb else [])]
     mean = ev.mean_row(rows, columns)
     band_mean = ev.mean_per_band(rows) if per_band else None
     if per_band and rows and band_mean is None:
@@ -272,6 +278,10 @@ def score(
                 "mean": mean,
                 "metrics": columns,
                 "crop": crop,
+                # what the scores depend on besides the files
+                "settings": {"seed": seed, "eps": eps, "ignore_zeros": ignore_zeros, "clip_negative": clip_negative,
+                             "clusters": clusters, "clustering": clustering,
+                             "pipeline": pipeline.describe() if pipeline is not None else None},
                 **({"mean_per_band": band_mean, "per_band_plot": plot} if per_band else {}),
                 "unpaired": {"pred": [str(p) for p in lone_pred], "gt": [str(p) for p in lone_gt]},
                 "failed": [{"pred": str(f.item.pred), "error": f.message} for f in failures],

@@ -183,6 +183,7 @@ def score_pair(
     clusters: int = 1000,
     seed: int | np.random.SeedSequence = 0,
     per_band: bool = False,
+    clustering: str = "hstool",
 ) -> dict:
     """Metrics of one pair after cropping ``crop`` px per border; with ``per_band`` also
     ``per_band``: ``{"wavelengths", "mrae", "rmse"}``, each band's MRAE and RMSE. With a camera ``pipeline`` (a track
@@ -191,7 +192,8 @@ def score_pair(
     (:func:`physical_consistency`) and ``physical_linear`` (:func:`metrics.rgb_consistency`).
     ``seed`` is the file's sequence (:func:`hstool.camera.file_seed`): its children draw the
     re-simulation's noise and seed the weighted MRAE's k-means, so every method scored with one
-    seed is weighted by the same clusters of a ground truth."""
+    seed is weighted by the same clusters of a ground truth; ``clustering`` is the k-means
+    (:func:`hstool.recon.clusters.cluster_labels`: ``hstool`` or the ``organisers``')."""
     unknown = set(metric_names) - set(SCORE_METRICS)
     if unknown:
         raise HsError(f"unknown metric(s) {', '.join(sorted(unknown))} (known: {', '.join(SCORE_METRICS)})")
@@ -204,7 +206,8 @@ def score_pair(
     row: dict = metrics.score(p, g, tuple(plain), eps=eps, ignore_zeros=ignore_zeros)
     _, _, regen_ss, cluster_ss = _file_seeds(seed)
     if "weighted" in metric_names:
-        row["weighted"] = weighted_mrae(p, g, clusters, cluster_ss, eps=eps, ignore_zeros=ignore_zeros)
+        row["weighted"] = weighted_mrae(p, g, clusters, cluster_ss, eps=eps, ignore_zeros=ignore_zeros,
+                                        method=clustering)
     if pipeline is not None:
         from hstool.camera import track
 
@@ -344,12 +347,15 @@ def evaluate_cube(
     ignore_zeros: bool = False,
     clip_negative: bool = False,
     block: int = 4,
+    clustering: str = "hstool",
 ) -> dict:
     """The Table 3 protocol on one cube: a dict with the keys of :data:`TABLE3` and ``gt_zeros``.
 
-    Noise is drawn from ``seed`` the way ``hstool simulate --seed`` draws it, so the main and
-    brightness inputs equal the files that command writes; the shuffle permutation comes from
-    the sibling stream. Every column is a relative error, so a cube with negative values is refused
+    ``seed`` is the file's sequence: with ``file_seed(N, stem)`` (:func:`hstool.camera.file_seed`,
+    as :func:`evaluate_file` derives it) noise is drawn as ``hstool simulate --seed N`` draws it for
+    that file, so the main and brightness inputs equal the files that command writes (a plain
+    integer seeds the sequence itself: reproducible, but not those files); the shuffle permutation
+    comes from the sibling stream. Every column is a relative error, so a cube with negative values is refused
     before anything is reconstructed (:class:`~hstool.recon.metrics.NegativeGroundTruth`) unless
     ``clip_negative`` sets them to 0 first (the cube is then simulated and scored clipped).
     A pipeline with an automatic exposure (``target_mean``, the ntire2022 track) writes the same
@@ -377,7 +383,7 @@ def evaluate_cube(
             cube.with_data(pred), rgb, pipe, np.random.default_rng(regen_ss), eps=eps
         ),
         "backprojection": metrics.backprojection_mrae(pred, gt, matrix, **guard),
-        "weighted": weighted_mrae(pred, gt, clusters, cluster_ss, **guard),
+        "weighted": weighted_mrae(pred, gt, clusters, cluster_ss, method=clustering, **guard),
     }
     for k in (0.5, 2):
         if pipe.target_mean is not None:  # its automatic exposure gives the same image at any brightness

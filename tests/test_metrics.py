@@ -261,6 +261,25 @@ def test_fewer_distinct_spectra_than_clusters_and_seeding():
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
+def test_the_organisers_clustering_is_their_minibatch_kmeans_seeded():
+    """method="organisers": MiniBatchKMeans(k, batch 10 % of the pixels, 5 starts) on every
+    normalised pixel, as NTIRE2022Util.labelPixelGroup runs it; the seed fixes its random state."""
+    sklearn = pytest.importorskip("sklearn.cluster")
+    rng = np.random.default_rng(5)
+    gt = (rng.uniform(0.1, 1, (30, 40, 1)) * rng.uniform(0.2, 1, (1, 1, 31))
+          + rng.uniform(0, 0.2, (30, 40, 31))).astype(np.float32)
+    labels = clusters.cluster_labels(gt, 25, seed=7, method="Organisers")
+    state = int(np.random.default_rng(7).integers(2**31 - 1))
+    x = gt.reshape(-1, 31) / np.linalg.norm(gt.reshape(-1, 31), axis=1, keepdims=True)
+    theirs = sklearn.MiniBatchKMeans(n_clusters=25, batch_size=120, n_init=5, random_state=state).fit(x).labels_
+    np.testing.assert_array_equal(labels.ravel(), theirs)
+    assert np.array_equal(labels, clusters.cluster_labels(gt, 25, seed=7, method="organisers"))
+    pred = gt * np.float32(1.1)
+    assert clusters.weighted_mrae(pred, gt, 25, seed=7, method="organisers") == pytest.approx(0.1, rel=1e-5)
+    with pytest.raises(HsError, match="unknown clustering 'faiss'"):
+        clusters.cluster_labels(gt, 25, method="faiss")
+
+
 def test_kmeans_lowers_inertia_below_its_seeding_and_assign_is_exact():
     rng = np.random.default_rng(0)
     x = clusters.normalise(rng.gamma(2.0, 1.0, (4000, 31)))

@@ -339,6 +339,17 @@ def test_seed_reaches_the_weighted_mrae_clusters(hstool, folders):
     pred, gt = cubes["a"]
     expected = clusters.weighted_mrae(pred, gt, 5, capture_seeds(file_seed(9, "a"))[3])
     assert other["a"] == pytest.approx(expected, rel=1e-6)
+    # the organisers' k-means on request, and the settings the scores depend on in --json
+    pytest.importorskip("sklearn")
+    r = hstool("score", root / "pred", root / "gt", "-m", "weighted", "--clusters", "5", "--seed", "9",
+               "--clustering", "organisers", "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    expected = clusters.weighted_mrae(pred, gt, 5, capture_seeds(file_seed(9, "a"))[3], method="organisers")
+    assert report["images"][0]["weighted"] == pytest.approx(expected, rel=1e-6)
+    assert report["settings"]["clustering"] == "organisers" and report["settings"]["seed"] == 9
+    r = hstool("score", root / "pred", root / "gt", "--clustering", "faiss")
+    assert r.exit_code == 1 and "--clustering must be hstool or organisers, not 'faiss'" in r.stderr
 
 
 def test_the_shuffle_test_scores_by_stem_through_the_cli(hstool, tmp_path, tmp_cube):
