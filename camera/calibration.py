@@ -80,8 +80,10 @@ def parse_columns(spec: str | list[int] | tuple[int, ...] | None, samples: int |
         text = spec.strip().lower()
         if text in ("auto", "challenge", "default"):
             return "challenge" if text == "default" else text
-        if text in ("none", ""):
+        if text == "none":
             return []
+        if not text:  # an unset shell variable, most likely: say so rather than keep every column
+            raise HsError("--drop-columns is empty: use challenge, auto, none, or columns like 0:15,497:512")
         cols: set[int] = set()
         try:
             for part in text.split(","):

@@ -127,6 +127,9 @@ def calibrate(
     if gain is not None and not gain.is_file():
         raise HsError("no such gain file", gain)
     captures = find_captures(raw)
+    inside = next((c for c in captures if out.resolve().is_relative_to(c.resolve())), None)
+    if inside is not None:  # its files would sit among the camera's, and read as the capture's next time
+        raise HsError(f"the output folder is inside the capture {inside}: choose a folder outside it", out)
     stems = [c.name for c in captures]
     dupes = sorted({s for s in stems if stems.count(s) > 1})
     if dupes:

@@ -75,6 +75,14 @@ def _outputs(job: Job) -> list[Path]:
     return output_files(job.output, job.format) + ([_preview(job)[1]] if job.preview else [])
 
 
+def _raw_specim(cube) -> bool:
+    """Whether a cube read is a Specim IQ capture's raw part: sensor counts, uncalibrated, in the
+    sensor's orientation (what `hstool calibrate` turns into a reflectance cube)."""
+    fields = cube.meta.get("envi")
+    sensor = str(fields.get("sensor type", "")) if isinstance(fields, dict) else ""
+    return sensor.upper().startswith("SPECIM") and cube.meta.get("file_dtype") == "uint16" and "units" not in cube.meta
+
+
 def run_job(job: Job) -> dict:
     """Read, resample and write one cube (module level, so worker processes can run it)."""
     t0 = time.perf_counter()
@@ -98,6 +106,7 @@ def run_job(job: Job) -> dict:
         "files": [str(f) for f in files],
         "shape": list(cube.shape),
         "bands_in": bands_in,
+        "raw_specim": _raw_specim(cube),
         "seconds": round(time.perf_counter() - t0, 3),
     }
 
@@ -124,7 +133,7 @@ def convert(
     while the band grid stays; its 'data ignore value' reads as NaN and its 'reflectance scale
     factor' is divided out (0-1 reflectance).
 
-    Example: [bold]hstool convert captures/*.hdr cubes/ -f mat --bands 400:700:10[/]
+    Example: [bold]hstool convert envi/*.hdr cubes/ -f mat --bands 400:700:10[/]
     """
     if not paths or len(paths) < 2:
         raise typer.BadParameter("give one or more cube files or folders, then the output folder",
@@ -155,6 +164,11 @@ def convert(
         err.print(table(f"{len(rows)} cube(s) in {out}", ["input", "output", "shape", "bands in", "s"],
                         [[Path(r["input"]).name, Path(r["output"]).name, "x".join(map(str, r["shape"])),
                           r["bands_in"], r["seconds"]] for r in rows]))
+    raw = [Path(r["input"]).name for r in rows if r["raw_specim"]]
+    if raw:
+        err.print(f"{len(raw)} input(s) are raw Specim IQ capture parts ({', '.join(raw[:3])}{', ...' if len(raw) > 3 else ''}):"
+                  " sensor counts in the sensor's orientation, not calibrated; `hstool calibrate CAPTURES OUT` makes "
+                  "reflectance cubes of them", style="yellow")
     code = report_failures(failures + preview_failures, len(jobs) + len(plan.previews), plan)
     if code:
         raise typer.Exit(code)

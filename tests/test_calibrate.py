@@ -125,7 +125,7 @@ def test_parse_columns():
     assert parse_columns(None, 10) == "challenge"
     with pytest.raises(HsError, match="0..9"):
         parse_columns("8:12", 10)
-    for spec in ("x:y", "-5:3", "10:5", "4:4", "-2", "1:2:3"):  # reversed or empty ranges too
+    for spec in ("x:y", "-5:3", "10:5", "4:4", "-2", "1:2:3", "", "  "):  # reversed or empty ranges, or nothing
         with pytest.raises(HsError, match="--drop-columns"):
             parse_columns(spec, 10)
     assert parse_columns("500:512", None) == list(range(500, 512))  # syntax alone: no sensor yet
@@ -332,8 +332,13 @@ def test_cli_never_overwrites_a_capture_file(hstool, batch, tmp_path):
     before = {p.name: p.read_bytes() for p in capture.iterdir()}
     for extra in ((), ("--overwrite",)):
         res = hstool("calibrate", batch, capture, "--format", "envi", *extra)
-        assert res.exit_code == 1 and "a/capture/a.hdr: output would overwrite an input file" in res.stderr
+        assert res.exit_code == 1 and "the output folder is inside the capture" in res.stderr
         assert {p.name: p.read_bytes() for p in capture.iterdir()} == before  # nothing written at all
+    # any folder inside a capture, whatever the names: its files would join the camera's
+    for inner in (capture, batch / "a" / "results", batch / "a"):
+        res = hstool("calibrate", batch / "a", inner, "--format", "mat")
+        assert res.exit_code == 1 and "the output folder is inside the capture" in res.stderr, inner
+    assert {p.name: p.read_bytes() for p in capture.iterdir()} == before
     # the same through a capture/ folder that is a symbolic link
     linked = tmp_path / "linked" / "a"
     linked.mkdir(parents=True)

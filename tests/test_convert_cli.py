@@ -173,3 +173,15 @@ def test_named_files_of_another_kind_are_set_aside_not_collided(hstool, tmp_path
     assert "set aside 3 file(s) that are not images: a.hdr, a.json, a.raw" in r.stderr
     r = hstool("convert", cal / "a.json", tmp_path / "o2")
     assert r.exit_code == 1 and "no mat/envi/npy/npz files among the inputs" in r.stderr
+
+
+def test_raw_specim_parts_are_converted_with_a_note_to_calibrate_them(hstool, tmp_path):
+    from hstool.hsdata.specim_synthetic import write_synthetic_capture
+
+    sc = write_synthetic_capture(tmp_path / "raw", "s", 0, samples=16, lines=8, ref_lines=4)
+    r = hstool("convert", sc.path / "capture", tmp_path / "out", "--json")
+    assert r.exit_code == 0, r.output
+    assert [row["raw_specim"] for row in json.loads(r.stdout)["written"]] == [True, True, True]
+    assert "3 input(s) are raw Specim IQ capture parts" in " ".join(r.stderr.split())
+    r = hstool("convert", tmp_path / "out", tmp_path / "again", "-f", "npz")  # its copies: no longer raw parts
+    assert r.exit_code == 0 and "raw Specim" not in r.stderr

@@ -694,6 +694,16 @@ def test_envi_header_fields_travel_and_a_float_read_applies_ignore_value_and_sca
     assert "fwhm" not in spy.read_envi_header(str(write_cube(swapped, tmp_path / "s.hdr")[0]))
 
 
+def test_envi_header_saved_with_a_byte_order_mark_reads(tmp_path, tmp_cube):
+    """Notepad saves UTF-8 with a BOM before "ENVI"; the header still reads, and is left as it was."""
+    cube = tmp_cube(3, 4)
+    hdr = write_cube(cube, tmp_path / "b.hdr")[0]
+    marked = b"\xef\xbb\xbf" + hdr.read_bytes()
+    hdr.write_bytes(marked)
+    np.testing.assert_array_equal(read_cube(hdr).data, cube.data)
+    assert hdr.read_bytes() == marked
+
+
 def test_envi_bad_scale_or_ignore_value_names_the_header(tmp_path):
     values = np.ones((2, 3, 4), np.float32)
     wl = np.array([450.0, 500.0, 550.0, 600.0])

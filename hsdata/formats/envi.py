@@ -85,11 +85,26 @@ def _quiet_spy():
         yield
 
 
+@contextlib.contextmanager
+def _without_bom(hdr: Path):
+    """The header itself, or a copy without the UTF-8 byte-order mark an editor (Notepad) put
+    before its "ENVI" (SPy reads a header only from a file)."""
+    with open(hdr, "rb") as fh:
+        bom = fh.read(3) == b"\xef\xbb\xbf"
+    if not bom:
+        yield hdr
+        return
+    with tempfile.TemporaryDirectory(prefix="hstool-hdr-") as folder:
+        copy = Path(folder) / "header.hdr"
+        copy.write_bytes(hdr.read_bytes()[3:])
+        yield copy
+
+
 def read_header(hdr: Path) -> dict:
     """Parse and validate an ENVI header (sizes, data type, interleave, byte order)."""
     try:
-        with _quiet_spy():
-            h = envi.read_envi_header(str(hdr))
+        with _quiet_spy(), _without_bom(hdr) as text_file:
+            h = envi.read_envi_header(str(text_file))
     except Exception as exc:  # SPy raises several types for malformed headers
         raise HsError(f"not a readable ENVI header ({exc})", hdr) from exc
     for key in ("samples", "lines", "bands", "data type", "interleave"):
