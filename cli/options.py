@@ -13,7 +13,9 @@ from hstool.hsdata.spectral import check_method
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout instead of a table.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (never an input).")]
 Workers = Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker processes for batches.")]
-Seed = Annotated[int, typer.Option("--seed", min=0, help="Seed of every random step, for reproducible output.")]
+Seed = Annotated[int, typer.Option("--seed", min=0, help=(
+    "Seed of every random step, for reproducible output (a batch draws each file's stream from it and the file's "
+    "name, hstool.camera.file_seed: the same bytes in any order or worker count)."))]
 Clustering = Annotated[str, typer.Option("--clustering", help=(
     "k-means of the weighted MRAE: hstool (fast, converged) or organisers (scikit-learn's MiniBatchKMeans as the "
     "organisers ran it: comparable with their Weighted numbers; needs scikit-learn)."))]
