@@ -42,6 +42,9 @@ from .options import (
 )
 from .output import err, print_json, table
 
+#: the folders of a capture the camera writes; an output in one would mix with its files
+CAMERA_FOLDERS = ("capture", "metadata", "results")
+
 
 def _process(item: tuple[Path, Path], options: dict) -> dict:
     """Calibrate one capture and write cube, sidecar JSON (all metadata) and optional preview."""
@@ -127,9 +130,10 @@ def calibrate(
     if gain is not None and not gain.is_file():
         raise HsError("no such gain file", gain)
     captures = find_captures(raw)
-    inside = next((c for c in captures if out.resolve().is_relative_to(c.resolve())), None)
+    camera = [c / sub for c in captures for sub in CAMERA_FOLDERS]
+    inside = next((f for f in camera if out.resolve().is_relative_to(f.resolve())), None)
     if inside is not None:  # its files would sit among the camera's, and read as the capture's next time
-        raise HsError(f"the output folder is inside the capture {inside}: choose a folder outside it", out)
+        raise HsError(f"the output folder is inside the camera's folder {inside}: choose another", out)
     stems = [c.name for c in captures]
     dupes = sorted({s for s in stems if stems.count(s) > 1})
     if dupes:

@@ -49,13 +49,22 @@ class Cube:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.meta is None:
+            self.meta = {}
+        if not isinstance(self.meta, dict):
+            raise HsError(f"a cube's meta is a dict of metadata, not a {type(self.meta).__name__}")
         if not isinstance(self.data, np.ndarray):  # a list or another array-like (a memmap stays one)
             self.data = np.asarray(self.data)
         if self.wavelengths is None:
             raise HsError("a cube needs its band centres (wavelengths in nm), not None", self.meta.get("source"))
-        self.wavelengths = np.asarray(self.wavelengths, dtype=np.float64).reshape(-1)
+        try:
+            self.wavelengths = np.asarray(self.wavelengths, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise HsError(f"wavelengths must be numbers (nm), got {self.wavelengths!r:.60}", self.meta.get("source")) from None
         if self.data.ndim != 3:
             raise HsError(f"a cube must be 3-D (H, W, B), got shape {self.data.shape}", self.meta.get("source"))
+        if self.data.dtype.kind not in "iufc":  # complex: refused below, by check_real, with its own words
+            raise HsError(f"a cube holds numbers, not {self.data.dtype} values", self.meta.get("source"))
         if self.data.size == 0:
             raise HsError(f"cube is empty, shape {self.data.shape}", self.meta.get("source"))
         if self.data.shape[2] != self.wavelengths.size:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 
 
@@ -26,6 +27,8 @@ def check_positive(value: float | None, name: str, zero: bool = False) -> None:
     """Refuse a value that is not a finite number > 0 (``zero``: >= 0); ``None`` (unset) passes."""
     if value is None:
         return
-    ok = math.isfinite(value) and (value >= 0 if zero else value > 0)
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value) and (value >= 0 if zero else value > 0)
     if not ok:
-        raise HsError(f"{name} must be a {'number >= 0' if zero else 'positive number'}, got {value}")
+        shown = repr(value) if isinstance(value, str) else value  # '5', the text, is no number
+        raise HsError(f"{name} must be a {'number >= 0' if zero else 'positive number'}, got {shown}")

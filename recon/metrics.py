@@ -53,6 +53,9 @@ def check_pair(
     pred = np.asarray(pred)
     gt = np.asarray(gt)
     a, b = names
+    for arr, name in ((pred, a), (gt, b)):
+        if arr.ndim == 0 or arr.dtype.kind not in "biuf":
+            raise HsError(f"{name} must be an array of numbers (..., bands), got {arr.dtype} of shape {arr.shape}")
     if pred.ndim != gt.ndim or pred.shape[:-1] != gt.shape[:-1]:
         raise HsError(f"shape mismatch: {a} {tuple(pred.shape)} vs {b} {tuple(gt.shape)}")
     if pred.shape[-1] != gt.shape[-1]:
@@ -290,6 +293,7 @@ def _ssim_band_maps(pred: np.ndarray, gt: np.ndarray, data_range: float) -> np.n
     """SSIM map per band, shape (H, W, B) (Wang et al. 2004, eq. 13, Gaussian-weighted statistics)."""
     if pred.ndim != 3:
         raise HsError(f"SSIM needs (H, W, B) cubes, got shape {pred.shape}")
+    check_positive(data_range, "data_range")
     mx, my = _gaussian_blur(pred), _gaussian_blur(gt)
     vx = _gaussian_blur(pred * pred) - mx * mx
     vy = _gaussian_blur(gt * gt) - my * my
@@ -401,7 +405,8 @@ def score(
     ignore_zeros: bool = False,
     data_range: float = 1.0,
 ) -> dict[str, float]:
-    """Several metrics of one pair at once, by name (see :data:`METRICS`; one name may be a string)."""
+    """Several metrics of one pair at once, by name (see :data:`METRICS`; one name may be a string).
+    ``data_range`` is the value range: SSIM's, and PSNR's peak."""
     if isinstance(metrics, str):  # "mrae", not the letters m, r, a, e
         metrics = (metrics,)
     _pair(pred, gt)
@@ -412,7 +417,7 @@ def score(
         elif name == "rmse":
             out[name] = rmse(pred, gt)
         elif name == "psnr":
-            out[name] = psnr(pred, gt)
+            out[name] = psnr(pred, gt, peak=data_range)
         elif name == "sam":
             out[name] = sam(pred, gt)
         elif name == "ssim":

@@ -332,19 +332,19 @@ def test_cli_never_overwrites_a_capture_file(hstool, batch, tmp_path):
     before = {p.name: p.read_bytes() for p in capture.iterdir()}
     for extra in ((), ("--overwrite",)):
         res = hstool("calibrate", batch, capture, "--format", "envi", *extra)
-        assert res.exit_code == 1 and "the output folder is inside the capture" in res.stderr
+        assert res.exit_code == 1 and "the output folder is inside the camera's folder" in res.stderr
         assert {p.name: p.read_bytes() for p in capture.iterdir()} == before  # nothing written at all
-    # any folder inside a capture, whatever the names: its files would join the camera's
-    for inner in (capture, batch / "a" / "results", batch / "a"):
+    # any folder of the camera's, whatever the names: its files would join the camera's
+    for inner in (capture, batch / "a" / "results", batch / "a" / "metadata" / "x"):
         res = hstool("calibrate", batch / "a", inner, "--format", "mat")
-        assert res.exit_code == 1 and "the output folder is inside the capture" in res.stderr, inner
+        assert res.exit_code == 1 and "the output folder is inside the camera's folder" in res.stderr, inner
     assert {p.name: p.read_bytes() for p in capture.iterdir()} == before
     # the same through a capture/ folder that is a symbolic link
     linked = tmp_path / "linked" / "a"
     linked.mkdir(parents=True)
     (linked / "capture").symlink_to(capture)
     res = hstool("calibrate", linked, capture, "--format", "envi", "--overwrite")
-    assert res.exit_code == 1 and "output would overwrite an input file" in res.stderr
+    assert res.exit_code == 1 and "the output folder is inside the camera's folder" in res.stderr
     assert {p.name: p.read_bytes() for p in capture.iterdir()} == before
 
 

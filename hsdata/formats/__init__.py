@@ -50,6 +50,11 @@ def read_cube(path: str | Path, format: str | None = None, dtype=np.float32) -> 
     fmt = detect_format(path, format)
     if fmt == "image":
         raise HsError("this is an RGB image, not a hyperspectral cube", path)
+    try:
+        np.dtype(dtype)
+    except TypeError:
+        raise HsError(f"dtype {dtype!r} is no numpy type: read cubes as float32, float64 or None (as stored)",
+                      path) from None
     if dtype is not None and not np.issubdtype(np.dtype(dtype), np.floating):
         raise HsError(f"cubes are read as a float type (or dtype=None, as stored), not {np.dtype(dtype)}", path)
     if not Path(path).exists():

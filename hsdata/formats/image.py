@@ -170,10 +170,16 @@ def write_rgb(
     ``jpeg_quality`` 0-100 and ``jpeg_sampling`` '444', '422' or '420' set the JPEG encoder;
     ``preview`` marks a PNG as a preview of a cube (:data:`PREVIEW_NOTE`).
     """
+    if not isinstance(path, (str, Path)):
+        raise HsError(f"write_rgb takes the path first, then the image (got a {type(path).__name__} path)")
     path = Path(path)
     rgb = np.asarray(rgb)
     if rgb.dtype not in (np.uint8, np.uint16):
         raise HsError(f"image data must be uint8 or uint16, got {rgb.dtype}", path)
+    if not (rgb.ndim == 2 or (rgb.ndim == 3 and rgb.shape[2] in (1, 3, 4))) or rgb.size == 0:
+        raise HsError(f"an image is (H, W), (H, W, 3) or (H, W, 4) and not empty, got shape {rgb.shape}", path)
+    if not 0 <= png_compression <= 9 or not 0 <= jpeg_quality <= 100:
+        raise HsError(f"png_compression is 0-9 and jpeg_quality 0-100, got {png_compression} and {jpeg_quality}", path)
     suffix = path.suffix.lower()
     if suffix not in CV_SUFFIXES:
         raise HsError(f"unsupported image extension '{suffix}' (use .png, .jpg or .tif)", path)
