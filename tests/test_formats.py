@@ -777,3 +777,25 @@ def test_overwriting_an_envi_pair_with_two_candidate_binaries_deletes_neither(tm
     (tmp_path / "X.dat").write_bytes((tmp_path / "X.raw").read_bytes()[::-1])
     os.utime(tmp_path / "X.dat", (4e9, 4e9))  # newer, and of the new cube's size
     np.testing.assert_array_equal(read_cube(tmp_path / "X.hdr").data, new.data)
+
+
+def test_wrong_kinds_of_input_are_hserrors_naming_the_problem(tmp_path, tmp_cube):
+    data = np.ones((2, 3, 4), np.float32)
+    wl = [450.0, 500.0, 550.0, 600.0]
+    for make, message in ((lambda: Cube(data, wl, [1, 2]), "meta is a dict"),
+                          (lambda: Cube(data, ["a", "b", "c", "d"]), "wavelengths must be numbers"),
+                          (lambda: Cube(np.full((2, 3, 4), "x"), wl), "holds numbers, not <U1"),
+                          (lambda: read_cube(write_cube(tmp_cube(2, 3), tmp_path / "c.npz")[0], dtype="flt"),
+                           "is no numpy type")):
+        with pytest.raises(HsError, match=message):
+            make()
+    assert Cube(data, wl, None).meta == {}
+    rgb = np.zeros((4, 5, 3), np.uint8)
+    for call, message in ((lambda: write_rgb(tmp_path / "a.png", np.zeros((4, 5, 5), np.uint8)), "an image is"),
+                          (lambda: write_rgb(tmp_path / "a.png", np.zeros(7, np.uint8)), "an image is"),
+                          (lambda: write_rgb(tmp_path / "a.png", rgb, png_compression=15), "png_compression is 0-9"),
+                          (lambda: write_rgb(tmp_path / "a.jpg", rgb, jpeg_quality=200), "jpeg_quality 0-100"),
+                          (lambda: write_rgb(rgb, tmp_path / "a.png"), "takes the path first")):
+        with pytest.raises(HsError, match=message):
+            call()
+    assert not list(tmp_path.glob("a.*"))

@@ -351,3 +351,18 @@ def test_library_misuse_is_named():
     with pytest.raises(HsError, match=r"ground truth: pass the cube's values \(cube.data\), not the Cube"):
         metrics.mrae(gt, Cube(gt, ARAD_WAVELENGTHS))
     assert metrics.score(gt * 1.1, gt, "mrae") == {"mrae": pytest.approx(0.1)}  # one name, not its letters
+
+
+def test_metrics_refuse_scalars_text_and_a_range_that_is_no_positive_number():
+    g = np.random.default_rng(0).uniform(0.1, 1, (8, 8, 3)).astype(np.float32)
+    with pytest.raises(HsError, match="must be an array of numbers"):
+        metrics.mrae(1.0, 2.0)
+    with pytest.raises(HsError, match="must be an array of numbers"):
+        metrics.rmse(np.full((2, 3), "a"), np.ones((2, 3)))
+    with pytest.raises(HsError, match="peak must be a positive number, got '1'"):
+        metrics.psnr(g, g * 1.1, peak="1")
+    for bad in (0, -1.0):
+        with pytest.raises(HsError, match="data_range must be a positive number"):
+            metrics.ssim(g, g, data_range=bad)
+    # score's data_range is PSNR's peak too: a cube and its error scaled together score alike
+    assert metrics.score(g * 4, g * 4.4, "psnr", data_range=4.0)["psnr"] == pytest.approx(metrics.psnr(g, g * 1.1))
