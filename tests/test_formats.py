@@ -799,3 +799,21 @@ def test_wrong_kinds_of_input_are_hserrors_naming_the_problem(tmp_path, tmp_cube
         with pytest.raises(HsError, match=message):
             call()
     assert not list(tmp_path.glob("a.*"))
+
+
+def test_a_truncated_or_corrupted_jpeg_is_refused_not_filled_in(tmp_path):
+    """libjpeg decodes a cut-off or damaged JPEG anyway, the rest grey, saying so only on stderr:
+    such a file is an error naming it (a real-world-track image is a JPEG)."""
+    rng = np.random.default_rng(0)
+    whole = write_rgb(tmp_path / "whole.jpg", (rng.random((64, 80, 3)) * 255).astype(np.uint8))
+    data = whole.read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) * 6 // 10])
+    flipped = bytearray(data)
+    for i in range(40):
+        flipped[len(data) // 2 + 7 * i] ^= 0x5A
+    (tmp_path / "flipped.jpg").write_bytes(bytes(flipped))
+    assert read_rgb(whole).shape == (64, 80, 3)
+    for name, message in (("cut.jpg", "Premature end of JPEG file"), ("flipped.jpg", "Corrupt JPEG data")):
+        with pytest.raises(HsError, match=f"damaged JPEG: {message}") as err:
+            read_rgb(tmp_path / name)
+        assert err.value.path == tmp_path / name
