@@ -62,11 +62,17 @@ def models(
 
 
 def _export(args: list[str], track: str, weights: Path | None, opset: int, overwrite: bool, json: bool) -> None:
-    if len(args) != 3:
-        raise typer.BadParameter("export takes NAME OUT.onnx [--track T | --weights FILE]", param_hint="ARGS")
     from hstool.hsdata import check_writable
     from hstool.recon import create_model
-    from hstool.recon.export import check_onnx, export_onnx
+    from hstool.recon.export import check_onnx, export_onnx, model_metadata, size_rule
+
+    if len(args) == 2 and weights is not None:  # a weights file names its model
+        from hstool.recon.weights import describe_weights
+
+        args = [args[0], describe_weights(weights)["name"], args[1]]
+    if len(args) != 3:
+        raise typer.BadParameter("export takes NAME OUT.onnx [--track T | --weights FILE], or OUT.onnx --weights FILE",
+                                 param_hint="ARGS")
 
     if Path(args[2]).suffix.lower() != ".onnx":
         raise HsError("the exported model is ONNX: give a path ending in .onnx", args[2])
@@ -76,12 +82,17 @@ def _export(args: list[str], track: str, weights: Path | None, opset: int, overw
     diff = check_onnx(model, path)
     if diff > ONNX_TOLERANCE:
         raise HsError(f"onnxruntime differs from PyTorch by {diff:.2e} (> {ONNX_TOLERANCE:g})", path)
-    m = max(1, model.spec.multiple)
+    m, least = size_rule(model)
+    note = model_metadata(model).get("hstool.note")
     if json:
-        print_json({"model": args[1], "output": str(path), "max_abs_diff": diff, "multiple": m})
+        print_json({"model": args[1], "output": str(path), "max_abs_diff": diff, "multiple": m, "min_side": least,
+                    "note": note})
     else:
+        rule = f"H and W multiples of {m}, at least {least} (pad, then crop)" if least > 1 else "any H and W"
         err.print(f"wrote {path} (onnxruntime matches PyTorch: max difference {diff:.1e}); input (N, 3, H, W) "
-                  f"linear RGB in [0, 1], H and W multiples of {m} (pad, then crop)")
+                  f"linear RGB in [0, 1], {rule}; output clamped at 0")
+        if note:
+            err.print(f"{args[1]}: {note}", style="yellow")
 
 
 def _describe(path: Path, json: bool) -> None:

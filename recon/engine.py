@@ -216,7 +216,7 @@ def _run(model: torch.nn.Module, x: np.ndarray, device: torch.device, dtype: tor
     (no copy), and an NHWC output comes back as a contiguous (h, w, B) array (no copy either).
     """
     if channels_last:
-        if not x.flags.writeable:
+        if not x.flags.writeable or any(step < 0 for step in x.strides):  # torch takes neither (a BGR flip view)
             x = x.copy()
         t = torch.from_numpy(x).permute(2, 0, 1)[None].to(device)
         t = t.contiguous(memory_format=torch.channels_last)  # no-op for a contiguous image

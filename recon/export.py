@@ -3,8 +3,9 @@
 The TorchScript-based exporter (``dynamo=False``) is used on purpose: it runs offline with no
 extra package (the torch.export-based exporter needs ``onnxscript``), gives the same file for
 the same model, and records ``dynamic_axes`` for the image height and width, so one ``.onnx``
-serves every image size that is a multiple of the model's ``spec.multiple`` (padding to that
-multiple, as ``recon.engine`` does, stays the caller's job outside PyTorch).
+serves every image size that follows the model's size rule (:func:`size_rule`: multiples of
+``spec.multiple``, at least a least side; padding to it, as ``recon.engine`` does, stays the
+caller's job outside PyTorch). The graph ends as ``hstool recon`` does: values below 0 set to 0.
 
 >>> from hstool.recon.registry import build_model          # doctest: +SKIP
 >>> path = export_onnx(build_model("mstpp"), "mstpp.onnx")  # doctest: +SKIP
@@ -41,16 +42,46 @@ def _opset_range() -> tuple[int, int]:
     return _constants.ONNX_MIN_OPSET, getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", _constants.ONNX_MAX_OPSET)
 
 
+class Deployed(nn.Module):
+    """The model as ``hstool recon`` runs it past its padding: spectra below 0 set to 0."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x).clamp_min(0)
+
+
+def size_rule(model: nn.Module) -> tuple[int, int]:
+    """(multiple, least side) the image is reflect-padded to, as :func:`hstool.recon.engine.predict`
+    pads it; a pixel model takes any size (1, 1)."""
+    from .engine import MIN_SIDE
+
+    spec = getattr(model, "spec", None)
+    m = _multiple(model)
+    if getattr(spec, "kind", None) == "pixel":
+        return 1, 1
+    return m, -(-max(MIN_SIDE, 2 * m) // m) * m
+
+
 def model_metadata(model: nn.Module) -> dict[str, str]:
     """What a user of the ``.onnx`` file needs that its graph does not say (stored as its
     ``metadata_props``): the input convention, the size rule and, where known, the bands and track."""
     meta = getattr(model, "meta", None) or {}
+    m, least = size_rule(model)
+    rule = (f"H and W multiples of {m} and at least {least}: pad (numpy reflect) at the bottom and right and crop "
+            "the output back, as hstool does" if least > 1 else "any H and W")
     out = {
         "hstool.input": "rgb: (N, 3, H, W) float32 linear camera RGB in [0, 1] (8-bit values / 255)",
-        "hstool.output": "cube: (N, B, H, W) float32 spectra",
-        "hstool.multiple": str(_multiple(model)),
-        "hstool.size_rule": f"H and W multiples of {_multiple(model)}: pad (reflect) and crop outside, as hstool does",
+        "hstool.output": "cube: (N, B, H, W) float32 spectra, values below 0 set to 0 (as hstool recon does)",
+        "hstool.multiple": str(m),
+        "hstool.min_side": str(least),
+        "hstool.size_rule": rule,
     }
+    note = getattr(model, "onnx_note", None)
+    if note:
+        out["hstool.note"] = note
     if meta.get("wavelengths") is not None:
         out["hstool.wavelengths_nm"] = ",".join(f"{float(w):g}" for w in meta["wavelengths"])
     for key in ("architecture", "track"):
@@ -102,7 +133,7 @@ def export_onnx(
         with atomic_path(path, overwrite=overwrite) as tmp, torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # legacy-exporter deprecation and tracer notices
             torch.onnx.export(
-                model,
+                Deployed(model).eval(),
                 (example,),
                 str(tmp),
                 dynamo=False,
@@ -138,8 +169,8 @@ def check_onnx(model: nn.Module, path: str | Path, size: tuple[int, int] = (48, 
         import onnxruntime as ort
     except ImportError as exc:
         raise HsError("onnxruntime is not installed (pip install 'hstool[onnx]')", path) from exc
-    m = _multiple(model)
-    h, w = (-(-s // m) * m for s in size)
+    m, least = size_rule(model)
+    h, w = (max(-(-s // m) * m, least) for s in size)
     rgb = np.random.default_rng(seed).random((1, 3, h, w), dtype=np.float32)
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: graph-optimiser notices are not the user's concern
@@ -148,7 +179,7 @@ def check_onnx(model: nn.Module, path: str | Path, size: tuple[int, int] = (48, 
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        want = model(torch.from_numpy(rgb)).numpy()
+        want = Deployed(model)(torch.from_numpy(rgb)).numpy()
     model.train(was_training)
     if got.shape != want.shape:
         raise HsError(f"ONNX output shape {got.shape} differs from PyTorch {want.shape}", path)

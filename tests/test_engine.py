@@ -216,6 +216,9 @@ def test_channels_last_gives_the_nchw_result_and_is_chosen_per_model(rgb):
     opted_out.channels_last = False
     assert not engine.use_channels_last(opted_out, cpu, f32)
     assert not engine.use_channels_last(nn.Conv2d(3, 31, 1), cpu, f32)  # bare module: NCHW, to be safe
+    bgr = np.ascontiguousarray(rgb[..., ::-1])  # OpenCV's order: a flipped view is how it is undone
+    np.testing.assert_array_equal(predict(nhwc_model, bgr[..., ::-1], "cpu"), nhwc)
+    np.testing.assert_array_equal(predict(nhwc_model, rgb[::-1, ::-1], "cpu"), predict(nhwc_model, rgb[::-1, ::-1].copy(), "cpu"))
     rec = Reconstructor("_test_affine", weights=None, device="cpu")  # its own model: NHWC weights
     assert rec.model.conv.weight.is_contiguous(memory_format=torch.channels_last)
     np.testing.assert_allclose(rec(rgb), np.maximum(reference(Affine(), rgb), 0), atol=1e-6)

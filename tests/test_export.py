@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -82,7 +83,8 @@ def test_models_export_command_checks_onnxruntime(hstool, tmp_path):
     props = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
     assert props["hstool.multiple"] == str(json.loads(r.stdout)["multiple"]) == "4"
     assert props["hstool.track"] == "clean" and props["hstool.wavelengths_nm"].startswith("400,410,")
-    assert "[0, 1]" in props["hstool.input"] and "multiples of 4" in props["hstool.size_rule"]
+    assert "[0, 1]" in props["hstool.input"] and "multiples of 4 and at least 16" in props["hstool.size_rule"]
+    assert props["hstool.min_side"] == "16" and "below 0 set to 0" in props["hstool.output"]
     r = hstool("models", "export", "mstpp_s", out)
     assert r.exit_code == 1 and "output exists" in r.stderr
     before = out.stat().st_mtime_ns
@@ -99,6 +101,8 @@ def test_models_export_command_checks_onnxruntime(hstool, tmp_path):
         r = hstool("models", "export", "linear", target, "-w", weights, "--overwrite")
         assert r.exit_code == 1 and "ending in .onnx" in r.stderr
     assert weights.read_bytes() == before and not (tmp_path / "m.txt").exists()
+    r = hstool("models", "export", tmp_path / "w.onnx", "-w", weights, "--json")  # the file names its model
+    assert r.exit_code == 0 and json.loads(r.stdout)["model"] == "linear", r.output
     r = hstool("models", "export", "linear", tmp_path / "x.onnx", "--opset", "99", "--json")
     assert r.exit_code == 1 and r.stdout == "" and "opset 99 is outside" in r.stderr
 
@@ -119,3 +123,22 @@ def test_every_pixel_model_exports(hstool, tmp_path):
 def test_models_pattern_matching_nothing_is_an_error(hstool):
     r = hstool("models", "nosuch*")
     assert r.exit_code == 1 and "no model matches 'nosuch*'" in r.stderr
+
+
+def test_the_exported_graph_clamps_at_zero_as_recon_does_and_awan_says_its_memory(hstool, tmp_path):
+    """A linear map gives negative spectra for saturated colours: the graph sets them to 0 as the
+    engine does; AWAN's export says its attention grows with the square of the pixel count."""
+    ort = pytest.importorskip("onnxruntime")
+    from hstool.recon import Reconstructor
+
+    r = hstool("models", "export", "linear", tmp_path / "l.onnx", "--json")
+    assert r.exit_code == 0, r.output
+    rgb = np.zeros((1, 3, 4, 5), np.float32)
+    rgb[0, 0] = 1.0  # pure red
+    got = ort.InferenceSession(str(tmp_path / "l.onnx"), providers=["CPUExecutionProvider"]).run(None, {"rgb": rgb})[0]
+    want = Reconstructor("linear")(rgb[0].transpose(1, 2, 0)).transpose(2, 0, 1)[None]
+    with torch.no_grad():
+        raw = Reconstructor("linear").model(torch.from_numpy(rgb)).numpy()
+    assert raw.min() < 0 and got.min() == 0 and np.allclose(got, want, atol=1e-6)
+    r = hstool("models", "export", "awan_s", tmp_path / "a.onnx", "--json")
+    assert r.exit_code == 0 and "square of the pixel count" in json.loads(r.stdout)["note"], r.output

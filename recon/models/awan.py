@@ -273,6 +273,10 @@ class AWAN(nn.Module):
     """AWAN: (N, 3, H, W) RGB -> (N, out_bands, H, W)."""
 
     fusable_pairs = (("input_conv.conv", "input_act"),)  # for hstool.recon.fuse
+    #: what an exported graph's user must know (hstool.recon.export writes it into the file)
+    onnx_note = ("the tail's non-local attention runs as one (HW/4)x(HW/4) product per image quadrant: memory grows "
+                 "with the square of the pixel count (a 256x320 image needs ~3.7 GB in onnxruntime, 482x512 over 8 GB); "
+                 "run tiles of at most 256x256 and blend them, as hstool recon does")
 
     def __init__(self, in_channels: int = 3, out_bands: int = 31, channels: int = 96, blocks: int = 8):
         super().__init__()
