@@ -63,8 +63,11 @@ RGB_SLACK = 1e-3
 MIN_SIDE = 16
 #: Default window side when ``tile`` is None and the image is large (see :func:`auto_tile`).
 AUTO_TILE = 512
-#: Images up to this many pixels run whole when ``tile`` is None.
-AUTO_WHOLE_PIXELS = 1024 * 1024
+#: Images up to this many pixels run whole when ``tile`` is None (an ARAD 482x512 image does);
+#: larger ones in AUTO_TILE windows, which bounds the activations' memory: on 2 CPU cores a
+#: 1000x1000 image took hscnnp_s 4.3 GB whole and 1.6 GB tiled (and half the time), mstpp_s
+#: 3.4 GB and 1.5 GB (1.2x the time), awan_s 1.9 GB and 1.0 GB (1.8x the time).
+AUTO_WHOLE_PIXELS = 512 * 512
 #: Pixels per strip for pixel-wise models.
 STRIP_PIXELS = 1 << 16
 #: Channels-last convolutions: ``None`` decides per model (:func:`use_channels_last`), ``True`` or

@@ -122,7 +122,13 @@ def _h5_var(f: h5py.File, name: str, matlab_array: np.ndarray, compression: int 
         arr = arr.reshape(1, -1)
     packed = {"compression": "gzip", "compression_opts": compression, "shuffle": True}
     options = packed if compression and arr.size > 1000 else {}
-    ds = f.create_dataset(name, data=np.ascontiguousarray(arr.T), **options)
+    column_major = arr.T
+    if column_major.flags.c_contiguous or column_major.ndim < 3:
+        ds = f.create_dataset(name, data=np.ascontiguousarray(column_major), **options)
+    else:  # a (H, W, B) cube: one band at a time, not a second whole copy (1 GB for a 4K cube)
+        ds = f.create_dataset(name, shape=column_major.shape, dtype=arr.dtype, **options)
+        for b in range(column_major.shape[0]):
+            ds[b] = column_major[b]
     ds.attrs["MATLAB_class"] = np.bytes_(matlab_class or MATLAB_CLASS[arr.dtype])
     if matlab_class == "char":
         ds.attrs["MATLAB_int_decode"] = np.int32(2)  # as MATLAB marks its own char arrays
