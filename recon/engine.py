@@ -284,6 +284,18 @@ def predict(
     rgb = np.asarray(rgb, dtype=np.float32)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise HsError(f"expected an RGB image shaped (H, W, 3), got {rgb.shape}")
+    try:
+        return _predict(model, rgb, device, tile, overlap, precision, ensemble, blend)
+    except (RuntimeError, MemoryError) as exc:  # torch's allocators (CPU and CUDA) raise RuntimeErrors
+        text = str(exc).lower()
+        if not isinstance(exc, MemoryError) and "out of memory" not in text and "allocate" not in text:
+            raise
+        raise HsError(f"out of memory for a {rgb.shape[0]}x{rgb.shape[1]} image on {resolve_device(device)}: "
+                      "a smaller tile (--tile 256) bounds what one window needs") from exc
+
+
+def _predict(model, rgb, device, tile, overlap, precision, ensemble, blend) -> np.ndarray:
+    """:func:`predict` on a checked (H, W, 3) float32 image."""
     spec = _spec(model)
     dev = resolve_device(device)
     dtype = compute_dtype(dev, precision, spec.kind)

@@ -345,3 +345,16 @@ def test_images_over_512x512_run_in_tiles_by_default_and_an_arad_image_whole(mon
         out = predict(model, np.random.default_rng(0).random((h, w, 3), dtype=np.float32), "cpu")
         assert out.shape == (h, w, 31)
     assert tiled == [(520, 520, 3)]
+
+
+def test_running_out_of_memory_is_one_line_with_a_hint():
+    class Greedy(nn.Module):
+        channels_last = False
+
+        def forward(self, x):
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] . DefaultCPUAllocator: can't allocate memory")
+
+    model = Greedy()
+    model.spec = ModelSpec("greedy", Greedy, kind="deep", multiple=1, halo=0)
+    with pytest.raises(HsError, match="out of memory for a 20x30 image on cpu: a smaller tile"):
+        predict(model, np.zeros((20, 30, 3), np.float32), "cpu")

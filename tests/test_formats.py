@@ -419,6 +419,11 @@ def test_rgb_jpeg_and_bad_images(tmp_path):
     write_rgb(tmp_path / "grey.png", rgb[..., 0])
     with pytest.raises(HsError, match="greyscale"):
         read_rgb(tmp_path / "grey.png")
+    from PIL import Image  # grey with alpha: OpenCV hands it over as four channels
+
+    Image.fromarray(np.stack([rgb[..., 0], rgb[..., 1]], axis=-1), "LA").save(tmp_path / "grey_alpha.png")
+    with pytest.raises(HsError, match="greyscale"):
+        read_rgb(tmp_path / "grey_alpha.png")
     with pytest.raises(HsError, match="RGB image, not a hyperspectral cube"):
         read_cube(tmp_path / "a.jpg")
 

@@ -151,14 +151,21 @@ def unit_float(arr: np.ndarray) -> np.ndarray:
     return arr.astype(np.float32) / np.float32(scale_of(arr.dtype))
 
 
+def _png_colour_type(path: str | Path) -> int | None:
+    """A PNG's colour type from its header (0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA), else None."""
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    return head[25] if len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" else None
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
     """Read an RGB image as float32 ``(H, W, 3)`` in [0, 1], keeping its bit depth's precision.
 
     An alpha channel is dropped; a grey or multi-channel image is refused with a clear error.
     """
     arr = read_native(path)
-    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 1):
-        raise HsError("image is greyscale; an RGB image is needed", path)
+    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 1) or _png_colour_type(path) in (0, 4):
+        raise HsError("image is greyscale; an RGB image is needed", path)  # (OpenCV gives grey+alpha as 4 channels)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4):
         raise HsError(f"expected an RGB image, got shape {arr.shape}", path)
     return unit_float(arr[..., :3])
