@@ -13,7 +13,19 @@ from hstool.hsdata.errors import check_positive
 from hstool.recon import evaluate as ev
 
 from .batch import gather_inputs, run_batch
-from .options import ClipNegativeTruth, Clustering, Device, Json, Seed, check_clustering, weights_track
+from .options import (
+    ClipNegativeTruth,
+    Clustering,
+    DarkNoiseQuirk,
+    Device,
+    Json,
+    NoNoise,
+    Npe,
+    Seed,
+    check_clustering,
+    noise_settings,
+    weights_track,
+)
 from .output import HEADERS, err, print_json, table
 from .score import warn_infinite
 
@@ -58,6 +70,9 @@ def evaluate(
     clip_negative: ClipNegativeTruth = False,
     device: Device = "auto",
     clustering: Clustering = "hstool",
+    npe: Npe = None,
+    no_noise: NoNoise = False,
+    dark_noise_quirk: DarkNoiseQuirk = False,
     seed: Seed = 0,
     json: Json = False,
 ) -> None:
@@ -83,6 +98,7 @@ def evaluate(
         raise HsError(f"give --model NAME: --weights {weights} names no model")
     # a weights file's own track unless --track says another, which is refused (as recon does)
     pipe = track(weights_track(Path(w), track_name) if w not in (None, "bundled") else track_name or "clean")
+    pipe = noise_settings(pipe, npe, no_noise, dark_noise_quirk)  # the images' noise; the model stays the track's
     paths = gather_inputs(gt)[:limit]
     recon = Reconstructor(model, weights=w, track=pipe.name, device=device)
     model = model or recon.spec.name
@@ -108,6 +124,7 @@ def evaluate(
                 "model": model,
                 "weights": weights,
                 "track": pipe.name,
+                "pipeline": pipe.describe(),
                 "seed": seed,
                 "clusters": clusters,
                 "clustering": clustering,

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from hstool.hsdata import CUBE_FORMATS, HsError, detect_format
+from hstool.hsdata.errors import check_positive
 from hstool.hsdata.spectral import check_method
 
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout instead of a table.")]
@@ -16,6 +17,30 @@ Workers = Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker pro
 Seed = Annotated[int, typer.Option("--seed", min=0, help=(
     "Seed of every random step, for reproducible output (a batch draws each file's stream from it and the file's "
     "name, hstool.camera.file_seed: the same bytes in any order or worker count)."))]
+Npe = Annotated[float | None, typer.Option("--npe", help="Mean photo-electrons at the green sites (noise level).")]
+NoNoise = Annotated[bool, typer.Option("--no-noise", help="Switch all sensor noise off.")]
+DarkNoiseQuirk = Annotated[bool, typer.Option(
+    "--dark-noise-quirk", help="Organisers' behaviour: std = dark_noise**2 (NTIRE 2020 code).")]
+
+
+def noise_settings(pipe, npe: float | None, no_noise: bool, quirk: bool):
+    """``pipe`` with the noise options applied (--npe, --no-noise, --dark-noise-quirk), checked:
+    --npe and --no-noise exclude each other, and the quirk needs sensor noise."""
+    if no_noise and npe is not None:
+        raise HsError("--npe sets the noise that --no-noise switches off: give one of them")
+    if npe is not None:
+        check_positive(npe, "--npe")
+        pipe = pipe.replace(npe=npe)
+    if no_noise:
+        pipe = pipe.replace(npe=None)
+    if quirk:
+        if pipe.npe is None:
+            raise HsError("--dark-noise-quirk acts only with sensor noise: " + (
+                "drop --no-noise" if no_noise else "use the realworld or ntire2022 track, or --npe"))
+        pipe = pipe.replace(dark_noise_quirk=True)
+    return pipe
+
+
 Clustering = Annotated[str, typer.Option("--clustering", help=(
     "k-means of the weighted MRAE: hstool (fast, converged) or organisers (scikit-learn's MiniBatchKMeans as the "
     "organisers ran it: comparable with their Weighted numbers; needs scikit-learn)."))]

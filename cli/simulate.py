@@ -43,14 +43,18 @@ from .batch import (
 )
 from .options import (
     CubeFormat,
+    DarkNoiseQuirk,
     InputFormat,
     Json,
+    NoNoise,
+    Npe,
     Overwrite,
     Seed,
     Workers,
     as_option_error,
     check_cube_format,
     check_input_format,
+    noise_settings,
 )
 from .output import err, fmt, print_json, table
 
@@ -127,11 +131,10 @@ def simulate(
         help="Cube files or folders, then the output folder.", metavar="CUBES... OUT", show_default=False)] = None,
     track_name: Annotated[str, Opt("--track", "-t", help="clean, realworld or ntire2022.")] = "clean",
     css: Annotated[str | None, Opt("--css", help="Library CSS name (see --list-css) or a .csv/.npz/.mat file (the organisers' own).")] = None,
-    npe: Annotated[float | None, Opt("--npe", help="Mean photo-electrons at the green sites (noise level).")] = None,
-    no_noise: Annotated[bool, Opt("--no-noise", help="Switch all sensor noise off.")] = False,
+    npe: Npe = None,
+    no_noise: NoNoise = False,
     dark_noise: Annotated[float | None, Opt("--dark-noise", help="Gaussian dark noise, std in e-.")] = None,
-    dark_noise_quirk: Annotated[bool, Opt(
-        "--dark-noise-quirk", help="Organisers' behaviour: std = dark_noise**2 (NTIRE 2020 code).")] = False,
+    dark_noise_quirk: DarkNoiseQuirk = False,
     read_noise: Annotated[float | None, Opt("--read-noise", help="Gaussian read noise, std in e-.")] = None,
     prnu: Annotated[float | None, Opt(
         "--prnu", help="Pixel gain non-uniformity (relative std): one fixed pattern per run, from --seed.")] = None,
@@ -189,13 +192,11 @@ def simulate(
     if not paths or len(paths) < 2:
         raise typer.BadParameter("give one or more cube files or folders, then the output folder",
                                  param_hint="CUBES... OUT")
-    if no_noise and npe is not None:
-        raise HsError("--npe sets the noise that --no-noise switches off: give one of them")
     *inputs, out = paths
     if out.exists() and not out.is_dir():
         raise HsError("the output must be a folder", out)
     overrides = {
-        "css": css, "npe": npe, "dark_noise": dark_noise, "read_noise": read_noise, "prnu": prnu,
+        "css": css, "dark_noise": dark_noise, "read_noise": read_noise, "prnu": prnu,
         "demosaic": demosaic, "raw_bits": raw_bits, "exposure": exposure, "target_mean": target_mean,
         "gamma": gamma, "bits": bits, "encoding": encoding, "jpeg_quality": jpeg_quality,
         "jpeg_sampling": jpeg_sampling, "png_compression": png_compression,
@@ -204,18 +205,14 @@ def simulate(
     overrides["prnu_seed"] = seed  # one fixed pattern per run, like one sensor
     if pattern is not None:
         overrides["pattern"] = None if pattern.lower() == "none" else pattern
-    if no_noise:
-        overrides["npe"] = None
-    if dark_noise_quirk:
-        overrides["dark_noise_quirk"] = True
     if clip_negative:
         overrides["clip_negative"] = True
     try:
         pipe = track(track_name, **overrides)
     except HsError as exc:  # the pipeline names its fields (npe); the user typed options (--npe)
         raise as_option_error(exc, overrides) from None
-    noisy = {"--dark-noise": dark_noise, "--read-noise": read_noise, "--prnu": prnu,
-             "--dark-noise-quirk": dark_noise_quirk or None}
+    pipe = noise_settings(pipe, npe, no_noise, dark_noise_quirk)
+    noisy = {"--dark-noise": dark_noise, "--read-noise": read_noise, "--prnu": prnu}
     given = [flag for flag, value in noisy.items() if value is not None]
     if given and pipe.npe is None:
         fix = "drop --no-noise" if no_noise else "use the realworld or ntire2022 track, or --npe"

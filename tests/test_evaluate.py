@@ -310,3 +310,22 @@ def test_brightness_columns_are_na_on_a_track_with_automatic_exposure(tmp_cube):
     row = evaluate.evaluate_cube(cube, linear_fn(cube, pipe), pipe, seed=0, clusters=20)
     assert np.isnan(row["brightness_0.5"]) and np.isnan(row["brightness_2"])
     assert all(np.isfinite(row[k]) for k in ("mrae", "rmse", "spatial", "physical", "weighted"))
+
+
+def test_cli_evaluate_takes_the_organisers_noise(hstool, tmp_path, tmp_cube):
+    """--dark-noise-quirk (and --npe) reach the images evaluate simulates, as simulate's options do;
+    the model stays the track's; on the noiseless clean track the quirk is refused."""
+    write_cube(tmp_cube(24, 28, seed=6), tmp_path / "gt" / "ARAD_HS_0001.mat")
+    base = ["evaluate", tmp_path / "gt", "-m", "linear", "-t", "realworld", "--clusters", "20", "--json"]
+    plain, quirk = (hstool(*base, *extra) for extra in ((), ("--dark-noise-quirk", "--npe", "2000")))
+    assert plain.exit_code == 0 and quirk.exit_code == 0, quirk.output
+    report = json.loads(quirk.stdout)
+    assert report["pipeline"]["dark_noise_quirk"] is True and report["pipeline"]["npe"] == 2000
+    from hstool.recon import Reconstructor
+
+    want = evaluate.evaluate([tmp_path / "gt" / "ARAD_HS_0001.mat"], Reconstructor("linear", track="realworld"),
+                             track("realworld", npe=2000, dark_noise_quirk=True), 0, clusters=20)
+    assert report["mean"]["mrae"] == pytest.approx(want["mean"]["mrae"], rel=1e-6)
+    assert report["mean"]["mrae"] != json.loads(plain.stdout)["mean"]["mrae"]
+    bad = hstool("evaluate", tmp_path / "gt", "-m", "linear", "--dark-noise-quirk")
+    assert bad.exit_code == 1 and "--dark-noise-quirk acts only with sensor noise" in bad.stderr
