@@ -116,7 +116,7 @@ def recon(
     device: Device = "auto",
     precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16 (fp16: GPU only; bf16: GPU or a CPU with native bf16).")] = "fp32",
     tile: Annotated[int | None, typer.Option("--tile", min=0, help="Tile side in pixels (0: never tile; "
-                                             "default: tile images over 512x512 pixels with 512, which bounds the memory).")] = None,
+                                             "default: tile images over 768x768 pixels with 512, which bounds the memory).")] = None,
     ensemble: Annotated[bool, typer.Option("--ensemble", help="Average over the four flips.")] = False,
     consistent: Annotated[bool, typer.Option("--consistent", help="Project spectra onto the non-negative ones that "
                                              "the camera (of --track or --css) images as the input RGB: to the middle "

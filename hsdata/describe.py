@@ -15,17 +15,12 @@ from .formats.image import read_native, scale_of
 #: two decimals (ENVI headers) move a step by up to 0.01 nm; the Specim IQ's 2.9-3.1 nm steps are not
 UNIFORM_TOLERANCE_NM = 0.011
 
-def _value_stats(data: np.ndarray, chunk_rows: int = 64, ignore: float | None = None) -> dict[str, Any]:
-    """min/mean/max over finite values and the NaN/inf count, in row chunks (no full copy);
-    values equal to ``ignore`` (an ENVI 'data ignore value') are counted apart, not described."""
-    lo, hi, total, count, nan, inf, ignored = np.inf, -np.inf, 0.0, 0, 0, 0, 0
+def _value_stats(data: np.ndarray, chunk_rows: int = 64) -> dict[str, Any]:
+    """min/mean/max over finite values and the NaN/inf count, in row chunks (no full copy)."""
+    lo, hi, total, count, nan, inf = np.inf, -np.inf, 0.0, 0, 0, 0
     for start in range(0, data.shape[0], chunk_rows):
         block = np.asarray(data[start : start + chunk_rows], dtype=np.float64)
         finite = np.isfinite(block)
-        if ignore is not None:
-            skip = block == ignore
-            ignored += int(skip.sum())
-            finite &= ~skip
         nan += int(np.isnan(block).sum())
         inf += int(np.isinf(block).sum())
         vals = block[finite]
@@ -39,17 +34,7 @@ def _value_stats(data: np.ndarray, chunk_rows: int = 64, ignore: float | None = 
         "max": hi if count else float("nan"),
         "nan_count": nan,
         "inf_count": inf,
-        **({"ignored_count": ignored} if ignore is not None else {}),
     }
-
-
-def _ignore_value(meta: dict) -> float | None:
-    """The 'data ignore value' of an ENVI header read as it is (a number), else None."""
-    fields = meta.get("envi")
-    try:
-        return float(fields["data ignore value"]) if isinstance(fields, dict) else None
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 def describe(path: str | Path, format: str | None = None) -> dict[str, Any]:
@@ -80,13 +65,15 @@ def describe(path: str | Path, format: str | None = None) -> dict[str, Any]:
         "path": str(path),
         "format": cube.meta.get("format", fmt) + (f" v{cube.meta['mat_version']}" if "mat_version" in cube.meta else ""),
         "shape": list(cube.shape),
-        "dtype": cube.data.dtype.name,  # uint16, not >u2: the byte order is the file's business
+        # the file's type (uint16, not >u2: the byte order is the file's business), though an ENVI
+        # file with an ignore value or scale factor is described in the values it stands for
+        "dtype": np.dtype(cube.meta.get("file_dtype", cube.data.dtype)).name,
         "wavelength_min": float(wl[0]),
         "wavelength_max": float(wl[-1]),
         "wavelength_step": step,  # the median step; uniform: every step within header rounding of it
         "wavelength_step_range": [float(steps.min()), float(steps.max())] if steps.size else [step, step],
         "uniform_grid": bool(steps.size == 0 or np.allclose(steps, step, rtol=0, atol=UNIFORM_TOLERANCE_NM)),
-        **_value_stats(cube.data, ignore=_ignore_value(cube.meta)),
+        **_value_stats(cube.data),
         "units": cube.meta.get("units", "unknown"),
         "meta": {k: v for k, v in meta.items() if k != "units"},
     }

@@ -63,11 +63,12 @@ RGB_SLACK = 1e-3
 MIN_SIDE = 16
 #: Default window side when ``tile`` is None and the image is large (see :func:`auto_tile`).
 AUTO_TILE = 512
-#: Images up to this many pixels run whole when ``tile`` is None (an ARAD 482x512 image does);
-#: larger ones in AUTO_TILE windows, which bounds the activations' memory: on 2 CPU cores a
-#: 1000x1000 image took hscnnp_s 4.3 GB whole and 1.6 GB tiled (and half the time), mstpp_s
-#: 3.4 GB and 1.5 GB (1.2x the time), awan_s 1.9 GB and 1.0 GB (1.8x the time).
-AUTO_WHOLE_PIXELS = 512 * 512
+#: Images up to this many pixels run whole when ``tile`` is None; larger ones in AUTO_TILE
+#: windows, which bounds the activations' memory at some cost in time. On 2 CPU cores a 768x768
+#: image takes hscnnp_s and mstpp_s 2.1 GB whole (3.8 s, 6.9 s) and 1.4 / 1.2 GB tiled (1.8x,
+#: 1.5x the time); a 1000x1000 one hscnnp_s 4.3 GB whole and 1.6 GB tiled (in half the time),
+#: mstpp_s 3.4 and 1.5 GB (1.2x the time), awan_s 1.9 and 1.0 GB (1.8x the time).
+AUTO_WHOLE_PIXELS = 768 * 768
 #: Pixels per strip for pixel-wise models.
 STRIP_PIXELS = 1 << 16
 #: Channels-last convolutions: ``None`` decides per model (:func:`use_channels_last`), ``True`` or

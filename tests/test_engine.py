@@ -333,18 +333,18 @@ def test_consistent_takes_a_matrix_as_nested_lists_and_refuses_a_degenerate_one(
     np.testing.assert_array_equal(spelt.matrix, track("realworld").matrix(np.arange(400, 701, 10.0)))
 
 
-def test_images_over_512x512_run_in_tiles_by_default_and_an_arad_image_whole(monkeypatch):
-    """The default bounds the memory: an ARAD 482x512 image runs whole, a 520x520 one in tiles."""
+def test_images_over_768x768_run_in_tiles_by_default_and_a_vga_image_whole(monkeypatch):
+    """The default bounds the memory: a 480x640 image runs whole, a 770x770 one in tiles."""
     from hstool.recon import engine
 
     tiled = []
     real = engine._predict_tiled
     monkeypatch.setattr(engine, "_predict_tiled", lambda *a, **k: tiled.append(a[1].shape) or real(*a, **k))
     model = conv_model(multiple=8)
-    for h, w in ((482, 512), (520, 520)):
+    for h, w in ((480, 640), (770, 770)):
         out = predict(model, np.random.default_rng(0).random((h, w, 3), dtype=np.float32), "cpu")
         assert out.shape == (h, w, 31)
-    assert tiled == [(520, 520, 3)]
+    assert tiled == [(776, 776, 3)]  # padded to the multiple of 8
 
 
 def test_running_out_of_memory_is_one_line_with_a_hint():

@@ -41,7 +41,9 @@ def detect_format(path: str | Path, format: str | None = None) -> str:
 def read_cube(path: str | Path, format: str | None = None, dtype=np.float32) -> Cube:
     """Read a hyperspectral cube from any supported format.
 
-    ``dtype=None`` keeps the stored type (and, for ENVI and .npy, a memory-mapped view).
+    ``dtype=None`` keeps the stored type (and, for ENVI and .npy, a memory-mapped view), except
+    for an ENVI file whose header gives a ``data ignore value`` or ``reflectance scale factor``:
+    its values are read as float32 with those applied, as every reader of hstool sees them.
 
     >>> cube = read_cube("ARAD_HS_0451.mat")  # doctest: +SKIP
     """

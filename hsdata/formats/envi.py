@@ -9,7 +9,8 @@ The header's other fields (``fwhm``, ``map info``, ``sensor type``, ``acquisitio
 travel in ``meta["envi"]`` and are written back into an ENVI copy; per-band lists are dropped
 once the band grid changes (:meth:`hstool.hsdata.Cube.with_data`). A floating-point read applies
 ``data ignore value`` (those values read as NaN) and ``reflectance scale factor`` (divided out:
-0-1 reflectance), and the copy no longer carries them.
+0-1 reflectance), and the copy no longer carries them; a file that has either is read so (as
+float32) even with ``dtype=None``, since its stored numbers are not the cube's values.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ LAYOUT_FIELDS = frozenset({
 })
 #: hstool's metadata keys that a header line keeps as they are; other keys (capitals, spaces)
 #: travel together in one field, JSON_KEYS
-SNAKE_KEY = re.compile(r"[a-z0-9_]+")
+SNAKE_KEY = re.compile(r"[a-z0-9]+(_[a-z0-9]+)*")  # no leading, trailing or doubled _: a header strips spaces
 JSON_KEYS = "json_keys"
 JSON_TAG = "json:"
 APPLIED_FIELDS = ("data ignore value", "reflectance scale factor")  # applied by a floating-point read
@@ -198,6 +199,8 @@ def read(path: str | Path, dtype=np.float32) -> Cube:
         raise HsError(f"ENVI header has no 'wavelength' list for its {h['bands']} bands", path)
     # dtype given: one private, writable, C-ordered copy (np.asarray would hand back the read-only
     # file mapping itself when the types already match, transposed for BIL/BSQ).
+    if dtype is None and any(k in h for k in APPLIED_FIELDS):
+        dtype = np.float32  # stored numbers that are the cube's values only once masked or scaled
     data = view if dtype is None else np.array(view, dtype=dtype, order="C")
     hdr = header_and_data(path)[0]
     applied = dtype is not None and np.dtype(dtype).kind == "f"
