@@ -301,6 +301,21 @@ class _Projection:
         return out * self.exposure if self.exposure != 1.0 else out
 
 
+def exposed_like(p: Pipeline, cube: Cube, gain: np.ndarray | None = None) -> Pipeline:
+    """``p`` with its automatic exposure (``target_mean``) fixed at the one it sets for the whole
+    ``cube`` (times ``gain`` per band), so that a part of the cube images as it does within the
+    whole image; ``p`` itself when it has none."""
+    if p.target_mean is None:
+        return p
+    spectrum = np.clip(np.asarray(cube.data, np.float64), 0, None).mean(axis=(0, 1))
+    if gain is not None:
+        spectrum = spectrum * gain
+    mean = float((spectrum @ p.css.on(cube.wavelengths)).mean()) / p.full_scale
+    if mean <= 0:
+        raise HsError("cannot set the exposure: the scene is black", cube.meta.get("source"))
+    return p.replace(target_mean=None, exposure=p.exposure * p.target_mean / mean)
+
+
 def _project(cube: Cube | np.ndarray, p: Pipeline) -> _Projection:
     cube = _as_cube(cube)
     source = cube.meta.get("source")

@@ -64,7 +64,11 @@ def train(
     scenes: Annotated[int, typer.Option("--scenes", min=1, help="Synthetic scenes pooled per epoch / sampled for pixel models (cube files at most, for folders).")] = 16,
     scene_size: Annotated[int, typer.Option("--scene-size", min=16, help="Side of generated synthetic scenes.")] = 256,
     pixels: Annotated[int, typer.Option("--pixels", min=100, help="Training pixels for pixel-wise models.")] = 200_000,
-    val_scenes: Annotated[int, typer.Option("--val-scenes", min=1, help="Validation scenes.")] = 4,
+    val_scenes: Annotated[int | None, typer.Option("--val-scenes", min=1, help="Validation scenes (default: 4 synthetic "
+                                                   "ones; every cube of a --val folder).")] = None,
+    val_rgb: Annotated[str | None, typer.Option("--val-rgb", help="With --rgb: the images of the --val cubes (default: "
+                                                "looked for in the --rgb folder); validation uses your camera's images "
+                                                "too, never the track's.")] = None,
     val_size: Annotated[int, typer.Option("--val-size", min=16, help="Side of synthetic validation scenes.")] = 256,
     fp16: Annotated[bool | None, typer.Option("--fp16/--fp32", help="Store weights in fp16 (default: deep models).")] = None,
     speed: Annotated[bool, typer.Option("--speed/--no-speed", help="Time one 482x512 image after training "
@@ -89,7 +93,7 @@ def train(
         mrae_mix=mrae_mix, seed=seed,
         brightness_aug=brightness_aug, illuminant_aug=illuminant_aug, keep=keep, css_loss=css_loss, ema=ema, base=base, device=device,
         resume=resume, init=init, config=_parse_config(config), scenes=scenes, scene_size=scene_size, pixels=pixels,
-        val_scenes=val_scenes, val_size=val_size, fp16=fp16, overwrite=overwrite, speed=speed,
+        val_scenes=val_scenes, val_size=val_size, fp16=fp16, overwrite=overwrite, speed=speed, val_rgb=val_rgb,
     )
     meta = run_training(cfg, console=err)
     if json:

@@ -259,6 +259,13 @@ def _to_host(y: torch.Tensor) -> np.ndarray:
     return host.numpy()
 
 
+def least_side(multiple: int) -> int:
+    """The smallest side a deep model with this ``multiple`` takes: at least :data:`MIN_SIDE` and
+    two multiples (its deepest level keeps >= 2 pixels for its padding), rounded to the multiple."""
+    m = max(1, multiple)
+    return -(-max(MIN_SIDE, 2 * m) // m) * m
+
+
 def predict(
     model: torch.nn.Module,
     rgb: np.ndarray,
@@ -275,7 +282,7 @@ def predict(
     ----------
     device: ``auto``/``cpu``/``cuda``/``cuda:N``; the model is moved there.
     tile: window side in pixels (rounded down to the model's multiple); ``0`` never tiles;
-        ``None`` runs images up to 1024x1024 whole and tiles larger ones with 512.
+        ``None`` runs images up to 768x768 whole and tiles larger ones with 512.
     overlap: context pixels discarded at each interior window edge (default ``spec.halo``).
     precision: ``fp32``, ``fp16`` or ``bf16`` (autocast on CUDA; on CPU ``bf16`` autocasts where
         the CPU has native bf16 kernels, see :func:`compute_dtype`, and anything else runs fp32).
@@ -315,7 +322,7 @@ def _predict(model, rgb, device, tile, overlap, precision, ensemble, blend) -> n
         return out
 
     m = max(1, spec.multiple)
-    least = -(-max(MIN_SIDE, 2 * m) // m) * m  # the deepest level keeps >= 2 pixels for its padding
+    least = least_side(m)
     ph, pw = max(-h % m, least - h), max(-w % m, least - w)
     # numpy's reflect repeats the reflection past the image's own size (a 1-pixel side: its value)
     padded = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="reflect") if (ph or pw) else rgb

@@ -56,13 +56,13 @@ class Deployed(nn.Module):
 def size_rule(model: nn.Module) -> tuple[int, int]:
     """(multiple, least side) the image is reflect-padded to, as :func:`hstool.recon.engine.predict`
     pads it; a pixel model takes any size (1, 1)."""
-    from .engine import MIN_SIDE
+    from .engine import least_side
 
     spec = getattr(model, "spec", None)
     m = _multiple(model)
     if getattr(spec, "kind", None) == "pixel":
         return 1, 1
-    return m, -(-max(MIN_SIDE, 2 * m) // m) * m
+    return m, least_side(m)
 
 
 def model_metadata(model: nn.Module) -> dict[str, str]:

@@ -56,7 +56,16 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hstool.hsdata import ARAD_WAVELENGTHS, Cube, HsError, check_writable, list_files, read_cube, read_rgb
+from hstool.hsdata import (
+    ARAD_WAVELENGTHS,
+    Cube,
+    HsError,
+    check_writable,
+    input_files,
+    list_files,
+    read_cube,
+    read_rgb,
+)
 from hstool.hsdata.atomic import check_output_folder
 from hstool.hsdata.errors import check_positive
 
@@ -70,6 +79,10 @@ LOSSES = ("mrae", "l1", "mse", "rel-l1", "log-l1")
 LOSS_FLOOR = 1e-3
 #: which epoch's weights ``train`` writes: the last, or the one with the lowest validation MRAE
 KEEP = ("last", "best")
+#: synthetic validation scenes unless --val-scenes says otherwise (a cube folder: all of it)
+VAL_SCENES = 4
+#: options naming files or folders (compared resolved when a run is resumed)
+PATH_OPTIONS = ("--data", "--val", "--rgb", "--val-rgb", "--init")
 #: :class:`TrainConfig` fields that only training by gradient steps uses (``--epochs`` ... ``--resume``):
 #: a pixel model refuses each one set away from its default (its fit reads data, track, rgb, seed,
 #: the augmentations, scenes, scene size, pixels, config; validation, device, fp16, speed as any run)
@@ -114,6 +127,7 @@ class TrainConfig:
     track: str = "clean"
     val: str | None = "synth"
     rgb: str | None = None
+    val_rgb: str | None = None
     epochs: int = 10
     steps_per_epoch: int = 200
     batch: int = 8
@@ -137,7 +151,7 @@ class TrainConfig:
     scenes: int = 16
     scene_size: int = 256
     pixels: int = 200_000
-    val_scenes: int = 4
+    val_scenes: int | None = None  # synthetic: 4; a cube folder: all of it
     val_size: int = 256
     fp16: bool | None = None
     overwrite: bool = False
@@ -152,6 +166,7 @@ class TrainConfig:
             self.data = "synth"
         if isinstance(self.val, str) and self.val.lower() in ("synth", "none"):
             self.val = None if self.val.lower() == "none" else "synth"
+        self.loss, self.keep = str(self.loss).lower(), str(self.keep).lower()
 
     def command(self) -> str:
         spec = model_spec(self.model)
@@ -159,6 +174,8 @@ class TrainConfig:
                 "--val", str(self.val or "none")]
         if self.rgb:
             args += ["--rgb", str(self.rgb)]
+        if self.val_rgb:
+            args += ["--val-rgb", str(self.val_rgb)]
         if spec.kind == "deep":
             args += ["--epochs", str(self.epochs), "--steps-per-epoch", str(self.steps_per_epoch),
                      "--batch", str(self.batch), "--crop", str(self.crop), "--lr", f"{self.lr:g}",
@@ -171,8 +188,12 @@ class TrainConfig:
                 args += ["--mrae-mix", f"{self.mrae_mix:g}"]
         else:
             args += ["--pixels", str(self.pixels)]
-        args += ["--scenes", str(self.scenes), "--scene-size", str(self.scene_size),
-                 "--val-scenes", str(self.val_scenes), "--val-size", str(self.val_size), "--seed", str(self.seed)]
+        args += ["--scenes", str(self.scenes), "--scene-size", str(self.scene_size)]
+        if self.val_scenes is not None:
+            args += ["--val-scenes", str(self.val_scenes)]
+        args += ["--val-size", str(self.val_size), "--seed", str(self.seed)]
+        if self.fp16 is not None:
+            args.append("--fp16" if self.fp16 else "--fp32")
         if self.brightness_aug:
             args.append("--brightness-aug")
         if self.illuminant_aug:
@@ -204,6 +225,12 @@ def _options(command: str) -> dict[str, list[str]]:
         elif flag is not None:
             options[flag].append(token)
     return options
+
+
+def _same_paths(options: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``options`` with the folders and files they name resolved (tr/ and /home/me/tr are one)."""
+    return {k: [os.path.realpath(v) if k in PATH_OPTIONS and v not in ("synth", "none") else v for v in vals]
+            for k, vals in options.items()}
 
 
 # ---------------------------------------------------------------- data
@@ -260,13 +287,12 @@ class CubeSource:
             return ((f"synthetic scenes (hsdata.synth, train split, {self.cfg.scene_size}x{self.cfg.scene_size}, "
                     f"seeds drawn from --seed {self.cfg.seed}), RGB simulated on the fly for track "
                     f"'{self.cfg.track}'"), h.hexdigest())
-        for f in self.files:
+        for f in self.files:  # every byte of every file the cube is read from, and of its image
             h.update(f.name.encode())
-            h.update(str(f.stat().st_size).encode())
-            with open(f, "rb") as fh:
-                h.update(fh.read(1 << 16))
-            if f in self.pairs:
-                h.update(self.pairs[f].name.encode())
+            for part in [*input_files(f), *([self.pairs[f]] if f in self.pairs else [])]:
+                with open(part, "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(block)
         what = f"{len(self.files)} cubes from {self.cfg.data}"
         what += f" paired with RGB from {self.cfg.rgb}" if self.pairs else f", RGB simulated for track '{self.cfg.track}'"
         return what, h.hexdigest()
@@ -319,6 +345,7 @@ class CubeSource:
     def crop(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
         """A random (rgb (c, c, 3), cube (c, c, B)) training pair, flipped at random."""
         from hstool.camera import simulate
+        from hstool.camera.pipeline import exposed_like
 
         cube, path = self._pick(rng)
         h, w = cube.height, cube.width
@@ -328,14 +355,16 @@ class CubeSource:
         y = int(rng.integers((h - size) // a + 1)) * a
         x = int(rng.integers((w - size) // a + 1)) * a
         k = self._gain(rng, cube.wavelengths)
-        gt = np.asarray(cube.data[y:y + size, x:x + size], np.float32) * k
+        # noise below 0 (calibrated captures) reads as 0, as the simulated image and validation read it
+        gt = np.maximum(np.asarray(cube.data[y:y + size, x:x + size], np.float32) * k, 0)
         if path is not None and path in self.pairs:
             rgb_full = read_rgb(self.pairs[path])
             if rgb_full.shape[:2] != (h, w):
                 raise HsError(f"RGB is {rgb_full.shape[:2]}, cube is {(h, w)}", self.pairs[path])
             rgb = _rescale_paired_rgb(rgb_full[y:y + size, x:x + size], k, self.pairs[path])
-        else:
-            rgb = simulate(Cube(gt, cube.wavelengths, dict(cube.meta)), self.pipeline, rng)
+        else:  # an automatic exposure is the whole scene's, as the image of the scene has it, not the crop's
+            pipe = exposed_like(self.pipeline, cube, k)
+            rgb = simulate(Cube(gt, cube.wavelengths, dict(cube.meta)), pipe, rng)
         if rng.random() < 0.5:
             rgb, gt = rgb[:, ::-1], gt[:, ::-1]
         if rng.random() < 0.5:
@@ -357,7 +386,7 @@ class CubeSource:
                 path = self.files[int(order[i % len(order)])]
                 cube = self._read(path)
             k = self._gain(rng, cube.wavelengths)
-            gt = np.asarray(cube.data, np.float32) * k
+            gt = np.maximum(np.asarray(cube.data, np.float32) * k, 0)
             if path is not None and path in self.pairs:
                 rgb = _rescale_paired_rgb(read_rgb(self.pairs[path]), k, self.pairs[path])
             else:
@@ -368,22 +397,58 @@ class CubeSource:
         return np.concatenate(rgbs)[:count], np.concatenate(specs)[:count]
 
 
+def validation_files(cfg: TrainConfig) -> tuple[list[Path], dict[Path, Path]]:
+    """The cubes of a ``--val`` folder (all, or the first ``--val-scenes``) and, when training on
+    the user's own images (``--rgb``), the image of each (in ``--val-rgb``, else the ``--rgb``
+    folder): their camera is the user's, not the track's, so none may be simulated."""
+    files = list_files(cfg.val)[: cfg.val_scenes]
+    if not cfg.rgb:
+        return files, {}
+    from hstool.camera import track
+
+    from .evaluate import find_rgb
+
+    folder = cfg.val_rgb or cfg.rgb
+    images, suffix = list_files(folder, kinds=("image",)), track(cfg.track).suffix
+    pairs = {f: find_rgb(images, f.stem, suffix, missing_ok=True) for f in files}
+    missing = [f.name for f, image in pairs.items() if image is None]
+    if missing:
+        raise HsError(f"--rgb trains on your camera's images, so validation needs theirs too: no image for "
+                      f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''} (give --val-rgb DIR, or --val none)",
+                      folder)
+    return files, pairs
+
+
+def check_held_out(cfg: TrainConfig, train_files: list[Path], val_files: list[Path]) -> None:
+    """Refuse validation cubes that are training cubes: the same file, or a copy of one by name
+    (X.mat and X.hdr are one scene in two formats)."""
+    stems = {f.stem for f in train_files} | {f.resolve() for f in train_files}
+    shared = [f.name for f in val_files if f.stem in stems or f.resolve() in stems]
+    if shared:
+        raise HsError(f"validation cubes are training cubes too ({', '.join(shared[:5])}"
+                      f"{', ...' if len(shared) > 5 else ''}): validation must be held out", cfg.val)
+
+
 def validation_set(cfg: TrainConfig, wavelengths: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Fixed (rgb, cube) pairs: synthetic test-split scenes 0..N-1 (RGB noise seeded by index)
-    or the cubes of a folder (first ``val_scenes``; negatives within the noise clipped to 0)."""
+    or the cubes of a folder (:func:`validation_files`; negatives within the noise clipped to 0),
+    imaged by the track's camera or, with ``--rgb``, their own images."""
     from hstool.camera import simulate, track
 
     if not cfg.val:
         return []
     pipeline = track(cfg.track)
-    cubes = []
+    cubes, images = [], {}
     if cfg.val == "synth":
         from hstool.hsdata import synth
 
         cubes = [synth.generate_scene(i, size=(cfg.val_size, cfg.val_size), wavelengths=wavelengths, split="test")
-                 for i in range(cfg.val_scenes)]
+                 for i in range(cfg.val_scenes or VAL_SCENES)]
     else:
-        cubes = [read_cube(p) for p in list_files(cfg.val)[: cfg.val_scenes]]
+        files, images = validation_files(cfg)
+        cubes = [read_cube(p) for p in files]
+        for path, cube in zip(files, cubes):
+            cube.meta["source"] = str(path)
         for cube in cubes:  # before any training: the model reconstructs the data's grid
             if cube.wavelengths.size != wavelengths.size or not np.allclose(cube.wavelengths, wavelengths, atol=0.01):
                 raise HsError(f"validation cube has {cube.wavelengths.size} bands ({cube.wavelengths[0]:g}-"
@@ -391,7 +456,17 @@ def validation_set(cfg: TrainConfig, wavelengths: np.ndarray) -> list[tuple[np.n
                               f"({wavelengths[0]:g}-{wavelengths[-1]:g} nm)", cube.meta.get("source"))
     # simulate clips negatives within the noise (calibrated captures read 0 +- noise; it refuses
     # larger ones, naming the file): the ground truth is clipped alike, and validate skips those zeros
-    return [(simulate(c, pipeline, i), np.maximum(np.asarray(c.data, np.float32), 0)) for i, c in enumerate(cubes)]
+    pairs = []
+    for i, c in enumerate(cubes):
+        image = images.get(Path(c.meta.get("source", "")))
+        if image is not None:
+            rgb = read_rgb(image)
+            if rgb.shape[:2] != c.data.shape[:2]:
+                raise HsError(f"image is {rgb.shape[0]}x{rgb.shape[1]}, its cube {c.height}x{c.width}", image)
+        else:
+            rgb = simulate(c, pipeline, i)
+        pairs.append((rgb, np.maximum(np.asarray(c.data, np.float32), 0)))
+    return pairs
 
 
 def validate(model: torch.nn.Module, pairs, device) -> float | None:
@@ -519,8 +594,18 @@ def _check_read(cfg: TrainConfig, spec) -> None:
     unread = []
     if spec.kind == "pixel":
         unread += [(name, f"pixel model '{cfg.model}' (it is fitted in closed form, not trained)") for name in DEEP_ONLY]
-    elif not cfg.base:
-        unread.append(("pixels", f"deep model '{cfg.model}' without --base (it trains on crops)"))
+        if cfg.fp16:
+            raise HsError(f"--fp16 does nothing for pixel model '{cfg.model}' (its few values are stored in float32); "
+                          "drop it")
+    else:
+        from .engine import least_side
+
+        m, least = max(1, spec.multiple), least_side(spec.multiple)
+        if cfg.crop % m or cfg.crop < least:
+            raise HsError(f"--crop {cfg.crop}: model '{cfg.model}' takes sides that are multiples of {m}, at least "
+                          f"{least} (e.g. --crop {max(least, -(-cfg.crop // m) * m)})")
+        if not cfg.base:
+            unread.append(("pixels", f"deep model '{cfg.model}' without --base (it trains on crops)"))
     if cfg.data != "synth":
         unread.append(("scene_size", "a cube folder as --data (its cubes keep their size)"))
     if not cfg.val:
@@ -563,6 +648,16 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
         raise HsError(f"--ema must be in [0, 1), not {cfg.ema:g}")
     if cfg.keep not in KEEP:
         raise HsError(f"unknown --keep '{cfg.keep}' (use {', '.join(KEEP)})")
+    if cfg.val_rgb and not (cfg.rgb and cfg.val not in (None, "synth")):
+        raise HsError("--val-rgb gives the images of a --val cube folder when training with --rgb")
+    if cfg.rgb and cfg.val == "synth":
+        raise HsError("--rgb trains on your camera's images; synthetic validation would be imaged by the track's "
+                      "camera instead: give --val DIR (its images in --val-rgb or the --rgb folder) or --val none")
+    from hstool.camera import track as _track
+
+    if cfg.brightness_aug and _track(cfg.track).target_mean is not None:
+        raise HsError(f"--brightness-aug is undone by the {cfg.track} track's automatic exposure: the images would "
+                      "not change while the cubes do; drop it")
     wavelengths = ARAD_WAVELENGTHS.copy()
     if cfg.data != "synth":
         used = training_files(cfg)[0]  # with --rgb, only the cubes that have an image
@@ -590,15 +685,17 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
         console.print(f"{len(source.unpaired)} cube(s) have no RGB image in {cfg.rgb} and are left out: {names}",
                       markup=False, style="yellow")
     data_desc, data_hash = source.describe()
+    if cfg.val not in (None, "synth"):
+        check_held_out(cfg, source.files, validation_files(cfg)[0])
     val_pairs = validation_set(cfg, wavelengths)
     init = _read_init(cfg, config, wavelengths)
-    t0 = time.perf_counter()
+    t0, earlier = time.perf_counter(), 0.0
     if spec.kind == "pixel":
         model, rgb_mean, history = _fit_pixel(cfg, cfg.model, source, config, console)
         fp16 = bool(cfg.fp16)
     else:
-        model, rgb_mean, history = _train_deep(cfg, spec, model, source, config, val_pairs, device, console,
-                                               init[0] if init else None)
+        model, rgb_mean, history, earlier = _train_deep(cfg, spec, model, source, config, val_pairs, device,
+                                                        console, init[0] if init else None)
         fp16 = True if cfg.fp16 is None else cfg.fp16
     model.spec = spec
     round_to_stored(model, fp16)
@@ -609,17 +706,20 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
         "wavelengths": [float(w) for w in wavelengths],
         "input": INPUT_NORM,
         "track": cfg.track,
-        "css": source.pipeline.css.name,
+        # images given (--rgb): their camera is the user's, whatever the track's CSS is
+        "css": f"the camera of the images in {cfg.rgb}" if cfg.rgb else source.pipeline.css.name,
         "train_command": cfg.command(),
         "data": data_desc,
         "data_short": "synth" if cfg.data == "synth" else Path(cfg.data).name,
         "data_hash": data_hash,
-        "val_data": (f"synthetic test split, seeds 0-{cfg.val_scenes - 1}, {cfg.val_size}x{cfg.val_size}"
-                     if cfg.val == "synth" else str(cfg.val)),
+        "val_data": (f"synthetic test split, seeds 0-{(cfg.val_scenes or VAL_SCENES) - 1}, {cfg.val_size}x{cfg.val_size}"
+                     if cfg.val == "synth" else
+                     f"{len(val_pairs)} cubes from {cfg.val}" + (f" with their images from {cfg.val_rgb or cfg.rgb}"
+                                                                 if cfg.rgb else "") if cfg.val else None),
         "val_mrae": val,
         "rgb_mean": rgb_mean,
         "history": history,
-        "train_seconds": round(time.perf_counter() - t0, 1),
+        "train_seconds": round(earlier + time.perf_counter() - t0, 1),  # a resumed run's earlier sessions too
         "dtype": "fp16" if fp16 else "fp32",
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
@@ -694,7 +794,8 @@ def _read_init(cfg, config, wavelengths) -> tuple[dict[str, torch.Tensor], dict[
         return None
     start = create_model(cfg.model, cfg.init)  # checks the architecture and that the tensors fit
     meta = start.meta
-    if meta.get("config") != config:
+    # a file written before an option existed lacks it: it was trained with that option's default
+    if {**_model_config(cfg.model, {}, wavelengths.size), **(meta.get("config") or {})} != config:
         raise HsError(f"weights were trained with config {meta.get('config')}, not {config} "
                       "(give the same --config and --base)", cfg.init)
     if not _same_grid(meta.get("wavelengths", []), wavelengths):
@@ -755,6 +856,9 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 
 
 def _train_deep(cfg, spec, model, source: CubeSource, config, val_pairs, device, console, init_state=None):
+    """Train a deep model; returns (model, mean training RGB, history, seconds spent by the earlier
+    sessions of a resumed run)."""
+    session_start, earlier = time.perf_counter(), 0.0
     if init_state is not None:  # the starting weights hold the baseline too (a resumed run restores both below)
         model.load_state_dict(init_state, strict=True)
     elif cfg.base:  # fit the baseline the network corrects (a resumed run restores it below)
@@ -788,7 +892,7 @@ def _train_deep(cfg, spec, model, source: CubeSource, config, val_pairs, device,
             raise HsError(f"checkpoint is for {ckpt.get('model_name')} {ckpt.get('config')}, not "
                           f"{cfg.model} {config}", cfg.resume)
         if "command" in ckpt:  # the optimiser and its schedule come back: so must every option
-            was, now = _options(ckpt["command"]), _options(cfg.command())
+            was, now = _same_paths(_options(ckpt["command"])), _same_paths(_options(cfg.command()))
             changed = sorted(k for k in was.keys() | now.keys() if k != "--out" and was.get(k) != now.get(k))
             if changed:
                 then = ", ".join(f"{k} {' '.join(was[k])}".strip() if k in was else f"no {k}" for k in changed)
@@ -802,6 +906,7 @@ def _train_deep(cfg, spec, model, source: CubeSource, config, val_pairs, device,
                 raise HsError("checkpoint was written without --ema", cfg.resume)
             averaged.load_state_dict(ckpt["ema"])
         start, history = ckpt["epoch"] + 1, ckpt["history"]
+        earlier = float(ckpt.get("seconds", 0.0))
         rgb_sum, rgb_n, best = ckpt["rgb_sum"], ckpt["rgb_n"], ckpt.get("best")
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[note]}"),
@@ -845,6 +950,7 @@ def _train_deep(cfg, spec, model, source: CubeSource, config, val_pairs, device,
                 "model_name": cfg.model, "config": config, "epoch": epoch, "history": history,
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "rgb_sum": rgb_sum, "rgb_n": rgb_n, "command": cfg.command(), "best": best,
+                "seconds": earlier + time.perf_counter() - session_start,
                 **({"ema": averaged.state_dict()} if averaged is not None else {}),
             })
     if best is not None:
@@ -853,4 +959,4 @@ def _train_deep(cfg, spec, model, source: CubeSource, config, val_pairs, device,
     elif averaged is not None:
         model.load_state_dict(averaged.module.state_dict())
     model.eval()
-    return model, (rgb_sum / rgb_n if rgb_n else None), history
+    return model, (rgb_sum / rgb_n if rgb_n else None), history, earlier

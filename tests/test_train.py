@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from hstool.hsdata import ARAD_WAVELENGTHS
+from hstool.hsdata import ARAD_WAVELENGTHS, HsError
 from hstool.hsdata.atomic import FILE_MODE
 from hstool.recon import create_model, list_models
 from hstool.recon.registry import register_model
@@ -130,12 +130,12 @@ def test_train_on_cube_folders_and_arad_rgb_pairs(hstool, tmp_cube, tmp_path):
     from hstool.camera import simulate_to_file
     from hstool.hsdata import write_cube
 
-    cubes, rgbs = tmp_path / "cubes", tmp_path / "rgb"
-    for i in range(2):
+    cubes, rgbs, held_out = tmp_path / "cubes", tmp_path / "rgb", tmp_path / "val"
+    for i in range(3):
         cube = tmp_cube(24, 32, seed=i)
-        write_cube(cube, cubes / f"ARAD_HS_{i:04d}.npy")
+        write_cube(cube, (cubes if i < 2 else held_out) / f"ARAD_HS_{i:04d}.npy")
         simulate_to_file(cube, rgbs / f"ARAD_HS_{i:04d}_clean.png", "clean", rng=i)
-    common = ["--val", cubes, "--val-scenes", "1", "--no-speed", "--seed", "1"]
+    common = ["--val", held_out, "--no-speed", "--seed", "1"]
     w = tmp_path / "lin.safetensors"
     write_cube(tmp_cube(24, 32, seed=9), cubes / "ARAD_HS_0009.npy")  # no RGB: left out, and said so
     r = hstool("train", "--model", "linear", "--data", cubes, "--rgb", rgbs, "--pixels", "500", *common, "--out", w)
@@ -146,7 +146,7 @@ def test_train_on_cube_folders_and_arad_rgb_pairs(hstool, tmp_cube, tmp_path):
     broken = tmp_cube(24, 32, seed=10)
     broken.data[0, 0, 0] = np.nan
     write_cube(broken, cubes / "ARAD_HS_0010.npy")  # no RGB either: not checked, since not trained on
-    r = hstool("train", "--model", "linear", "--data", cubes, "--rgb", rgbs, "--pixels", "500", *common[4:],
+    r = hstool("train", "--model", "linear", "--data", cubes, "--rgb", rgbs, "--pixels", "500", *common[2:],
                "--val", "none", "--out", tmp_path / "lin2.safetensors")
     assert r.exit_code == 0, r.output
     (cubes / "ARAD_HS_0010.npy").unlink()
@@ -548,14 +548,15 @@ def test_pixel_fit_takes_every_option_it_uses(hstool, tmp_path):
     out = tmp_path / "rp.safetensors"
     out.write_bytes(b"old")
     r = hstool("train", "--model", "rootpoly", *COMMON, "--track", "realworld", "--pixels", "2000",
-               "--illuminant-aug", "--config", "degree=3", "--fp16", "--overwrite", "--out", out)
+               "--illuminant-aug", "--config", "degree=3", "--overwrite", "--out", out)
     assert r.exit_code == 0, r.output
     model = create_model("rootpoly", out)
     cmd = model.meta["train_command"]
     for part in ("--track realworld", "--pixels 2000", "--scenes 2 --scene-size 32", "--seed 3",
                  "--brightness-aug --illuminant-aug", "--config degree=3"):
         assert part in cmd, (part, cmd)
-    assert model.meta["dtype"] == "fp16" and model.weight.shape == (13, 31) and np.isfinite(model.meta["val_mrae"])
+    assert model.meta["dtype"] == "fp32" and model.weight.dtype == torch.float32
+    assert model.weight.shape == (13, 31) and np.isfinite(model.meta["val_mrae"])
 
 
 @pytest.mark.parametrize(("model", "item", "message"), [
@@ -571,7 +572,7 @@ def test_pixel_fit_takes_every_option_it_uses(hstool, tmp_path):
 def test_model_config_out_of_range_is_refused_before_training(hstool, tmp_path, model, item, message):
     # a deep model gets a one-step run, so that a check that let it through would still end quickly
     pixel = model in ("sparse", "rootpoly")
-    bounded = [] if pixel else ["--epochs", "1", "--steps-per-epoch", "1", "--crop", "16"]
+    bounded = [] if pixel else ["--epochs", "1", "--steps-per-epoch", "1", "--crop", "32"]
     r = hstool("train", "--model", model, *COMMON, *bounded, "--config", item, "--out", tmp_path / "w.safetensors")
     one_line_error(r, message)
     assert list(tmp_path.iterdir()) == []
@@ -614,12 +615,15 @@ def test_options_the_run_would_not_read_are_refused(hstool, tmp_path, tmp_cube):
     ):
         one_line_error(hstool("train", *args, "--out", out), message)
         assert not out.parent.exists()
-    # the same folders, with only what they read: trains
-    r = hstool("train", *drop(TINY, "--scene-size", "--val-size"), "--epochs", "1", "--data", cubes, "--val", cubes,
-               "--out", out)
+    # the same folders, with only what they read: trains (validating on every held-out cube)
+    write_cube(tmp_cube(32, 32, seed=5), tmp_path / "val" / "b.npz")
+    write_cube(tmp_cube(32, 32, seed=6), tmp_path / "val" / "c.npz")
+    r = hstool("train", *drop(TINY, "--scene-size", "--val-size", "--val-scenes"), "--epochs", "1", "--data", cubes,
+               "--val", tmp_path / "val", "--out", out)
     assert r.exit_code == 0, r.output
     meta = create_model("_tiny_test", out).meta
-    assert meta["val_data"] == str(cubes) and meta["data_short"] == "cubes" and np.isfinite(meta["val_mrae"])
+    assert meta["val_data"] == f"2 cubes from {tmp_path / 'val'}" and meta["data_short"] == "cubes"
+    assert np.isfinite(meta["val_mrae"])
 
 
 def test_validation_cubes_with_calibration_noise_below_zero(hstool, tmp_path, tmp_cube):
@@ -631,7 +635,7 @@ def test_validation_cubes_with_calibration_noise_below_zero(hstool, tmp_path, tm
     noisy = cube.data.copy()
     noisy[3, 4, :5] = -0.01 * noisy.max()
     write_cube(cube.with_data(noisy), tmp_path / "val" / "a.npz")
-    args = [*drop(TINY, "--val-size"), "--epochs", "1", "--val", tmp_path / "val"]
+    args = [*drop(TINY, "--val-size", "--val-scenes"), "--epochs", "1", "--val", tmp_path / "val"]
     r = hstool("train", *args, "--out", tmp_path / "w.safetensors")
     assert r.exit_code == 0, r.output
     assert np.isfinite(create_model("_tiny_test", tmp_path / "w.safetensors").meta["val_mrae"])
@@ -648,3 +652,86 @@ def test_data_and_val_keywords_take_any_case(tmp_path):
     cfg = TrainConfig(model="rootpoly", out=str(tmp_path / "w.safetensors"), data="SYNTH", val="NONE")
     assert cfg.data == "synth" and cfg.val is None
     assert TrainConfig(model="rootpoly", out="w.safetensors", val="Synth").val == "synth"
+
+
+def test_validation_is_held_out_and_uses_the_users_camera_with_rgb(hstool, tmp_path, tmp_cube):
+    """Validation cubes that are training cubes (the same scene in another format) are refused;
+    with --rgb, validation uses the images of the --val cubes (their camera is the user's, here
+    Nikon D5100-like), not the track's simulation, and the file says whose camera it learnt."""
+    from hstool.camera import simulate_to_file, track
+    from hstool.hsdata import write_cube
+    from hstool.recon import Reconstructor
+    from hstool.recon.metrics import mrae
+
+    cubes, val, rgbs = tmp_path / "cubes", tmp_path / "val", tmp_path / "rgb"
+    nikon = track("clean", css="nikon5100")
+    for i in range(3):
+        cube = tmp_cube(24, 32, seed=i)
+        write_cube(cube, (cubes if i < 2 else val) / f"S{i}.npy")
+        simulate_to_file(cube, rgbs / f"S{i}_clean.png", nikon, rng=i)
+    args = ["--model", "linear", "--data", cubes, "--rgb", rgbs, "--pixels", "500", "--no-speed"]
+    write_cube(tmp_cube(24, 32, seed=0), tmp_path / "dup" / "S0.mat")
+    r = hstool("train", *args, "--val", tmp_path / "dup", "--out", tmp_path / "d.safetensors")
+    assert r.exit_code == 1 and "validation cubes are training cubes too (S0.mat)" in r.stderr
+    r = hstool("train", *args, "--out", tmp_path / "s.safetensors")  # --val synth: the track's camera
+    assert r.exit_code == 1 and "synthetic validation would be imaged by the track's camera" in r.stderr
+    out = tmp_path / "w.safetensors"
+    r = hstool("train", *args, "--val", val, "--out", out)
+    assert r.exit_code == 0, r.output
+    meta = create_model("linear", out).meta
+    from hstool.hsdata import read_cube, read_rgb
+
+    want = mrae(Reconstructor("linear", weights=out)(read_rgb(rgbs / "S2_clean.png")), read_cube(val / "S2.npy").data,
+                ignore_zeros=True)
+    assert meta["val_mrae"] == pytest.approx(want, rel=1e-5) and meta["css"] == f"the camera of the images in {rgbs}"
+    (rgbs / "S2_clean.png").unlink()
+    r = hstool("train", *args, "--val", val, "--out", tmp_path / "m.safetensors")
+    assert r.exit_code == 1 and "validation needs theirs too: no image for S2.npy" in r.stderr
+
+
+def test_training_options_that_would_mislead_are_refused(hstool, tmp_path):
+    """A crop the model cannot take, --fp16 for a pixel model and --brightness-aug on a track whose
+    automatic exposure undoes it: one line each, before any work; keywords take any case."""
+    for args, message in (
+        (["--model", "basisunet", "--crop", "40"], "--crop 40: model 'basisunet' takes sides that are multiples of 16"),
+        (["--model", "linear", "--fp16"], "--fp16 does nothing for pixel model 'linear'"),
+        (["--model", "linear", "--track", "ntire2022", "--brightness-aug"], "--brightness-aug is undone by the ntire2022"),
+    ):
+        r = hstool("train", *args, "--out", tmp_path / "w.safetensors")
+        assert r.exit_code == 1 and message in r.stderr, (args, r.stderr)
+    r = hstool("train", *TINY, "--epochs", "1", "--loss", "L1", "--keep", "LAST", "--out", tmp_path / "k.safetensors")
+    assert r.exit_code == 0, r.output
+
+
+def test_crops_on_an_auto_exposed_track_keep_the_whole_scenes_exposure(tmp_cube):
+    """ntire2022 sets the exposure from the image's mean: a training crop is exposed as it is in
+    the image of its scene, not brought to the same mean on its own."""
+    from hstool.camera import simulate, track
+    from hstool.camera.pipeline import exposed_like
+
+    cube = tmp_cube(64, 64, seed=2)
+    cube.data[:32] *= 0.2  # a dark half
+    pipe = track("ntire2022").replace(npe=None)
+    whole = simulate(cube, pipe, 0)
+    dark = cube.with_data(cube.data[:32, :32])
+    np.testing.assert_allclose(simulate(dark, exposed_like(pipe, cube), 0)[4:-4, 4:-4], whole[4:28, 4:28], atol=1e-6)
+    assert abs(simulate(dark, pipe, 0).mean() - 0.18) < 0.02 < abs(whole[:32, :32].mean() - 0.18)
+
+
+def test_init_from_a_file_written_before_an_option_existed(tmp_path):
+    """The bundled basisunet_realworld predates basisunet's `scale` option: it was trained with its
+    default, so fine-tuning it with the same --config is accepted (it was refused, unfixably)."""
+    from pathlib import Path
+
+    from hstool import recon
+    from hstool.recon.train import _model_config, _read_init
+    from hstool.recon.weights import read_metadata
+
+    bundled = Path(recon.__file__).parent / "weights" / "basisunet_realworld.safetensors"
+    assert "scale" not in read_metadata(bundled)["config"]
+    cfg = TrainConfig(model="basisunet", out=tmp_path / "w.safetensors", track="realworld", init=bundled,
+                      config={"norm": "batch", "space": "log"})
+    state, provenance = _read_init(cfg, _model_config("basisunet", cfg.config, 31), ARAD_WAVELENGTHS)
+    assert provenance["file"] == bundled.name and state
+    with pytest.raises(HsError, match="weights were trained with config"):
+        _read_init(cfg, _model_config("basisunet", {"norm": "instance", "space": "log"}, 31), ARAD_WAVELENGTHS)
