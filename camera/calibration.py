@@ -94,9 +94,12 @@ def parse_columns(spec: str | list[int] | tuple[int, ...] | None, samples: int |
                 if not 0 <= a < b:
                     raise ValueError(part)
                 cols.update(range(a, b))
+            if not cols:
+                raise ValueError(text)  # "," names no column: a typo, not "none"
         except ValueError:
             raise HsError(
-                f"--drop-columns '{spec}': use auto, none, or columns like 0:15,497:512 (START < STOP, from 0)"
+                f"--drop-columns '{spec}': use challenge, auto, none, or columns like 0:15,497:512 (START < STOP, "
+                "from 0)"
             ) from None
     else:
         cols = {int(c) for c in spec}

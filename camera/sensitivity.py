@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -217,14 +218,23 @@ def _from_csv(path: Path) -> CSS:
     return CSS(path.stem, arr[:, 0], arr[:, 1:][:, order], f"user CSS from {path.name}", str(path))
 
 
-CHANNEL_NAMES = {"r": 0, "red": 0, "g": 1, "g1": 1, "green": 1, "b": 2, "blue": 2}
+CHANNEL_NAMES = {"r": 0, "red": 0, "g": 1, "g1": 1, "g2": 1, "green": 1, "b": 2, "blue": 2}
+
+
+def _channel(name: str) -> int | None:
+    """The channel a column name says (``R``, ``red``, ``b_bar``, ``Blue sensitivity``), or None."""
+    words = re.findall(r"[a-z0-9]+", name.lower())
+    if not words:
+        return None
+    colour = next((CHANNEL_NAMES[w] for w in words if w in ("red", "green", "blue")), None)
+    return colour if colour is not None else CHANNEL_NAMES.get(words[0])
 
 
 def _channel_order(header: list[str], path: Path) -> list[int]:
     """The columns to take for R, G and B from a header naming the three after the wavelength
     (``wavelength,B,G,R`` gives [2, 1, 0]); names that are no channel's (x, y, z) keep their order."""
-    names = [c.strip().lower() for c in header[1:]]
-    known = [CHANNEL_NAMES.get(n) for n in names]
+    names = header[1:]
+    known = [_channel(n) for n in names]
     if len(names) != 3 or all(k is None for k in known):  # (a row of another width is refused after)
         return [0, 1, 2]
     if sorted(k for k in known if k is not None) != [0, 1, 2]:

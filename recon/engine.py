@@ -69,6 +69,9 @@ AUTO_TILE = 512
 #: 1.5x the time); a 1000x1000 one hscnnp_s 4.3 GB whole and 1.6 GB tiled (in half the time),
 #: mstpp_s 3.4 and 1.5 GB (1.2x the time), awan_s 1.9 and 1.0 GB (1.8x the time).
 AUTO_WHOLE_PIXELS = 768 * 768
+#: What torch's allocators and oneDNN say when memory runs out (under a limit, oneDNN cannot
+#: create its primitives).
+OUT_OF_MEMORY = ("out of memory", "allocate", "could not create a primitive")
 #: Pixels per strip for pixel-wise models.
 STRIP_PIXELS = 1 << 16
 #: Channels-last convolutions: ``None`` decides per model (:func:`use_channels_last`), ``True`` or
@@ -294,12 +297,13 @@ def predict(
         raise HsError(f"expected an RGB image shaped (H, W, 3), got {rgb.shape}")
     try:
         return _predict(model, rgb, device, tile, overlap, precision, ensemble, blend)
-    except (RuntimeError, MemoryError) as exc:  # torch's allocators (CPU and CUDA) raise RuntimeErrors
+    except (RuntimeError, MemoryError) as exc:  # torch's allocators (CPU and CUDA) and oneDNN raise RuntimeErrors
         text = str(exc).lower()
-        if not isinstance(exc, MemoryError) and "out of memory" not in text and "allocate" not in text:
+        if not isinstance(exc, MemoryError) and not any(t in text for t in OUT_OF_MEMORY):
             raise
+        smaller = f"a tile smaller than {tile}" if tile else "a smaller tile (--tile 256)"
         raise HsError(f"out of memory for a {rgb.shape[0]}x{rgb.shape[1]} image on {resolve_device(device)}: "
-                      "a smaller tile (--tile 256) bounds what one window needs") from exc
+                      f"{smaller} bounds what one window needs") from exc
 
 
 def _predict(model, rgb, device, tile, overlap, precision, ensemble, blend) -> np.ndarray:

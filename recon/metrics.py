@@ -26,6 +26,8 @@ mismatch and on NaN/inf values, which are reported, never averaged away.
 
 from __future__ import annotations
 
+import numbers
+
 import cv2
 import numpy as np
 
@@ -122,6 +124,8 @@ def check_guard(eps, ignore_zeros: bool) -> None:
     both, eps alone would act and the other would be ignored without a word."""
     if eps is not None and ignore_zeros:
         raise HsError("eps and ignore_zeros (--eps, --ignore-zeros) are two guards against zeros: give one")
+    if eps is not None and np.asarray(eps).dtype.kind not in "iuf":
+        raise HsError(f"eps is a number (or one per band) >= 0, not {eps!r}")
 
 
 def _relative(pred: np.ndarray, gt: np.ndarray, eps: float | None, ignore_zeros: bool) -> np.ndarray:
@@ -355,6 +359,8 @@ def image_units(rgb: np.ndarray) -> np.ndarray:
     """An input image in [0, 1], the units the camera model writes: uint8/uint16 codes divided by
     their full scale (as :func:`hstool.hsdata.read_rgb` reads files), floats as they are."""
     rgb = np.asarray(rgb)
+    if rgb.dtype.kind in "ui" and rgb.dtype not in (np.uint8, np.uint16):
+        raise HsError(f"integer images are uint8 or uint16 codes, not {rgb.dtype}: give those, or floats in [0, 1]")
     return unit_float(rgb) if rgb.dtype.kind in "ui" else rgb
 
 
@@ -388,7 +394,9 @@ def rgb_consistency(
 
 def crop(arr: np.ndarray, border: int) -> np.ndarray:
     """Drop ``border`` pixels from each side of an (H, W, ...) array (NTIRE 2022 scores with 128)."""
-    if border <= 0:
+    if isinstance(border, bool) or not isinstance(border, numbers.Integral) or border < 0:
+        raise HsError(f"a crop is a whole number of pixels >= 0, not {border!r}")
+    if border == 0:
         return arr
     h, w = arr.shape[:2]
     if 2 * border >= min(h, w):

@@ -125,7 +125,7 @@ def test_parse_columns():
     assert parse_columns(None, 10) == "challenge"
     with pytest.raises(HsError, match="0..9"):
         parse_columns("8:12", 10)
-    for spec in ("x:y", "-5:3", "10:5", "4:4", "-2", "1:2:3", "", "  "):  # reversed or empty ranges, or nothing
+    for spec in ("x:y", "-5:3", "10:5", "4:4", "-2", "1:2:3", "", "  ", ",", " , "):  # reversed, empty, nothing
         with pytest.raises(HsError, match="--drop-columns"):
             parse_columns(spec, 10)
     assert parse_columns("500:512", None) == list(range(500, 512))  # syntax alone: no sensor yet

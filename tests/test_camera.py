@@ -116,7 +116,9 @@ def test_user_css_csv_header_names_the_channels_in_any_order(tmp_path):
         (tmp_path / name).write_text("\n".join(lines) + "\n")
         return tmp_path / name
 
-    for header, columns in (("wavelength,B,G,R", [2, 1, 0]), ("nm;Green;Red;Blue", [1, 0, 2]), ("nm,x,y,z", [0, 1, 2])):
+    for header, columns in (("wavelength,B,G,R", [2, 1, 0]), ("nm;Green;Red;Blue", [1, 0, 2]), ("nm,x,y,z", [0, 1, 2]),
+                            ("wavelength,b_bar,g_bar,r_bar", [2, 1, 0]),
+                            ("Wavelength (nm);Blue sensitivity;Green sensitivity;Red sensitivity", [2, 1, 0])):
         path = write("c.csv", header.replace(";", ","), columns)
         np.testing.assert_array_equal(read_css(path).values, d40.values, err_msg=header)
     with pytest.raises(HsError, match="expected wavelength and R, G, B in any order"):

@@ -358,3 +358,5 @@ def test_running_out_of_memory_is_one_line_with_a_hint():
     model.spec = ModelSpec("greedy", Greedy, kind="deep", multiple=1, halo=0)
     with pytest.raises(HsError, match="out of memory for a 20x30 image on cpu: a smaller tile"):
         predict(model, np.zeros((20, 30, 3), np.float32), "cpu")
+    with pytest.raises(HsError, match="a tile smaller than 16 bounds"):  # the user's own tile, not one it already is
+        predict(model, np.zeros((20, 30, 3), np.float32), "cpu", tile=16)

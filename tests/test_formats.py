@@ -156,7 +156,7 @@ def test_envi_uint16_stores_counts_reflectance_x_10000_and_refuses_what_does_not
     back = read_cube(files[0])
     assert np.isnan(back.data[0, 0, 0]) and back.meta["units"] == "reflectance"
     np.testing.assert_allclose(back.data, data, atol=0.5e-4 + 1e-7)  # one step of 1/10000
-    for bad, message in ((cube.with_data(cube.data * 0.9, units=None), "would round to a few whole counts"),
+    for bad, message in ((cube.with_data(cube.data * 0.9, units=None), "would lose their digits as whole counts"),
                          (cube.with_data(cube.data * 1e5, units="dn"), "do not fit uint16"),
                          (cube.with_data(cube.data * -1.0 - 2000, units="dn"), "do not fit uint16")):
         with pytest.raises(HsError, match=message):
@@ -822,3 +822,31 @@ def test_a_truncated_jpeg_is_refused_not_filled_in(tmp_path):
         with pytest.raises(HsError, match="damaged JPEG: it ends before its image does") as err:
             read_rgb(tmp_path / name)
         assert err.value.path == tmp_path / name
+
+def test_writer_options_and_names_that_would_misread_are_refused(tmp_path, tmp_cube):
+    """A format the file's name contradicts (it would not read back), bad .mat options, a
+    radiance cube with one glint whose other values would round to 0-2 counts in uint16; numeric
+    spellings of valid options are taken."""
+    cube = tmp_cube(5, 6)
+    for path, fmt in (("x.npy", "mat"), ("x.hdr", "mat"), ("x.mat", "envi")):
+        with pytest.raises(HsError, match=f"format {fmt} contradicts the file name"):
+            write_cube(cube, tmp_path / path, fmt)
+    assert not list(tmp_path.iterdir())
+    for options, message in (({"compression": 11}, "gzip level 0-9"), ({"compression": "5"}, "gzip level 0-9"),
+                             ({"version": "6"}, "unknown MATLAB version")):
+        with pytest.raises(HsError, match=message):
+            write_cube(cube, tmp_path / "m.mat", **options)
+    for version, expected in ((7.3, "7.3"), (5, "5")):
+        assert read_cube(write_cube(cube, tmp_path / "m.mat", version=version, overwrite=True)[0]).meta["mat_version"] == expected
+    glint = cube.data * 2
+    glint[0, 0] = 1500
+    with pytest.raises(HsError, match="would lose their digits as whole counts"):
+        write_cube(cube.with_data(glint, units="radiance"), tmp_path / "g.hdr", dtype=np.uint16)
+
+
+def test_a_truncated_jpeg_named_png_is_refused_by_its_bytes(tmp_path):
+    rng = np.random.default_rng(1)
+    data = write_rgb(tmp_path / "w.jpg", (rng.random((32, 40, 3)) * 255).astype(np.uint8)).read_bytes()
+    (tmp_path / "photo.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(HsError, match="damaged JPEG"):
+        read_rgb(tmp_path / "photo.png")

@@ -366,3 +366,20 @@ def test_metrics_refuse_scalars_text_and_a_range_that_is_no_positive_number():
             metrics.ssim(g, g, data_range=bad)
     # score's data_range is PSNR's peak too: a cube and its error scaled together score alike
     assert metrics.score(g * 4, g * 4.4, "psnr", data_range=4.0)["psnr"] == pytest.approx(metrics.psnr(g, g * 1.1))
+
+
+def test_consistency_takes_uint8_or_uint16_codes_only_and_crop_whole_pixels():
+    rng = np.random.default_rng(0)
+    pred = rng.uniform(0.1, 1, (6, 7, 31)).astype(np.float32)
+    matrix = rng.uniform(0, 1, (31, 3))
+    codes = np.clip(pred @ matrix / (pred @ matrix).max() * 255, 0, 255).astype(np.uint8)
+    assert metrics.rgb_consistency(pred, codes, matrix) == pytest.approx(
+        metrics.rgb_consistency(pred, codes / np.float32(255), matrix), rel=1e-6)
+    for kind in (np.int16, np.int32, np.int64):
+        with pytest.raises(HsError, match="integer images are uint8 or uint16 codes"):
+            metrics.rgb_consistency(pred, codes.astype(kind), matrix)
+    for border in (2.5, -3, "2"):
+        with pytest.raises(HsError, match="a crop is a whole number of pixels"):
+            metrics.crop(pred, border)
+    with pytest.raises(HsError, match="eps is a number"):
+        metrics.mrae(pred, pred, eps="0.1")

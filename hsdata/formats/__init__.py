@@ -72,6 +72,14 @@ def read_cube(path: str | Path, format: str | None = None, dtype=np.float32) -> 
         raise HsError(f"not a readable {fmt} cube ({problem})", path) from exc
 
 
+def _suffix_format(path: str | Path) -> str | None:
+    """The cube format a path's suffix names, or None (no suffix, or one of no cube format)."""
+    try:
+        return detect_format(path, None) if Path(path).suffix else None
+    except HsError:
+        return None
+
+
 #: the options each format's writer takes (:func:`write_cube` refuses others instead of dropping them)
 WRITE_OPTIONS = {"mat": ("version", "compression"), "envi": ("dtype", "interleave"), "npy": (), "npz": ()}
 
@@ -89,6 +97,9 @@ def write_cube(
     fmt = detect_format(path, format)
     if fmt == "image":
         raise HsError("cannot write a cube as an image; use `hstool render` for a preview", path)
+    named = _suffix_format(path)
+    if format is not None and named is not None and named != fmt:  # a file its own name would misread
+        raise HsError(f"format {fmt} contradicts the file name, which reads as {named}: give it a {fmt} name", path)
     unknown = sorted(set(options) - set(WRITE_OPTIONS[fmt]))
     if unknown:
         takes = ", ".join(WRITE_OPTIONS[fmt]) or "none"

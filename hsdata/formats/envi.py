@@ -306,9 +306,12 @@ def _storable(cube: Cube, dtype: np.dtype, path: Path) -> tuple[np.ndarray, dict
         fields["reflectance scale factor"] = "10000"
     nan = np.isnan(data) if data.dtype.kind == "f" else np.zeros(data.shape, bool)
     counts = np.rint(np.where(nan, 0, data))
-    if not fields and counts.size and np.nanmax(np.abs(data)) < 1000 and np.any(counts != np.where(nan, 0, data)):
-        raise HsError(f"values from {np.nanmin(data):.4g} to {np.nanmax(data):.4g} would round to a few whole counts "
-                      "in uint16: write float32 (or set meta units='reflectance' to store them x 10000)", path)
+    whole = np.where(nan, 0, data)
+    # counts with fractions (averaged DN) round harmlessly; values of a few units would lose their digits
+    if not fields and counts.size and np.any(counts != whole) and np.median(np.abs(whole[~nan])) < 1000:
+        raise HsError(f"values from {np.nanmin(data):.4g} to {np.nanmax(data):.4g} (median {np.median(np.abs(whole[~nan])):.4g})"
+                      " would lose their digits as whole counts in uint16: write float32 (or set meta "
+                      "units='reflectance' to store them x 10000)", path)
     top = 65534 if nan.any() else 65535
     if counts.size and (counts.min() < 0 or counts.max() > top or not np.isfinite(counts).all()):
         what = "reflectance x 10000" if fields else "values"
@@ -367,7 +370,7 @@ def write(
     for p in (hdr, binary):
         check_writable(p, overwrite)
     try:
-        np_dtype = np.dtype(str(dtype).lower())
+        np_dtype = np.dtype(dtype.lower() if isinstance(dtype, str) else dtype)
     except TypeError:
         raise HsError(f"ENVI output dtype must be float32 or uint16, not {dtype}", path) from None
     if np_dtype not in (np.dtype(np.float32), np.dtype(np.uint16)):

@@ -81,9 +81,10 @@ def check_jpeg_complete(path: Path) -> None:
     last scan (SOS marker) must be followed by the end-of-image marker; inside a scan's data a
     0xFF byte is always stuffed (0xFF00), so that marker cannot appear by chance. (Bytes damaged
     in place are not detected: the decoder only warns of them.)"""
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\xff\xd8":
+            return  # not a JPEG stream (whatever its name says): the decoders say what it is
     data = path.read_bytes()
-    if data[:2] != b"\xff\xd8":
-        return  # not a JPEG stream: the decoders say what it is
     last_scan = data.rfind(b"\xff\xda")
     if last_scan < 0 or data.find(b"\xff\xd9", last_scan) < 0:
         raise HsError("damaged JPEG: it ends before its image does (truncated file)", path)
@@ -103,8 +104,7 @@ def read_native(path: str | Path) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix in CV_SUFFIXES:
         upright = suffix in (".jpg", ".jpeg")  # IMREAD_UNCHANGED ignores EXIF orientation
-        if upright:
-            check_jpeg_complete(path)
+        check_jpeg_complete(path)  # a JPEG by its bytes, whatever its name
         with _quiet_opencv():
             arr = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR if upright else cv2.IMREAD_UNCHANGED)
         if arr is not None and arr.ndim == 3:

@@ -15,6 +15,7 @@ file carries the time it was written, so the same cube gives the same bytes.
 
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 
 import h5py
@@ -138,6 +139,10 @@ def write(
     cube: Cube, path: str | Path, overwrite: bool = False, version: str = "7.3", compression: int | None = None
 ) -> list[Path]:
     path = Path(path)
+    version = {"7.3": "7.3", "73": "7.3", "5": "5", "5.0": "5"}.get(str(version).strip(), str(version))
+    if compression is not None and (isinstance(compression, bool) or not isinstance(compression, numbers.Integral)
+                                    or not 0 <= compression <= 9):
+        raise HsError(f"compression is a gzip level 0-9 (or None), not {compression!r}", path)
     data = np.asarray(cube.data)
     if data.dtype not in MATLAB_CLASS:
         data = data.astype(np.float32)
@@ -146,7 +151,7 @@ def write(
     units = cube.meta.get("units")  # a char variable beside ARAD's three: readers of ARAD files skip it
     units = units if isinstance(units, str) and units else None
     with atomic_path(path, overwrite) as tmp:
-        if version in ("7.3", "73"):
+        if version == "7.3":
             with h5py.File(tmp, "w", userblock_size=512) as f:
                 _h5_var(f, "cube", data, compression)
                 _h5_var(f, "bands", bands)
