@@ -107,8 +107,14 @@ def _describe(path: Path, json: bool) -> None:
     rows = [["model", record["name"]], ["kind", record["kind"]], ["parameters", f"{record['parameters']:,}"],
             ["config", ", ".join(f"{k}={v}" for k, v in record["config"].items()) or "-"],
             ["track", record["track"] or "-"], ["camera (CSS)", record["css"] or "-"],
-            ["trained on", record["data"] or "-"],
+            ["bands", record["bands"] or "-"],
+            ["trained on", record["data"] or "-"], ["data hash", record["data_hash"] or "-"],
+            ["validated on", record["val_data"] or "-"],
             ["val MRAE", fmt(record["val_mrae"]) if record["val_mrae"] is not None else "-"],
+            ["epochs (kept)", f"{record['epochs_run']} ({record['kept_epoch'] or '-'})" if record["epochs_run"] else "-"],
+            ["stored as", record["dtype"] or "-"],
+            ["trained", f"{record['created'] or '-'}, {record['train_seconds']} s" if record["train_seconds"] is not None
+             else record["created"] or "-"],
             ["s / 482x512", _speed(record)], ["train command", record["train_command"] or "-"],
             ["initialised from", init.get("file", "-")]]
     err.print(table(str(path), ["field", "value"], rows))

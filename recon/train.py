@@ -606,6 +606,10 @@ def _check_read(cfg: TrainConfig, spec) -> None:
                           f"{least} (e.g. --crop {max(least, -(-cfg.crop // m) * m)})")
         if not cfg.base:
             unread.append(("pixels", f"deep model '{cfg.model}' without --base (it trains on crops)"))
+            if cfg.data != "synth":
+                unread.append(("scenes", f"deep model '{cfg.model}' on a cube folder (its crops come from every cube)"))
+        if cfg.loss in ("l1", "mse") and not cfg.mrae_mix:
+            unread.append(("loss_floor", f"--loss {cfg.loss} (it divides by nothing)"))
     if cfg.data != "synth":
         unread.append(("scene_size", "a cube folder as --data (its cubes keep their size)"))
     if not cfg.val:
@@ -811,6 +815,9 @@ def _fit_pixel(cfg, name: str, source: CubeSource, config, console):
     rng = np.random.default_rng(cfg.seed)
     with console.status(f"sampling {cfg.pixels} pixels"):
         rgb, spectra = source.pixels(rng, cfg.pixels)
+    if len(rgb) < cfg.pixels:  # the cubes hold fewer: all of them, and said
+        console.print(f"--pixels {cfg.pixels}: the cubes sampled hold {len(rgb)}; fitting on those", style="yellow",
+                      markup=False)
     cls = type(build_model(name, **config))
     kwargs = {k: v for k, v in config.items() if k != "out_bands"}
     if "seed" in inspect.signature(cls.fit).parameters:

@@ -222,7 +222,11 @@ def describe_weights(path: str | Path) -> dict[str, Any]:
         raise HsError(exc.message, path) from None
     except (TypeError, ValueError) as exc:  # options of another hstool version
         raise HsError(f"weights' config {config} does not fit model '{name}' ({exc})", path) from exc
-    return {**model, "file": str(path), **_training_record(meta), "config": config}
+    wavelengths = meta.get("wavelengths") or []
+    extra = {k: meta.get(k) for k in ("val_data", "data_hash", "kept_epoch", "dtype", "train_seconds", "created")}
+    extra["bands"] = (f"{len(wavelengths)} bands, {wavelengths[0]:g}-{wavelengths[-1]:g} nm" if wavelengths else None)
+    extra["epochs_run"] = len(meta.get("history") or [])
+    return {**model, "file": str(path), **_training_record(meta), **extra, "config": config}
 
 
 def _training_record(meta: dict[str, Any]) -> dict[str, Any]:

@@ -467,7 +467,7 @@ def test_data_and_validation_grids_are_checked_before_training(hstool, tmp_path,
     write_cube(tmp_cube(32, 32, wavelengths=np.arange(420.0, 681.0, 10.0)), narrow / "b.npz")
     r = hstool("train", *drop(TINY, "--val-size"), "--epochs", "1", "--val", fine, "--out", tmp_path / "v.safetensors")
     assert r.exit_code == 1 and "a.npz: validation cube has 61 bands" in r.output and "epoch" not in r.output
-    r = hstool("train", *drop(TINY, "--scene-size"), "--epochs", "1", "--data", narrow, "--out", tmp_path / "w.safetensors")
+    r = hstool("train", *drop(TINY, "--scenes", "--scene-size"), "--epochs", "1", "--data", narrow, "--out", tmp_path / "w.safetensors")
     assert r.exit_code == 1 and "b.npz: cube bands 420-680 nm do not cover CSS" in r.output
 
 
@@ -486,14 +486,14 @@ def test_unusable_training_cubes_are_named_together_before_any_step(hstool, tmp_
     nan = tmp_cube(32, 32, seed=6)
     nan.data[0, 0, 0] = np.nan
     write_cube(nan, data / "f.npz")
-    r = hstool("train", *drop(TINY, "--scene-size", "--val-scenes", "--val-size"), "--epochs", "1", "--data", data, "--val", "none",
+    r = hstool("train", *drop(TINY, "--scenes", "--scene-size", "--val-scenes", "--val-size"), "--epochs", "1", "--data", data, "--val", "none",
                "--out", tmp_path / "w.safetensors")
     one_line_error(r, "3 of 6 training cubes cannot be used (fix or move them)")
     assert f"{data / 'a.npz'}: 30 bands 400-690 nm; the other cubes have 31 (400-700 nm)" in r.output
     assert f"{data / 'e.npz'}: negative values down to -0.5" in r.output
     assert f"{data / 'f.npz'}: holds NaN or infinite values" in r.output
     assert not (tmp_path / "w.safetensors").exists()
-    r = hstool("train", *drop(TINY, "--scene-size", "--val-scenes", "--val-size", "--crop"), "--crop", "48",
+    r = hstool("train", *drop(TINY, "--scenes", "--scene-size", "--val-scenes", "--val-size", "--crop"), "--crop", "48",
                "--epochs", "1", "--data", data, "--val", "none", "--out", tmp_path / "w.safetensors")
     one_line_error(r, "6 of 6 training cubes cannot be used")  # all 32x32: each named, smaller than the crop
     assert r.output.count("smaller than --crop 48") == 5 and "and 1 more" in r.output
@@ -580,7 +580,7 @@ def test_model_config_out_of_range_is_refused_before_training(hstool, tmp_path, 
 
 def test_a_configuration_the_data_cannot_fit_is_one_line(hstool, tmp_path):
     # 2 scenes of 32 x 32 give 2048 pixels: too few for a dictionary of 5000 atoms
-    r = hstool("train", "--model", "sparse", *COMMON, "--config", "atoms=5000", "--out", tmp_path / "w.safetensors")
+    r = hstool("train", "--model", "sparse", *COMMON, "--pixels", "2048", "--config", "atoms=5000", "--out", tmp_path / "w.safetensors")
     one_line_error(r, "model 'sparse' cannot be fitted with config atoms=5000 sparsity=2: need at least 5000")
     assert list(tmp_path.iterdir()) == []
 
@@ -606,7 +606,7 @@ def test_options_the_run_would_not_read_are_refused(hstool, tmp_path, tmp_cube):
     out = tmp_path / "out" / "w.safetensors"
     for args, message in (
         ([*TINY, "--pixels", "5000"], "--pixels does nothing for deep model '_tiny_test' without --base"),
-        ([*drop(TINY, "--scene-size"), "--data", cubes, "--scene-size", "64"],
+        ([*drop(TINY, "--scenes", "--scene-size"), "--data", cubes, "--scene-size", "64"],
          "--scene-size does nothing for a cube folder as --data"),
         ([*drop(TINY, "--val-size"), "--val", cubes, "--val-size", "64"],
          "--val-size does nothing for a cube folder as --val"),
@@ -618,7 +618,7 @@ def test_options_the_run_would_not_read_are_refused(hstool, tmp_path, tmp_cube):
     # the same folders, with only what they read: trains (validating on every held-out cube)
     write_cube(tmp_cube(32, 32, seed=5), tmp_path / "val" / "b.npz")
     write_cube(tmp_cube(32, 32, seed=6), tmp_path / "val" / "c.npz")
-    r = hstool("train", *drop(TINY, "--scene-size", "--val-size", "--val-scenes"), "--epochs", "1", "--data", cubes,
+    r = hstool("train", *drop(TINY, "--scenes", "--scene-size", "--val-size", "--val-scenes"), "--epochs", "1", "--data", cubes,
                "--val", tmp_path / "val", "--out", out)
     assert r.exit_code == 0, r.output
     meta = create_model("_tiny_test", out).meta
@@ -735,3 +735,18 @@ def test_init_from_a_file_written_before_an_option_existed(tmp_path):
     assert provenance["file"] == bundled.name and state
     with pytest.raises(HsError, match="weights were trained with config"):
         _read_init(cfg, _model_config("basisunet", {"norm": "instance", "space": "log"}, 31), ARAD_WAVELENGTHS)
+
+
+def test_options_a_run_would_ignore_are_refused_and_a_short_pixel_supply_said(hstool, tmp_path, tmp_cube):
+    from hstool.hsdata import write_cube
+
+    write_cube(tmp_cube(16, 16), tmp_path / "cubes" / "a.npz")
+    for args, message in (
+        ([*drop(TINY, "--scene-size"), "--data", tmp_path / "cubes"], "--scenes does nothing for deep model '_tiny_test'"),
+        ([*TINY, "--loss", "l1", "--loss-floor", "0.01"], "--loss-floor does nothing for --loss l1"),
+    ):
+        r = hstool("train", *args, "--out", tmp_path / "w.safetensors")
+        assert r.exit_code == 1 and message in r.stderr, (args, r.stderr)
+    r = hstool("train", "--model", "linear", "--data", tmp_path / "cubes", "--val", "none", "--pixels", "5000",
+               "--no-speed", "--out", tmp_path / "l.safetensors")
+    assert r.exit_code == 0 and "--pixels 5000: the cubes sampled hold 256; fitting on those" in r.stderr, r.output
