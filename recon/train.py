@@ -890,7 +890,7 @@ def _train_deep(cfg, spec, model, source: CubeSource, config, val_pairs, device,
         if Path(cfg.resume).suffix.lower() == ".safetensors":
             raise HsError(not_ckpt, cfg.resume)
         try:
-            ckpt = torch.load(cfg.resume, map_location=device, weights_only=False)
+            ckpt = torch.load(cfg.resume, map_location=device, weights_only=True)  # no pickled code runs
         except Exception as exc:
             raise HsError(f"{not_ckpt} ({exc})", cfg.resume) from exc
         if not isinstance(ckpt, dict) or "model_name" not in ckpt:
