@@ -525,7 +525,7 @@ def test_failed_writes_leave_no_file(tmp_path, tmp_cube, monkeypatch):
     def save_fails(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(envi_format.envi, "save_image", save_fails)
+    monkeypatch.setattr(envi_format, "_write_binary", save_fails)
     with pytest.raises(HsError, match="No space"):
         write_cube(cube, tmp_path / "e.hdr")
     monkeypatch.undo()

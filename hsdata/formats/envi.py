@@ -323,6 +323,20 @@ def _storable(cube: Cube, dtype: np.dtype, path: Path) -> tuple[np.ndarray, dict
     return counts, fields
 
 
+def _write_binary(path: Path, data: np.ndarray, dtype: np.dtype, interleave: str) -> None:
+    """The (H, W, B) cube as an ENVI binary, little-endian, a band or a line at a time: no second
+    whole copy of the cube (SPy's writer transposes it whole first)."""
+    little = dtype.newbyteorder("<")
+    with open(path, "wb") as fh:
+        if interleave == "bsq":
+            for k in range(data.shape[2]):
+                np.ascontiguousarray(data[:, :, k], dtype=little).tofile(fh)
+        else:
+            for y in range(data.shape[0]):
+                line = data[y].T if interleave == "bil" else data[y]  # (bands, samples) or (samples, bands)
+                np.ascontiguousarray(line, dtype=little).tofile(fh)
+
+
 def output_pair(path: str | Path) -> tuple[Path, Path]:
     """The header and binary a write to ``path`` produces: ``NAME.hdr`` + ``NAME.raw`` (or the
     binary name given)."""
@@ -404,9 +418,11 @@ def write(
         raise HsError(f"cannot write here ({exc.strerror or exc})", hdr.parent) from exc
     try:
         tmp_hdr = tmpdir / "cube.hdr"
-        envi.save_image(
-            str(tmp_hdr), data, dtype=np_dtype, interleave=interleave, metadata=metadata, ext=".raw", force=True
-        )
+        _write_binary(tmpdir / "cube.raw", data, np_dtype, interleave)
+        h, w, b = data.shape
+        layout = {"samples": w, "lines": h, "bands": b, "header offset": 0, "file type": "ENVI Standard",
+                  "data type": DATA_TYPE_CODES[np_dtype], "interleave": interleave, "byte order": 0}
+        envi.write_envi_header(str(tmp_hdr), {**layout, **metadata})
         os.replace(tmpdir / "cube.raw", binary)
         os.replace(tmp_hdr, hdr)
         if stale is not None:  # it would sit beside the new pair, mismatched, a candidate for the header
