@@ -301,13 +301,16 @@ class _Projection:
         return out * self.exposure if self.exposure != 1.0 else out
 
 
-def exposed_like(p: Pipeline, cube: Cube, gain: np.ndarray | None = None) -> Pipeline:
+def exposed_like(p: Pipeline, cube: Cube, gain: np.ndarray | None = None,
+                 mean_spectrum: np.ndarray | None = None) -> Pipeline:
     """``p`` with its automatic exposure (``target_mean``) fixed at the one it sets for the whole
     ``cube`` (times ``gain`` per band), so that a part of the cube images as it does within the
-    whole image; ``p`` itself when it has none."""
+    whole image; ``p`` itself when it has none. ``mean_spectrum``: the cube's (negatives as 0),
+    when the caller keeps it."""
     if p.target_mean is None:
         return p
-    spectrum = np.clip(np.asarray(cube.data, np.float64), 0, None).mean(axis=(0, 1))
+    spectrum = (np.clip(np.asarray(cube.data, np.float64), 0, None).mean(axis=(0, 1)) if mean_spectrum is None
+                else np.asarray(mean_spectrum, np.float64))
     if gain is not None:
         spectrum = spectrum * gain
     mean = float((spectrum @ p.css.on(cube.wavelengths)).mean()) / p.full_scale
