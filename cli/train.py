@@ -34,7 +34,7 @@ def train(
     track: Annotated[str, typer.Option("--track", "-t", help="Camera track to simulate: clean, realworld, ntire2022.")] = "clean",
     val: Annotated[str, typer.Option("--val", help="Validation: 'synth' (test-split scenes), a cube folder, or 'none'.")] = "synth",
     rgb: Annotated[str | None, typer.Option("--rgb", help="Folder of RGB images paired with --data cubes by stem (ARAD layout: X.mat with X_clean.png for --track clean, X_RealWorld.jpg for realworld; never another track's).")] = None,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs (deep models).")] = 10,
+    epochs: Annotated[int, typer.Option("--epochs", min=0, help="Epochs (deep models); 0 with --init writes the starting weights (grown to --model's size).")] = 10,
     steps_per_epoch: Annotated[int, typer.Option("--steps-per-epoch", min=1, help="Optimiser steps per epoch.")] = 200,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Crops per step.")] = 8,
     crop: Annotated[int, typer.Option("--crop", min=8, help="Crop side in pixels.")] = 64,
@@ -71,6 +71,7 @@ def train(
                                                 "too, never the track's.")] = None,
     val_size: Annotated[int, typer.Option("--val-size", min=16, help="Side of synthetic validation scenes.")] = 256,
     fp16: Annotated[bool | None, typer.Option("--fp16/--fp32", help="Store weights in fp16 (default: deep models).")] = None,
+    int8: Annotated[bool, typer.Option("--int8", help="Store weight matrices as int8 with per-channel scales (half of fp16).")] = False,
     speed: Annotated[bool, typer.Option("--speed/--no-speed", help="Time one 482x512 image after training "
                                         "(pixel models, or on CUDA) and record it.")] = True,
     device: Device = "auto",
@@ -93,7 +94,7 @@ def train(
         mrae_mix=mrae_mix, seed=seed,
         brightness_aug=brightness_aug, illuminant_aug=illuminant_aug, keep=keep, css_loss=css_loss, ema=ema, base=base, device=device,
         resume=resume, init=init, config=_parse_config(config), scenes=scenes, scene_size=scene_size, pixels=pixels,
-        val_scenes=val_scenes, val_size=val_size, fp16=fp16, overwrite=overwrite, speed=speed, val_rgb=val_rgb,
+        val_scenes=val_scenes, val_size=val_size, fp16=fp16, int8=int8, overwrite=overwrite, speed=speed, val_rgb=val_rgb,
     )
     meta = run_training(cfg, console=err)
     if json:

@@ -70,8 +70,9 @@ from hstool.hsdata.atomic import check_output_folder
 from hstool.hsdata.errors import check_positive
 
 from .engine import predict, resolve_device, reuse_freed_memory
+from .grow import grow_state, grown_from
 from .registry import build_model, model_spec
-from .weights import INPUT_NORM, create_model, round_to_stored, save_weights
+from .weights import INPUT_NORM, create_model, read_metadata, round_to_stored, save_weights
 
 #: Suffixes the NTIRE datasets append to an RGB image's stem (stripped to pair with its cube).
 LOSSES = ("mrae", "l1", "mse", "rel-l1", "log-l1")
@@ -154,6 +155,7 @@ class TrainConfig:
     val_scenes: int | None = None  # synthetic: 4; a cube folder: all of it
     val_size: int = 256
     fp16: bool | None = None
+    int8: bool = False
     overwrite: bool = False
     speed: bool = True
 
@@ -194,6 +196,8 @@ class TrainConfig:
         args += ["--val-size", str(self.val_size), "--seed", str(self.seed)]
         if self.fp16 is not None:
             args.append("--fp16" if self.fp16 else "--fp32")
+        if self.int8:
+            args.append("--int8")
         if self.brightness_aug:
             args.append("--brightness-aug")
         if self.illuminant_aug:
@@ -660,6 +664,10 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
     if cfg.mrae_mix < 0 or cfg.mrae_mix and cfg.loss == "mrae":
         raise HsError(f"--mrae-mix must be >= 0 and needs a loss other than mrae, got {cfg.mrae_mix:g} with {cfg.loss}")
     check_positive(cfg.css_loss, "--css-loss", zero=True)
+    if cfg.int8 and (spec.kind != "deep" or cfg.fp16 is False):
+        raise HsError("--int8 stores a deep model's weight matrices (the rest in fp16): not with a pixel model or --fp32")
+    if spec.kind == "deep" and cfg.epochs == 0 and not cfg.init:
+        raise HsError("--epochs 0 trains nothing: it writes the --init weights (grown to --model's size); give --init")
     check_positive(cfg.lr, "--lr", zero=True)  # 0 keeps the starting weights (--init)
     if not 0 <= cfg.ema < 1:
         raise HsError(f"--ema must be in [0, 1), not {cfg.ema:g}")
@@ -705,7 +713,7 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
     if cfg.val not in (None, "synth"):
         check_held_out(cfg, source.files, validation_files(cfg)[0])
     val_pairs = validation_set(cfg, wavelengths)
-    init = _read_init(cfg, config, wavelengths)
+    init = _read_init(cfg, config, wavelengths, model)
     t0, earlier = time.perf_counter(), 0.0
     if spec.kind == "pixel":
         model, rgb_mean, history = _fit_pixel(cfg, cfg.model, source, config, console)
@@ -713,9 +721,11 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
     else:
         model, rgb_mean, history, earlier = _train_deep(cfg, spec, model, source, config, val_pairs, device,
                                                         console, init[0] if init else None)
+        if rgb_mean is None and init:  # --epochs 0: the starting weights' training RGB
+            rgb_mean = init[1].get("rgb_mean")
         fp16 = True if cfg.fp16 is None else cfg.fp16
     model.spec = spec
-    round_to_stored(model, fp16)
+    round_to_stored(model, fp16, cfg.int8)
     val = validate(model, val_pairs, device)
     meta = {
         "architecture": cfg.model,
@@ -737,17 +747,20 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
         "rgb_mean": rgb_mean,
         "history": history,
         "train_seconds": round(earlier + time.perf_counter() - t0, 1),  # a resumed run's earlier sessions too
-        "dtype": "fp16" if fp16 else "fp32",
+        "dtype": ("int8 weights (per-channel scales), fp16 rest" if cfg.int8 else "fp16" if fp16 else "fp32"),
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     if init:
         meta["init"] = init[1]
+        if spec.kind == "deep" and cfg.epochs == 0:  # no step taken: what trained the weights is the --init's
+            start_meta = read_metadata(cfg.init)
+            meta.update({k: start_meta[k] for k in ("data", "data_short", "data_hash") if k in start_meta})
     if history:
         meta["kept_epoch"] = (min(history, key=lambda h: h["val_mrae"])["epoch"] if cfg.keep == "best"
                               else len(history))
     if cfg.speed and (spec.kind == "pixel" or device.type == "cuda"):
         meta["speed"] = measure_speed(model, device)
-    save_weights(model, out, meta, fp16=fp16, overwrite=cfg.overwrite)
+    save_weights(model, out, meta, fp16=fp16, overwrite=cfg.overwrite, int8=cfg.int8)
     return meta
 
 
@@ -805,22 +818,31 @@ def _same_grid(a, b) -> bool:
     return a.shape == b.shape and bool(np.allclose(a, b))
 
 
-def _read_init(cfg, config, wavelengths) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-    """``(state_dict, provenance)`` of ``cfg.init``, checked against the run's model, config and bands."""
+def _read_init(cfg, config, wavelengths, model=None) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """``(state_dict, provenance)`` of ``cfg.init``, checked against the run's model, config and bands.
+    Weights of the smaller configuration ``NAME_s`` start model ``NAME`` grown function-preservingly
+    (:func:`hstool.recon.grow.grow_state`): the full network begins with the smaller one's outputs."""
     if not cfg.init:
         return None
-    start = create_model(cfg.model, cfg.init)  # checks the architecture and that the tensors fit
+    arch = read_metadata(cfg.init).get("architecture")
+    grown = bool(arch) and grown_from(cfg.model, arch)
+    start = create_model(arch if grown else cfg.model, cfg.init)  # checks the architecture and that the tensors fit
     meta = start.meta
+    if grown:
+        if start.meta.get("config", {}).get("base") != config.get("base"):
+            raise HsError("weights were trained with another --base than this run's", cfg.init)
     # a file written before an option existed lacks it: it was trained with that option's default
-    if {**_model_config(cfg.model, {}, wavelengths.size), **(meta.get("config") or {})} != config:
+    elif {**_model_config(cfg.model, {}, wavelengths.size), **(meta.get("config") or {})} != config:
         raise HsError(f"weights were trained with config {meta.get('config')}, not {config} "
                       "(give the same --config and --base)", cfg.init)
     if not _same_grid(meta.get("wavelengths", []), wavelengths):
         raise HsError("weights' band grid differs from the training data's", cfg.init)
     provenance = {"file": Path(cfg.init).name, "sha256": hashlib.sha256(Path(cfg.init).read_bytes()).hexdigest(),
-                  "train_command": meta.get("train_command"), "val_mrae": meta.get("val_mrae"),
-                  "train_seconds": meta.get("train_seconds"), "init": meta.get("init")}
-    return start.state_dict(), {k: v for k, v in provenance.items() if v is not None}
+                  "architecture": arch, "grown": grown or None, "train_command": meta.get("train_command"),
+                  "val_mrae": meta.get("val_mrae"), "train_seconds": meta.get("train_seconds"),
+                  "rgb_mean": meta.get("rgb_mean"), "init": meta.get("init")}
+    state = grow_state(start, model if model is not None else _build(cfg.model, config)) if grown else start.state_dict()
+    return state, {k: v for k, v in provenance.items() if v is not None}
 
 
 def _fit_pixel(cfg, name: str, source: CubeSource, config, console):
@@ -928,6 +950,13 @@ def _train_deep(cfg, spec, model, source: CubeSource, config, val_pairs, device,
         start, history = ckpt["epoch"] + 1, ckpt["history"]
         earlier = float(ckpt.get("seconds", 0.0))
         rgb_sum, rgb_n, best = ckpt["rgb_sum"], ckpt["rgb_n"], ckpt.get("best")
+    if init_state is not None and not cfg.resume and cfg.keep == "best" and cfg.epochs > 0:
+        # --keep best never writes worse than the weights it started from
+        val = validate(judged, val_pairs, device)
+        if val is not None:
+            best = {"epoch": 0, "val_mrae": val, "model": {k: v.detach().clone() for k, v in judged.state_dict().items()}}
+            history.append({"epoch": 0, "loss": None, "val_mrae": val})
+            console.print(f"starting weights (--init): val MRAE {val:.4f}")
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[note]}"),
                         TimeElapsedColumn(), console=console)
@@ -975,7 +1004,8 @@ def _train_deep(cfg, spec, model, source: CubeSource, config, val_pairs, device,
             })
     if best is not None:
         model.load_state_dict(best["model"])
-        console.print(f"keeping epoch {best['epoch']} (lowest validation MRAE, {best['val_mrae']:.4f})")
+        kept = f"epoch {best['epoch']}" if best["epoch"] else "the starting weights (--init)"
+        console.print(f"keeping {kept} (lowest validation MRAE, {best['val_mrae']:.4f})")
     elif averaged is not None:
         model.load_state_dict(averaged.module.state_dict())
     model.eval()

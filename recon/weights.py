@@ -49,18 +49,46 @@ def bundled_weights() -> list[Path]:
     return sorted(BUNDLED_DIR.glob("*.safetensors")) if BUNDLED_DIR.is_dir() else []
 
 
+#: suffix of the per-output-channel scale stored beside an int8 weight (``--int8``)
+INT8_SCALE = ".int8_scale"
+
+
+def quantise_int8(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric weight-only int8 per output channel (dim 0): ``(q, scale)`` with ``q * scale ≈ t``,
+    ``|q| <= 127`` and ``scale`` (fp32, one per output channel) = max |t| of the channel / 127."""
+    flat = t.detach().float().flatten(1)
+    scale = flat.abs().amax(dim=1) / 127.0
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # an all-zero channel stays zero
+    q = torch.round(flat / scale[:, None]).clamp_(-127, 127).to(torch.int8)
+    return q.reshape(t.shape), scale
+
+
+def dequantise_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return (q.float().flatten(1) * scale.float()[:, None]).reshape(q.shape)
+
+
+def _int8_eligible(name: str, t: torch.Tensor, params: set[str]) -> bool:
+    """Weight matrices and kernels are stored as int8 by ``--int8``; biases, scales and buffers stay."""
+    return name in params and t.is_floating_point() and t.ndim >= 2
+
+
 def save_weights(model: torch.nn.Module, path: str | Path, meta: dict[str, Any], fp16: bool = False,
-                 overwrite: bool = False) -> Path:
+                 overwrite: bool = False, int8: bool = False) -> Path:
     """Write ``model``'s state dict and ``meta`` atomically.
 
     ``fp16=True`` stores floating-point *parameters* in half precision (buffers such as batch-norm
-    statistics and the fitted values of pixel models stay fp32). Call :func:`round_to_stored`
-    first when the in-memory model must equal what a later load gives.
+    statistics and the fitted values of pixel models stay fp32). ``int8=True`` stores weight
+    matrices and kernels as int8 with one fp32 scale per output channel (:func:`quantise_int8`,
+    dequantised by :func:`load_weights`): half the size of fp16 for the largest networks. Call
+    :func:`round_to_stored` first when the in-memory model must equal what a later load gives.
     """
     params = {n for n, _ in model.named_parameters()}
     tensors = {}
     for name, t in model.state_dict().items():
         t = t.detach().cpu().contiguous()
+        if int8 and _int8_eligible(name, t, params):
+            tensors[name], tensors[name + INT8_SCALE] = quantise_int8(t)
+            continue
         if fp16 and name in params and t.is_floating_point():
             t = t.half()
         tensors[name] = t
@@ -72,13 +100,13 @@ def save_weights(model: torch.nn.Module, path: str | Path, meta: dict[str, Any],
     return path
 
 
-def round_to_stored(model: torch.nn.Module, fp16: bool) -> None:
+def round_to_stored(model: torch.nn.Module, fp16: bool, int8: bool = False) -> None:
     """Round parameters in place as :func:`save_weights` will store them."""
-    if not fp16:
-        return
     with torch.no_grad():
-        for p in model.parameters():
-            if p.is_floating_point():
+        for name, p in model.named_parameters():
+            if int8 and _int8_eligible(name, p, {name}):
+                p.copy_(dequantise_int8(*quantise_int8(p)))
+            elif fp16 and p.is_floating_point():
                 p.copy_(p.half().float())
 
 
@@ -105,9 +133,16 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     """``(state_dict, metadata)`` of a weights file."""
     meta = read_metadata(path)
     try:
-        return load_file(str(path)), meta
+        state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise HsError(f"cannot read the tensors ({exc})", path) from exc
+    for key in [k for k in state if k.endswith(INT8_SCALE)]:  # --int8 files: back to floats
+        name, scale = key[: -len(INT8_SCALE)], state.pop(key)
+        q = state.get(name)
+        if q is None or q.dtype != torch.int8 or scale.ndim != 1 or scale.shape[0] != q.shape[0]:
+            raise HsError(f"int8 tensor '{name}' does not match its scale", path)
+        state[name] = dequantise_int8(q, scale)
+    return state, meta
 
 
 def model_wavelengths(model: torch.nn.Module) -> np.ndarray:
@@ -225,7 +260,7 @@ def describe_weights(path: str | Path) -> dict[str, Any]:
     wavelengths = meta.get("wavelengths") or []
     extra = {k: meta.get(k) for k in ("val_data", "data_hash", "kept_epoch", "dtype", "train_seconds", "created")}
     extra["bands"] = (f"{len(wavelengths)} bands, {wavelengths[0]:g}-{wavelengths[-1]:g} nm" if wavelengths else None)
-    extra["epochs_run"] = len(meta.get("history") or [])
+    extra["epochs_run"] = sum(1 for h in meta.get("history") or [] if h.get("epoch"))  # epoch 0: the --init weights
     return {**model, "file": str(path), **_training_record(meta), **extra, "config": config}
 
 

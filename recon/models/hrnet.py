@@ -97,7 +97,7 @@ class HRNet(nn.Module):
 
     def __init__(self, in_channels: int = 3, out_bands: int = 31, start: int = 64):
         super().__init__()
-        s = start
+        s = self.start = start
         # top level (1/8 resolution)
         self.top = nn.Sequential(
             ConvAct(in_channels * 64, 8 * s),
@@ -130,6 +130,20 @@ class HRNet(nn.Module):
             ResidualGlobalBlock(s),
             ConvAct(s, out_bands),
         )
+
+    def concat_inputs(self) -> dict[str, list[int]]:
+        """The convolutions whose input is a concatenation, with the width of each piece (for
+        :func:`hstool.recon.grow.grow_state`): each level's entry merge and every dense block."""
+        s = self.start
+        pieces = {"mid.0.conv.weight": [4 * s, 2 * s], "bot.0.conv.weight": [2 * s, s],
+                  "main.0.conv.weight": [s, s // 2]}
+        for name, block in self.named_modules():
+            if isinstance(block, ResidualDenseBlock):
+                ch, latent = block.last.conv.out_channels, block.convs[0].conv.out_channels
+                for i in range(len(block.convs)):
+                    pieces[f"{name}.convs.{i}.conv.weight"] = [ch] + [latent] * i
+                pieces[f"{name}.last.conv.weight"] = [ch] + [latent] * len(block.convs)
+        return pieces
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         top = F.pixel_shuffle(self.top(F.pixel_unshuffle(x, 8)), 2)

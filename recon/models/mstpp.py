@@ -191,6 +191,9 @@ class SingleStageTransformer(nn.Module):
 class MSTPlusPlus(nn.Module):
     """MST++: (N, 3, H, W) RGB in [0, 1] -> (N, out_bands, H, W); H, W multiples of 4."""
 
+    #: :func:`hstool.recon.grow.grow_state`: a stage added to a trained network starts as the identity
+    zero_when_new = ("body.*.mapping.weight",)
+
     def __init__(self, in_channels: int = 3, out_bands: int = 31, n_feat: int = 31, stages: int = 3):
         super().__init__()
         self.conv_in = nn.Conv2d(in_channels, n_feat, 3, 1, 1, bias=False)
