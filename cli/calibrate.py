@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json as jsonlib
 import time
 from pathlib import Path
 from typing import Annotated
@@ -12,9 +11,10 @@ import typer
 
 from ..camera.calibration import calibrate as calibrate_capture
 from ..camera.calibration import check_options, parse_columns
-from ..hsdata import HsError, atomic_path, input_files, output_files, output_path, write_cube
+from ..hsdata import HsError, input_files, output_files, output_path, write_cube
 from ..hsdata.atomic import check_output_folder
 from ..hsdata.formats.npy import check_npy_grid
+from ..hsdata.provenance import write_sidecar
 from ..hsdata.render import preview_image, write_preview
 from ..hsdata.specim import IQ_WAVELENGTHS, capture_files, find_captures
 from ..hsdata.spectral import resampling_matrix, target_grid
@@ -59,11 +59,7 @@ def _process(item: tuple[Path, Path], options: dict) -> dict:
     with job_outputs(_outputs(target, fmt, options["preview"]), overwrite):  # all or none of a capture's files
         image = preview_image(cube) if options["preview"] else None  # fails before the cube is written
         files = write_cube(cube, target, fmt, overwrite)
-        sidecar = target.with_suffix(".json")
-        with atomic_path(sidecar, overwrite) as tmp:
-            tmp.write_text(jsonlib.dumps({**cube.meta, "wavelengths": cube.wavelengths.tolist()}, indent=2,
-                                         default=str))
-        files.append(sidecar)
+        files.append(write_sidecar(cube, target, overwrite))
         if image is not None:
             files.append(write_preview(image, target.with_suffix(".png"), overwrite))
     return {
