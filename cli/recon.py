@@ -28,16 +28,23 @@ from hstool.hsdata import (
     write_cube,
 )
 from hstool.hsdata.formats.image import is_preview
-from hstool.hsdata.provenance import PROVENANCE, read_provenance, settings_differ, sidecar_path, write_sidecar
+from hstool.hsdata.provenance import (
+    PROVENANCE,
+    provenance_record,
+    read_provenance,
+    settings_differ,
+    sidecar_path,
+    write_sidecar,
+)
 
 from .batch import (
-    Failure,
     PreviewJob,
     batch_json,
     finish_skipped,
     gather_inputs,
     job_outputs,
     plan_outputs,
+    refuse_other_settings,
     report_failures,
     run_batch,
 )
@@ -52,7 +59,7 @@ from .options import (
     check_cube_format,
     weights_track,
 )
-from .output import err, error, fmt, print_json, table
+from .output import err, fmt, print_json, table
 
 _RECONSTRUCTORS: dict[tuple, Any] = {}
 
@@ -106,7 +113,7 @@ def _reconstruct(job: tuple[Path, Path, str, str], settings: tuple, format: str,
         seconds = time.perf_counter() - t
         # no units: a model estimates what it was trained on, ARAD-style normalised light (reflectance x
         # illuminant), which previews as light, as its ground truth and the demo's previews do
-        provenance = {**rec.provenance(), "track_from": track_from, "input": src.name}
+        provenance = provenance_record("recon", src, {**rec.provenance(), "track_from": track_from})
         result = Cube(cube, rec.wavelengths, {"source": str(src), "model": provenance["model"], PROVENANCE: provenance})
         image = preview_image(result) if preview else None  # fails before the cube is written
         written = write_cube(result, dst, format, overwrite=overwrite)
@@ -186,10 +193,18 @@ def recon(
     if not recs:
         raise unloaded[0]
     rec = next(iter(recs.values()))
+    from hstool.recon.engine import PROVENANCE_SETTINGS
+
     if rec.effective_precision != precision:
         raise HsError(f"--precision {precision}: {rec.spec.name} computes in {rec.effective_precision} on {rec.device} "
                       "(fp16 needs CUDA; bf16 CUDA or a CPU with native bf16; pixel models on a CPU run fp32)")
-    conflicts = _other_settings(plan, {t: r.provenance() for t, r in recs.items()}, format)
+    wanted = {t: r.provenance() for t, r in recs.items()}
+
+    def differences(job) -> list[str]:  # what an earlier run's outputs were made with otherwise
+        made = read_provenance(job[1], "mat" if format == "mat5" else format) if job[2] in wanted else None
+        return settings_differ(made, wanted[job[2]], PROVENANCE_SETTINGS) if made else []
+
+    conflicts = refuse_other_settings(plan, differences, lambda job: job[1])
     fn = functools.partial(_one, settings=settings, format=format, preview=preview, overwrite=overwrite)
     # workers start afresh: the model already ran here, and a forked child would hang in its OpenMP pool
     previews, preview_failures = finish_skipped(plan, "image(s)", workers, spawn=True)
@@ -209,24 +224,3 @@ def recon(
     raise typer.Exit(report_failures(failures + preview_failures, len(jobs) + len(plan.previews) + len(conflicts),
                                      plan))
 
-
-def _other_settings(plan, wanted: dict[str, dict], format: str) -> list[Failure]:
-    """The skipped jobs whose outputs were made with other settings than this run's (``wanted``,
-    each track's provenance): taken out of ``plan`` (neither skipped in silence nor given a preview)
-    and returned as failures, each said in one line. Outputs that keep no provenance (another
-    program's, an older hstool's) are skipped as before."""
-    from hstool.recon.engine import PROVENANCE_SETTINGS
-
-    conflicts = []
-    for job in list(plan.skipped):
-        _, dst, track, _ = job
-        made = read_provenance(dst, "mat" if format == "mat5" else format) if track in wanted else None
-        differ = settings_differ(made, wanted[track], PROVENANCE_SETTINGS) if made else []
-        if differ:
-            message = (f"{dst}: made with other settings ({'; '.join(differ)}); kept as it is "
-                       "(--overwrite replaces it, or choose another --out)")
-            error(message)
-            conflicts.append(Failure(job, message))
-            plan.skipped.remove(job)
-            plan.previews[:] = [p for p in plan.previews if p.cube != dst]
-    return conflicts

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,25 @@ from .cube import Cube, json_value
 
 #: the metadata key of the record
 PROVENANCE = "provenance"
+
+
+def hstool_version() -> str:
+    """The installed hstool's version ("unknown" when it runs uninstalled)."""
+    try:
+        return version("hstool")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def provenance_record(command: str, input: str | Path, settings: dict[str, Any],
+                      made_from: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The record of one output: the ``command`` that wrote it, the ``settings`` that decide its
+    numbers, the name of its ``input`` and the hstool version; ``made_from``, the input's own
+    record, where it had one (a converted cube keeps what made it)."""
+    record = {"command": command, **settings, "input": Path(input).name, "hstool_version": hstool_version()}
+    if made_from:
+        record["made_from"] = made_from
+    return record
 
 
 def sidecar_path(cube_path: str | Path) -> Path:

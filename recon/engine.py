@@ -52,7 +52,6 @@ from hstool.hsdata.formats.image import unit_float
 
 from .fuse import FusedConv2d, fuse_for_inference
 from .registry import ModelSpec
-from .weights import hstool_version
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 #: How far above 1 a float RGB value may reach (rounding, a resampled image) before the input
@@ -488,11 +487,12 @@ class Reconstructor:
         self.last_info: dict[str, int] = {}
 
     def provenance(self) -> dict[str, Any]:
-        """What makes this Reconstructor's cubes, for the files they are written to: the model,
-        its weights (the file's name and SHA-256), the track, every setting that changes the
-        numbers (``consistent``: the CSS projected onto, or None; ``exposure_invariant``,
-        ``gamma``, ``ensemble``, the precision computed in, ``tile``: None for the automatic
-        choice) and the hstool version. :data:`PROVENANCE_SETTINGS` names the keys two runs
+        """What makes this Reconstructor's cubes, for the files they are written to
+        (:func:`hstool.hsdata.provenance.provenance_record` adds the input's name and the hstool
+        version): the model, its weights (the file's name and SHA-256), the track, and every
+        setting that changes the numbers (``consistent``: the CSS projected onto, or None;
+        ``exposure_invariant``, ``gamma``, ``ensemble``, the precision computed in, ``tile``:
+        None for the automatic choice). :data:`PROVENANCE_SETTINGS` names the keys two runs
         must share to make the same cubes."""
         path = self.model.weights_path
         return {
@@ -500,7 +500,6 @@ class Reconstructor:
             "weights_sha256": self.weights_sha256, "track": self.track, "consistent": self.consistent_css,
             "exposure_invariant": bool(self.exposure_invariant), "gamma": self.gamma,
             "ensemble": bool(self.ensemble), "precision": self.effective_precision, "tile": self.tile,
-            "hstool_version": hstool_version(),
         }
 
     def _model_rgb(self, rgb: np.ndarray) -> np.ndarray:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +24,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from hstool.hsdata import ARAD_WAVELENGTHS, HsError, atomic_path
+from hstool.hsdata.provenance import hstool_version
 
 from .registry import build_model, list_models, model_spec
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
 #: How every bundled model expects its input (the engine feeds read_rgb's output unchanged).
 INPUT_NORM = "RGB float in [0, 1] (8-bit / 255, 16-bit / 65535) as decoded, no mean/std normalisation"
-
-
-def hstool_version() -> str:
-    try:
-        return version("hstool")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def file_sha256(path: str | Path) -> str:

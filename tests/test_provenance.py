@@ -163,3 +163,25 @@ def test_calibrate_and_recon_write_one_kind_of_sidecar(tmp_path, tmp_cube):
     path = write_sidecar(cube, tmp_path / "x.mat")
     assert path == tmp_path / "x.json"
     assert json.loads(path.read_text()) == {"units": "reflectance", "n": 3, "wavelengths": cube.wavelengths.tolist()}
+
+
+def test_calibrate_records_its_settings_and_refuses_a_rerun_with_others(hstool, tmp_path):
+    from hstool.hsdata.specim_synthetic import write_synthetic_capture
+
+    raw = tmp_path / "raw"
+    write_synthetic_capture(raw, "a", 0, samples=32, lines=12, ref_lines=8, bad_columns=(5,))
+    out = tmp_path / "out"
+    assert hstool("calibrate", raw, out, "--drop-columns", "auto").exit_code == 0
+    record = read_cube(out / "a.mat").meta["provenance"]  # in the .mat itself, and in the sidecar
+    assert record == json.loads((out / "a.json").read_text())["provenance"]
+    assert (record["command"], record["input"], record["to"], record["drop_columns"]) == ("calibrate", "a",
+                                                                                         "reflectance", "auto")
+    assert record["bands"] == list(range(400, 701, 10)) and record["hstool_version"]
+    assert json.loads(hstool("info", out / "a.mat", "--json").stdout)["provenance"] == record
+    before = (out / "a.mat").read_bytes()
+    r = hstool("calibrate", raw, out, "--drop-columns", "none")
+    assert r.exit_code == 1 and "made with other settings (drop columns auto, not none)" in r.stderr
+    assert (out / "a.mat").read_bytes() == before
+    assert hstool("calibrate", raw, out, "--drop-columns", "auto").exit_code == 0  # the same: skipped
+    assert hstool("calibrate", raw, out, "--drop-columns", "none", "--overwrite").exit_code == 0
+    assert read_provenance(out / "a.mat")["drop_columns"] == "none"
