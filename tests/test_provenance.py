@@ -185,3 +185,22 @@ def test_calibrate_records_its_settings_and_refuses_a_rerun_with_others(hstool, 
     assert hstool("calibrate", raw, out, "--drop-columns", "auto").exit_code == 0  # the same: skipped
     assert hstool("calibrate", raw, out, "--drop-columns", "none", "--overwrite").exit_code == 0
     assert read_provenance(out / "a.mat")["drop_columns"] == "none"
+
+
+def test_convert_and_simulate_record_what_they_did_over_what_made_their_input(hstool, images, tmp_path, tmp_cube):
+    png, _ = images
+    assert hstool("recon", png, "--model", "linear", "--out", tmp_path / "rec").exit_code == 0
+    made = read_provenance(tmp_path / "rec" / "scene_a.mat")
+    out = tmp_path / "envi"
+    assert hstool("convert", tmp_path / "rec" / "scene_a.mat", out, "-f", "envi", "--bands", "400:700:20").exit_code == 0
+    record = read_cube(out / "scene_a.hdr").meta["provenance"]
+    assert (record["command"], record["input"], record["bands"]) == ("convert", "scene_a.mat", list(range(400, 701, 20)))
+    assert record["made_from"] == made  # the recon record, whole
+    r = hstool("convert", tmp_path / "rec" / "scene_a.mat", out, "-f", "envi", "--bands", "400:700:10")
+    assert r.exit_code == 1 and "made with other settings (bands" in r.stderr
+    write_cube(tmp_cube(8, 8), tmp_path / "gt" / "x.mat")
+    r = hstool("simulate", tmp_path / "gt" / "x.mat", tmp_path / "sim", "--brightness", "2", "--seed", "3")
+    assert r.exit_code == 0, r.output
+    record = read_cube(tmp_path / "sim" / "x_clean.mat").meta["provenance"]  # the scaled cube the image shows
+    assert (record["command"], record["brightness"], record["seed"], record["pipeline"]["css"]) == (
+        "simulate", 2.0, 3, "cie1964")
