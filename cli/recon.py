@@ -193,11 +193,11 @@ def recon(
     if not recs:
         raise unloaded[0]
     rec = next(iter(recs.values()))
-    from hstool.recon.engine import PROVENANCE_SETTINGS
-
     if rec.effective_precision != precision:
         raise HsError(f"--precision {precision}: {rec.spec.name} computes in {rec.effective_precision} on {rec.device} "
                       "(fp16 needs CUDA; bf16 CUDA or a CPU with native bf16; pixel models on a CPU run fp32)")
+    from hstool.recon.engine import PROVENANCE_SETTINGS
+
     wanted = {t: r.provenance() for t, r in recs.items()}
 
     def differences(job) -> list[str]:  # what an earlier run's outputs were made with otherwise
@@ -223,4 +223,3 @@ def recon(
                          + ([r.get("corrected", 0), r.get("infeasible", 0)] if consistent else []) for r in rows]))
     raise typer.Exit(report_failures(failures + preview_failures, len(jobs) + len(plan.previews) + len(conflicts),
                                      plan))
-
