@@ -53,6 +53,38 @@ def strip_track_suffix(stem: str) -> str:
     return stem[: len(stem) - len(track_suffix(stem))]
 
 
+#: the first bytes of a JPEG stream (SOI marker, then another marker)
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def image_track(path: str | Path) -> tuple[str, str]:
+    """The NTIRE track an RGB image file was captured for, and what said so: ``(track, "name")``
+    or ``(track, "encoding")``.
+
+    The rule ``hstool recon`` follows when no ``--track`` is given:
+
+    1. a track suffix at the end of the file's stem decides, in any case: ``_clean`` -> clean,
+       ``_RealWorld`` -> realworld, ``_ntire2022`` -> ntire2022 (the names ``simulate`` and the
+       challenges give their images: ``ARAD_HS_0451_RealWorld.jpg``);
+    2. otherwise the encoding, read from the file's first bytes (not its suffix): a JPEG is taken
+       for a real-world capture (the realworld track ends in JPEG, as cameras do), and anything
+       lossless (PNG, TIFF, BMP, ...) for the clean track's noise-free rendering.
+
+    >>> image_track("ARAD_HS_0451_RealWorld.png")  # doctest: +SKIP
+    ('realworld', 'name')
+    """
+    path = Path(path)
+    suffix = track_suffix(path.stem)
+    if suffix and suffix.lower() != "_rgb":  # _rgb names no track
+        return next(t for t, s in SUFFIXES.items() if s.lower() == suffix.lower()), "name"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(JPEG_MAGIC))
+    except OSError as exc:
+        raise HsError(f"cannot read the image ({exc.strerror or exc})", path) from exc
+    return ("realworld" if head == JPEG_MAGIC else "clean"), "encoding"
+
+
 EXTENSIONS = {"png": ".png", "jpeg": ".jpg"}
 
 

@@ -282,6 +282,26 @@ def plan_outputs(
     return plan
 
 
+def refuse_other_settings(plan: Plan, differences: Callable[[Any], list[str]], output: Callable[[Any], Path]) -> list[Failure]:
+    """The skipped jobs of ``plan`` whose outputs were made with other settings than this run's:
+    ``differences(job)`` says what differs (:func:`hstool.hsdata.provenance.settings_differ`; empty
+    when nothing does, or the outputs keep no record). Each is said in one line, taken out of
+    ``plan`` (neither skipped in silence nor given a preview) and returned as a failure, so that
+    the batch exits 1; ``output(job)`` is the file named."""
+    refused = []
+    for job in list(plan.skipped):
+        differ = differences(job)
+        if not differ:
+            continue
+        message = (f"{output(job)}: made with other settings ({'; '.join(differ)}); kept as it is "
+                   "(--overwrite replaces it, or choose another output folder)")
+        error(message)
+        refused.append(Failure(job, message))
+        plan.skipped.remove(job)
+        plan.previews[:] = [p for p in plan.previews if Path(p.cube) != Path(output(job))]
+    return refused
+
+
 def _older(path: Path, than: Path) -> bool:
     """Whether ``path`` was last written before ``than`` (both there)."""
     with contextlib.suppress(OSError):

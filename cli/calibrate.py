@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json as jsonlib
 import time
 from pathlib import Path
 from typing import Annotated
@@ -12,9 +11,10 @@ import typer
 
 from ..camera.calibration import calibrate as calibrate_capture
 from ..camera.calibration import check_options, parse_columns
-from ..hsdata import HsError, atomic_path, input_files, output_files, output_path, write_cube
+from ..hsdata import HsError, input_files, output_files, output_path, write_cube
 from ..hsdata.atomic import check_output_folder
 from ..hsdata.formats.npy import check_npy_grid
+from ..hsdata.provenance import PROVENANCE, provenance_record, read_provenance, settings_differ, write_sidecar
 from ..hsdata.render import preview_image, write_preview
 from ..hsdata.specim import IQ_WAVELENGTHS, capture_files, find_captures
 from ..hsdata.spectral import resampling_matrix, target_grid
@@ -24,6 +24,7 @@ from .batch import (
     finish_skipped,
     job_outputs,
     plan_outputs,
+    refuse_other_settings,
     report_failures,
     run_batch,
 )
@@ -54,16 +55,13 @@ def _process(item: tuple[Path, Path], options: dict) -> dict:
         folder, to=options["to"], drop_columns=options["drop"], bands=options["bands"],
         method=options["method"], fwhm=options["fwhm"], extrapolate=options["extrapolate"], gain=options["gain"],
     )
+    cube.meta[PROVENANCE] = provenance_record("calibrate", folder, _settings(options))
     overwrite = options["overwrite"]
     fmt = options["format"]
     with job_outputs(_outputs(target, fmt, options["preview"]), overwrite):  # all or none of a capture's files
         image = preview_image(cube) if options["preview"] else None  # fails before the cube is written
         files = write_cube(cube, target, fmt, overwrite)
-        sidecar = target.with_suffix(".json")
-        with atomic_path(sidecar, overwrite) as tmp:
-            tmp.write_text(jsonlib.dumps({**cube.meta, "wavelengths": cube.wavelengths.tolist()}, indent=2,
-                                         default=str))
-        files.append(sidecar)
+        files.append(write_sidecar(cube, target, overwrite))
         if image is not None:
             files.append(write_preview(image, target.with_suffix(".png"), overwrite))
     return {
@@ -78,6 +76,14 @@ def _process(item: tuple[Path, Path], options: dict) -> dict:
         "warnings": cube.meta["warnings"],
         "seconds": round(time.perf_counter() - start, 3),
     }
+
+
+def _settings(options: dict) -> dict:
+    """What decides a calibrated cube's numbers, as its provenance records them."""
+    grid = options["bands"]
+    return {"to": options["to"], "drop_columns": options["drop"], "bands": None if grid is None else grid.tolist(),
+            "method": options["method"], "fwhm": options["fwhm"], "extrapolate": options["extrapolate"],
+            "gain": None if options["gain"] is None else str(options["gain"])}
 
 
 def _outputs(target: Path, fmt: str, preview: bool) -> list[Path]:
@@ -153,11 +159,19 @@ def calibrate(
         "to": to, "drop": drop_columns, "bands": grid, "method": method, "fwhm": fwhm, "extrapolate": extrapolate,
         "gain": gain, "format": format, "preview": preview, "overwrite": overwrite,
     }
+    wanted = _settings(options)
+
+    def differences(job) -> list[str]:  # what an earlier run's cubes were calibrated with otherwise
+        made = read_provenance(job[1], "mat" if format == "mat5" else format)
+        return settings_differ(made, wanted, tuple(wanted)) if made else []
+
+    conflicts = refuse_other_settings(plan, differences, lambda job: job[1])
     previews, preview_failures = finish_skipped(plan, "capture(s)", workers)
     results, failures = run_batch(
         todo, functools.partial(_process, options=options), "calibrating", workers, name=lambda item: item[0].name
     )
     rows = [r for _, r in results]
+    failures = conflicts + failures
     if json:
         print_json(batch_json(plan, rows, [str(t) for _, t in skipped],
                               [{"capture": str(f.item[0]), "error": f.message} for f in failures], previews,
@@ -178,6 +192,6 @@ def calibrate(
     for r in rows:
         for note in r["warnings"]:
             err.print(f"{Path(r['capture']).name}: {note}", style="yellow")
-    code = report_failures(failures + preview_failures, len(todo) + len(plan.previews), plan)
+    code = report_failures(failures + preview_failures, len(todo) + len(plan.previews) + len(conflicts), plan)
     if code:
         raise typer.Exit(code)

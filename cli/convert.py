@@ -20,6 +20,7 @@ from hstool.hsdata import (
 )
 from hstool.hsdata.atomic import check_output_folder
 from hstool.hsdata.formats.npy import check_npy_grid
+from hstool.hsdata.provenance import PROVENANCE, provenance_record, read_provenance, settings_differ
 from hstool.hsdata.render import preview_image, write_preview
 from hstool.hsdata.spectral import resample_bands, target_grid
 
@@ -30,6 +31,7 @@ from .batch import (
     gather_inputs,
     job_outputs,
     plan_outputs,
+    refuse_other_settings,
     report_failures,
     run_batch,
 )
@@ -70,6 +72,20 @@ def _preview(job: Job) -> PreviewJob:
     return PreviewJob(job.output, job.output.with_suffix(".png"), units_of=job.source, units_of_format=job.in_format)
 
 
+def _settings(job: Job) -> dict:
+    """What decides a converted cube's numbers, as its provenance records them."""
+    return {"bands": None if job.grid is None else job.grid.tolist(), "method": job.method, "fwhm": job.fwhm,
+            "extrapolate": job.extrapolate}
+
+
+def _differences(job: Job) -> list[str]:
+    """What an earlier run's output of ``job`` was converted with otherwise (nothing where it keeps
+    no record: a .npy, another program's file)."""
+    made = read_provenance(job.output, "mat" if job.format == "mat5" else job.format)
+    wanted = _settings(job)
+    return settings_differ(made, wanted, tuple(wanted)) if made else []
+
+
 def _outputs(job: Job) -> list[Path]:
     """Every file one cube's conversion writes: the cube (an ENVI pair) and its preview."""
     return output_files(job.output, job.format) + ([_preview(job)[1]] if job.preview else [])
@@ -88,6 +104,7 @@ def run_job(job: Job) -> dict:
     t0 = time.perf_counter()
     cube = read_cube(job.source, job.in_format)
     bands_in = cube.wavelengths.size
+    record = provenance_record("convert", job.source, _settings(job), made_from=cube.meta.get(PROVENANCE))
     if job.grid is not None:
         try:
             data = resample_bands(cube.data, cube.wavelengths, job.grid, job.method, job.fwhm, job.extrapolate)
@@ -95,6 +112,7 @@ def run_job(job: Job) -> dict:
             raise HsError(exc.message, job.source) from None
         was = f"{bands_in} bands, {cube.wavelengths[0]:g}-{cube.wavelengths[-1]:g} nm ({job.method})"
         cube = cube.with_data(data, job.grid, resampled_from=was)
+    cube.meta[PROVENANCE] = record  # what converted it, and what made the source, where it says
     with job_outputs(_outputs(job), job.overwrite):  # all of a cube's files or none
         image = preview_image(cube) if job.preview else None  # fails before the cube is written
         files = write_cube(cube, job.output, job.format, job.overwrite)
@@ -153,9 +171,11 @@ def convert(
                         name=lambda j: str(j.source), preview=_preview, with_preview=preview)
     jobs, skipped = plan.todo, plan.skipped
     check_output_folder(out)
+    conflicts = refuse_other_settings(plan, _differences, lambda j: j.output)
     previews, preview_failures = finish_skipped(plan, "cube(s)", workers)
     results, failures = run_batch(jobs, run_job, "converting", workers, name=lambda j: j.source.name)
     rows = [r for _, r in results]
+    failures = conflicts + failures
     if json:
         print_json(batch_json(plan, rows, [str(j.output) for j in skipped],
                               [{"input": str(f.item.source), "error": f.message} for f in failures], previews,
@@ -169,6 +189,6 @@ def convert(
         err.print(f"{len(raw)} input(s) are raw Specim IQ capture parts ({', '.join(raw[:3])}{', ...' if len(raw) > 3 else ''}):"
                   " sensor counts in the sensor's orientation, not calibrated; `hstool calibrate CAPTURES OUT` makes "
                   "reflectance cubes of them", style="yellow")
-    code = report_failures(failures + preview_failures, len(jobs) + len(plan.previews), plan)
+    code = report_failures(failures + preview_failures, len(jobs) + len(plan.previews) + len(conflicts), plan)
     if code:
         raise typer.Exit(code)

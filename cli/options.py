@@ -90,10 +90,10 @@ def check_cube_format(format: str) -> str:
     return format.lower()
 
 
-def weights_track(weights: Path | None, track: str | None) -> str:
+def weights_track(weights: Path | None, track: str | None, default: str | None = "clean") -> str | None:
     """The track of ``--track`` next to ``--weights``: a weights file knows its own track, which is
     the default, and another one given beside it is a slip and refused; without a file, ``--track``
-    or ``clean``."""
+    or ``default`` (``recon`` gives None: each image's own, :func:`hstool.camera.image_track`)."""
     from hstool.camera.pipeline import track_name
 
     if track is not None:
@@ -109,7 +109,7 @@ def weights_track(weights: Path | None, track: str | None) -> str:
             own = None  # a track hstool does not know: nothing to hold --track to
         if own and track and own != track:
             raise HsError(f"--track {track}: these weights were trained for the {own} track (drop --track)", weights)
-    return track or own or "clean"
+    return track or own or default
 
 
 def check_clustering(name: str) -> str:

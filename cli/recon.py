@@ -3,6 +3,11 @@
 Outputs are named by the input's stem with a known track suffix removed, so that a scorer pairs
 them with the ground truth by stem: ``ARAD_HS_0451_clean.png`` -> ``OUT/ARAD_HS_0451.mat``
 (suffixes ``_clean``, ``_RealWorld``, ``_ntire2022``, ``_rgb``, any case).
+
+Without ``--track`` (or a weights file that names its track) each image runs on its own track,
+:func:`hstool.camera.image_track`: its name's suffix, else its encoding (JPEG: realworld). Every
+cube carries its provenance (:mod:`hstool.hsdata.provenance`) and has a JSON sidecar,
+``OUT/ARAD_HS_0451.json``; a rerun that finds outputs made with other settings refuses them.
 """
 
 from __future__ import annotations
@@ -23,6 +28,14 @@ from hstool.hsdata import (
     write_cube,
 )
 from hstool.hsdata.formats.image import is_preview
+from hstool.hsdata.provenance import (
+    PROVENANCE,
+    provenance_record,
+    read_provenance,
+    settings_differ,
+    sidecar_path,
+    write_sidecar,
+)
 
 from .batch import (
     PreviewJob,
@@ -31,6 +44,7 @@ from .batch import (
     gather_inputs,
     job_outputs,
     plan_outputs,
+    refuse_other_settings,
     report_failures,
     run_batch,
 )
@@ -62,25 +76,31 @@ def _reconstructor(settings: tuple):
 
 
 def _outputs(dst: Path, format: str, preview: bool) -> list[Path]:
-    """Every file one image's reconstruction writes: the cube, and its preview."""
-    return output_files(dst, format) + ([_preview_path(dst)] if preview else [])
+    """Every file one image's reconstruction writes: the cube, its sidecar and its preview."""
+    return output_files(dst, format) + [sidecar_path(dst)] + ([_preview_path(dst)] if preview else [])
 
 
 def _preview_path(dst: Path) -> Path:
     return dst.with_name(dst.stem + "_preview.png")
 
 
-def _one(job: tuple[Path, Path], settings: tuple, format: str, preview: bool, overwrite: bool) -> dict:
+def _with_track(settings: tuple, track: str) -> tuple:
+    """``settings`` (with track None) for one image's track."""
+    return settings[:2] + (track,) + settings[3:]
+
+
+def _one(job: tuple[Path, Path, str, str], settings: tuple, format: str, preview: bool, overwrite: bool) -> dict:
     try:
-        return _reconstruct(job, settings, format, preview, overwrite)
+        return _reconstruct(job, _with_track(settings, job[2]), format, preview, overwrite)
     except HsError as exc:  # a problem of the image's values names the image, by its path
         if exc.path is not None:
             raise
         raise HsError(exc.message, job[0]) from None
 
 
-def _reconstruct(job: tuple[Path, Path], settings: tuple, format: str, preview: bool, overwrite: bool) -> dict:
-    src, dst = job
+def _reconstruct(job: tuple[Path, Path, str, str], settings: tuple, format: str, preview: bool,
+                 overwrite: bool) -> dict:
+    src, dst, track, track_from = job
     if is_preview(src):  # calibrate's NAME.png beside NAME.mat: reconstructing it would replace the cube
         raise HsError("an sRGB preview hstool wrote of a cube, not a camera's RGB: nothing to reconstruct", src)
     from hstool.hsdata.render import preview_image, write_preview
@@ -93,13 +113,16 @@ def _reconstruct(job: tuple[Path, Path], settings: tuple, format: str, preview: 
         seconds = time.perf_counter() - t
         # no units: a model estimates what it was trained on, ARAD-style normalised light (reflectance x
         # illuminant), which previews as light, as its ground truth and the demo's previews do
-        result = Cube(cube, rec.wavelengths, {"source": str(src), "model": rec.meta.get("architecture", settings[0])})
+        provenance = provenance_record("recon", src, {**rec.provenance(), "track_from": track_from})
+        result = Cube(cube, rec.wavelengths, {"source": str(src), "model": provenance["model"], PROVENANCE: provenance})
         image = preview_image(result) if preview else None  # fails before the cube is written
         written = write_cube(result, dst, format, overwrite=overwrite)
+        written.append(write_sidecar(result, dst, overwrite))
         if image is not None:
             written.append(write_preview(image, _preview_path(dst), overwrite=overwrite))
     return {"input": str(src), "output": str(written[0]), "files": [str(f) for f in written],
             "preview": str(written[-1]) if image is not None else None, "shape": list(cube.shape),
+            "track": track, "track_from": track_from, "model": provenance["model"],
             "seconds": round(seconds, 3), **rec.last_info}
 
 
@@ -109,8 +132,10 @@ def recon(
                                               "optional with --weights.")] = None,
     weights: Annotated[Path | None, typer.Option("--weights", "-w", help="Own weights file from `hstool train` "
                                                  "(default: the bundled ones).", exists=True, dir_okay=False)] = None,
-    track: Annotated[str | None, typer.Option("--track", "-t", help="Which bundled weights / camera: clean (default) or "
-                                              "realworld; with --weights, the file's own.")] = None,
+    track: Annotated[str | None, typer.Option("--track", "-t", help="Which bundled weights / camera: clean or "
+                                              "realworld for every image; default each image's own (a _clean, "
+                                              "_RealWorld or _ntire2022 name, else a JPEG realworld, a PNG/TIFF "
+                                              "clean); with --weights, the file's own.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.", file_okay=False)] = Path("."),
     format: CubeFormat = "mat",
     device: Device = "auto",
@@ -139,12 +164,14 @@ def recon(
     """
     if model is None and weights is None:
         raise HsError("give --model NAME (bundled weights) or --weights FILE")
-    track = weights_track(weights, track)
+    given = track is not None
+    track = weights_track(weights, track, default=None)  # None: each image's own
     format = check_cube_format(format)
-    from hstool.camera.pipeline import strip_track_suffix
+    from hstool.camera.pipeline import image_track, strip_track_suffix
 
     files = gather_inputs(inputs, ("image",))
-    jobs = [(f, output_path(out, strip_track_suffix(f.stem), format)) for f in files]
+    chosen = [(track, "--track" if given else "weights") if track else image_track(f) for f in files]
+    jobs = [(f, output_path(out, strip_track_suffix(f.stem), format), *how) for f, how in zip(files, chosen)]
     plan = plan_outputs(jobs, lambda job: _outputs(job[1], format, preview), files, overwrite,
                         name=lambda job: str(job[0]), preview=lambda job: PreviewJob(job[1], _preview_path(job[1])),
                         with_preview=preview)
@@ -153,27 +180,46 @@ def recon(
     if css and not consistent:
         raise HsError("--css is used with --consistent")
     precision = precision.lower()  # FP16 is fp16
-    settings = (model, str(weights) if weights else None, track, device, precision, ensemble, tile,
+    settings = (model, str(weights) if weights else None, None, device, precision, ensemble, tile,
                 consistent_arg, exposure_invariant, gamma)
-    try:
-        rec = _reconstructor(settings)  # load once up front: a bad model or weights file fails before any file
-    except HsError as exc:
-        raise as_option_error(exc, ("gamma", "tile", "precision")) from None
+    # load each track's model up front: a bad model or weights file fails before any file; a track
+    # with no weights for it (an image named _ntire2022) fails its images only
+    recs, unloaded = {}, []
+    for t in sorted({job[2] for job in jobs + skipped}):
+        try:
+            recs[t] = _reconstructor(_with_track(settings, t))
+        except HsError as exc:
+            unloaded.append(as_option_error(exc, ("gamma", "tile", "precision")))
+    if not recs:
+        raise unloaded[0]
+    rec = next(iter(recs.values()))
     if rec.effective_precision != precision:
         raise HsError(f"--precision {precision}: {rec.spec.name} computes in {rec.effective_precision} on {rec.device} "
                       "(fp16 needs CUDA; bf16 CUDA or a CPU with native bf16; pixel models on a CPU run fp32)")
+    from hstool.recon.engine import PROVENANCE_SETTINGS
+
+    wanted = {t: r.provenance() for t, r in recs.items()}
+
+    def differences(job) -> list[str]:  # what an earlier run's outputs were made with otherwise
+        made = read_provenance(job[1], "mat" if format == "mat5" else format) if job[2] in wanted else None
+        return settings_differ(made, wanted[job[2]], PROVENANCE_SETTINGS) if made else []
+
+    conflicts = refuse_other_settings(plan, differences, lambda job: job[1])
     fn = functools.partial(_one, settings=settings, format=format, preview=preview, overwrite=overwrite)
     # workers start afresh: the model already ran here, and a forked child would hang in its OpenMP pool
     previews, preview_failures = finish_skipped(plan, "image(s)", workers, spawn=True)
     results, failures = run_batch(jobs, fn, "recon", workers, name=lambda job: job[0].name, spawn=True)
     rows = [r for _, r in results]
+    failures = conflicts + failures
     if json:
-        print_json(batch_json(plan, rows, [str(dst) for _, dst in skipped],
+        print_json(batch_json(plan, rows, [str(job[1]) for job in skipped],
                               [{"input": str(f.item[0]), "error": f.message} for f in failures], previews,
                               preview_failures))
     elif rows:
-        cols = ["input", "output", "shape", "seconds"] + (["corrected", "infeasible"] if consistent else [])
+        cols = ["input", "output", "track", "shape", "seconds"] + (["corrected", "infeasible"] if consistent else [])
         err.print(table(f"{len(rows)} cube(s) in {out}", cols,
-                        [[Path(r["input"]).name, r["output"], "x".join(map(str, r["shape"])), fmt(r["seconds"], 3)]
+                        [[Path(r["input"]).name, r["output"], f"{r['track']} ({r['track_from']})",
+                          "x".join(map(str, r["shape"])), fmt(r["seconds"], 3)]
                          + ([r.get("corrected", 0), r.get("infeasible", 0)] if consistent else []) for r in rows]))
-    raise typer.Exit(report_failures(failures + preview_failures, len(jobs) + len(plan.previews), plan))
+    raise typer.Exit(report_failures(failures + preview_failures, len(jobs) + len(plan.previews) + len(conflicts),
+                                     plan))

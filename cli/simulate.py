@@ -31,6 +31,7 @@ from hstool.hsdata import (
 )
 from hstool.hsdata.errors import check_positive
 from hstool.hsdata.formats import DEFAULT_SUFFIX
+from hstool.hsdata.provenance import PROVENANCE, provenance_record
 
 from .batch import (
     batch_json,
@@ -91,7 +92,10 @@ def run_job(job: Job) -> dict:
     else:
         encoded = encode_capture(image, job.pipeline)
     with job_outputs(_outputs(job), job.overwrite):  # the image and its cube (scaled, permuted), or neither
-        if job.cube_output is not None:
+        if job.cube_output is not None:  # the ground truth of the image: what made it, in the file
+            settings = {"pipeline": job.pipeline.describe(), "seed": job.seed, "brightness": job.brightness,
+                        "shuffle": job.shuffle}
+            cube.meta[PROVENANCE] = provenance_record("simulate", job.source, settings, cube.meta.get(PROVENANCE))
             write_cube(cube, job.cube_output, job.cube_format, overwrite=job.overwrite)
         with atomic_path(job.output, job.overwrite) as tmp:
             tmp.write_bytes(encoded)

@@ -10,6 +10,7 @@ import numpy as np
 from .errors import HsError
 from .formats import detect_format, read_cube
 from .formats.image import read_native, scale_of
+from .provenance import PROVENANCE, read_sidecar
 
 #: a band grid is uniform when every step is within this of the median step: values written with
 #: two decimals (ENVI headers) move a step by up to 0.01 nm; the Specim IQ's 2.9-3.1 nm steps are not
@@ -60,7 +61,9 @@ def describe(path: str | Path, format: str | None = None) -> dict[str, Any]:
     wl = cube.wavelengths
     steps = np.diff(wl)
     step = float(np.median(steps)) if steps.size else float("nan")
-    meta = {k: v for k, v in cube.meta.items() if k not in ("format", "source", "mat_version")}
+    meta = {k: v for k, v in cube.meta.items() if k not in ("format", "source", "mat_version", PROVENANCE)}
+    # what made the cube: the file's own record, else its sidecar's (a .npy holds the array alone)
+    provenance = cube.meta.get(PROVENANCE) or (read_sidecar(path) or {}).get(PROVENANCE)
     return {
         "path": str(path),
         "format": cube.meta.get("format", fmt) + (f" v{cube.meta['mat_version']}" if "mat_version" in cube.meta else ""),
@@ -76,4 +79,5 @@ def describe(path: str | Path, format: str | None = None) -> dict[str, Any]:
         **_value_stats(cube.data),
         "units": cube.meta.get("units", "unknown"),
         "meta": {k: v for k, v in meta.items() if k != "units"},
+        **({PROVENANCE: provenance} if provenance else {}),
     }

@@ -77,6 +77,10 @@ STRIP_PIXELS = 1 << 16
 #: Channels-last convolutions: ``None`` decides per model (:func:`use_channels_last`), ``True`` or
 #: ``False`` forces it for every deep model (benchmarks compare both).
 CHANNELS_LAST: bool | None = None
+#: the keys of :meth:`Reconstructor.provenance` that decide a cube's numbers: outputs whose
+#: provenance differs in one of them were made with other settings
+PROVENANCE_SETTINGS = ("model", "weights_sha256", "track", "consistent", "exposure_invariant", "gamma", "ensemble",
+                       "precision", "tile")
 
 
 def _known_track(name: str | None) -> str | None:
@@ -437,7 +441,7 @@ class Reconstructor:
                  consistent: Any = None, exposure_invariant: bool = False, gamma: float | str = 1.0):
         from hstool.camera.stages import curve
 
-        from .weights import create_model, model_wavelengths
+        from .weights import create_model, file_sha256, model_wavelengths
 
         self.gamma = curve(gamma)  # a bad curve fails before the model loads
 
@@ -474,7 +478,29 @@ class Reconstructor:
             pipeline = consistency_camera(consistent, self.track)  # None for a bare matrix
             self.matrix = consistency_matrix(consistent if pipeline is None else pipeline, self.wavelengths)
             self.rounding = pipeline.rounding if pipeline is not None else None
+            self.consistent_css = pipeline.css.name if pipeline is not None else "matrix"
+        else:
+            self.consistent_css = None
+        path = self.model.weights_path
+        #: the SHA-256 of the weights file loaded (None: untrained)
+        self.weights_sha256 = file_sha256(path) if path is not None else None
         self.last_info: dict[str, int] = {}
+
+    def provenance(self) -> dict[str, Any]:
+        """What makes this Reconstructor's cubes, for the files they are written to
+        (:func:`hstool.hsdata.provenance.provenance_record` adds the input's name and the hstool
+        version): the model, its weights (the file's name and SHA-256), the track, and every
+        setting that changes the numbers (``consistent``: the CSS projected onto, or None;
+        ``exposure_invariant``, ``gamma``, ``ensemble``, the precision computed in, ``tile``:
+        None for the automatic choice). :data:`PROVENANCE_SETTINGS` names the keys two runs
+        must share to make the same cubes."""
+        path = self.model.weights_path
+        return {
+            "model": self.spec.name, "weights": path.name if path is not None else None,
+            "weights_sha256": self.weights_sha256, "track": self.track, "consistent": self.consistent_css,
+            "exposure_invariant": bool(self.exposure_invariant), "gamma": self.gamma,
+            "ensemble": bool(self.ensemble), "precision": self.effective_precision, "tile": self.tile,
+        }
 
     def _model_rgb(self, rgb: np.ndarray) -> np.ndarray:
         return predict(self.model, rgb, self.device, self.tile, None, self.precision, self.ensemble)

@@ -13,8 +13,8 @@ Bundled weights live in ``recon/weights/<name>_<track>.safetensors``; nothing is
 
 from __future__ import annotations
 
+import hashlib
 import json
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from hstool.hsdata import ARAD_WAVELENGTHS, HsError, atomic_path
+from hstool.hsdata.provenance import hstool_version
 
 from .registry import build_model, list_models, model_spec
 
@@ -32,11 +33,13 @@ BUNDLED_DIR = Path(__file__).parent / "weights"
 INPUT_NORM = "RGB float in [0, 1] (8-bit / 255, 16-bit / 65535) as decoded, no mean/std normalisation"
 
 
-def hstool_version() -> str:
-    try:
-        return version("hstool")
-    except PackageNotFoundError:
-        return "unknown"
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a (weights) file's bytes, as ``sha256sum`` prints it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def bundled_path(name: str, track: str = "clean") -> Path:
@@ -161,8 +164,8 @@ def create_model(name: str | None, weights: str | Path | None = "bundled", track
         untrained) or the path of a weights file written by ``hstool train``.
     track: which bundled weights (``clean``, ``realworld``).
 
-    The module gets ``.spec`` (:class:`ModelSpec`) and ``.meta`` (the file's metadata, ``{}``
-    when untrained).
+    The module gets ``.spec`` (:class:`ModelSpec`), ``.meta`` (the file's metadata, ``{}``
+    when untrained) and ``.weights_path`` (the file loaded, ``None`` when untrained).
 
     >>> model = create_model("rootpoly", track="realworld")  # doctest: +SKIP
     """
@@ -172,6 +175,7 @@ def create_model(name: str | None, weights: str | Path | None = "bundled", track
         spec = model_spec(name)
         model = build_model(name)
         meta: dict[str, Any] = {}
+        path = None
     else:
         if isinstance(weights, str) and weights == "bundled":
             if name is None:
@@ -213,6 +217,7 @@ def create_model(name: str | None, weights: str | Path | None = "bundled", track
     model.eval()
     model.spec = spec
     model.meta = meta
+    model.weights_path = path
     return model
 
 

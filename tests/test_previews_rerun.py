@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hstool.camera import simulate_to_file
-from hstool.hsdata import read_rgb, write_cube
+from hstool.hsdata import Cube, read_cube, read_rgb, write_cube
 from hstool.hsdata.specim_synthetic import write_synthetic_capture
 
 
@@ -132,16 +132,31 @@ def test_a_job_whose_last_write_fails_leaves_none_of_its_new_files(hstool, tmp_p
 
 def test_a_rerun_preview_keeps_the_files_own_units_and_reads_a_forced_format(hstool, tmp_path, tmp_cube):
     """The cube file's own units win over the rerun's options (calibrate --to dn over a reflectance
-    .npz); a converted cube's source is read with its --in-format."""
+    .npz that keeps no record of its settings: an older hstool's, which a rerun skips; one that
+    does is refused); a converted cube's source is read with its --in-format."""
     write_synthetic_capture(tmp_path / "raw", "cap", 0, samples=32, lines=12, ref_lines=8, bad_columns=(5,))
     once, twice = tmp_path / "once", tmp_path / "twice"
     assert hstool("calibrate", tmp_path / "raw", once, "-f", "npz", "--preview").exit_code == 0
     assert hstool("calibrate", tmp_path / "raw", twice, "-f", "npz").exit_code == 0
     r = hstool("calibrate", tmp_path / "raw", twice, "-f", "npz", "--to", "dn", "--preview")
+    assert r.exit_code == 1 and "made with other settings (to reflectance, not dn)" in r.stderr
+    assert not (twice / "cap.png").exists()
+
+    def unrecorded(cube_file):  # as an older hstool wrote it: no provenance in the cube or its sidecar
+        sidecar = cube_file.with_suffix(".json")
+        sidecar.write_text(json.dumps({k: v for k, v in json.loads(sidecar.read_text()).items() if k != "provenance"}))
+        if cube_file.suffix == ".npz":
+            cube = read_cube(cube_file)
+            meta = {k: v for k, v in cube.meta.items() if k not in ("provenance", "source", "format")}
+            write_cube(Cube(cube.data, cube.wavelengths, meta), cube_file, overwrite=True)
+
+    unrecorded(twice / "cap.npz")
+    r = hstool("calibrate", tmp_path / "raw", twice, "-f", "npz", "--to", "dn", "--preview")
     assert r.exit_code == 0, r.output
     np.testing.assert_array_equal(read_rgb(twice / "cap.png"), read_rgb(once / "cap.png"))
     # a .npy keeps no units: the sidecar written with it says reflectance, whatever --to says now
     assert hstool("calibrate", tmp_path / "raw", tmp_path / "npy", "-f", "npy").exit_code == 0
+    unrecorded(tmp_path / "npy" / "cap.npy")
     r = hstool("calibrate", tmp_path / "raw", tmp_path / "npy", "-f", "npy", "--to", "dn", "--preview")
     assert r.exit_code == 0, r.output
     np.testing.assert_array_equal(read_rgb(tmp_path / "npy" / "cap.png"), read_rgb(once / "cap.png"))

@@ -9,12 +9,15 @@ Writing v7.3 produces what MATLAB itself writes: a 512-byte user block with the 
 ``MATLAB_class`` attributes, so MATLAB (``load``), h5py and the challenge scorers read it with the
 same axis meaning as the original data. ``scipy.io.loadmat`` cannot read any HDF5 file; ask for
 ``version=5`` when scipy users need the file. hstool adds a ``units`` char variable when the
-cube's metadata has one ("reflectance", "radiance", ...); readers of ARAD files skip it, and no
-file carries the time it was written, so the same cube gives the same bytes.
+cube's metadata has one ("reflectance", "radiance", ...), and a ``provenance`` char variable
+holding the JSON of ``meta["provenance"]`` (what made the cube: ``hstool recon``'s model, weights
+and settings; MATLAB reads it with ``jsondecode(provenance)``); readers of ARAD files skip both,
+and no file carries the time it was written, so the same cube gives the same bytes.
 """
 
 from __future__ import annotations
 
+import json
 import numbers
 from pathlib import Path
 
@@ -22,7 +25,7 @@ import h5py
 import numpy as np
 
 from ..atomic import atomic_path
-from ..cube import Cube, check_real, default_wavelengths
+from ..cube import Cube, check_real, default_wavelengths, json_value
 from ..errors import HsError
 
 MATLAB_CLASS = {np.dtype(np.float32): "single", np.dtype(np.float64): "double", np.dtype(np.uint16): "uint16"}
@@ -47,8 +50,14 @@ def read(path: str | Path, dtype=np.float32) -> Cube:
     bands = mat.get("bands")
     norm = mat.get("norm_factor")
     units = mat.get("units")  # hstool's own char row; anything else (a number, a cell) is not units
-    units = str(units.reshape(-1)[0]) if units is not None and units.dtype.kind == "U" and units.size == 1 else None
-    return _cube(path, cube, bands, norm, dtype, "5", units)
+    units, provenance = (_v5_char(mat.get(k)) for k in ("units", "provenance"))
+    return _cube(path, cube, bands, norm, dtype, "5", units, provenance)
+
+
+def _v5_char(value) -> str | None:
+    """A char row of a v5 file (hstool's ``units``, ``provenance``) as text; None for anything
+    else (a number, a cell)."""
+    return str(value.reshape(-1)[0]) if value is not None and value.dtype.kind == "U" and value.size == 1 else None
 
 
 def _read_v73(path: Path, dtype) -> Cube:
@@ -60,12 +69,12 @@ def _read_v73(path: Path, dtype) -> Cube:
             stored = f["cube"][()]
             bands = f["bands"][()] if "bands" in f else None
             norm = f["norm_factor"][()] if "norm_factor" in f else None
-            units = _h5_char(f.get("units"))
+            units, provenance = _h5_char(f.get("units")), _h5_char(f.get("provenance"))
     except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:  # h5py's errors, a group as 'cube'
         raise HsError(f"not a readable MATLAB v7.3 file ({exc})", path) from exc
     if stored.ndim != 3:
         raise HsError(f"'cube' must be 3-D, got shape {stored.shape}", path)
-    return _cube(path, stored.T, bands, norm, dtype, "7.3", units)
+    return _cube(path, stored.T, bands, norm, dtype, "7.3", units, provenance)
 
 
 def _h5_char(ds) -> str | None:
@@ -78,7 +87,8 @@ def _h5_char(ds) -> str | None:
     return np.asarray(ds[()]).astype("<u2").reshape(-1).tobytes().decode("utf-16-le", "replace") or None
 
 
-def _cube(path: Path, data, bands, norm, dtype, version: str, units: str | None = None) -> Cube:
+def _cube(path: Path, data, bands, norm, dtype, version: str, units: str | None = None,
+          provenance: str | None = None) -> Cube:
     if data.ndim != 3 or not np.issubdtype(data.dtype, np.number):
         raise HsError(f"'cube' must be a numeric 3-D array, got {data.dtype} {data.shape}", path)
     check_real(data, path)
@@ -97,6 +107,11 @@ def _cube(path: Path, data, bands, norm, dtype, version: str, units: str | None 
         meta["norm_factor"] = float(np.asarray(norm).reshape(-1)[0])
     if units:
         meta["units"] = units
+    if provenance:
+        try:
+            meta["provenance"] = json.loads(provenance)
+        except ValueError:
+            meta["provenance"] = provenance  # another program's text: kept as it is
     return Cube(data, wl, meta)
 
 
@@ -150,6 +165,10 @@ def write(
     norm = cube.meta.get("norm_factor")
     units = cube.meta.get("units")  # a char variable beside ARAD's three: readers of ARAD files skip it
     units = units if isinstance(units, str) and units else None
+    provenance = cube.meta.get("provenance")
+    provenance = (json.dumps(provenance, default=json_value, sort_keys=True) if not isinstance(provenance, str)
+                  else provenance) if provenance else None
+    chars = {k: v for k, v in (("units", units), ("provenance", provenance)) if v}
     with atomic_path(path, overwrite) as tmp:
         if version == "7.3":
             with h5py.File(tmp, "w", userblock_size=512) as f:
@@ -157,17 +176,16 @@ def write(
                 _h5_var(f, "bands", bands)
                 if norm is not None:
                     _h5_var(f, "norm_factor", np.array([[float(norm)]]))
-                if units:
-                    code_units = np.frombuffer(units.encode("utf-16-le"), "<u2").reshape(1, -1)
-                    _h5_var(f, "units", code_units, matlab_class="char")
+                for name, text in chars.items():
+                    code_units = np.frombuffer(text.encode("utf-16-le"), "<u2").reshape(1, -1)
+                    _h5_var(f, name, code_units, matlab_class="char")
             with open(tmp, "r+b") as fh:  # the MAT header lives in the HDF5 user block
                 fh.write(_userblock())
         elif version == "5":
             variables = {"cube": data, "bands": bands}
             if norm is not None:
                 variables["norm_factor"] = np.array([[float(norm)]])
-            if units:
-                variables["units"] = units
+            variables.update(chars)
             import scipy.io
 
             scipy.io.savemat(tmp, variables, do_compression=bool(compression))
