@@ -17,8 +17,9 @@ weighting and then discards it (``y = conv2(x)``); here the second convolution i
 re-weighted features as the paper's Figure 9 draws it. Parameters are identical.
 
 Parameter count at 3 → 31 channels: ours 31,704,863 = 31.70 M; published 31.70 M (the MST++
-toolbox's model-zoo table). 63 MB in fp16, so bundled weights are meant for ``hrnet_s`` (8 start
-channels instead of 64, 0.61 M): our own smaller configuration, same structure, clearly named.
+toolbox's model-zoo table). 63 MB in fp16, so its bundled weights are stored as int8 weight
+matrices with per-channel scales (``train --int8``, 32 MB). ``hrnet_s`` (8 start channels instead
+of 64, 0.61 M) is our own smaller configuration, same structure, clearly named.
 
 Tiling: ``multiple=8`` (pixel-unshuffle by 8). Convolutional receptive radius ≈ 160 px
 (8 convolutions at 1/8 scale = 64 px, 9 at 1/4 = 36, 14 at 1/2 = 28, 24 at full resolution);
@@ -157,7 +158,7 @@ class HRNet(nn.Module):
     kind="deep",
     multiple=8,
     halo=64,
-    description="HRNet with 8 start channels instead of 64 (0.61 M) — bundled / CPU training",
+    description="HRNet with 8 start channels instead of 64 (0.61 M) — the pick on CPU",
     reference="Zhao et al., HRNet, CVPRW 2020 (smaller configuration of ours)",
     start=8,
 )
@@ -166,7 +167,7 @@ class HRNet(nn.Module):
     kind="deep",
     multiple=8,
     halo=64,
-    description="HRNet hierarchical regression network, NTIRE 2020 real-world winner (31.70 M)",
+    description="HRNet hierarchical regression network, NTIRE 2020 real-world winner (31.70 M); int8 weights grown from hrnet_s",
     reference="Zhao et al., Hierarchical Regression Network for Spectral Reconstruction from RGB Images, "
     "CVPRW 2020",
 )

@@ -132,7 +132,7 @@ class HSCNNR(nn.Module):
     kind="deep",
     multiple=1,
     halo=8,
-    description="HSCNN+ (HSCNN-D) with 3 dense fusion blocks (0.31 M) — for CPU training",
+    description="HSCNN+ (HSCNN-D) with 3 dense fusion blocks (0.31 M) — the pick on CPU",
     reference="Shi et al., HSCNN+, CVPRW 2018 (smaller configuration of ours)",
     blocks=3,
 )
@@ -141,7 +141,7 @@ class HSCNNR(nn.Module):
     kind="deep",
     multiple=1,
     halo=32,
-    description="HSCNN+ dense network (HSCNN-D), NTIRE 2018 winner (4.65 M)",
+    description="HSCNN+ dense network (HSCNN-D), NTIRE 2018 winner (4.65 M); weights grown from hscnnp_s",
     reference="Shi et al., HSCNN+: Advanced CNN-Based Hyperspectral Recovery from RGB Images, CVPRW 2018",
 )
 def hscnnp(out_bands: int = 31, blocks: int = 30) -> HSCNND:

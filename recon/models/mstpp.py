@@ -224,7 +224,7 @@ def _init_weights(m: nn.Module) -> None:
     kind="deep",
     multiple=4,
     halo=32,
-    description="MST++ with one transformer stage instead of three (0.55 M) — for CPU training",
+    description="MST++ with one transformer stage instead of three (0.55 M) — the pick on CPU",
     reference="Cai et al., MST++, CVPRW 2022 (smaller configuration of ours)",
     stages=1,
 )
@@ -233,7 +233,7 @@ def _init_weights(m: nn.Module) -> None:
     kind="deep",
     multiple=4,
     halo=32,
-    description="MST++ spectral-wise transformer, NTIRE 2022 winner (1.62 M)",
+    description="MST++ spectral-wise transformer, NTIRE 2022 winner (1.62 M); weights grown from mstpp_s",
     reference="Cai et al., MST++: Multi-stage Spectral-wise Transformer, CVPRW 2022",
 )
 def mstpp(out_bands: int = 31, stages: int = 3) -> MSTPlusPlus:
