@@ -43,6 +43,12 @@ def _describe(exc: BaseException, label: str, debug: bool) -> str:
     return text
 
 
+def failure_line(exc: BaseException, label: str) -> str:
+    """The one line that reports a file's failure (``label`` names it when the error does not):
+    for a command that goes through its files itself (``info``), as :func:`run_batch` does."""
+    return _describe(exc, label, False)
+
+
 def _call(fn: Callable, item: Any, label: str, debug: bool) -> tuple[bool, Any]:
     try:
         return True, fn(item)

@@ -106,5 +106,15 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table
     return t
 
 
+#: error lines are shorter than this (a library's paragraph of advice is cut, the file and problem kept)
+ERROR_WIDTH = 300
+
+
 def error(message: str) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+    """One red ``error:`` line, cut to :data:`ERROR_WIDTH` characters (``--debug``'s traceback,
+    on the lines after it, is kept whole)."""
+    first, sep, rest = message.partition("\n")
+    limit = ERROR_WIDTH - len("error: ") - 1
+    if len(first) > limit:
+        first = first[: limit - 1] + "…"
+    err.print(f"[bold red]error:[/] {escape(first + sep + rest)}", markup=True, highlight=False)

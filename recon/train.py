@@ -864,6 +864,19 @@ def _build(name: str, config: dict[str, Any]) -> torch.nn.Module:
     return model.train()
 
 
+def _load_refusal(exc: Exception, not_ckpt: str) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in a few words: PyTorch's own message
+    spans paragraphs and advises ``weights_only=False``, the wrong advice for a file not trusted."""
+    import pickle
+    import re
+
+    if isinstance(exc, pickle.UnpicklingError):
+        named = re.search(r"GLOBAL (\S+)", str(exc))
+        return "it holds code or objects beyond tensors" + (f" ({named[1][:60]})" if named else "") \
+            + ", which hstool never loads"
+    return f"{not_ckpt} ({' '.join(str(exc).split())[:160] or type(exc).__name__})"
+
+
 def checkpoint_path(out: Path) -> Path:
     """Where ``train`` keeps its per-epoch checkpoint: ``W.safetensors`` -> ``W.ckpt``."""
     return Path(out).with_suffix(".ckpt")
@@ -905,7 +918,7 @@ def _train_deep(cfg, spec, model, source: CubeSource, config, val_pairs, device,
         try:
             ckpt = torch.load(cfg.resume, map_location=device, weights_only=True)  # no pickled code runs
         except Exception as exc:
-            raise HsError(f"{not_ckpt} ({exc})", cfg.resume) from exc
+            raise HsError(_load_refusal(exc, not_ckpt), cfg.resume) from exc
         if not isinstance(ckpt, dict) or "model_name" not in ckpt:
             raise HsError(not_ckpt, cfg.resume)
         if ckpt.get("model_name") != cfg.model or ckpt.get("config") != config:

@@ -28,7 +28,7 @@ import numpy as np
 from spectral.io import envi
 
 from ..atomic import check_writable
-from ..cube import BAND_FIELDS, FILE_META, Cube, default_wavelengths, json_value
+from ..cube import BAND_FIELDS, FILE_META, Cube, as_type, default_wavelengths, json_value
 from ..errors import HsError
 
 DATA_TYPES = {
@@ -201,7 +201,7 @@ def read(path: str | Path, dtype=np.float32) -> Cube:
     # file mapping itself when the types already match, transposed for BIL/BSQ).
     if dtype is None and any(k in h for k in APPLIED_FIELDS):
         dtype = np.float32  # stored numbers that are the cube's values only once masked or scaled
-    data = view if dtype is None else np.array(view, dtype=dtype, order="C")
+    data = view if dtype is None else as_type(view, dtype, path, copy=True)
     hdr = header_and_data(path)[0]
     applied = dtype is not None and np.dtype(dtype).kind == "f"
     if applied and "data ignore value" in h:  # before any scaling: the value is the file's own

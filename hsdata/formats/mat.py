@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from ..atomic import atomic_path
-from ..cube import Cube, check_real, default_wavelengths
+from ..cube import Cube, as_type, check_real, default_wavelengths
 from ..errors import HsError
 
 MATLAB_CLASS = {np.dtype(np.float32): "single", np.dtype(np.float64): "double", np.dtype(np.uint16): "uint16"}
@@ -83,7 +83,7 @@ def _cube(path: Path, data, bands, norm, dtype, version: str, units: str | None 
         raise HsError(f"'cube' must be a numeric 3-D array, got {data.dtype} {data.shape}", path)
     check_real(data, path)
     if dtype is not None:
-        data = data.astype(dtype, copy=False)
+        data = as_type(data, dtype, path)
     if bands is not None:
         wl = np.asarray(bands, dtype=np.float64).reshape(-1)
         if wl.size != data.shape[2]:

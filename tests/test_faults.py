@@ -1,0 +1,117 @@
+"""Faults (issue 30): bombs, kills, two runs on one folder, a full disk and odd folders never lose
+data or crash. One test (or a few) per class of fault."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+from conftest import make_cube
+from hstool.hsdata import ARAD_WAVELENGTHS, HsError, read_cube, write_cube
+
+
+# -- 9: float64 values beyond float32's range ----------------------------------------------------
+
+def _envi_float64(path, data):
+    """An ENVI cube stored as float64 (data type 5), BSQ, written by hand."""
+    h, w, b = data.shape
+    path.with_suffix(".raw").write_bytes(np.ascontiguousarray(data.transpose(2, 0, 1), "<f8").tobytes())
+    path.write_text(f"ENVI\nsamples = {w}\nlines = {h}\nbands = {b}\nheader offset = 0\nfile type = ENVI Standard\n"
+                    f"data type = 5\ninterleave = bsq\nbyte order = 0\n"
+                    f"wavelength = {{{', '.join(map(str, ARAD_WAVELENGTHS[:b]))}}}\n")
+
+
+@pytest.mark.parametrize("fmt", ["envi", "npy", "mat"])
+def test_float64_beyond_float32_is_refused_in_one_line_not_read_as_inf(hstool, tmp_path, fmt):
+    data = make_cube(6, 5, dtype=np.float64).data
+    data[2, 3, 4] = 1e300
+    if fmt == "envi":
+        src = tmp_path / "big.hdr"
+        _envi_float64(src, data)
+    elif fmt == "npy":
+        src = tmp_path / "big.npy"
+        np.save(src, data)
+    else:
+        import scipy.io
+        src = tmp_path / "big.mat"
+        scipy.io.savemat(src, {"cube": data, "bands": ARAD_WAVELENGTHS})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning either
+        with pytest.raises(HsError, match=r"1e\+300 do not fit float32"):
+            read_cube(src)
+    assert read_cube(src, dtype=np.float64).data[2, 3, 4] == 1e300  # kept as stored when asked
+    r = hstool("convert", src, tmp_path / "out")
+    assert r.exit_code == 1 and "do not fit float32" in r.stderr and "Traceback" not in r.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    # values float32 holds, infinities included, read as before
+    data[2, 3, 4] = np.inf
+    np.save(tmp_path / "inf.npy", data)
+    assert np.isinf(read_cube(tmp_path / "inf.npy").data[2, 3, 4])
+
+
+# -- 8: error lines stay short and never advise unsafe loading -------------------------------------
+
+def test_resume_of_a_hostile_checkpoint_is_one_short_line_without_unsafe_advice(hstool, tmp_path):
+    import torch
+    from test_train import TINY
+
+    marker = tmp_path / "ran"
+
+    class Hostile:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"model_name": "_tiny_test", "payload": Hostile()}, evil)
+    r = hstool("train", *TINY, "--epochs", "1", "--out", tmp_path / "w.safetensors", "--resume", evil)
+    assert r.exit_code == 1 and not marker.exists()
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and len(lines[0]) < 300, lines
+    assert "evil.ckpt" in lines[0] and "never loads" in lines[0] and "posix.system" in lines[0] and "weights_only" not in r.output
+
+
+def test_every_error_line_is_cut_to_300_characters(capsys):
+    from hstool.cli.output import error
+
+    error("x.mat: " + "advice " * 100)
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("error: x.mat: advice") and len(line) < 300 and line.endswith("…")
+
+
+# -- 2 (and issue 31): info and every batch carry on past any file's failure -----------------------
+
+def test_info_describes_a_capture_beside_a_stray_file(hstool, tmp_path):
+    from hstool.hsdata.specim_synthetic import write_synthetic_capture
+
+    raw = tmp_path / "raw"
+    write_synthetic_capture(raw / "scene", samples=8, lines=8, ref_lines=4)
+    np.save(raw / "truth.npy", np.zeros((4, 4)))
+    r = hstool("info", raw)
+    assert r.exit_code == 1
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: " + str(raw / "truth.npy") + ": expected a numeric (H, W, B) array, got float64 (4, 4)"]
+    assert "Specim IQ capture" in r.output and "sensor_shape" in r.output  # the capture is described
+
+
+def test_info_names_the_file_of_any_failure_and_describes_the_others(hstool, tmp_path, monkeypatch):
+    from hstool.cli import info as info_cli
+
+    for i in range(3):
+        write_cube(make_cube(4, 5, seed=i), tmp_path / f"c{i}.npy")
+    real = info_cli.describe
+
+    def failing(path, format=None):  # a file that runs the machine out of memory, as a decoder may
+        if path.name == "c1.npy":
+            raise MemoryError("Unable to allocate 20.1 GiB for an array")
+        return real(path, format)
+
+    monkeypatch.setattr(info_cli, "describe", failing)
+    r = hstool("info", tmp_path, "--json")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    import json
+    reports = json.loads(r.stdout)
+    assert [("error" in x) for x in reports] == [False, True, False]
+    assert reports[1]["error"].startswith(str(tmp_path / "c1.npy")) and "MemoryError" in reports[1]["error"]
