@@ -4,7 +4,9 @@ data or crash. One test (or a few) per class of fault."""
 from __future__ import annotations
 
 import os
+import struct
 import warnings
+import zlib
 
 import numpy as np
 import pytest
@@ -115,3 +117,65 @@ def test_info_names_the_file_of_any_failure_and_describes_the_others(hstool, tmp
     reports = json.loads(r.stdout)
     assert [("error" in x) for x in reports] == [False, True, False]
     assert reports[1]["error"].startswith(str(tmp_path / "c1.npy")) and "MemoryError" in reports[1]["error"]
+
+
+# -- 1: image decompression bombs ------------------------------------------------------------------
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_bomb(path, width=60000, height=60000):
+    """A PNG of a few dozen bytes whose header declares ``width`` x ``height`` RGB pixels."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\0" * 100))
+                     + _chunk(b"IEND", b""))
+    return path
+
+
+def jpeg_bomb(path, width=30000, height=30000):
+    """A 16x16-pixel JPEG whose frame header (SOF0) says ``width`` x ``height``."""
+    import cv2
+
+    data = bytearray(cv2.imencode(".jpg", np.full((16, 16, 3), 128, np.uint8))[1].tobytes())
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5: sof + 9] = struct.pack(">HH", height, width)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_image_bombs_are_refused_from_their_header_in_one_line(hstool, tmp_path):
+    import resource
+    import time
+
+    from hstool.hsdata import read_rgb, write_rgb
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    bombs = [png_bomb(folder / "a_bomb.png"), jpeg_bomb(folder / "b_bomb.jpg")]
+    write_rgb(folder / "c_good.png", (make_cube(16, 16).data[..., [25, 15, 5]] * 255).astype(np.uint8))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    for bomb in bombs:
+        with pytest.raises(HsError, match=r"declares (60000x60000|30000x30000) pixels, over the limit"):
+            read_rgb(bomb)
+    assert time.perf_counter() - t0 < 5
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 200_000  # kB: nothing decoded
+    r = hstool("info", folder)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert sum("over the limit" in line for line in r.stderr.splitlines()) == 2 and "c_good.png" in r.output
+    r = hstool("recon", folder, "--model", "linear", "--out", tmp_path / "out", "--format", "npy")
+    assert r.exit_code == 1 and "2 of 3 failed" in r.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["c_good.npy"]
+
+
+def test_the_pixel_limit_is_set_by_the_environment(tmp_path, monkeypatch):
+    from hstool.hsdata import read_rgb, write_rgb
+
+    png = write_rgb(tmp_path / "x.png", np.zeros((16, 20, 3), np.uint8))
+    assert read_rgb(png).shape == (16, 20, 3)
+    monkeypatch.setenv("HSTOOL_MAX_PIXELS", "319")
+    with pytest.raises(HsError, match="20x16 pixels, over the limit of 319"):
+        read_rgb(png)
+    monkeypatch.setenv("HSTOOL_MAX_PIXELS", "320")
+    assert read_rgb(png).shape == (16, 20, 3)
