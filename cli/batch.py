@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hstool.hsdata import CUBE_FORMATS, HsError, check_writable, detect_format, input_files, list_files
+from hstool.hsdata import CUBE_FORMATS, HsError, broken_links, check_writable, detect_format, input_files, list_files
 
 from .output import DEBUG, err, error
 
@@ -129,6 +129,7 @@ def gather_inputs(paths: Sequence[Path], kinds: tuple[str, ...] = CUBE_FORMATS, 
     its binary) counts once. ``in_format`` takes every named file as that format. Nothing left is
     an error."""
     files, other = [], []
+    note_broken_links(paths)
     for p in paths:
         if p.is_dir() or not p.exists() or in_format is not None:
             files += list_files(p, kinds)
@@ -148,6 +149,15 @@ def gather_inputs(paths: Sequence[Path], kinds: tuple[str, ...] = CUBE_FORMATS, 
     for f in files:
         unique.setdefault(frozenset(p.resolve() for p in input_files(f, in_format)), f)
     return list(unique.values())
+
+
+def note_broken_links(paths: Sequence[Path]) -> None:
+    """One note for the looping or dangling links in the folders among ``paths``, which the batch
+    leaves out (:func:`~hstool.hsdata.broken_links`)."""
+    links = [link for p in paths for link in broken_links(p)]
+    if links:
+        shown = ", ".join(p.name for p in links[:5]) + (f" and {len(links) - 5} more" if len(links) > 5 else "")
+        err.print(f"skipped {len(links)} looping or dangling link(s): {shown}", style="yellow")
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from hstool.hsdata import CUBE_FORMATS, HsError, list_files
 from hstool.hsdata.describe import describe
 from hstool.hsdata.specim import find_captures, is_capture
 
-from .batch import failure_line
+from .batch import failure_line, note_broken_links
 from .options import Json
 from .output import DEBUG, err, error, fmt, print_json, table
 
@@ -69,6 +69,7 @@ def info(
     """
     # a folder stands for its cube and image files, a Specim IQ capture folder for itself, and a
     # folder of captures for them
+    note_broken_links(paths)
     paths = [f for p in paths for f in (_folder(p) if p.is_dir() else [p])]
     reports, failed = [], 0
     for p in paths:

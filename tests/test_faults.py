@@ -179,3 +179,48 @@ def test_the_pixel_limit_is_set_by_the_environment(tmp_path, monkeypatch):
         read_rgb(png)
     monkeypatch.setenv("HSTOOL_MAX_PIXELS", "320")
     assert read_rgb(png).shape == (16, 20, 3)
+
+
+# -- 7: symlink loops and dangling links -----------------------------------------------------------
+
+def test_looping_and_dangling_links_in_an_input_folder_are_skipped_with_a_note(hstool, tmp_path):
+    from hstool.hsdata import write_rgb
+
+    cubes, imgs = tmp_path / "cubes", tmp_path / "imgs"
+    cubes.mkdir(), imgs.mkdir()
+    for i in range(2):
+        write_cube(make_cube(8, 8, seed=i), cubes / f"c{i}.mat")
+    write_rgb(imgs / "p.png", (make_cube(8, 8).data[..., [25, 15, 5]] * 255).astype(np.uint8))
+    for folder, ext in ((cubes, ".mat"), (imgs, ".png")):
+        (folder / f"loop{ext}").symlink_to(f"loop{ext}")
+        (folder / f"gone{ext}").symlink_to(f"nothing{ext}")
+        (folder / "up").symlink_to("..")
+    r = hstool("convert", cubes, tmp_path / "npy", "--format", "npy")
+    assert r.exit_code == 0, r.output
+    assert "skipped 2 looping or dangling link(s): gone.mat, loop.mat" in r.stderr
+    assert sorted(p.name for p in (tmp_path / "npy").iterdir()) == ["c0.npy", "c1.npy"]
+    r = hstool("simulate", cubes, tmp_path / "rgb", "--track", "clean")
+    assert r.exit_code == 0 and "skipped 2 looping" in r.stderr, r.output
+    r = hstool("recon", imgs, "--model", "linear", "--out", tmp_path / "rec", "--format", "npy")
+    assert r.exit_code == 0 and "skipped 2 looping" in r.stderr, r.output
+    assert [p.name for p in (tmp_path / "rec").iterdir()] == ["p.npy"]
+    r = hstool("info", cubes)
+    assert r.exit_code == 0 and "skipped 2 looping" in r.stderr
+
+
+def test_calibrate_never_walks_a_link_back_into_its_own_capture(hstool, tmp_path):
+    from hstool.hsdata.specim import capture_files
+    from hstool.hsdata.specim_synthetic import write_synthetic_capture
+
+    raw = tmp_path / "raw"
+    write_synthetic_capture(raw / "s", samples=8, lines=8, ref_lines=4)
+    capture = raw / "s" / "synthetic"
+    plain = sorted(capture_files(capture))
+    for i, target in enumerate(["..", "..", "../..", "."]):  # four loops: 2^40 paths through os.walk
+        (capture / "capture" / f"up{i}").symlink_to(target)
+    (capture / "metadata" / "gone").symlink_to("nothing")
+    (capture / "metadata" / "loop").symlink_to("loop")
+    assert sorted(capture_files(capture)) == plain
+    r = hstool("calibrate", raw, tmp_path / "cal")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "cal" / "synthetic.mat").is_file()
