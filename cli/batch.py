@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hstool.hsdata import CUBE_FORMATS, HsError, broken_links, check_writable, detect_format, input_files, list_files
+from hstool.hsdata.atomic import job_claim, left_by_a_dead_run
 
 from .output import DEBUG, err, error
 
@@ -162,21 +163,24 @@ def note_broken_links(paths: Sequence[Path]) -> None:
 
 @contextlib.contextmanager
 def job_outputs(paths: Iterable[str | Path], overwrite: bool, inputs: tuple[Path, ...] = ()) -> Iterator[None]:
-    """Check every file a job writes (:func:`check_writable`), then let the job write them; if a
-    write fails, the files the job had created are removed again, so a job leaves all of its new
-    files or none (a file an ``overwrite`` replaced stays replaced)."""
+    """Claim the job's files (:func:`~hstool.hsdata.atomic.job_claim`: no other run writes or
+    removes them meanwhile, and a killed run's half job is redone), check every file it writes
+    (:func:`check_writable`), then let the job write them; if a write fails, the files the job had
+    created are removed again, so a job leaves all of its new files or none (a file an
+    ``overwrite`` replaced stays replaced). Files another run wrote are never removed."""
     paths = [Path(p) for p in paths]
-    for path in paths:
-        check_writable(path, overwrite, inputs)
-    before = {p for p in paths if p.exists()}
-    try:
-        yield
-    except BaseException:
+    with job_claim(paths):
         for path in paths:
-            if path not in before:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-        raise
+            check_writable(path, overwrite, inputs)
+        before = {p for p in paths if p.exists()}
+        try:
+            yield
+        except BaseException:
+            for path in paths:
+                if path not in before:
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+            raise
 
 
 def report_failures(failures: list[Failure], total: int, plan: Plan | None = None) -> int:
@@ -281,7 +285,7 @@ def plan_outputs(
             owner[key] = job
         missing = [f for f in files if not Path(f).exists()]
         job_preview = preview(job) if preview is not None else None
-        if overwrite or len(missing) == len(files):
+        if overwrite or len(missing) == len(files) or (missing and left_by_a_dead_run(files)):
             plan.todo.append(job)
             if job_preview is not None and not with_preview and job_preview.png.is_file():
                 plan.stale.append(job_preview.png)

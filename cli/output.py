@@ -111,10 +111,12 @@ ERROR_WIDTH = 300
 
 
 def error(message: str) -> None:
-    """One red ``error:`` line, cut to :data:`ERROR_WIDTH` characters (``--debug``'s traceback,
-    on the lines after it, is kept whole)."""
+    """One red ``error:`` line, shorter than :data:`ERROR_WIDTH` characters: a longer one loses
+    its middle, so that the file it names first and the problem it ends with stay (``--debug``'s
+    traceback, on the lines after it, is kept whole)."""
     first, sep, rest = message.partition("\n")
     limit = ERROR_WIDTH - len("error: ") - 1
     if len(first) > limit:
-        first = first[: limit - 1] + "…"
+        head = limit // 2
+        first = first[:head] + "…" + first[len(first) - (limit - head - 1):]
     err.print(f"[bold red]error:[/] {escape(first + sep + rest)}", markup=True, highlight=False)

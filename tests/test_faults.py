@@ -4,7 +4,10 @@ data or crash. One test (or a few) per class of fault."""
 from __future__ import annotations
 
 import os
+import signal
 import struct
+import subprocess
+import sys
 import warnings
 import zlib
 
@@ -78,9 +81,10 @@ def test_resume_of_a_hostile_checkpoint_is_one_short_line_without_unsafe_advice(
 def test_every_error_line_is_cut_to_300_characters(capsys):
     from hstool.cli.output import error
 
-    error("x.mat: " + "advice " * 100)
+    error("x.mat: " + "advice " * 100 + "the problem")
     line = capsys.readouterr().err.strip()
-    assert line.startswith("error: x.mat: advice") and len(line) < 300 and line.endswith("…")
+    assert line.startswith("error: x.mat: advice") and len(line) == 299 and line.endswith("advice the problem")
+    assert line.count("…") == 1
 
 
 # -- 2 (and issue 31): info and every batch carry on past any file's failure -----------------------
@@ -224,3 +228,63 @@ def test_calibrate_never_walks_a_link_back_into_its_own_capture(hstool, tmp_path
     r = hstool("calibrate", raw, tmp_path / "cal")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "cal" / "synthetic.mat").is_file()
+
+
+# -- 4: a kill between a job's files: the rerun redoes hstool's own half job ------------------------
+
+#: runs hstool in this process, killing it (SIGKILL) as it starts the output ending in argv[1]:
+#: after the job's earlier files were renamed into place, before that one
+KILLED_BETWEEN = """
+import os, signal, sys
+import hstool.cli.{module} as command
+real, last = command.atomic_path, sys.argv[1]
+def atomic_path(path, *args, **kwargs):
+    if str(path).endswith(last):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(path, *args, **kwargs)
+command.atomic_path = atomic_path
+from hstool.cli.main import run
+sys.argv = ["hstool", *sys.argv[2:]]
+run()
+"""
+
+
+def _killed_between(module: str, last: str, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", KILLED_BETWEEN.format(module=module), last, *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_run_killed_between_a_captures_files_is_redone_by_the_next(hstool, tmp_path):
+    from hstool.hsdata.specim_synthetic import write_synthetic_capture
+
+    raw = tmp_path / "raw"
+    write_synthetic_capture(raw / "s", samples=8, lines=8, ref_lines=4)
+    killed = _killed_between("calibrate", ".json", "calibrate", raw, tmp_path / "cal")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (tmp_path / "cal" / "synthetic.mat").is_file() and not (tmp_path / "cal" / "synthetic.json").exists()
+    r = hstool("calibrate", raw, tmp_path / "cal")
+    assert r.exit_code == 0 and "incomplete" not in r.output, r.output
+    r = hstool("calibrate", raw, tmp_path / "straight")
+    assert r.exit_code == 0
+    for name in ("synthetic.mat", "synthetic.json"):
+        assert (tmp_path / "cal" / name).read_bytes() == (tmp_path / "straight" / name).read_bytes()
+    assert sorted(p.name for p in (tmp_path / "cal").iterdir()) == ["synthetic.json", "synthetic.mat"]
+
+
+def test_a_simulate_killed_between_cube_and_image_is_redone_and_others_files_are_not(hstool, tmp_path):
+    cubes = tmp_path / "cubes"
+    write_cube(make_cube(8, 8), cubes / "a.mat")
+    killed = _killed_between("simulate", ".png", "simulate", cubes, tmp_path / "c", "--brightness", "0.5")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    left = sorted(p.name for p in (tmp_path / "c").iterdir())
+    assert left == [".a_clean.png.hstool-job", "a_clean.mat"]  # the cube, and the mark of the job it belongs to
+    r = hstool("simulate", cubes, tmp_path / "c", "--brightness", "0.5")
+    assert r.exit_code == 0 and "incomplete" not in r.output, r.output
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["a_clean.mat", "a_clean.png"]
+    hstool("simulate", cubes, tmp_path / "straight", "--brightness", "0.5")
+    for name in ("a_clean.mat", "a_clean.png"):
+        assert (tmp_path / "c" / name).read_bytes() == (tmp_path / "straight" / name).read_bytes()
+    # a half job with no mark of hstool's (a file of the user's) is kept and reported, as before
+    (tmp_path / "c" / "a_clean.png").unlink()
+    r = hstool("simulate", cubes, tmp_path / "c", "--brightness", "0.5")
+    assert r.exit_code == 1 and "1 job(s) incomplete" in r.stderr and (tmp_path / "c" / "a_clean.mat").is_file()
