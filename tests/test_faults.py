@@ -3,8 +3,10 @@ data or crash. One test (or a few) per class of fault."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -288,3 +290,48 @@ def test_a_simulate_killed_between_cube_and_image_is_redone_and_others_files_are
     (tmp_path / "c" / "a_clean.png").unlink()
     r = hstool("simulate", cubes, tmp_path / "c", "--brightness", "0.5")
     assert r.exit_code == 1 and "1 job(s) incomplete" in r.stderr and (tmp_path / "c" / "a_clean.mat").is_file()
+
+
+# -- 3: two runs on one output folder ----------------------------------------------------------------
+
+def test_two_runs_on_one_folder_never_lose_a_file_either_listed_as_written(tmp_path):
+    cubes, out = tmp_path / "cubes", tmp_path / "C"
+    for i in range(16):
+        write_cube(make_cube(8, 8, seed=i), cubes / f"s{i:02d}.mat")
+    run = [sys.executable, "-m", "hstool.cli", "simulate", str(cubes), str(out), "--brightness", "0.5", "--json"]
+    runs = [subprocess.Popen(run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    reports = []
+    for p in runs:
+        stdout, stderr = p.communicate(timeout=300)
+        assert "Traceback" not in stderr
+        reports.append(json.loads(stdout))
+    written = [f for rep in reports for row in rep["written"] for f in (row["output"], row["cube"])]
+    assert all(os.path.isfile(f) for f in written)  # nothing listed as written is gone
+    for i in range(16):  # every job complete, in one run's list (or finished by the other meanwhile)
+        assert (out / f"s{i:02d}_clean.png").is_file() and read_cube(out / f"s{i:02d}_clean.mat").shape == (8, 8, 31)
+        assert any(f.endswith(f"s{i:02d}_clean.png") for f in written) or any(
+            f"s{i:02d}" in str(x) for rep in reports for x in rep["failed"] + rep["skipped"] + rep["incomplete"])
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no marker, no temporary left
+
+
+def test_a_job_another_live_run_holds_is_left_to_it_and_its_files_kept(hstool, tmp_path):
+    from hstool.hsdata.atomic import job_marker
+
+    cubes, out = tmp_path / "cubes", tmp_path / "C"
+    write_cube(make_cube(8, 8), cubes / "a.mat")
+    out.mkdir()
+    theirs = write_cube(make_cube(8, 8, seed=5), out / "a_clean.mat")[0].read_bytes()  # its first file, written
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        job_marker(out / "a_clean.png").write_text(json.dumps(
+            {"pid": other.pid, "host": socket.gethostname(), "outputs": ["a_clean.png", "a_clean.mat"]}))
+        r = hstool("simulate", cubes, out, "--brightness", "0.5", "--overwrite")
+        assert r.exit_code == 1 and f"another hstool run (pid {other.pid}) is writing" in r.stderr
+        assert (out / "a_clean.mat").read_bytes() == theirs and not (out / "a_clean.png").exists()
+        r = hstool("simulate", cubes, out, "--brightness", "0.5")  # planned: held back, not redone
+        assert r.exit_code == 1 and "incomplete" in r.stderr and (out / "a_clean.mat").read_bytes() == theirs
+    finally:
+        other.kill()
+        other.wait()
+    r = hstool("simulate", cubes, out, "--brightness", "0.5")  # that run is gone: its half job is redone
+    assert r.exit_code == 0 and (out / "a_clean.png").is_file() and (out / "a_clean.mat").read_bytes() != theirs
