@@ -133,7 +133,7 @@ def gather_inputs(paths: Sequence[Path], kinds: tuple[str, ...] = CUBE_FORMATS, 
     note_broken_links(paths)
     for p in paths:
         if p.is_dir() or not p.exists() or in_format is not None:
-            files += list_files(p, kinds)
+            files += _not_previews(list_files(p, kinds)) if p.is_dir() else list_files(p, kinds)
             continue
         try:
             kind = detect_format(p)
@@ -150,6 +150,19 @@ def gather_inputs(paths: Sequence[Path], kinds: tuple[str, ...] = CUBE_FORMATS, 
     for f in files:
         unique.setdefault(frozenset(p.resolve() for p in input_files(f, in_format)), f)
     return list(unique.values())
+
+
+def _not_previews(files: list[Path]) -> list[Path]:
+    """A folder's files less the previews hstool wrote there (``recon D --out D --preview``): a
+    rerun's inputs are the camera's images, not its own outputs (a preview named is refused by name)."""
+    from hstool.hsdata.formats.image import is_preview
+
+    kept = [f for f in files if not is_preview(f)]
+    if len(kept) < len(files):
+        left = [f.name for f in files if f not in kept]
+        err.print(f"left out {len(left)} sRGB preview(s) hstool wrote of cubes, not camera RGB: "
+                  f"{', '.join(left[:5])}{', ...' if len(left) > 5 else ''}", style="yellow")
+    return kept
 
 
 def note_broken_links(paths: Sequence[Path]) -> None:

@@ -111,11 +111,11 @@ ERROR_WIDTH = 300
 
 
 def error(message: str) -> None:
-    """One red ``error:`` line, shorter than :data:`ERROR_WIDTH` characters: a longer one loses
-    its middle, so that the file it names first and the problem it ends with stay (``--debug``'s
-    traceback, on the lines after it, is kept whole)."""
+    """One red ``error:`` line, shorter than :data:`ERROR_WIDTH` characters besides the paths it
+    names (a library's paragraph of advice loses its middle; the file named first and the problem
+    the line ends with stay; ``--debug``'s traceback, on the lines after it, is kept whole)."""
     first, sep, rest = message.partition("\n")
-    limit = ERROR_WIDTH - len("error: ") - 1
+    limit = ERROR_WIDTH - len("error: ") - 1 + sum(len(word) for word in first.split() if os.sep in word)
     if len(first) > limit:
         head = limit // 2
         first = first[:head] + "…" + first[len(first) - (limit - head - 1):]

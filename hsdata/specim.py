@@ -125,8 +125,20 @@ def capture_files(folder: str | Path) -> list[Path]:
     capture/, metadata/ and results/; a folder of one's own inside it (an output folder a rerun
     writes to again) is not the camera's."""
     folder = Path(folder)
-    top = [p for p in folder.iterdir() if p.is_file()]
+    top = [p for p in folder.iterdir() if p.is_file() and not _hstool_output_at_top(p)]
     return top + [f for part in CAPTURE_PARTS if (folder / part).is_dir() for f in walk_files(folder / part)]
+
+
+def _hstool_output_at_top(path: Path) -> bool:
+    """Whether a file at a capture folder's top is hstool's output (``calibrate CAP CAP`` writes
+    there), not the camera's: the camera writes cubes (ENVI) only inside capture/ and results/ and
+    no .mat, .npy, .npz or .json, and a preview PNG carries hstool's note."""
+    from .formats import SUFFIXES
+    from .formats.envi import DATA_SUFFIXES
+    from .formats.image import is_preview
+
+    cube_suffixes = {s for kind in ("mat", "envi", "npy", "npz") for s in SUFFIXES[kind]} | set(DATA_SUFFIXES) - {""}
+    return path.suffix.lower() in cube_suffixes | {".json"} or is_preview(path)
 
 
 def walk_files(folder: Path) -> list[Path]:

@@ -335,3 +335,45 @@ def test_a_job_another_live_run_holds_is_left_to_it_and_its_files_kept(hstool, t
         other.wait()
     r = hstool("simulate", cubes, out, "--brightness", "0.5")  # that run is gone: its half job is redone
     assert r.exit_code == 0 and (out / "a_clean.png").is_file() and (out / "a_clean.mat").read_bytes() != theirs
+
+
+# -- 6: output folder = input folder: hstool's outputs are no inputs of the rerun --------------------
+
+def _mtimes(folder):
+    return {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.is_file()}
+
+
+def test_rerun_into_the_input_folder_skips_what_the_first_run_wrote(hstool, tmp_path):
+    from hstool.hsdata import write_rgb
+    from hstool.hsdata.specim_synthetic import write_synthetic_capture
+
+    d = tmp_path / "D"
+    for i in range(2):
+        write_rgb(d / f"p{i}.png", (make_cube(8, 8, seed=i).data[..., [25, 15, 5]] * 255).astype(np.uint8))
+    assert hstool("recon", d, "--model", "linear", "--out", d, "--preview").exit_code == 0
+    assert sorted(_mtimes(d)) == ["p0.mat", "p0.png", "p0_preview.png", "p1.mat", "p1.png", "p1_preview.png"]
+    before = _mtimes(d)
+    r = hstool("recon", d, "--model", "linear", "--out", d, "--preview")
+    assert r.exit_code == 0 and "skipped 2 image(s) with existing outputs" in r.stderr, r.output
+    assert _mtimes(d) == before
+
+    write_synthetic_capture(tmp_path / "raw", name="C", samples=8, lines=8, ref_lines=4)
+    cap = tmp_path / "raw" / "C"
+    assert hstool("calibrate", cap, cap, "--preview").exit_code == 0
+    before = _mtimes(cap)
+    r = hstool("calibrate", cap, cap, "--preview")
+    assert r.exit_code == 0 and "skipped 1 capture(s)" in r.stderr, r.output
+    assert _mtimes(cap) == before and {"C.mat", "C.json", "C.png"} <= set(before)
+    # the camera's own files at a capture's top stay inputs: its thumbnail is never replaced
+    (cap / "C.png").unlink()
+    (cap / "C.png").write_bytes(b"\x89PNG the camera's thumbnail")
+    r = hstool("calibrate", cap, cap, "--preview", "--overwrite")
+    assert r.exit_code == 1 and "would overwrite an input file" in r.stderr
+
+    e = tmp_path / "E"
+    write_cube(make_cube(8, 8), e / "c.mat")
+    assert hstool("convert", e, e, "--format", "npy").exit_code == 0
+    before = _mtimes(e)
+    r = hstool("convert", e, e, "--format", "npy")
+    assert r.exit_code == 0 and "left out 1 cube(s) already in the output folder" in r.stderr, r.output
+    assert _mtimes(e) == before

@@ -219,7 +219,10 @@ def is_preview(path: str | Path) -> bool:
     if path.suffix.lower() != ".png" or not path.is_file():
         return False
     keyword, text = PREVIEW_NOTE
-    return b"tEXt" + f"{keyword}\0{text}".encode("latin-1") in path.read_bytes()
+    note = b"tEXt" + f"{keyword}\0{text}".encode("latin-1")
+    with open(path, "rb") as fh:  # the note is the chunk before IEND: the file's tail, not all of it
+        fh.seek(max(0, fh.seek(0, os.SEEK_END) - len(note) - 64))
+        return note in fh.read()
 
 
 def write_rgb(
