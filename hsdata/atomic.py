@@ -7,8 +7,10 @@ existing file is replaced only when the caller says so.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -61,6 +63,37 @@ def check_output_folder(folder: str | Path) -> Path:
     return folder
 
 
+NO_SPACE = "No space left on device"
+
+
+def disk_full(exc: OSError, folder: str | Path) -> bool:
+    """Whether a failed write (``exc``) into ``folder`` failed for want of space: the system
+    said so (ENOSPC, EDQUOT), or the writer said something else (numpy: "N requested and M
+    written") and the folder's file system has (almost) nothing left."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return shutil.disk_usage(folder).free < 1 << 16
+    except OSError:
+        return False
+
+
+#: room an HDF5 file takes beyond its arrays' bytes (user block, superblock, object headers)
+HDF5_OVERHEAD = 1 << 14
+
+
+def check_free_space(folder: str | Path, nbytes: int, path: str | Path) -> None:
+    """Refuse (``No space left on device``, as the system says it) a write of ``nbytes`` into
+    ``folder`` that does not fit. For the writers that cannot fail cleanly mid-write: HDF5 (h5py)
+    crashes the process (a segmentation fault) when its objects are freed after a failed write."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if nbytes > free:
+        raise HsError(f"{NO_SPACE} (the file needs {nbytes / 1e6:.2f} MB, {free / 1e6:.2f} MB free)", path)
+
+
 @contextlib.contextmanager
 def atomic_paths(*paths: str | Path, overwrite: bool = False) -> Iterator[list[Path]]:
     """Yield temporary paths for ``paths``; on success rename each onto its target.
@@ -80,7 +113,12 @@ def atomic_paths(*paths: str | Path, overwrite: bool = False) -> Iterator[list[P
             os.close(fd)
             os.chmod(tmp, FILE_MODE)
             temps.append(Path(tmp))
-        yield temps
+        try:
+            yield temps
+        except OSError as exc:  # a writer's own words for a full disk vary ("N requested and M written")
+            if disk_full(exc, targets[0].parent):
+                raise HsError(NO_SPACE, targets[0]) from exc
+            raise
         for tmp, target in zip(temps, targets):
             os.chmod(tmp, FILE_MODE)  # again: some writers replace the file (safetensors makes it 0600)
             os.replace(tmp, target)
@@ -165,7 +203,11 @@ def job_claim(outputs: list[str | Path]) -> Iterator[None]:
     text = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "outputs": [p.name for p in outputs]})
     marker.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(2):
-        fd, tmp = tempfile.mkstemp(prefix=f".{outputs[0].name}.", suffix=".tmp", dir=marker.parent)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{outputs[0].name}.", suffix=".tmp", dir=marker.parent)
+        except OSError as exc:
+            raise HsError(NO_SPACE if disk_full(exc, marker.parent) else f"cannot write here ({exc.strerror or exc})",
+                          outputs[0]) from exc
         try:
             with os.fdopen(fd, "w") as fh:
                 fh.write(text)
@@ -182,6 +224,9 @@ def job_claim(outputs: list[str | Path]) -> Iterator[None]:
                         path.unlink()
             with contextlib.suppress(FileNotFoundError):
                 marker.unlink()
+        except OSError as exc:
+            raise HsError(NO_SPACE if disk_full(exc, marker.parent) else f"cannot write here ({exc.strerror or exc})",
+                          outputs[0]) from exc
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

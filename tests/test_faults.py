@@ -377,3 +377,59 @@ def test_rerun_into_the_input_folder_skips_what_the_first_run_wrote(hstool, tmp_
     r = hstool("convert", e, e, "--format", "npy")
     assert r.exit_code == 0 and "left out 1 cube(s) already in the output folder" in r.stderr, r.output
     assert _mtimes(e) == before
+
+
+# -- 5: a full disk ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 2 MB tmpfs mounted in ``tmp_path`` (skipped, saying why, where mounting is impossible)."""
+    folder = tmp_path / "FULL"
+    folder.mkdir()
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"cannot mount a small tmpfs for a full disk: {exc}")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs for a full disk: {done.stderr.strip() or done.returncode}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], capture_output=True, timeout=30)
+
+
+@pytest.mark.parametrize("fmt", ["mat", "mat5", "npy", "npz", "envi"])
+def test_a_full_disk_is_one_line_per_file_and_nothing_partial(hstool, tmp_path, full_disk, fmt):
+    from hstool.hsdata import output_files
+
+    src = tmp_path / "cubes"
+    for i in range(3):  # 1.2 MB each: the first fits in 2 MB, the others do not
+        write_cube(make_cube(100, 100, seed=i), src / f"c{i}.npy")
+    r = hstool("convert", src, full_disk, "--format", fmt)  # a crash (h5py: segfault) ends the test run
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and all("No space left on device" in line for line in errors), errors
+    suffix = {"mat5": ".mat", "envi": ".hdr"}.get(fmt, "." + fmt)
+    assert sorted(p.name for p in full_disk.iterdir()) == sorted(p.name for p in output_files(
+        full_disk / f"c0{suffix}", "mat" if fmt == "mat5" else fmt))  # no temporary, marker or partial file
+    np.testing.assert_array_equal(read_cube(full_disk / f"c0{suffix}").data, read_cube(src / "c0.npy").data)
+
+
+def test_a_full_disk_under_recon_and_simulate(hstool, tmp_path, full_disk):
+    from hstool.hsdata import write_rgb
+
+    imgs = tmp_path / "imgs"
+    for i in range(3):
+        write_rgb(imgs / f"i{i}.png", (np.random.default_rng(i).random((100, 100, 3)) * 255).astype(np.uint8))
+    r = hstool("recon", imgs, "--model", "linear", "--out", full_disk, "--preview")
+    assert r.exit_code == 1 and r.stderr.count("No space left on device") == 2 and "Traceback" not in r.output
+    assert sorted(p.name for p in full_disk.iterdir()) == ["i0.mat", "i0_preview.png"]
+    for p in full_disk.iterdir():
+        p.unlink()
+    cubes = tmp_path / "cubes"
+    for i in range(3):
+        write_cube(make_cube(100, 100, seed=i), cubes / f"c{i}.npy")
+    r = hstool("simulate", cubes, full_disk, "--brightness", "0.5")
+    assert r.exit_code == 1 and r.stderr.count("No space left on device") == 2 and "Traceback" not in r.output
+    assert sorted(p.name for p in full_disk.iterdir()) == ["c0_clean.mat", "c0_clean.png"]

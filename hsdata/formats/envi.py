@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from spectral.io import envi
 
-from ..atomic import check_writable
+from ..atomic import NO_SPACE, check_writable, disk_full
 from ..cube import BAND_FIELDS, FILE_META, Cube, as_type, default_wavelengths, json_value
 from ..errors import HsError
 
@@ -428,7 +428,8 @@ def write(
         if stale is not None:  # it would sit beside the new pair, mismatched, a candidate for the header
             stale.unlink(missing_ok=True)
     except OSError as exc:
-        raise HsError(f"cannot write ENVI cube ({exc.strerror or exc})", path) from exc
+        raise HsError(NO_SPACE if disk_full(exc, hdr.parent) else f"cannot write ENVI cube ({exc.strerror or exc})",
+                      path) from exc
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return [hdr, binary]

@@ -21,7 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..atomic import atomic_path
+from ..atomic import HDF5_OVERHEAD, atomic_path, check_free_space
 from ..cube import Cube, as_type, check_real, default_wavelengths
 from ..errors import HsError
 
@@ -152,6 +152,7 @@ def write(
     units = units if isinstance(units, str) and units else None
     with atomic_path(path, overwrite) as tmp:
         if version == "7.3":
+            check_free_space(tmp.parent, data.nbytes + bands.nbytes + HDF5_OVERHEAD, path)
             with h5py.File(tmp, "w", userblock_size=512) as f:
                 _h5_var(f, "cube", data, compression)
                 _h5_var(f, "bands", bands)
