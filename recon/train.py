@@ -870,11 +870,13 @@ def _load_refusal(exc: Exception, not_ckpt: str) -> str:
     import pickle
     import re
 
-    if isinstance(exc, pickle.UnpicklingError):
-        named = re.search(r"GLOBAL (\S+)", str(exc))
-        return "it holds code or objects beyond tensors" + (f" ({named[1][:60]})" if named else "") \
-            + ", which hstool never loads"
-    return f"{not_ckpt} ({' '.join(str(exc).split())[:160] or type(exc).__name__})"
+    named = re.search(r"GLOBAL (\S+)", str(exc)) if isinstance(exc, pickle.UnpicklingError) else None
+    if named:
+        return f"not a training checkpoint: it holds code or objects beyond tensors ({named[1][:60]}), which " \
+               "hstool never loads"
+    said = [p for p in (" ".join(p.split()) for p in str(exc).split("\n\n"))
+            if p and "weights_only" not in p and not p.startswith(("Weights only load failed", "Check the doc"))]
+    return f"{not_ckpt} ({said[0][:160] if said else type(exc).__name__})"
 
 
 def checkpoint_path(out: Path) -> Path:
