@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hstool.hsdata import CUBE_FORMATS, HsError, broken_links, check_writable, detect_format, input_files, list_files
 from hstool.hsdata.atomic import job_claim, left_by_a_dead_run
+from hstool.hsdata.errors import brief
 
 from .output import DEBUG, err, error
 
@@ -36,7 +37,7 @@ def _describe(exc: BaseException, label: str, debug: bool) -> str:
     if isinstance(exc, HsError) and exc.path is not None:
         text = str(exc)
     else:
-        problem = exc.message if isinstance(exc, HsError) else f"{type(exc).__name__}: {exc}"
+        problem = exc.message if isinstance(exc, HsError) else f"{type(exc).__name__}: {brief(exc)}"
         text = f"{label}: {problem}"
     text = " ".join(text.split())
     if debug:  # --debug: the traceback too (it is lost across worker processes otherwise)

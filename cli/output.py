@@ -106,17 +106,5 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table
     return t
 
 
-#: error lines are shorter than this (a library's paragraph of advice is cut, the file and problem kept)
-ERROR_WIDTH = 300
-
-
 def error(message: str) -> None:
-    """One red ``error:`` line, shorter than :data:`ERROR_WIDTH` characters besides the paths it
-    names (a library's paragraph of advice loses its middle; the file named first and the problem
-    the line ends with stay; ``--debug``'s traceback, on the lines after it, is kept whole)."""
-    first, sep, rest = message.partition("\n")
-    limit = ERROR_WIDTH - len("error: ") - 1 + sum(len(word) for word in first.split() if os.sep in word)
-    if len(first) > limit:
-        head = limit // 2
-        first = first[:head] + "…" + first[len(first) - (limit - head - 1):]
-    err.print(f"[bold red]error:[/] {escape(first + sep + rest)}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)

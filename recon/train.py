@@ -67,7 +67,7 @@ from hstool.hsdata import (
     read_rgb,
 )
 from hstool.hsdata.atomic import check_output_folder
-from hstool.hsdata.errors import check_positive
+from hstool.hsdata.errors import brief, check_positive
 
 from .engine import predict, resolve_device, reuse_freed_memory
 from .registry import build_model, model_spec
@@ -876,7 +876,7 @@ def _load_refusal(exc: Exception, not_ckpt: str) -> str:
                "hstool never loads"
     said = [p for p in (" ".join(p.split()) for p in str(exc).split("\n\n"))
             if p and "weights_only" not in p and not p.startswith(("Weights only load failed", "Check the doc"))]
-    return f"{not_ckpt} ({said[0][:160] if said else type(exc).__name__})"
+    return f"{not_ckpt} ({brief(said[0]) if said else type(exc).__name__})"
 
 
 def checkpoint_path(out: Path) -> Path:

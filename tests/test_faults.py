@@ -80,13 +80,22 @@ def test_resume_of_a_hostile_checkpoint_is_one_short_line_without_unsafe_advice(
     assert "evil.ckpt" in lines[0] and "never loads" in lines[0] and "posix.system" in lines[0] and "weights_only" not in r.output
 
 
-def test_every_error_line_is_cut_to_300_characters(capsys):
-    from hstool.cli.output import error
+def test_another_librarys_long_message_is_cut_in_a_batchs_error_line(hstool, tmp_path, monkeypatch):
+    from hstool.cli import info as info_cli
 
-    error("x.mat: " + "advice " * 100 + "the problem")
-    line = capsys.readouterr().err.strip()
-    assert line.startswith("error: x.mat: advice") and len(line) == 299 and line.endswith("advice the problem")
-    assert line.count("…") == 1
+    for i in range(2):
+        write_cube(make_cube(4, 5, seed=i), tmp_path / f"c{i}.npy")
+
+    def failing(path, format=None):  # a decoder's paragraph of advice
+        raise RuntimeError("decoder failed. " + "Try this, or that, or set an unsafe flag. " * 30 + "Reason: bad block")
+
+    monkeypatch.setattr(info_cli, "describe", failing)
+    r = hstool("info", tmp_path)
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 1 and len(lines) == 2
+    for line, name in zip(lines, ("c0.npy", "c1.npy")):
+        assert line.startswith(f"error: {tmp_path / name}: RuntimeError: decoder failed.")
+        assert line.endswith("Reason: bad block") and len(line) - len(str(tmp_path / name)) < 300
 
 
 # -- 2 (and issue 31): info and every batch carry on past any file's failure -----------------------

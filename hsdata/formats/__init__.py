@@ -9,7 +9,7 @@ import numpy as np
 
 from ..atomic import check_writable
 from ..cube import Cube
-from ..errors import HsError
+from ..errors import HsError, brief
 from . import envi, image, mat, npy
 
 #: format name -> the suffixes that select it
@@ -69,8 +69,7 @@ def read_cube(path: str | Path, format: str | None = None, dtype=np.float32) -> 
     except (HsError, MemoryError):
         raise
     except Exception as exc:  # whatever a malformed file makes a parser raise
-        problem = " ".join(str(exc).split()) or type(exc).__name__
-        raise HsError(f"not a readable {fmt} cube ({problem})", path) from exc
+        raise HsError(f"not a readable {fmt} cube ({brief(exc)})", path) from exc
 
 
 def _suffix_format(path: str | Path) -> str | None:
