@@ -19,7 +19,9 @@ from typing import Any, NamedTuple
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hstool.hsdata import CUBE_FORMATS, HsError, check_writable, detect_format, input_files, list_files
+from hstool.hsdata import CUBE_FORMATS, HsError, broken_links, check_writable, detect_format, input_files, list_files
+from hstool.hsdata.atomic import job_claim, left_by_a_dead_run
+from hstool.hsdata.errors import brief
 
 from .output import DEBUG, err, error
 
@@ -35,12 +37,18 @@ def _describe(exc: BaseException, label: str, debug: bool) -> str:
     if isinstance(exc, HsError) and exc.path is not None:
         text = str(exc)
     else:
-        problem = exc.message if isinstance(exc, HsError) else f"{type(exc).__name__}: {exc}"
+        problem = exc.message if isinstance(exc, HsError) else f"{type(exc).__name__}: {brief(exc)}"
         text = f"{label}: {problem}"
     text = " ".join(text.split())
     if debug:  # --debug: the traceback too (it is lost across worker processes otherwise)
         text += "\n" + "".join(traceback.format_exception(exc)).rstrip()
     return text
+
+
+def failure_line(exc: BaseException, label: str) -> str:
+    """The one line that reports a file's failure (``label`` names it when the error does not):
+    for a command that goes through its files itself (``info``), as :func:`run_batch` does."""
+    return _describe(exc, label, False)
 
 
 def _call(fn: Callable, item: Any, label: str, debug: bool) -> tuple[bool, Any]:
@@ -123,9 +131,10 @@ def gather_inputs(paths: Sequence[Path], kinds: tuple[str, ...] = CUBE_FORMATS, 
     its binary) counts once. ``in_format`` takes every named file as that format. Nothing left is
     an error."""
     files, other = [], []
+    note_broken_links(paths)
     for p in paths:
         if p.is_dir() or not p.exists() or in_format is not None:
-            files += list_files(p, kinds)
+            files += _not_previews(list_files(p, kinds)) if p.is_dir() else list_files(p, kinds)
             continue
         try:
             kind = detect_format(p)
@@ -144,23 +153,48 @@ def gather_inputs(paths: Sequence[Path], kinds: tuple[str, ...] = CUBE_FORMATS, 
     return list(unique.values())
 
 
+def _not_previews(files: list[Path]) -> list[Path]:
+    """A folder's files less the previews hstool wrote there (``recon D --out D --preview``): a
+    rerun's inputs are the camera's images, not its own outputs (a preview named is refused by name)."""
+    from hstool.hsdata.formats.image import is_preview
+
+    kept = [f for f in files if not is_preview(f)]
+    if len(kept) < len(files):
+        left = [f.name for f in files if f not in kept]
+        err.print(f"left out {len(left)} sRGB preview(s) hstool wrote of cubes, not camera RGB: "
+                  f"{', '.join(left[:5])}{', ...' if len(left) > 5 else ''}", style="yellow")
+    return kept
+
+
+def note_broken_links(paths: Sequence[Path]) -> None:
+    """One note for the looping or dangling links in the folders among ``paths``, which the batch
+    leaves out (:func:`~hstool.hsdata.broken_links`)."""
+    links = [link for p in paths for link in broken_links(p)]
+    if links:
+        shown = ", ".join(p.name for p in links[:5]) + (f" and {len(links) - 5} more" if len(links) > 5 else "")
+        err.print(f"skipped {len(links)} looping or dangling link(s): {shown}", style="yellow")
+
+
 @contextlib.contextmanager
 def job_outputs(paths: Iterable[str | Path], overwrite: bool, inputs: tuple[Path, ...] = ()) -> Iterator[None]:
-    """Check every file a job writes (:func:`check_writable`), then let the job write them; if a
-    write fails, the files the job had created are removed again, so a job leaves all of its new
-    files or none (a file an ``overwrite`` replaced stays replaced)."""
+    """Claim the job's files (:func:`~hstool.hsdata.atomic.job_claim`: no other run writes or
+    removes them meanwhile, and a killed run's half job is redone), check every file it writes
+    (:func:`check_writable`), then let the job write them; if a write fails, the files the job had
+    created are removed again, so a job leaves all of its new files or none (a file an
+    ``overwrite`` replaced stays replaced). Files another run wrote are never removed."""
     paths = [Path(p) for p in paths]
-    for path in paths:
-        check_writable(path, overwrite, inputs)
-    before = {p for p in paths if p.exists()}
-    try:
-        yield
-    except BaseException:
+    with job_claim(paths):
         for path in paths:
-            if path not in before:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-        raise
+            check_writable(path, overwrite, inputs)
+        before = {p for p in paths if p.exists()}
+        try:
+            yield
+        except BaseException:
+            for path in paths:
+                if path not in before:
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+            raise
 
 
 def report_failures(failures: list[Failure], total: int, plan: Plan | None = None) -> int:
@@ -265,7 +299,7 @@ def plan_outputs(
             owner[key] = job
         missing = [f for f in files if not Path(f).exists()]
         job_preview = preview(job) if preview is not None else None
-        if overwrite or len(missing) == len(files):
+        if overwrite or len(missing) == len(files) or (missing and left_by_a_dead_run(files)):
             plan.todo.append(job)
             if job_preview is not None and not with_preview and job_preview.png.is_file():
                 plan.stale.append(job_preview.png)

@@ -129,6 +129,23 @@ def run_job(job: Job) -> dict:
     }
 
 
+def _not_own_outputs(sources: list[Path], out: Path, format: str, in_format: str | None) -> list[Path]:
+    """``sources`` less the cubes that are their own output (``convert D D``'s rerun finds the
+    cubes the first run wrote, in the output format): left out with a note, not refused as an
+    output that would overwrite its input (unless they are all there is)."""
+    def own(src: Path) -> bool:
+        mine = {p.resolve() for p in output_files(output_path(out, src.stem, format), format)}
+        return mine == {p.resolve() for p in input_files(src, in_format) if p.exists()}
+
+    kept = [src for src in sources if not own(src)]
+    if not kept:  # nothing else to do: refused as an output over its input, naming the file
+        return sources
+    if len(kept) < len(sources):
+        err.print(f"left out {len(sources) - len(kept)} cube(s) already in the output folder as {format}: each "
+                  "would be its own output", style="yellow")
+    return kept
+
+
 def convert(
     paths: Annotated[list[Path] | None, typer.Argument(
         help="Cube files or folders, then the output folder.", metavar="CUBES... OUT", show_default=False)] = None,
@@ -164,6 +181,7 @@ def convert(
         check_npy_grid(grid)  # refused now rather than once per cube
     in_format = check_input_format(in_format)
     sources = gather_inputs(inputs, in_format=in_format)  # one per cube, however often it is named
+    sources = _not_own_outputs(sources, out, format, in_format)
     jobs = [Job(src, output_path(out, src.stem, format), in_format, format, grid, method, fwhm, extrapolate,
                 preview, overwrite) for src in sources]
     # two cubes that would share an output, or an output that is an input: refused here, naming them

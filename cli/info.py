@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -11,21 +12,24 @@ from hstool.hsdata import CUBE_FORMATS, HsError, list_files
 from hstool.hsdata.describe import describe
 from hstool.hsdata.specim import find_captures, is_capture
 
+from .batch import failure_line, note_broken_links
 from .options import Json
 from .output import DEBUG, err, error, fmt, print_json, table
 
 
 def _folder(path: Path) -> list[Path]:
+    """What a folder stands for: itself when it is a Specim IQ capture, else its cube and image
+    files and the captures under it (a stray file beside captures is described too)."""
     if is_capture(path):
         return [path]
-    try:
-        return list_files(path, (*CUBE_FORMATS, "image"))
-    except HsError:
-        try:
-            return find_captures(path)
-        except HsError:
-            pass
-        raise
+    found: list[Path] = []
+    with contextlib.suppress(HsError):
+        found += list_files(path, (*CUBE_FORMATS, "image"))
+    with contextlib.suppress(HsError):
+        found += find_captures(path)
+    if not found:
+        raise HsError("folder holds no cube, image or Specim IQ capture", path)
+    return found
 
 
 def _describe(path: Path, format: str | None) -> dict:
@@ -65,18 +69,16 @@ def info(
     """
     # a folder stands for its cube and image files, a Specim IQ capture folder for itself, and a
     # folder of captures for them
+    note_broken_links(paths)
     paths = [f for p in paths for f in (_folder(p) if p.is_dir() else [p])]
     reports, failed = [], 0
     for p in paths:
-        if len(paths) == 1 and not json:
-            reports.append(_describe(p, format))  # an error is the command's error (one line, exit 1)
-            continue
         try:
             reports.append(_describe(p, format))
-        except HsError as exc:  # report it and go on with the other files
+        except Exception as exc:  # noqa: BLE001 -- any failure (memory, a decoder's): one line, go on
             if DEBUG["on"]:
                 raise
-            message = " ".join(str(exc).split())
+            message = failure_line(exc, str(p))
             error(message)
             reports.append({"path": str(p), "error": message})  # --json lists every file, as it is
             failed += 1

@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 
 from hstool.hsdata import HsError
+from hstool.hsdata.errors import brief
 
 from .output import BROKEN_PIPE, DEBUG, error, silence
 
@@ -76,8 +77,8 @@ def guarded(fn: Callable) -> Callable:
             if DEBUG["on"]:
                 raise
             where = f"{exc.filename}: " if isinstance(exc, OSError) and exc.filename else ""
-            problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            problem = " ".join(problem.split()) or type(exc).__name__  # one line, never empty
+            problem = brief(exc.strerror if isinstance(exc, OSError) and exc.strerror else exc)  # one short line
+            problem = problem or type(exc).__name__  # never empty
             error(f"{where}{problem} (run with --debug for the traceback)")
             raise typer.Exit(1) from None
 

@@ -5,6 +5,7 @@ from .cube import ARAD_WAVELENGTHS, Cube
 from .errors import HsError
 from .formats import (
     CUBE_FORMATS,
+    broken_links,
     detect_format,
     input_files,
     list_files,
@@ -18,6 +19,7 @@ from .formats.image import read_rgb, write_rgb
 __all__ = [
     "ARAD_WAVELENGTHS",
     "CUBE_FORMATS",
+    "broken_links",
     "Cube",
     "HsError",
     "atomic_path",

@@ -122,6 +122,23 @@ def check_real(data: np.ndarray, path: str | Path | None = None, what: str = "cu
         raise HsError(f"{what} holds complex values ({np.asarray(data).dtype}), not intensities", path)
 
 
+def as_type(data: np.ndarray, dtype, path: str | Path | None = None, copy: bool = False) -> np.ndarray:
+    """``data`` as the float type ``dtype`` (``copy``: always a private, writable, C-ordered array,
+    never a file's read-only mapping). Values beyond that type's range (a float64 file's 1e300 read
+    as float32) are refused, not turned into ``inf``."""
+    target = np.dtype(dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.array(data, dtype=target, order="C") if copy else np.asarray(data).astype(target, copy=False)
+    source = np.asarray(data)
+    if target.kind == "f" and source.dtype.kind == "f" and source.dtype.itemsize > target.itemsize \
+            and np.isinf(out).any():
+        if np.count_nonzero(np.isinf(out)) > np.count_nonzero(np.isinf(source)):
+            top = np.abs(source[np.isfinite(source)]).max()
+            raise HsError(f"values up to {top:.3g} do not fit {target} (largest {np.finfo(target).max:.3g}): "
+                          "not read as inf", path)
+    return out
+
+
 def default_wavelengths(bands: int) -> np.ndarray | None:
     """The band grid assumed for a file that stores none: ARAD's 400:10:700 for 31 bands."""
     return ARAD_WAVELENGTHS.copy() if bands == ARAD_WAVELENGTHS.size else None

@@ -23,6 +23,21 @@ class HsError(Exception):
         return (type(self), (self.message, self.path))
 
 
+#: how much of another library's message an error line quotes (PyTorch's and OpenCV's run to
+#: paragraphs of advice): with the file's path and hstool's words, a line stays under 300 characters
+FOREIGN_WIDTH = 160
+
+
+def brief(exc: BaseException | str) -> str:
+    """Another library's error message as one line of at most :data:`FOREIGN_WIDTH` characters:
+    whitespace folded, its middle cut when longer (the start says what failed, the end often why)."""
+    text = " ".join(str(exc).split()) or (type(exc).__name__ if isinstance(exc, BaseException) else "")
+    if len(text) <= FOREIGN_WIDTH:
+        return text
+    head = FOREIGN_WIDTH // 2
+    return text[:head] + "…" + text[len(text) - (FOREIGN_WIDTH - head - 1):]
+
+
 def check_positive(value: float | None, name: str, zero: bool = False) -> None:
     """Refuse a value that is not a finite number > 0 (``zero``: >= 0); ``None`` (unset) passes."""
     if value is None:

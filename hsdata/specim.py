@@ -25,6 +25,7 @@ what calibration needs (:meth:`SpecimCapture.reference_stats`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -124,9 +125,52 @@ def capture_files(folder: str | Path) -> list[Path]:
     capture/, metadata/ and results/; a folder of one's own inside it (an output folder a rerun
     writes to again) is not the camera's."""
     folder = Path(folder)
-    top = [p for p in folder.iterdir() if p.is_file()]
-    return top + [Path(root) / name for part in CAPTURE_PARTS if (folder / part).is_dir()
-                  for root, _, names in os.walk(folder / part, followlinks=True) for name in names]
+    top = [p for p in folder.iterdir() if p.is_file() and not _hstool_output_at_top(p)]
+    return top + [f for part in CAPTURE_PARTS if (folder / part).is_dir() for f in walk_files(folder / part)]
+
+
+def _hstool_output_at_top(path: Path) -> bool:
+    """Whether a file at a capture folder's top is hstool's output (``calibrate CAP CAP`` writes
+    there), not the camera's: the camera writes cubes (ENVI) only inside capture/ and results/ and
+    no .mat, .npy, .npz or .json, and a preview PNG carries hstool's note."""
+    from .formats import SUFFIXES
+    from .formats.envi import DATA_SUFFIXES
+    from .formats.image import is_preview
+
+    cube_suffixes = {s for kind in ("mat", "envi", "npy", "npz") for s in SUFFIXES[kind]} | set(DATA_SUFFIXES) - {""}
+    return path.suffix.lower() in cube_suffixes | {".json"} or is_preview(path)
+
+
+def walk_files(folder: Path) -> list[Path]:
+    """Every file under ``folder``, through symbolic links, but never into a folder the walk is
+    already in, ``folder``'s own parents included (a link to a parent would loop: two of them made
+    2^40 paths); a looping or dangling link leads nowhere and is left out."""
+    seen: set[tuple[int, int]] = set()
+    for parent in Path(os.path.realpath(folder)).parents:
+        with contextlib.suppress(OSError):
+            seen.add((parent.stat().st_dev, parent.stat().st_ino))
+    files: list[Path] = []
+
+    def visit(path: Path) -> None:
+        try:
+            st = path.stat()
+        except OSError:  # dangling, or a loop of links
+            return
+        if (st.st_dev, st.st_ino) in seen:
+            return
+        seen.add((st.st_dev, st.st_ino))
+        for entry in sorted(path.iterdir()):
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                continue
+            if is_dir:
+                visit(entry)
+            elif entry.is_file():
+                files.append(entry)
+
+    visit(Path(folder))
+    return files
 
 
 def _xml_root(path: Path, what: str) -> ET.Element:

@@ -67,7 +67,7 @@ from hstool.hsdata import (
     read_rgb,
 )
 from hstool.hsdata.atomic import check_output_folder
-from hstool.hsdata.errors import check_positive
+from hstool.hsdata.errors import brief, check_positive
 
 from .engine import predict, resolve_device, reuse_freed_memory
 from .grow import grow_state, grown_from
@@ -886,6 +886,21 @@ def _build(name: str, config: dict[str, Any]) -> torch.nn.Module:
     return model.train()
 
 
+def _load_refusal(exc: Exception, not_ckpt: str) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in a few words: PyTorch's own message
+    spans paragraphs and advises ``weights_only=False``, the wrong advice for a file not trusted."""
+    import pickle
+    import re
+
+    named = re.search(r"GLOBAL (\S+)", str(exc)) if isinstance(exc, pickle.UnpicklingError) else None
+    if named:
+        return f"not a training checkpoint: it holds code or objects beyond tensors ({named[1][:60]}), which " \
+               "hstool never loads"
+    said = [p for p in (" ".join(p.split()) for p in str(exc).split("\n\n"))
+            if p and "weights_only" not in p and not p.startswith(("Weights only load failed", "Check the doc"))]
+    return f"{not_ckpt} ({brief(said[0]) if said else type(exc).__name__})"
+
+
 def checkpoint_path(out: Path) -> Path:
     """Where ``train`` keeps its per-epoch checkpoint: ``W.safetensors`` -> ``W.ckpt``."""
     return Path(out).with_suffix(".ckpt")
@@ -927,7 +942,7 @@ def _train_deep(cfg, spec, model, source: CubeSource, config, val_pairs, device,
         try:
             ckpt = torch.load(cfg.resume, map_location=device, weights_only=True)  # no pickled code runs
         except Exception as exc:
-            raise HsError(f"{not_ckpt} ({exc})", cfg.resume) from exc
+            raise HsError(_load_refusal(exc, not_ckpt), cfg.resume) from exc
         if not isinstance(ckpt, dict) or "model_name" not in ckpt:
             raise HsError(not_ckpt, cfg.resume)
         if ckpt.get("model_name") != cfg.model or ckpt.get("config") != config:

@@ -518,7 +518,7 @@ def test_failed_writes_leave_no_file(tmp_path, tmp_cube, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(npy_format.np, "save", half_then_fail)
-    with pytest.raises(OSError):
+    with pytest.raises(HsError, match="c.npy: No space left on device$"):  # one line naming the file
         write_cube(cube, tmp_path / "c.npy")
     monkeypatch.undo()
 

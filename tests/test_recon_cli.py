@@ -247,7 +247,9 @@ def test_a_preview_hstool_wrote_is_not_reconstructed_over_its_cube(hstool, tmp_p
     write_preview(cube, tmp_path / "scene.png")
     before = (tmp_path / "scene.mat").read_bytes()
     assert is_preview(tmp_path / "scene.png") and read_rgb(tmp_path / "scene.png").shape == (12, 14, 3)
-    r = hstool("recon", tmp_path, "--model", "linear", "-o", tmp_path, "--overwrite")
+    r = hstool("recon", tmp_path, "--model", "linear", "-o", tmp_path, "--overwrite")  # a folder: left out
+    assert r.exit_code == 1 and "left out 1 sRGB preview(s) hstool wrote of cubes, not camera RGB: scene.png" in r.stderr
+    r = hstool("recon", tmp_path / "scene.png", "--model", "linear", "-o", tmp_path, "--overwrite")  # named: refused
     assert r.exit_code == 1 and "scene.png: an sRGB preview hstool wrote of a cube" in r.stderr, r.output
     assert (tmp_path / "scene.mat").read_bytes() == before
     simulate_to_file(cube, tmp_path / "cam" / "scene_clean.png", "clean")  # a camera's image is not one

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from ..atomic import check_writable
 from ..cube import Cube
-from ..errors import HsError
+from ..errors import HsError, brief
 from . import envi, image, mat, npy
 
 #: format name -> the suffixes that select it
@@ -68,8 +69,7 @@ def read_cube(path: str | Path, format: str | None = None, dtype=np.float32) -> 
     except (HsError, MemoryError):
         raise
     except Exception as exc:  # whatever a malformed file makes a parser raise
-        problem = " ".join(str(exc).split()) or type(exc).__name__
-        raise HsError(f"not a readable {fmt} cube ({problem})", path) from exc
+        raise HsError(f"not a readable {fmt} cube ({brief(exc)})", path) from exc
 
 
 def _suffix_format(path: str | Path) -> str | None:
@@ -156,7 +156,7 @@ def list_files(path: str | Path, kinds: tuple[str, ...] = CUBE_FORMATS) -> list[
     wanted = {s for k in kinds for s in SUFFIXES[k] if k != "envi"}
     files = []
     for p in sorted(path.iterdir()):
-        if p.name.startswith("."):
+        if p.name.startswith(".") or _leads_nowhere(p):  # a looping or dangling link: broken_links names them
             continue
         suffix = p.suffix.lower()
         if suffix in wanted or ("envi" in kinds and suffix == ".hdr"):
@@ -164,3 +164,16 @@ def list_files(path: str | Path, kinds: tuple[str, ...] = CUBE_FORMATS) -> list[
     if not files:
         raise HsError(f"folder holds no {'/'.join(kinds)} files", path)
     return files
+
+
+def _leads_nowhere(path: Path) -> bool:
+    """Whether ``path`` is a symbolic link that loops or dangles."""
+    return path.is_symlink() and not os.path.exists(path)
+
+
+def broken_links(folder: str | Path) -> list[Path]:
+    """The looping or dangling links in ``folder`` (not below it), which :func:`list_files` leaves out."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and _leads_nowhere(p))

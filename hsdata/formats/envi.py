@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 from spectral.io import envi
 
-from ..atomic import check_writable
-from ..cube import BAND_FIELDS, FILE_META, Cube, default_wavelengths, json_value
+from ..atomic import NO_SPACE, check_writable, disk_full
+from ..cube import BAND_FIELDS, FILE_META, Cube, as_type, default_wavelengths, json_value
 from ..errors import HsError
 
 DATA_TYPES = {
@@ -201,7 +201,7 @@ def read(path: str | Path, dtype=np.float32) -> Cube:
     # file mapping itself when the types already match, transposed for BIL/BSQ).
     if dtype is None and any(k in h for k in APPLIED_FIELDS):
         dtype = np.float32  # stored numbers that are the cube's values only once masked or scaled
-    data = view if dtype is None else np.array(view, dtype=dtype, order="C")
+    data = view if dtype is None else as_type(view, dtype, path, copy=True)
     hdr = header_and_data(path)[0]
     applied = dtype is not None and np.dtype(dtype).kind == "f"
     if applied and "data ignore value" in h:  # before any scaling: the value is the file's own
@@ -428,7 +428,8 @@ def write(
         if stale is not None:  # it would sit beside the new pair, mismatched, a candidate for the header
             stale.unlink(missing_ok=True)
     except OSError as exc:
-        raise HsError(f"cannot write ENVI cube ({exc.strerror or exc})", path) from exc
+        raise HsError(NO_SPACE if disk_full(exc, hdr.parent) else f"cannot write ENVI cube ({exc.strerror or exc})",
+                      path) from exc
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return [hdr, binary]

@@ -9,6 +9,7 @@ Arrays are RGB order, ``(H, W, 3)``; readers return float32 scaled to [0, 1] by 
 from __future__ import annotations
 
 import contextlib
+import os
 import struct
 import warnings
 import zlib
@@ -61,12 +62,54 @@ _UPRIGHT = {
 }
 
 
-def _exif_upright(arr: np.ndarray, path: Path) -> np.ndarray:
-    """``arr`` as read without its EXIF orientation, turned upright (Pillow reads the tag)."""
+#: the most pixels an image may declare before hstool decodes it (20,000 x 20,000; far above any
+#: camera's photo): a decompression bomb (a few bytes declaring 60000 x 60000) is refused from its
+#: header, before the decoder allocates gigabytes. The environment variable raises it.
+MAX_PIXELS_ENV = "HSTOOL_MAX_PIXELS"
+MAX_PIXELS = 20_000 * 20_000
+
+
+def max_pixels() -> int:
+    """The pixel limit: :data:`MAX_PIXELS_ENV` when set to a positive whole number, else :data:`MAX_PIXELS`."""
+    with contextlib.suppress(KeyError, ValueError):
+        value = int(os.environ[MAX_PIXELS_ENV])
+        if value > 0:
+            return value
+    return MAX_PIXELS
+
+
+@contextlib.contextmanager
+def _pil_open(path: Path):
+    """The image opened by Pillow, which reads its header only; hstool's own pixel limit
+    (:func:`check_pixels`) stands in for Pillow's lower one and its warning."""
     from PIL import Image
 
+    before, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
         with Image.open(path) as im:
+            yield im
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
+
+
+def check_pixels(path: str | Path) -> None:
+    """Refuse an image whose header declares more pixels than :func:`max_pixels`, before any
+    decoding. A file Pillow cannot parse is left to the decoders to read or refuse."""
+    try:
+        with _pil_open(Path(path)) as im:
+            width, height = im.size
+    except Exception:  # noqa: BLE001 -- not a header Pillow knows: the decoders say what it is
+        return
+    limit = max_pixels()
+    if width * height > limit:
+        raise HsError(f"image declares {width}x{height} pixels, over the limit of {limit:,} ({MAX_PIXELS_ENV} "
+                      "raises it): not decoded", path)
+
+
+def _exif_upright(arr: np.ndarray, path: Path) -> np.ndarray:
+    """``arr`` as read without its EXIF orientation, turned upright (Pillow reads the tag)."""
+    try:
+        with _pil_open(path) as im:
             if im.format == "PNG" and "exif" not in im.info:
                 return arr  # no eXIf chunk before the pixels; getexif() would decode them all to look after
             orientation = im.getexif().get(0x0112, 1)
@@ -102,10 +145,11 @@ def read_native(path: str | Path) -> np.ndarray:
         raise HsError("no such file", path)
     arr = None
     suffix = path.suffix.lower()
+    check_pixels(path)  # a decompression bomb, from its header
     if suffix in CV_SUFFIXES:
         upright = suffix in (".jpg", ".jpeg")  # IMREAD_UNCHANGED ignores EXIF orientation
         check_jpeg_complete(path)  # a JPEG by its bytes, whatever its name
-        with _quiet_opencv():
+        with _quiet_opencv(), contextlib.suppress(cv2.error):  # OpenCV's refusal: the next decoder's turn
             arr = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR if upright else cv2.IMREAD_UNCHANGED)
         if arr is not None and arr.ndim == 3:
             arr = arr[..., [2, 1, 0, 3][: arr.shape[2]]] if arr.shape[2] in (3, 4) else arr
@@ -175,7 +219,10 @@ def is_preview(path: str | Path) -> bool:
     if path.suffix.lower() != ".png" or not path.is_file():
         return False
     keyword, text = PREVIEW_NOTE
-    return b"tEXt" + f"{keyword}\0{text}".encode("latin-1") in path.read_bytes()
+    note = b"tEXt" + f"{keyword}\0{text}".encode("latin-1")
+    with open(path, "rb") as fh:  # the note is the chunk before IEND: the file's tail, not all of it
+        fh.seek(max(0, fh.seek(0, os.SEEK_END) - len(note) - 64))
+        return note in fh.read()
 
 
 def write_rgb(

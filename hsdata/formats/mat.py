@@ -24,8 +24,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..atomic import atomic_path
-from ..cube import Cube, check_real, default_wavelengths, json_value
+from ..atomic import HDF5_OVERHEAD, atomic_path, check_free_space
+from ..cube import Cube, as_type, check_real, default_wavelengths, json_value
 from ..errors import HsError
 
 MATLAB_CLASS = {np.dtype(np.float32): "single", np.dtype(np.float64): "double", np.dtype(np.uint16): "uint16"}
@@ -93,7 +93,7 @@ def _cube(path: Path, data, bands, norm, dtype, version: str, units: str | None 
         raise HsError(f"'cube' must be a numeric 3-D array, got {data.dtype} {data.shape}", path)
     check_real(data, path)
     if dtype is not None:
-        data = data.astype(dtype, copy=False)
+        data = as_type(data, dtype, path)
     if bands is not None:
         wl = np.asarray(bands, dtype=np.float64).reshape(-1)
         if wl.size != data.shape[2]:
@@ -171,6 +171,7 @@ def write(
     chars = {k: v for k, v in (("units", units), ("provenance", provenance)) if v}
     with atomic_path(path, overwrite) as tmp:
         if version == "7.3":
+            check_free_space(tmp.parent, data.nbytes + bands.nbytes + HDF5_OVERHEAD, path)
             with h5py.File(tmp, "w", userblock_size=512) as f:
                 _h5_var(f, "cube", data, compression)
                 _h5_var(f, "bands", bands)

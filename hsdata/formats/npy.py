@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
-from ..cube import FILE_META, Cube, check_real, default_wavelengths, json_value
+from ..cube import FILE_META, Cube, as_type, check_real, default_wavelengths, json_value
 from ..errors import HsError
 
 
@@ -58,7 +58,7 @@ def read(path: str | Path, dtype=np.float32, archive: bool | None = None) -> Cub
         if wl is None:
             raise HsError(f"no wavelengths stored for a {data.shape[2]}-band cube (use .npz)", path)
     if dtype is not None:  # a private, writable array, not the read-only file mapping
-        data = np.array(data, dtype=dtype) if isinstance(data, np.memmap) else data.astype(dtype, copy=False)
+        data = as_type(data, dtype, path, copy=isinstance(data, np.memmap))
     meta.update(format="npz" if archive else "npy", source=str(path))
     return Cube(data, wl, meta)
 
