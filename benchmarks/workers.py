@@ -18,9 +18,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from recon import child_process  # benchmarks/recon.py, beside this script
 from rich.console import Console
 from rich.table import Table
+
+from recon import child_process  # benchmarks/recon.py, beside this script
 
 HSTOOL = ["python", "-m", "hstool.cli"]
 
@@ -38,7 +39,7 @@ def inputs(folder: Path, files: int, size: str) -> dict[str, Path]:
         write_synthetic_capture(raw, f"cap{i:02d}", i, samples=w + 30, lines=h, ref_lines=20)
     one = folder / "one"
     for kind, src in (("cubes", cubes), ("rgb", rgb), ("raw", raw)):
-        first = sorted(src.iterdir())[0]
+        first = min(src.iterdir())
         (one / kind).mkdir(parents=True)
         (shutil.copytree if first.is_dir() else shutil.copy)(first, one / kind / first.name)
     return {"cubes": cubes, "rgb": rgb, "raw": raw, "one": one}
@@ -90,7 +91,7 @@ def main() -> None:
     for col in ("command", "start-up s", "-j 1 s", "-j 2 s", "× (command)", "-j 1 batch s", "-j 2 batch s",
                 "× (batch)", "peak RSS MB -j 1", "-j 2 (parent + workers' largest)"):
         table.add_column(col, justify="left" if col == "command" else "right")
-    for name in commands(data, tmp).keys():
+    for name in commands(data, tmp):
         start, j1, j2 = (best[(name, k)] for k in ("1 file", "-j 1", "-j 2"))
         per_file = (j1["seconds"] - start["seconds"]) / max(1, args.files - 1)
         startup = max(0.0, start["seconds"] - per_file)  # the one-file run less its file
