@@ -13,7 +13,7 @@ Measured in the same run, on the same (page-cached) raw file:
 
 Each case runs in its own child process (imports, then ``--repeat`` calls). Speeds are
 captures/s and MB/s of raw bytes; ``x raw read`` is the speed relative to reading (target >= 0.8);
-peak RSS is the child process's peak resident memory (``wait4``'s ``ru_maxrss``: interpreter,
+peak RSS is the child process's peak resident memory (``VmHWM``, ``benchmarks/peak.py``: interpreter,
 libraries, arrays and the file pages it mapped), also as a multiple of one raw cube, and the
 same above the child's resident memory once it has imported everything (the case's own share).
 """
@@ -27,12 +27,12 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse
 import json
-import resource
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from peak import own_peak_mb  # benchmarks/peak.py, beside this script
 
 from hstool.camera.calibration import calibrate, challenge_columns
 from hstool.cli.output import err, print_json, table
@@ -77,7 +77,7 @@ def child(args) -> None:
     path = Path(args.child_folder)
     wl = np.array(json.loads((path / "wavelengths.json").read_text()))
     fn = CASES[args.child]
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base = own_peak_mb()
     seconds, result = timed(lambda: fn(path, args, wl), args.repeat)
     print(json.dumps({"seconds": seconds, "base_mb": base, "shape": list(getattr(result, "shape", []))}))
 

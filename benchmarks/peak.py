@@ -18,13 +18,17 @@ import runpy
 import sys
 
 
-def _peak_mb() -> float:
-    own = 0.0
+def own_peak_mb() -> float:
+    """This process's peak resident memory in MB: ``VmHWM`` (Linux), else ``ru_maxrss``."""
     try:
         with open("/proc/self/status") as f:
-            own = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
     except (OSError, StopIteration):  # not Linux: ru_maxrss (bytes on macOS)
-        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
+
+
+def _peak_mb() -> float:
+    own = own_peak_mb()
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
     return max(own, workers)
 
