@@ -9,6 +9,7 @@ OUT/STEM_RealWorld.jpg for each cube (.mat v7.3 through h5py, or .npy).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -55,6 +56,8 @@ def realworld(src: Path, dst: Path, css: np.ndarray, seed: int) -> None:
 
 
 def main(argv: list[str]) -> None:
+    if "OMP_NUM_THREADS" in os.environ:  # simulate.py's one thread
+        cv2.setNumThreads(int(os.environ["OMP_NUM_THREADS"]))
     track, level, css_file, out, *cubes = argv
     css = np.load(css_file)["filters"]
     for src in map(Path, cubes):

@@ -10,12 +10,20 @@ from ARAD-style .mat (v7.3, band-major) and from .npy (pixel-major).
   real-world track. PNG sizes are the mean bytes per image; decoded clean pixels are compared.
 - As a process: one process over all images (``python organisers.py ...`` against
   ``hstool simulate``), start-up included, minimum over rounds, with the process's peak RSS.
+
+Everything runs on one thread (BLAS, OpenMP and OpenCV, children included): the organisers'
+``cube @ css`` on a transposed view does not use BLAS threads, and threads that wait on one
+another under other load would make the comparison one of the machine's load.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"  # before NumPy loads its BLAS; children inherit it
+
+import argparse
 import statistics
 import tempfile
 import time
@@ -32,6 +40,7 @@ from hstool.camera.sensitivity import DATA_DIR
 from hstool.hsdata import read_cube, write_cube
 from recon import child_process  # benchmarks/recon.py, beside this script
 
+cv2.setNumThreads(1)
 CSS = {"clean": DATA_DIR / "cie_1964_w_gain.npz", "realworld": DATA_DIR / "example_D40_camera_w_gain.npz"}
 
 
