@@ -89,7 +89,7 @@ def main() -> None:
                         f"min of {args.rounds} interleaved rounds; load average at the end "
                         f"{os.getloadavg()[0]:.1f}")
     for col in ("command", "start-up s", "-j 1 s", "-j 2 s", "× (command)", "-j 1 batch s", "-j 2 batch s",
-                "× (batch)", "peak RSS MB -j 1", "-j 2 (parent + workers' largest)"):
+                "× (batch)", "peak RSS MB -j 1", "-j 2 (largest process)"):
         table.add_column(col, justify="left" if col == "command" else "right")
     for name in commands(data, tmp):
         start, j1, j2 = (best[(name, k)] for k in ("1 file", "-j 1", "-j 2"))
