@@ -88,9 +88,13 @@ def _report(_item, threads_var: str) -> tuple[int, int, int, str | None]:
 def test_each_worker_runs_its_setup_once_on_its_share_of_the_cores():
     import torch
 
+    before = torch.get_num_threads()
     torch.set_num_threads(2)  # as a parent that ran a model on every core
-    results, failures = run_batch(list(range(8)), functools.partial(_report, threads_var="OMP_NUM_THREADS"),
-                                  "test", workers=2, setup=_setup)
+    try:
+        results, failures = run_batch(list(range(8)), functools.partial(_report, threads_var="OMP_NUM_THREADS"),
+                                      "test", workers=2, setup=_setup)
+    finally:
+        torch.set_num_threads(before)
     assert not failures and len(results) == 8
     share = worker_threads(2)
     for _, (pid, setups, threads, env) in results:
