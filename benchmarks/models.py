@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
+
+from peak import own_peak_mb  # benchmarks/peak.py, beside this script
 
 from recon import median, round_robin, run_capped  # benchmarks/recon.py, beside this script
 
@@ -50,7 +51,7 @@ def measure(name: str, size: int, repeats: int, threads: int) -> dict:
         "params": params,
         "gmacs": counter.get_total_flops() / 2e9,
         "seconds": median(times),
-        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "peak_rss_gb": own_peak_mb() / 1024,  # VmHWM: ru_maxrss would carry the parent's RSS
     }
 
 

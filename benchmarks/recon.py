@@ -47,9 +47,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -87,6 +89,38 @@ def run_capped(argv: list[str], mem_gb: float = 8.0, timeout: float | None = Non
         return json.loads(proc.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
         return {"error": f"no result ({proc.stdout.strip()[-80:]!r})"}
+
+
+def child_process(argv: list[str], timeout: float | None = None, env: dict | None = None) -> dict:
+    """Run ``argv`` (a command line; ``python`` for ``sys.executable``) as a child process and return
+    its wall ``seconds``, ``peak_rss_mb``, ``returncode``, ``stdout`` and ``stderr``. A Python child
+    runs under ``benchmarks/peak.py``, which reports the process's own peak resident set (or its
+    largest worker's): what the process held, not a Python-heap figure, and not the parent's
+    resident set that Linux carries into a child's ``ru_maxrss`` (``wait4``'s figure, used for
+    other programs). Every benchmark's memory column comes from here or from a child reading its
+    own ``ru_maxrss``."""
+    argv = [sys.executable if a == "python" else str(a) for a in argv]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as errors, \
+            tempfile.NamedTemporaryFile("r", suffix=".peak") as peak:
+        if argv[0] == sys.executable:
+            argv.insert(1, str(Path(__file__).with_name("peak.py")))
+        env = {**os.environ, **(env or {}), "HSTOOL_PEAK_FILE": peak.name}
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=errors, env=env)
+        while True:  # reaped here, not by Popen, to read its rusage
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if timeout is not None and time.perf_counter() - t0 > timeout:
+                proc.kill()
+            time.sleep(0.002)
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        errors.seek(0)
+        reported = peak.read().strip()
+        return {"seconds": seconds, "peak_rss_mb": float(reported) if reported else usage.ru_maxrss / 1024,
+                "returncode": proc.returncode, "stdout": out.read(), "stderr": errors.read()}
 
 
 def round_robin(fns: dict[str, Callable[[], object]], repeats: int,

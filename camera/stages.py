@@ -14,7 +14,7 @@ import numpy as np
 
 from hstool.hsdata import HsError
 from hstool.hsdata.errors import check_positive
-from hstool.hsdata.formats.image import JPEG_SAMPLING
+from hstool.hsdata.formats.image import JPEG_SAMPLING, encode_png
 from hstool.hsdata.render import srgb_decode, srgb_encode
 
 #: Bayer layouts named by the 2x2 tile read row by row from the top-left pixel.
@@ -280,29 +280,22 @@ def encode(
     encoding: str = "png",
     jpeg_quality: int = 95,
     jpeg_sampling: str = "420",
-    png_compression: int = 1,
+    png_compression: int = 9,
 ) -> bytes:
-    """Encode an RGB integer image to PNG (8/16-bit, zlib level ``png_compression``; the pixels
-    do not depend on it) or JPEG (8-bit, ``jpeg_quality`` 0-100, chroma ``jpeg_sampling``
-    '444', '422' or '420') with OpenCV's encoders."""
+    """Encode an RGB integer image to PNG (8/16-bit, deflate level ``png_compression``:
+    :func:`hstool.hsdata.formats.image.encode_png`; the pixels do not depend on it) or JPEG
+    (8-bit, ``jpeg_quality`` 0-100, chroma ``jpeg_sampling`` '444', '422' or '420') with OpenCV's
+    encoder."""
     if encoding not in ENCODINGS:
         raise HsError(f"unknown encoding '{encoding}' (use {', '.join(ENCODINGS)})")
-    bgr = np.ascontiguousarray(image[..., ::-1])
     if encoding == "png":
-        params = [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)]
-        ok, buf = cv2.imencode(".png", bgr, params)
-    else:
-        if image.dtype != np.uint8:
-            raise HsError("JPEG holds 8-bit data only; use 8 bits or PNG")
-        if jpeg_sampling not in JPEG_SAMPLING:
-            raise HsError(f"JPEG sampling must be one of {', '.join(JPEG_SAMPLING)}")
-        params = [
-            cv2.IMWRITE_JPEG_QUALITY,
-            int(jpeg_quality),
-            cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
-            JPEG_SAMPLING[jpeg_sampling],
-        ]
-        ok, buf = cv2.imencode(".jpg", bgr, params)
+        return encode_png(image, png_compression)
+    if image.dtype != np.uint8:
+        raise HsError("JPEG holds 8-bit data only; use 8 bits or PNG")
+    if jpeg_sampling not in JPEG_SAMPLING:
+        raise HsError(f"JPEG sampling must be one of {', '.join(JPEG_SAMPLING)}")
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality), cv2.IMWRITE_JPEG_SAMPLING_FACTOR, JPEG_SAMPLING[jpeg_sampling]]
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), params)
     if not ok:
         raise HsError(f"OpenCV could not encode the image as {encoding}")
     return buf.tobytes()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import multiprocessing
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -70,15 +71,59 @@ def progress() -> Progress:
     )
 
 
-def _pool_context(spawn: bool):
-    """Start workers by fork (cheap), or by spawn when asked (a parent that ran a PyTorch model
-    on the CPU: a forked child's first parallel region waits forever on the parent's OpenMP
-    pool) or when this process has initialised CUDA, which a forked child cannot use ("Cannot
-    re-initialize CUDA in forked subprocess")."""
+# ---- worker processes (-j N); the same per-worker initialisation serves any other pool of workers ----
+
+def worker_threads(workers: int) -> int:
+    """Threads each of ``workers`` processes may use so that together they fill this machine's cores
+    once (at least 1): two workers that each start a thread per core slow one another down."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, workers))
+
+
+def limit_threads(threads: int) -> None:
+    """Cap this process's thread pools at ``threads``: BLAS and OpenMP (threadpoolctl, when
+    installed, else the environment for libraries not loaded yet), OpenCV, and PyTorch if loaded."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)  # libraries loaded later (a spawned worker's imports)
+    with contextlib.suppress(ImportError):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    import cv2
+
+    cv2.setNumThreads(threads)
     torch = sys.modules.get("torch")
-    if spawn or (torch is not None and torch.cuda.is_initialized()):
+    if torch is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def init_worker(threads: int, setup: Callable[[], Any] | None = None) -> None:
+    """Prepare one worker process before its first job: :func:`limit_threads`, then ``setup()`` once
+    (e.g. load a model, so that each worker loads it once, not once per file), then the limits again
+    for what ``setup`` loaded. Picklable arguments only (a module-level function or a
+    ``functools.partial`` of one): spawned and remote workers receive them."""
+    limit_threads(threads)
+    if setup is not None:
+        setup()
+        limit_threads(threads)
+
+
+def _pool_context(spawn: bool, threads: int):
+    """Start workers by fork (cheap: they inherit this process's imports and loaded model), or by
+    spawn when this process has initialised CUDA, which a forked child cannot use ("Cannot
+    re-initialize CUDA in forked subprocess"), or when ``spawn`` is asked (a parent that ran a
+    PyTorch model on the CPU) and the workers run PyTorch on more than one thread: a forked
+    child's first parallel region waits forever on the parent's OpenMP pool. On one thread
+    PyTorch runs its parallel loops inline, never in that pool, so forking is safe."""
+    torch = sys.modules.get("torch")
+    if (spawn and threads > 1) or (torch is not None and torch.cuda.is_initialized()):
         return multiprocessing.get_context("spawn")
-    return None
+    return multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
+
+# ---- end of worker processes ----
 
 
 def run_batch(
@@ -88,12 +133,15 @@ def run_batch(
     workers: int = 1,
     name: Callable[[Any], str] = lambda item: Path(str(item)).name,
     spawn: bool = False,
+    setup: Callable[[], Any] | None = None,
 ) -> tuple[list[tuple[Any, Any]], list[Failure]]:
     """Apply ``fn`` to each item; return ``(item, result)`` pairs in input order and the failures.
 
     With ``workers > 1``, ``fn`` must be picklable (a module-level function or a
     ``functools.partial`` of one); ``spawn`` starts the workers afresh instead of forking this
-    process (see :func:`_pool_context`). Failures are printed as they happen, one line each.
+    process (see :func:`_pool_context`). Each worker runs :func:`init_worker` first: its share of
+    the cores, and ``setup()`` (e.g. load the model once per worker). Failures are printed as they
+    happen, one line each.
     """
     if not items:  # nothing to do (e.g. every output exists): no empty progress bar
         return [], []
@@ -108,7 +156,10 @@ def run_batch(
                     error(done[i][1])
                 bar.advance(task)
         else:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(spawn)) as pool:
+            workers = min(workers, len(items))
+            threads = worker_threads(workers)
+            with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(spawn, threads),
+                                     initializer=init_worker, initargs=(threads, setup)) as pool:
                 futures = {pool.submit(_call, fn, item, name(item), DEBUG["on"]): i for i, item in enumerate(items)}
                 for fut in as_completed(futures):
                     i = futures[fut]

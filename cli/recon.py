@@ -206,9 +206,11 @@ def recon(
 
     conflicts = refuse_other_settings(plan, differences, lambda job: job[1])
     fn = functools.partial(_one, settings=settings, format=format, preview=preview, overwrite=overwrite)
-    # workers start afresh: the model already ran here, and a forked child would hang in its OpenMP pool
+    # spawn: the model was loaded here, and a forked child on several threads could hang in the OpenMP
+    # pool (see run_batch); each worker loads the model once before its first image (forked: inherits it)
     previews, preview_failures = finish_skipped(plan, "image(s)", workers, spawn=True)
-    results, failures = run_batch(jobs, fn, "recon", workers, name=lambda job: job[0].name, spawn=True)
+    results, failures = run_batch(jobs, fn, "recon", workers, name=lambda job: job[0].name, spawn=True,
+                                  setup=functools.partial(_reconstructor, settings))
     rows = [r for _, r in results]
     failures = conflicts + failures
     if json:

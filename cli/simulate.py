@@ -154,7 +154,7 @@ def simulate(
     encoding: Annotated[str | None, Opt("--encoding", help="png or jpeg.")] = None,
     jpeg_quality: Annotated[int | None, Opt("--jpeg-quality", min=0, max=100, help="JPEG quality.")] = None,
     jpeg_sampling: Annotated[str | None, Opt("--jpeg-sampling", help="JPEG chroma: 444, 422, 420.")] = None,
-    png_compression: Annotated[int | None, Opt("--png-compression", min=0, max=9, help="zlib level.")] = None,
+    png_compression: Annotated[int | None, Opt("--png-compression", min=0, max=9, help="Deflate level (default 9: files no larger than the organisers' level-9 PNGs; 1: faster, larger).")] = None,
     clip_negative: Annotated[bool, Opt("--clip-negative", help=(
         "Clip negative cube values to 0. Without it, only those within 5% of the cube's maximum "
         "(noise, e.g. in calibrated reflectance) are, and larger ones are refused."))] = False,
