@@ -40,7 +40,7 @@ from .options import (
     check_cube_format,
     check_resampling,
 )
-from .output import err, print_json, table
+from .output import err, print_json, show, table
 
 #: the folders of a capture the camera writes; an output in one would mix with its files
 CAMERA_FOLDERS = ("capture", "metadata", "results")
@@ -163,7 +163,7 @@ def calibrate(
                               [{"capture": str(f.item[0]), "error": f.message} for f in failures], previews,
                               preview_failures))
     elif rows:
-        err.print(table("calibrated", ["capture", "output", "shape", "dropped", "NaN values", "saturated", "s"],
+        show(table("calibrated", ["capture", "output", "shape", "dropped", "NaN values", "saturated", "s"],
                         [[Path(r["capture"]).name, r["output"], "x".join(map(str, r["shape"])),
                           len(r["dropped_columns"]), r["nan_values"], r["saturated_values"], r["seconds"]] for r in rows]))
     clipped = [Path(r["capture"]).name for r in rows if r["saturated_values"]]

@@ -48,7 +48,7 @@ from .options import (
     check_input_format,
     check_resampling,
 )
-from .output import err, print_json, table
+from .output import err, print_json, show, table
 
 
 @dataclass
@@ -161,7 +161,7 @@ def convert(
                               [{"input": str(f.item.source), "error": f.message} for f in failures], previews,
                               preview_failures))
     elif rows:
-        err.print(table(f"{len(rows)} cube(s) in {out}", ["input", "output", "shape", "bands in", "s"],
+        show(table(f"{len(rows)} cube(s) in {out}", ["input", "output", "shape", "bands in", "s"],
                         [[Path(r["input"]).name, Path(r["output"]).name, "x".join(map(str, r["shape"])),
                           r["bands_in"], r["seconds"]] for r in rows]))
     raw = [Path(r["input"]).name for r in rows if r["raw_specim"]]

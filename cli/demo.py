@@ -9,7 +9,7 @@ import typer
 
 from .batch import progress
 from .options import Device, Json, Seed
-from .output import HEADERS, err, print_json, table
+from .output import HEADERS, err, print_json, show, table
 
 DEFAULT_MODEL = "linear"  # the best bundled model across both tracks on held-out scenes (README, "Models")
 
@@ -43,7 +43,7 @@ def demo(
         print_json({"model": model, "seed": seed, "out": out, "rows": rows})
         return
     keys = (*DEMO_METRICS, "backprojection", "physical")
-    err.print(
+    show(
         table(
             f"hstool demo: {model} on the bundled sample (ground truth: synthetic test-split scenes)",
             ["track", "image", *(HEADERS[k] for k in keys)],

@@ -26,7 +26,7 @@ from .options import (
     noise_settings,
     weights_track,
 )
-from .output import HEADERS, err, print_json, table
+from .output import HEADERS, err, print_json, show, table
 from .score import warn_infinite
 
 Opt = typer.Option
@@ -137,7 +137,7 @@ def evaluate(
         body = [[r["image"], *[r[k] for k in ev.TABLE3]] for r in rows] + [
             ["mean", *[mean[k] for k in ev.TABLE3]]
         ]
-        err.print(
+        show(
             table(
                 f"{model}, {pipe.name} track, seed {seed}: NTIRE 2020 Table 3 protocol (every column an MRAE but RMSE; "
                 "×0.5/×2: brightness)",

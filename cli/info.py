@@ -12,7 +12,7 @@ from hstool.hsdata.describe import describe
 from hstool.hsdata.specim import find_captures, is_capture
 
 from .options import Json
-from .output import DEBUG, err, error, fmt, print_json, table
+from .output import DEBUG, err, error, fmt, print_json, show, table
 
 
 def _folder(path: Path) -> list[Path]:
@@ -85,7 +85,7 @@ def info(
     else:
         for r in (r for r in reports if "error" not in r):
             rows = [[k, _cell(k, v)] for k, v in r.items() if k not in ("path", "warnings")]
-            err.print(table(str(r["path"]), ["field", "value"], rows))
+            show(table(str(r["path"]), ["field", "value"], rows))
             for note in r.get("warnings", []):
                 err.print(f"{r['path']}: {note}", style="yellow")
     if failed:

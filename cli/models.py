@@ -10,7 +10,7 @@ import typer
 from hstool.hsdata import HsError
 
 from .options import Json, Overwrite, weights_track
-from .output import err, fmt, print_json, table
+from .output import err, fmt, print_json, show, table
 
 ONNX_TOLERANCE = 1e-4  # issue 7: the exported model matches PyTorch to 1e-4
 
@@ -117,11 +117,11 @@ def _describe(path: Path, json: bool) -> None:
              else record["created"] or "-"],
             ["s / 482x512", _speed(record)], ["train command", record["train_command"] or "-"],
             ["initialised from", init.get("file", "-")]]
-    err.print(table(str(path), ["field", "value"], rows))
+    show(table(str(path), ["field", "value"], rows))
 
 
 def _list(pattern: str | None, track: str | None, json: bool) -> None:
-    from hstool.recon.weights import describe_models
+    from hstool.recon.catalog import describe_models
 
     rows = describe_models(pattern or "*")
     if pattern and not rows:
@@ -147,5 +147,5 @@ def _list(pattern: str | None, track: str | None, json: bool) -> None:
             cells.append((first if i == 0 else ["", "", ""])
                          + [b["track"], b["data_short"] or (b["data"] or "-")[:24], fmt(b["val_mrae"]) if b["val_mrae"] is not None else "-",
                             _speed(b)])
-    err.print(table(f"{len(rows)} model(s)", ["model", "kind", "parameters", "bundled track",
+    show(table(f"{len(rows)} model(s)", ["model", "kind", "parameters", "bundled track",
                                               "trained on", "val MRAE", "s / 482x512"], cells))

@@ -45,7 +45,7 @@ from .options import (
     check_cube_format,
     weights_track,
 )
-from .output import err, fmt, print_json, table
+from .output import err, fmt, print_json, show, table
 
 _RECONSTRUCTORS: dict[tuple, Any] = {}
 
@@ -173,7 +173,7 @@ def recon(
                               preview_failures))
     elif rows:
         cols = ["input", "output", "shape", "seconds"] + (["corrected", "infeasible"] if consistent else [])
-        err.print(table(f"{len(rows)} cube(s) in {out}", cols,
+        show(table(f"{len(rows)} cube(s) in {out}", cols,
                         [[Path(r["input"]).name, r["output"], "x".join(map(str, r["shape"])), fmt(r["seconds"], 3)]
                          + ([r.get("corrected", 0), r.get("infeasible", 0)] if consistent else []) for r in rows]))
     raise typer.Exit(report_failures(failures + preview_failures, len(jobs) + len(plan.previews), plan))

@@ -18,7 +18,7 @@ from hstool.recon import evaluate as ev
 
 from .batch import run_batch
 from .options import ClipNegativeTruth, Clustering, Json, Overwrite, Seed, Workers, check_clustering
-from .output import HEADERS, err, print_json, table
+from .output import HEADERS, err, print_json, show, table
 
 Opt = typer.Option
 
@@ -291,7 +291,7 @@ def score(
         body = [[r["image"], *[r[c] for c in columns]] for r in rows] + [
             ["mean", *[mean[c] for c in columns]]
         ]
-        err.print(
+        show(
             table(
                 f"{len(rows)} image(s)" + (f", {crop} px border cropped" if crop else ""),
                 ["image", *[HEADERS[c] for c in columns]],
@@ -299,7 +299,7 @@ def score(
             )
         )
         if band_mean is not None:
-            err.print(table(f"per band, mean of {len(rows)} image(s)", ["nm", "MRAE", "RMSE"],
+            show(table(f"per band, mean of {len(rows)} image(s)", ["nm", "MRAE", "RMSE"],
                             [[f"{w:g}", m, r] for w, m, r in zip(*(band_mean[k] for k in ("wavelengths", "mrae", "rmse")))]))
         if plot is not None:
             err.print(f"wrote {plot}")

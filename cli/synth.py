@@ -27,7 +27,7 @@ from .batch import (
     run_batch,
 )
 from .options import CubeFormat, Json, OutDir, Overwrite, Preview, Seed, Workers, check_cube_format
-from .output import err, print_json, table
+from .output import err, print_json, show, table
 
 Opt = typer.Option
 
@@ -141,7 +141,7 @@ def synth(
                               [{"output": str(f.item.output), "error": f.message} for f in failures], previews,
                               preview_failures))
     elif rows:
-        err.print(table(f"{len(rows)} scene(s) in {out}", ["file", "illuminant", "norm_factor", "s"],
+        show(table(f"{len(rows)} scene(s) in {out}", ["file", "illuminant", "norm_factor", "s"],
                         [[Path(r["output"]).name, r["illuminant"], r["norm_factor"], r["seconds"]] for r in rows]))
     code = report_failures(failures + preview_failures, len(jobs) + len(plan.previews), plan)
     if code:

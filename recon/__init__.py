@@ -25,7 +25,7 @@ _LAZY = {
     "register_model": "registry",
     "create_model": "weights",
     "load_weights": "weights",
-    "read_metadata": "weights",
+    "read_metadata": "catalog",
     "save_weights": "weights",
 }
 
@@ -67,4 +67,5 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .engine import Reconstructor, predict, resolve_device
     from .registry import ModelSpec, build_model, list_models, model_spec, register_model
-    from .weights import create_model, load_weights, read_metadata, save_weights
+    from .catalog import read_metadata
+    from .weights import create_model, load_weights, save_weights

@@ -71,6 +71,7 @@ from hstool.hsdata.errors import check_positive
 
 from .engine import predict, resolve_device, reuse_freed_memory
 from .registry import build_model, model_spec
+from .catalog import weights_name
 from .weights import INPUT_NORM, create_model, round_to_stored, save_weights
 
 #: Suffixes the NTIRE datasets append to an RGB image's stem (stripped to pair with its cube).
@@ -156,6 +157,7 @@ class TrainConfig:
     fp16: bool | None = None
     overwrite: bool = False
     speed: bool = True
+    keep_checkpoint: bool = False  # OUT.ckpt stays after a finished run (to --resume it with more epochs)
 
     def __post_init__(self):
         from hstool.camera.pipeline import track_name
@@ -207,7 +209,7 @@ class TrainConfig:
         if self.base and spec.kind == "deep":
             args += ["--base", self.base, "--pixels", str(self.pixels)]
         if self.init and spec.kind == "deep":
-            args += ["--init", str(self.init)]
+            args += ["--init", weights_name(self.init)]  # bundled ones as NAME:TRACK
         for k, v in sorted(self.config.items()):
             args += ["--config", f"{k}={v}"]
         args += ["--out", str(self.out)]
@@ -748,6 +750,8 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
     if cfg.speed and (spec.kind == "pixel" or device.type == "cuda"):
         meta["speed"] = measure_speed(model, device)
     save_weights(model, out, meta, fp16=fp16, overwrite=cfg.overwrite)
+    if not cfg.keep_checkpoint:  # the weights hold the finished run
+        ckpt.unlink(missing_ok=True)
     return meta
 
 
