@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hstool.hsdata import CUBE_FORMATS, HsError, check_writable, detect_format, input_files, list_files
 
-from .output import DEBUG, err, error
+from .output import DEBUG, err, error, file_done, verbose
 
 
 @dataclass
@@ -59,6 +59,7 @@ def progress() -> Progress:
         TextColumn("{task.fields[current]}", markup=False),  # a file name, as it is
         console=err,
         transient=False,
+        disable=verbose(),  # -v: a line per file instead (:func:`file_done`)
     )
 
 
@@ -98,6 +99,8 @@ def run_batch(
                 done[i] = _call(fn, item, name(item), DEBUG["on"])
                 if not done[i][0]:
                     error(done[i][1])
+                else:
+                    file_done(name(item))
                 bar.advance(task)
         else:
             with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(spawn)) as pool:
@@ -110,6 +113,8 @@ def run_batch(
                         done[i] = (False, _describe(exc, name(items[i]), DEBUG["on"]))
                     if not done[i][0]:
                         error(done[i][1])
+                    else:
+                        file_done(name(items[i]))
                     bar.update(task, advance=1, current=name(items[i]))
     results = [(items[i], done[i][1]) for i in range(len(items)) if done[i][0]]
     failures = [Failure(items[i], done[i][1]) for i in range(len(items)) if not done[i][0]]

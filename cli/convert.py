@@ -20,7 +20,7 @@ from hstool.hsdata import (
 )
 from hstool.hsdata.atomic import check_output_folder
 from hstool.hsdata.formats.npy import check_npy_grid
-from hstool.hsdata.render import preview_image, write_preview
+from hstool.hsdata.render import preview_image, preview_path, write_preview
 from hstool.hsdata.spectral import resample_bands, target_grid
 
 from .batch import (
@@ -67,7 +67,7 @@ class Job:
 
 def _preview(job: Job) -> PreviewJob:
     """Where the cube's preview goes; its units, where the output format keeps none, are the source's."""
-    return PreviewJob(job.output, job.output.with_suffix(".png"), units_of=job.source, units_of_format=job.in_format)
+    return PreviewJob(job.output, preview_path(job.output), units_of=job.source, units_of_format=job.in_format)
 
 
 def _outputs(job: Job) -> list[Path]:
@@ -133,7 +133,8 @@ def convert(
     while the band grid stays; its 'data ignore value' reads as NaN and its 'reflectance scale
     factor' is divided out (0-1 reflectance).
 
-    Example: [bold]hstool convert envi/*.hdr cubes/ -f mat --bands 400:700:10[/]
+    Examples:
+    $ hstool convert envi/*.hdr cubes/ -f mat --bands 400:700:10
     """
     if not paths or len(paths) < 2:
         raise typer.BadParameter("give one or more cube files or folders, then the output folder",

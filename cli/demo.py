@@ -27,7 +27,8 @@ def demo(
     them with a bundled model, score them and write previews. OUT must be new, empty or an earlier
     demo run's (marked by its .hstool-demo file), whose files are replaced.
 
-    Example: [bold]hstool demo[/] (then open hstool-demo/previews/)
+    Examples:
+    $ hstool demo  # then open hstool-demo/previews/
     """
     from hstool.hsdata.sample import sample_cubes
     from hstool.recon.demo import DEMO_METRICS, claim_folder, demo_reconstructors, run_demo

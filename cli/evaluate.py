@@ -83,7 +83,8 @@ def evaluate(
     MRAE over 1000 spectral clusters. Noise is seeded per file as `hstool simulate --seed` seeds it.
     A cube with negative values (calibration noise) is refused unless --clip-negative.
 
-    Example: [bold]hstool evaluate --model mstpp_s --track realworld gt/ --limit 10 --json[/]
+    Examples:
+    $ hstool evaluate --model mstpp_s --track realworld gt/ --limit 10 --json
     """
     from hstool.camera import track
     from hstool.recon import Reconstructor

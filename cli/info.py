@@ -61,7 +61,8 @@ def info(
     object when there is one file, folders expanded; a list when there are several; a file that
     cannot be read is {"path", "error"}).
 
-    Example: [bold]hstool info ARAD_HS_0451.mat capture/scene.hdr photo.jpg[/]
+    Examples:
+    $ hstool info ARAD_HS_0451.mat capture/scene.hdr photo.jpg
     """
     # a folder stands for its cube and image files, a Specim IQ capture folder for itself, and a
     # folder of captures for them

@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 import typer.main
-from typer.core import TyperCommand, TyperGroup, TyperOption
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from hstool.hsdata.errors import HsError
 
@@ -72,6 +72,9 @@ def load(name: str) -> TyperCommand:
     for param in loud.params[:2]:
         param.expose_value = False  # set the verbosity; the command's function never sees them
     command.params[-1:-1] = loud.params[:2]  # before --help
+    for param in command.params:  # `hstool render CUBE_PATH OUT`, not typer's `{cube_path} {out}`
+        if isinstance(param, TyperArgument) and param.metavar is None:
+            param.metavar = param.name.upper() + ("..." if param.nargs != 1 else "")
     return command
 
 
@@ -109,6 +112,16 @@ def _display_type_rich(self: TyperOption, ctx) -> str | None:
 
 TyperOption.display_type_rich = _display_type_rich
 TyperOption._get_number_range_help_str = lambda self: None  # the ``[x>=1]`` beside it, too wide
+
+
+def _usage_display_name(self: TyperArgument) -> str:
+    """An argument in the usage line as git and rio write it: ``IMAGES...``, ``[OUT]`` when optional
+    (typer writes ``{inputs}...``)."""
+    name = self.metavar or self.name.upper() + ("..." if self.nargs != 1 else "")
+    return name if self.required or name.startswith("[") else f"[{name}]"
+
+
+TyperArgument._usage_display_name = _usage_display_name
 
 app = typer.Typer(
     name="hstool",

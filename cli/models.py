@@ -9,7 +9,7 @@ import typer
 
 from hstool.hsdata import HsError
 
-from .options import Json, Overwrite, weights_track
+from .options import WEIGHTS_METAVAR, Json, Overwrite, weights_file, weights_track
 from .output import err, fmt, print_json, show, table
 
 ONNX_TOLERANCE = 1e-4  # issue 7: the exported model matches PyTorch to 1e-4
@@ -28,9 +28,8 @@ def models(
     args: Annotated[list[str] | None, typer.Argument(help="\\[list] \\[PATTERN] to list, or: export NAME OUT.onnx")] = None,
     track: Annotated[str | None, typer.Option("--track", "-t", help="Bundled weights of this track (clean, realworld): to "
                                               "export (default clean), or the only ones listed.")] = None,
-    weights: Annotated[Path | None, typer.Option("--weights", "-w", help="Export these weights instead of the "
-                                                 "bundled ones; with list, describe this file.", exists=True,
-                                                 dir_okay=False)] = None,
+    weights: Annotated[Path | None, typer.Option("--weights", "-w", help="Describe (or export) this weights file.",
+                                                 parser=weights_file, metavar=WEIGHTS_METAVAR)] = None,
     opset: Annotated[int | None, typer.Option("--opset", help="ONNX opset for export (default 17).")] = None,
     overwrite: Overwrite = False,
     json: Json = False,
@@ -38,8 +37,13 @@ def models(
     """List registered models (kind, parameters, bundled weights, val MRAE, speed), describe a
     weights file, or export a model to ONNX.
 
-    Examples: [bold]hstool models[/], [bold]hstool models 'hs*' --track realworld --json[/],
-    [bold]hstool models -w mine.safetensors[/], [bold]hstool models export rootpoly rootpoly.onnx --track realworld[/]
+    Bundled weights are named NAME:TRACK (mstpp_s:clean) by --weights here, in recon and in train's --init.
+
+    Examples:
+    $ hstool models | grep mstpp
+    $ hstool models 'hs*' --track realworld --json
+    $ hstool models -w mine.safetensors
+    $ hstool models export rootpoly rootpoly.onnx --track realworld
     """
     args = args or []
     if args and args[0] == "export":

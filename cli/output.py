@@ -131,5 +131,16 @@ def set_verbosity(level: int) -> None:
     err.quiet = level < 0
 
 
+def verbose() -> bool:
+    """Whether -v/--verbose asked for a line per file instead of a progress bar."""
+    return VERBOSITY["level"] > 0
+
+
+def file_done(what: str) -> None:
+    """With -v/--verbose, a line for each file done (a progress bar's step otherwise)."""
+    if verbose():
+        err.print(f"done: {what}")
+
+
 def error(message: str) -> None:
     _errors.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)

@@ -23,6 +23,7 @@ from hstool.hsdata import (
     write_cube,
 )
 from hstool.hsdata.formats.image import is_preview
+from hstool.hsdata.render import preview_path
 
 from .batch import (
     PreviewJob,
@@ -35,6 +36,8 @@ from .batch import (
     run_batch,
 )
 from .options import (
+    IO,
+    WEIGHTS_METAVAR,
     CubeFormat,
     Device,
     Json,
@@ -43,6 +46,7 @@ from .options import (
     Workers,
     as_option_error,
     check_cube_format,
+    weights_file,
     weights_track,
 )
 from .output import err, fmt, print_json, show, table
@@ -63,11 +67,7 @@ def _reconstructor(settings: tuple):
 
 def _outputs(dst: Path, format: str, preview: bool) -> list[Path]:
     """Every file one image's reconstruction writes: the cube, and its preview."""
-    return output_files(dst, format) + ([_preview_path(dst)] if preview else [])
-
-
-def _preview_path(dst: Path) -> Path:
-    return dst.with_name(dst.stem + "_preview.png")
+    return output_files(dst, format) + ([preview_path(dst)] if preview else [])
 
 
 def _one(job: tuple[Path, Path], settings: tuple, format: str, preview: bool, overwrite: bool) -> dict:
@@ -97,21 +97,23 @@ def _reconstruct(job: tuple[Path, Path], settings: tuple, format: str, preview: 
         image = preview_image(result) if preview else None  # fails before the cube is written
         written = write_cube(result, dst, format, overwrite=overwrite)
         if image is not None:
-            written.append(write_preview(image, _preview_path(dst), overwrite=overwrite))
+            written.append(write_preview(image, preview_path(dst), overwrite=overwrite))
     return {"input": str(src), "output": str(written[0]), "files": [str(f) for f in written],
             "preview": str(written[-1]) if image is not None else None, "shape": list(cube.shape),
             "seconds": round(seconds, 3), **rec.last_info}
 
 
 def recon(
-    inputs: Annotated[list[Path], typer.Argument(help="RGB images (.png 8/16-bit, .jpg, .tif) or folders of them.")],
+    inputs: Annotated[list[Path], typer.Argument(help="RGB images (.png 8/16-bit, .jpg, .tif) or folders of them.",
+                                                 metavar="IMAGES...")],
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model name (see `hstool models`); "
                                               "optional with --weights.")] = None,
-    weights: Annotated[Path | None, typer.Option("--weights", "-w", help="Own weights file from `hstool train` "
-                                                 "(default: the bundled ones).", exists=True, dir_okay=False)] = None,
+    weights: Annotated[Path | None, typer.Option("--weights", "-w", help="Weights file, or bundled NAME:TRACK.",
+                                                 parser=weights_file, metavar=WEIGHTS_METAVAR)] = None,
     track: Annotated[str | None, typer.Option("--track", "-t", help="Which bundled weights / camera: clean (default) or "
                                               "realworld; with --weights, the file's own.")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.", file_okay=False)] = Path("."),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (an option: inputs may be folders).",
+                                      file_okay=False, rich_help_panel=IO)] = Path("."),
     format: CubeFormat = "mat",
     device: Device = "auto",
     precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16 (fp16: GPU only; bf16: GPU or a CPU with native bf16).")] = "fp32",
@@ -135,7 +137,9 @@ def recon(
     """Reconstruct a 31-band cube from each RGB image. The models expect linear camera RGB, as the
     NTIRE tracks are: give --gamma srgb for ordinary (sRGB-encoded) photos.
 
-    Example: [bold]hstool recon photos/ --model rootpoly --track realworld --out cubes/ --consistent[/]
+    Examples:
+    $ hstool recon img.jpg --model hrnet_s --track realworld
+    $ hstool recon photos/ --model rootpoly --track realworld --out cubes/ --consistent
     """
     if model is None and weights is None:
         raise HsError("give --model NAME (bundled weights) or --weights FILE")
@@ -146,7 +150,7 @@ def recon(
     files = gather_inputs(inputs, ("image",))
     jobs = [(f, output_path(out, strip_track_suffix(f.stem), format)) for f in files]
     plan = plan_outputs(jobs, lambda job: _outputs(job[1], format, preview), files, overwrite,
-                        name=lambda job: str(job[0]), preview=lambda job: PreviewJob(job[1], _preview_path(job[1])),
+                        name=lambda job: str(job[0]), preview=lambda job: PreviewJob(job[1], preview_path(job[1])),
                         with_preview=preview)
     jobs, skipped = plan.todo, plan.skipped
     consistent_arg: Any = (css or True) if consistent else None

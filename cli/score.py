@@ -179,7 +179,9 @@ def score(
     A ground truth with negative values (calibration noise) fails the MRAE-based metrics unless
     --clip-negative.
 
-    Example: [bold]hstool score recon/ gt/ -m mrae,rmse,weighted --rgb rgb/ --track clean --maps maps/[/]
+    Examples:
+    $ hstool score pred/ gt/ > scores.txt
+    $ hstool score recon/ gt/ -m mrae,rmse,weighted --rgb rgb/ --track clean --maps maps/
     """
     check_positive(eps, "--eps", zero=True)
     ev.metrics.check_guard(eps, ignore_zeros)

@@ -13,7 +13,7 @@ import typer
 from hstool.hsdata import HsError, output_files, output_path, write_cube
 from hstool.hsdata.atomic import check_output_folder
 from hstool.hsdata.formats.npy import check_npy_grid
-from hstool.hsdata.render import preview_image, write_preview
+from hstool.hsdata.render import preview_image, preview_path, write_preview
 from hstool.hsdata.spectral import parse_band_grid
 from hstool.hsdata.synth import generate_scene
 
@@ -110,7 +110,8 @@ def synth(
     rounded to multiples of 2^-14 and gzipped, with each cube's clean and
     real-world RGB simulated by hstool.camera (noise seeded by the scene seed).
 
-    Example: [bold]hstool synth scenes/ --n 100 --seed 1000 --split test -j 2[/]
+    Examples:
+    $ hstool synth scenes/ --n 100 --seed 1000 --split test -j 2
     """
     split = split.lower()  # as --track, --pattern, --bands read theirs
     if split not in ("train", "test"):
@@ -127,9 +128,9 @@ def synth(
     for s in range(seed, seed + n):
         stem = f"SYNTH_{split}_{s:04d}"
         jobs.append(Job(s, output_path(out, stem, format), hw, wavelengths, split, format,
-                        out / f"{stem}.png" if preview else None, overwrite))  # fmt: skip
+                        preview_path(out / stem) if preview else None, overwrite))  # fmt: skip
     plan = plan_outputs(jobs, _outputs, (), overwrite, name=lambda j: j.output.name,
-                        preview=lambda j: PreviewJob(j.output, out / f"{j.output.stem}.png"), with_preview=preview)
+                        preview=lambda j: PreviewJob(j.output, preview_path(out / j.output.stem)), with_preview=preview)
     jobs, skipped = plan.todo, plan.skipped
     if jobs:
         check_output_folder(out)  # before the scenes' seconds, not after them

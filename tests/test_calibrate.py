@@ -265,7 +265,7 @@ def test_saturated_values_are_counted_where_they_enter_the_output(tmp_path, hsto
     assert calibrate(sc.path, method="gaussian").meta["saturated_values"] == 4  # reads every band
     r = hstool("calibrate", tmp_path, tmp_path / "out")  # the table and a warning say so, not the sidecar alone
     assert r.exit_code == 0, r.output
-    row = next(line for line in r.stderr.splitlines() if line.startswith("│ sat "))
+    row = next(line for line in r.stdout.splitlines() if line.startswith("│ sat "))
     assert [cell.strip() for cell in row.split("│")][5:7] == ["0", "3"], row  # NaN values, saturated
     assert "1 capture(s) hold saturated raw values (sat)" in r.stderr
 

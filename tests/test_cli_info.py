@@ -266,4 +266,4 @@ def test_info_describes_a_specim_capture_folder_before_calibration(hstool, tmp_p
     raw = np.fromfile(sc.path / "capture" / "cap.raw", "<u2")
     assert report["scene_saturated_values"] == int(np.count_nonzero(raw >= 4095))
     r = hstool("info", tmp_path / "raw")  # a folder of captures: each described
-    assert r.exit_code == 0 and "Specim IQ capture" in r.stderr and "48x12x204" in r.stderr
+    assert r.exit_code == 0 and "Specim IQ capture" in r.stdout and "48x12x204" in r.stdout

@@ -111,7 +111,7 @@ def test_names_with_brackets_print_as_they_are(hstool, tmp_path, tmp_cube):
     r = hstool("convert", tmp_path / "in", out, "-f", "npz")
     assert r.exit_code == 1 and "Traceback" not in r.output, r.output
     assert f"{tmp_path / 'in' / 'bad[bold].mat'}: not a readable" in r.stderr
-    assert "│ scene [old].mat │ scene [old].npz │" in r.stderr and (out / "scene [old].npz").is_file()
+    assert "│ scene [old].mat │ scene [old].npz │" in r.stdout and (out / "scene [old].npz").is_file()
     r = hstool("info", tmp_path / "x[/].mat")
     assert r.exit_code == 1 and "x[/].mat: no such file" in r.stderr
 
