@@ -9,7 +9,7 @@ import typer
 
 from hstool.hsdata import HsError
 
-from .options import WEIGHTS_METAVAR, Json, Overwrite, weights_file, weights_track
+from .options import WEIGHTS_METAVAR, Json, Overwrite, require_extra, weights_file, weights_track
 from .output import err, fmt, print_json, show, table
 
 ONNX_TOLERANCE = 1e-4  # issue 7: the exported model matches PyTorch to 1e-4
@@ -80,6 +80,7 @@ def _export(args: list[str], track: str, weights: Path | None, opset: int, overw
 
     if Path(args[2]).suffix.lower() != ".onnx":
         raise HsError("the exported model is ONNX: give a path ending in .onnx", args[2])
+    require_extra("models export", "onnx", "onnx", "onnxruntime")
     check_writable(args[2], overwrite)  # an .onnx path: never the weights read
     model = create_model(args[1], weights if weights else "bundled", track)
     path = export_onnx(model, args[2], opset=opset, overwrite=overwrite)

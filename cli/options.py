@@ -136,12 +136,23 @@ def weights_file(value: str | Path | None) -> Path | None:
 WEIGHTS_METAVAR = "FILE|NAME:TRACK"
 
 
+def require_extra(what: str, extra: str, *modules: str) -> None:
+    """Refuse ``what`` once, before any work, when the optional ``modules`` are not installed, naming
+    the extra that installs them (rather than one failure per file)."""
+    import importlib.util
+
+    if any(importlib.util.find_spec(m) is None for m in modules):
+        raise HsError(f'{what} needs {" and ".join(modules)}: pip install "hstool[{extra}]"')
+
+
 def check_clustering(name: str) -> str:
-    """``--clustering`` in lower case, refused when it names no method."""
+    """``--clustering`` in lower case, refused when it names no method or its package is missing."""
     from hstool.recon.clusters import METHODS
 
     if name.lower() not in METHODS:
         raise HsError(f"--clustering must be {' or '.join(METHODS)}, not '{name}'")
+    if name.lower() == "organisers":
+        require_extra("--clustering organisers", "organisers", "sklearn")
     return name.lower()
 
 

@@ -167,3 +167,13 @@ def test_benchmark_startup_runs_and_compares_against_bare_python():
     report = json.loads(out.stdout)
     assert [r["command"] for r in report["rows"]][:2] == ["python -c pass", "hstool --help"]
     assert all(np.isfinite(r["median_s"]) and r["median_s"] > 0 for r in report["rows"])
+
+
+def test_a_missing_extra_is_named_once_per_run_before_any_work(hstool, work, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # as if scikit-learn were not installed
+    r = hstool("score", work / "gt", work / "gt", "-m", "weighted", "--clustering", "organisers")
+    assert r.exit_code == 1 and r.stdout == "" and r.stderr.count("\n") == 1
+    assert 'pip install "hstool[organisers]"' in r.stderr and "━" not in r.stderr  # refused before the batch
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    r = hstool("models", "export", "linear", tmp_path / "m.onnx")
+    assert r.exit_code == 1 and 'pip install "hstool[onnx]"' in r.stderr and not (tmp_path / "m.onnx").exists()
