@@ -49,7 +49,7 @@ from .options import (
     weights_file,
     weights_track,
 )
-from .output import err, fmt, print_json, show, table
+from .output import fmt, print_json, show, table
 
 _RECONSTRUCTORS: dict[tuple, Any] = {}
 

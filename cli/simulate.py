@@ -43,6 +43,8 @@ from .batch import (
     run_batch,
 )
 from .options import (
+    CAMERA,
+    IO,
     CubeFormat,
     DarkNoiseQuirk,
     InputFormat,
@@ -50,8 +52,6 @@ from .options import (
     NoNoise,
     Npe,
     Overwrite,
-    CAMERA,
-    IO,
     Seed,
     Workers,
     as_option_error,

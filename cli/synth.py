@@ -27,7 +27,7 @@ from .batch import (
     run_batch,
 )
 from .options import CubeFormat, Json, OutDir, Overwrite, Preview, Seed, Workers, check_cube_format
-from .output import err, print_json, show, table
+from .output import print_json, show, table
 
 Opt = typer.Option
 

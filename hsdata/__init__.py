@@ -30,7 +30,24 @@ _LAZY = {
     "write_rgb": "formats.image",
 }
 
-__all__ = sorted(["HsError", *_LAZY])
+__all__ = [  # HsError and the keys of _LAZY
+    "ARAD_WAVELENGTHS",
+    "CUBE_FORMATS",
+    "Cube",
+    "HsError",
+    "atomic_path",
+    "atomic_paths",
+    "check_writable",
+    "detect_format",
+    "input_files",
+    "list_files",
+    "output_files",
+    "output_path",
+    "read_cube",
+    "read_rgb",
+    "write_cube",
+    "write_rgb",
+]
 
 
 def __getattr__(name: str):

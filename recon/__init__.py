@@ -65,7 +65,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from .catalog import read_metadata
     from .engine import Reconstructor, predict, resolve_device
     from .registry import ModelSpec, build_model, list_models, model_spec, register_model
-    from .catalog import read_metadata
     from .weights import create_model, load_weights, save_weights

@@ -69,9 +69,9 @@ from hstool.hsdata import (
 from hstool.hsdata.atomic import check_output_folder
 from hstool.hsdata.errors import check_positive
 
+from .catalog import weights_name
 from .engine import predict, resolve_device, reuse_freed_memory
 from .registry import build_model, model_spec
-from .catalog import weights_name
 from .weights import INPUT_NORM, create_model, round_to_stored, save_weights
 
 #: Suffixes the NTIRE datasets append to an RGB image's stem (stripped to pair with its cube).

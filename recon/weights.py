@@ -25,9 +25,8 @@ from safetensors.torch import load_file, save_file
 
 from hstool.hsdata import ARAD_WAVELENGTHS, HsError, atomic_path
 
-from .catalog import BUNDLED_DIR, read_metadata, training_record
-from .catalog import bundled_weights, describe_models  # noqa: F401 -- as before, from here too
-from .registry import build_model, list_models, model_spec
+from .catalog import BUNDLED_DIR, bundled_weights, describe_models, read_metadata, training_record  # noqa: F401 -- as before, from here too
+from .registry import build_model, model_spec
 
 #: How every bundled model expects its input (the engine feeds read_rgb's output unchanged).
 INPUT_NORM = "RGB float in [0, 1] (8-bit / 255, 16-bit / 65535) as decoded, no mean/std normalisation"

@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import make_cube
 
 from hstool.hsdata import read_rgb, write_cube
@@ -177,3 +176,14 @@ def test_a_missing_extra_is_named_once_per_run_before_any_work(hstool, work, tmp
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     r = hstool("models", "export", "linear", tmp_path / "m.onnx")
     assert r.exit_code == 1 and 'pip install "hstool[onnx]"' in r.stderr and not (tmp_path / "m.onnx").exists()
+
+
+def test_hsdata_names_resolve_on_first_use_and_the_cli_starts_without_the_file_libraries():
+    import hstool.hsdata as hsdata
+
+    assert sorted(hsdata.__all__) == sorted(["HsError", *hsdata._LAZY])
+    assert all(getattr(hsdata, name).__name__ == name for name in hsdata.__all__ if name[0].islower())
+    assert hsdata.formats.read_cube is hsdata.read_cube  # a submodule after a bare import, as before
+    code = "import sys, hstool.cli.main\nprint(sorted(m for m in ('h5py', 'cv2', 'numpy', 'torch') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
