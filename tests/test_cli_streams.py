@@ -179,7 +179,7 @@ def test_a_missing_extra_is_named_once_per_run_before_any_work(hstool, work, tmp
 
 
 def test_hsdata_names_resolve_on_first_use_and_the_cli_starts_without_the_file_libraries():
-    import hstool.hsdata as hsdata
+    from hstool import hsdata
 
     assert sorted(hsdata.__all__) == sorted(["HsError", *hsdata._LAZY])
     assert all(getattr(hsdata, name).__name__ == name for name in hsdata.__all__ if name[0].islower())
