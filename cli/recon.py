@@ -176,7 +176,7 @@ def recon(
                               [{"input": str(f.item[0]), "error": f.message} for f in failures], previews,
                               preview_failures))
     elif rows:
-        cols = ["input", "output", "shape", "seconds"] + (["corrected", "infeasible"] if consistent else [])
+        cols = ["input", "output", "shape", "s"] + (["corrected", "infeasible"] if consistent else [])
         show(table(f"{len(rows)} cube(s) in {out}", cols,
                         [[Path(r["input"]).name, r["output"], "x".join(map(str, r["shape"])), fmt(r["seconds"], 3)]
                          + ([r.get("corrected", 0), r.get("infeasible", 0)] if consistent else []) for r in rows]))

@@ -147,13 +147,15 @@ def test_every_help_fits_60_lines_of_100_columns_with_no_flag_metavar(hstool):
             assert "--quiet" in r.stdout and "Examples:" in r.stdout and "$ hstool " + name in r.stdout, name
 
 
-def test_models_lists_from_the_catalogue_as_the_registry_says_without_torch(hstool):
+def test_models_lists_from_the_catalogue_as_the_registry_says_without_torch(hstool, work, tmp_path):
     assert {k: v for k, v in build_catalog().items() if not k.startswith("_")} == catalog()  # else rewrite it:
     # python -m hstool.recon.catalog
     rows = describe_models("mstpp*")
     assert [r["name"] for r in rows] == ["mstpp", "mstpp_s"]
     assert {b["track"] for b in rows[1]["bundled"]} == {"clean", "realworld"} and rows[0]["bundled"] == []
-    for command in (["models"], ["models", "--json"], ["--help"], ["info", "--help"]):
+    gt = str(work / "gt" / "ARAD_HS_0001.mat")
+    for command in (["models"], ["models", "--json"], ["--help"], ["info", "--help"], ["info", gt],
+                    ["score", gt, gt], ["simulate", gt, str(tmp_path / "sim")]):
         code = f"import sys\nfrom hstool.cli.main import app\napp({command!r}, standalone_mode=False)\n" \
                "print('torch' in sys.modules)"
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
