@@ -28,18 +28,20 @@ from .batch import (
     run_batch,
 )
 from .options import (
-    IO,
     Bands,
     CubeFormat,
     Extrapolate,
     Fwhm,
     Json,
     Method,
+    OutDir,
+    OutOption,
     Overwrite,
     Preview,
     Workers,
     check_cube_format,
     check_resampling,
+    one_output,
 )
 from .output import err, print_json, show, table
 
@@ -89,9 +91,8 @@ def _outputs(target: Path, fmt: str, preview: bool) -> list[Path]:
 
 def calibrate(
     raw: Annotated[Path, typer.Argument(help="A Specim IQ capture folder (NAME/capture/NAME.hdr) or a folder of them.")],
-    out: Annotated[Path | None, typer.Argument(help="Output folder (or --out).", show_default=False)] = None,
-    out_option: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.", file_okay=False,
-                                                    rich_help_panel=IO)] = None,
+    out: OutDir = None,
+    out_option: OutOption = None,
     to: Annotated[str, typer.Option("--to", help="reflectance, radiance (needs the camera's gain: the .cal in the capture folder, or --gain) or dn (dark-subtracted).")] = "reflectance",
     drop_columns: Annotated[str, typer.Option(
         "--drop-columns",
@@ -122,9 +123,7 @@ def calibrate(
     $ hstool calibrate raw/ out/
     $ hstool calibrate captures/ cubes/ --drop-columns auto --preview -j 2
     """
-    if (out is None) == (out_option is None):
-        raise typer.BadParameter("give the output folder once: after the captures, or as --out", param_hint="OUT")
-    out = out or out_option
+    out = one_output(out, out_option)
     to, method = to.lower(), method.lower()  # as --track, --pattern, --drop-columns read theirs
     check_options(to, method, fwhm, gain)
     format = check_cube_format(format)

@@ -41,12 +41,14 @@ from .options import (
     InputFormat,
     Json,
     Method,
+    OutOption,
     Overwrite,
     Preview,
     Workers,
     check_cube_format,
     check_input_format,
     check_resampling,
+    inputs_and_output,
 )
 from .output import err, print_json, show, table
 
@@ -113,7 +115,9 @@ def run_job(job: Job) -> dict:
 
 def convert(
     paths: Annotated[list[Path] | None, typer.Argument(
-        help="Cube files or folders, then the output folder.", metavar="CUBES... OUT", show_default=False)] = None,
+        help="Cube files or folders, then the output folder (or --out).", metavar="[CUBES...] OUT",
+        show_default=False)] = None,
+    out_option: OutOption = None,
     format: CubeFormat = "mat",
     bands: Bands = "none",
     method: Method = "linear",
@@ -136,10 +140,10 @@ def convert(
     Examples:
     $ hstool convert envi/*.hdr cubes/ -f mat --bands 400:700:10
     """
-    if not paths or len(paths) < 2:
-        raise typer.BadParameter("give one or more cube files or folders, then the output folder",
+    inputs, out = inputs_and_output(paths or [], out_option)
+    if out is None:
+        raise typer.BadParameter("give one or more cube files or folders, then the output folder (or --out)",
                                  param_hint="CUBES... OUT")
-    *inputs, out = paths
     format = check_cube_format(format)
     grid = target_grid(bands)
     method = check_resampling(grid, method, fwhm, extrapolate)

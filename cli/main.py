@@ -13,7 +13,6 @@ import inspect
 import os
 import sys
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
 import typer
@@ -135,6 +134,8 @@ app = typer.Typer(
 
 
 def _version(value: bool) -> None:
+    from importlib.metadata import PackageNotFoundError, version
+
     if value:
         try:
             print(version("hstool"))

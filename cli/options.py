@@ -55,7 +55,27 @@ InputFormat = Annotated[
     str | None, typer.Option("--in-format", help="Read inputs as mat, envi, npy or npz.", rich_help_panel=IO)
 ]
 Preview = Annotated[bool, typer.Option("--preview", help="Also write NAME_preview.png (sRGB).", rich_help_panel=IO)]
-OutDir = Annotated[Path, typer.Argument(help="Output folder (created if missing).", file_okay=False)]
+OutDir = Annotated[Path | None, typer.Argument(help="Output folder (or --out).", file_okay=False, show_default=False)]
+#: every command that writes a folder takes it last or as --out (recon: only --out, its inputs may be folders)
+OutOption = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (or give it last).", file_okay=False,
+                                                rich_help_panel=IO)]
+
+
+def one_output(out: Path | None, out_option: Path | None) -> Path:
+    """The output folder given as the last argument or as --out, once."""
+    if (out is None) == (out_option is None):
+        raise typer.BadParameter("give the output folder once: last, or as --out", param_hint="OUT")
+    return out or out_option
+
+
+def inputs_and_output(paths: list[Path], out_option: Path | None) -> tuple[list[Path], Path | None]:
+    """The inputs and the output folder of ``INPUTS... OUT`` or ``INPUTS... --out OUT`` (no inputs:
+    this folder's); with one path or none and no --out, those inputs and None (no output folder)."""
+    if out_option is not None:
+        return paths or [Path(".")], out_option
+    if len(paths) >= 2:
+        return paths[:-1], paths[-1]
+    return paths or [Path(".")], None
 Bands = Annotated[str, typer.Option(
     "--bands", help="Band grid (nm): START:STOP:STEP, a list, or 'none'.")]
 Method = Annotated[str, typer.Option(

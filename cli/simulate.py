@@ -44,19 +44,20 @@ from .batch import (
 )
 from .options import (
     CAMERA,
-    IO,
     CubeFormat,
     DarkNoiseQuirk,
     InputFormat,
     Json,
     NoNoise,
     Npe,
+    OutOption,
     Overwrite,
     Seed,
     Workers,
     as_option_error,
     check_cube_format,
     check_input_format,
+    inputs_and_output,
     noise_settings,
 )
 from .output import err, fmt, print_json, show, table
@@ -115,16 +116,6 @@ def _outputs(job: Job) -> list[Path]:
     return [job.output, *cube]
 
 
-def _inputs_and_output(paths: list[Path], out_option: Path | None) -> tuple[list[Path], Path | None]:
-    """The inputs and the output folder: ``CUBES... OUT``, ``CUBES... --out OUT``, or with no output
-    folder (None: one named for the track) ``CUBES`` or nothing (the cubes of this folder)."""
-    if out_option is not None:
-        return paths or [Path(".")], out_option
-    if len(paths) >= 2:
-        return paths[:-1], paths[-1]
-    return paths or [Path(".")], None
-
-
 def _holds_cubes(folder: Path, in_format: str | None) -> bool:
     try:
         return bool(gather_inputs([folder], in_format=in_format))
@@ -151,8 +142,7 @@ def simulate(
     paths: Annotated[list[Path] | None, typer.Argument(
         help="Cube files or folders, then the output folder (or --out).", metavar="[CUBES... [OUT]]",
         show_default=False)] = None,
-    out_option: Annotated[Path | None, Opt("--out", "-o", help="Output folder (default: ./TRACK/).", file_okay=False,
-                                           rich_help_panel=IO)] = None,
+    out_option: OutOption = None,
     track_name: Annotated[str, Opt("--track", "-t", help="clean, realworld or ntire2022.", rich_help_panel=C)] = "clean",
     css: Annotated[str | None, Opt("--css", help="CSS name (--list-css) or a .csv/.npz/.mat file.",
                                    rich_help_panel=C)] = None,
@@ -212,7 +202,7 @@ def simulate(
         written = plot_css(load_css(name), target, overwrite)
         print_json({"plot": str(written)}) if json else err.print(f"wrote {written}")
         return
-    inputs, out = _inputs_and_output(paths or [], out_option)
+    inputs, out = inputs_and_output(paths or [], out_option)  # no output folder: one named for the track
     overrides = {
         "css": css, "dark_noise": dark_noise, "read_noise": read_noise, "prnu": prnu,
         "demosaic": demosaic, "raw_bits": raw_bits, "exposure": exposure, "target_mean": target_mean,

@@ -26,7 +26,18 @@ from .batch import (
     report_failures,
     run_batch,
 )
-from .options import CubeFormat, Json, OutDir, Overwrite, Preview, Seed, Workers, check_cube_format
+from .options import (
+    CubeFormat,
+    Json,
+    OutDir,
+    OutOption,
+    Overwrite,
+    Preview,
+    Seed,
+    Workers,
+    check_cube_format,
+    one_output,
+)
 from .output import print_json, show, table
 
 Opt = typer.Option
@@ -80,7 +91,8 @@ def run_job(job: Job) -> dict:
 
 
 def synth(
-    out: OutDir,
+    out: OutDir = None,
+    out_option: OutOption = None,
     n: Annotated[int, Opt("--n", "-n", min=1, help="Number of scenes.")] = 10,
     size: Annotated[str, Opt("--size", help="HEIGHTxWIDTH in pixels.")] = "482x512",
     split: Annotated[str, Opt("--split", help="train or test: disjoint materials and illuminants.")] = "train",
@@ -113,6 +125,7 @@ def synth(
     Examples:
     $ hstool synth scenes/ --n 100 --seed 1000 --split test -j 2
     """
+    out = one_output(out, out_option)
     split = split.lower()  # as --track, --pattern, --bands read theirs
     if split not in ("train", "test"):
         raise HsError(f"--split must be train or test, not '{split}'")

@@ -114,6 +114,9 @@ def test_simulate_in_a_folder_of_cubes_writes_a_folder_named_for_the_track(hstoo
             (tmp_path / "clean" / "ARAD_HS_0001_clean.png").read_bytes()
     r = hstool("calibrate", work / "raw", tmp_path / "c1", "--out", tmp_path / "c2")
     assert r.exit_code == 2 and "once" in r.stderr and not (tmp_path / "c1").exists()
+    run(hstool, "convert", "ARAD_HS_0001.mat", "--out", "conv", "-f", "npy")
+    run(hstool, "synth", "--out", "scenes", "-n", "1", "--size", "16x16")
+    assert (tmp_path / "conv" / "ARAD_HS_0001.npy").is_file() and (tmp_path / "scenes" / "SYNTH_train_0000.mat").is_file()
 
 
 def test_init_and_weights_take_bundled_weights_by_name_and_track(hstool, tmp_path):
