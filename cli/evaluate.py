@@ -59,7 +59,7 @@ def evaluate(
                         "file's own track, else clean.")
     ] = None,
     weights: Annotated[
-        str, Opt("--weights", "-w", help="bundled, a weights file, or none (untrained).")
+        str, Opt("--weights", "-w", help="bundled, a file, NAME:TRACK or none (untrained).")
     ] = "bundled",
     limit: Annotated[int | None, Opt("--limit", min=1, help="Evaluate only the first N cubes.")] = None,
     clusters: Annotated[
@@ -93,8 +93,10 @@ def evaluate(
     ev.metrics.check_guard(eps, ignore_zeros)
     clustering = check_clustering(clustering)
     w = None if weights.lower() == "none" else "bundled" if weights.lower() == "bundled" else weights
-    if w not in (None, "bundled") and not Path(w).is_file():
-        raise HsError("no such weights file (--weights takes bundled, none or a file)", w)
+    if w not in (None, "bundled"):
+        from hstool.recon.catalog import weights_file
+
+        w = str(weights_file(w))  # a file, or bundled weights by NAME:TRACK
     if model is None and w in (None, "bundled"):
         raise HsError(f"give --model NAME: --weights {weights} names no model")
     # a weights file's own track unless --track says another, which is refused (as recon does)
