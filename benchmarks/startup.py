@@ -42,6 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs per command (the median is reported)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--size", default="482x512", help="HEIGHTxWIDTH of the 31-band cubes info and score read")
     args = parser.parse_args()
 
     from hstool.hsdata import ARAD_WAVELENGTHS, Cube, write_cube
@@ -49,7 +50,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         rng = np.random.default_rng(0)
-        data = rng.uniform(0.05, 1.0, (482, 512, 31)).astype(np.float32)
+        height, width = (int(v) for v in args.size.lower().split("x"))
+        data = rng.uniform(0.05, 1.0, (height, width, 31)).astype(np.float32)
         write_cube(Cube(data, ARAD_WAVELENGTHS, {"units": "reflectance"}), tmp / "gt" / "X.mat")
         write_cube(Cube(data * 1.01, ARAD_WAVELENGTHS, {"units": "reflectance"}), tmp / "pred" / "X.mat")
         hstool = [sys.executable, "-m", "hstool.cli"]

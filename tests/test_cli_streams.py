@@ -166,7 +166,7 @@ def test_models_lists_from_the_catalogue_as_the_registry_says_without_torch(hsto
 
 
 def test_benchmark_startup_runs_and_compares_against_bare_python():
-    out = subprocess.run([sys.executable, "benchmarks/startup.py", "--repeat", "1", "--json"], capture_output=True,
+    out = subprocess.run([sys.executable, "benchmarks/startup.py", "--repeat", "1", "--json", "--size", "16x16"], capture_output=True,
                          text=True, check=True, timeout=300, cwd=__import__("pathlib").Path(__file__).parents[1])
     report = json.loads(out.stdout)
     assert [r["command"] for r in report["rows"]][:2] == ["python -c pass", "hstool --help"]
