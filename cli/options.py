@@ -69,13 +69,15 @@ def one_output(out: Path | None, out_option: Path | None) -> Path:
 
 
 def inputs_and_output(paths: list[Path], out_option: Path | None) -> tuple[list[Path], Path | None]:
-    """The inputs and the output folder of ``INPUTS... OUT`` or ``INPUTS... --out OUT`` (no inputs:
-    this folder's); with one path or none and no --out, those inputs and None (no output folder)."""
+    """The inputs and the output folder of ``CUBES... OUT`` or ``CUBES... --out OUT`` (no inputs:
+    this folder's); with neither, this folder and None (no output folder). One path alone is refused:
+    the inputs without an output folder, or an output folder without inputs?"""
     if out_option is not None:
         return paths or [Path(".")], out_option
-    if len(paths) >= 2:
-        return paths[:-1], paths[-1]
-    return paths or [Path(".")], None
+    if len(paths) == 1:
+        raise typer.BadParameter("give one or more cube files or folders, then the output folder (or --out)",
+                                 param_hint="CUBES... OUT")
+    return (paths[:-1], paths[-1]) if paths else ([Path(".")], None)
 Bands = Annotated[str, typer.Option(
     "--bands", help="Band grid (nm): START:STOP:STEP, a list, or 'none'.")]
 Method = Annotated[str, typer.Option(

@@ -140,7 +140,7 @@ def _show_css(as_json: bool) -> None:
 
 def simulate(
     paths: Annotated[list[Path] | None, typer.Argument(
-        help="Cube files or folders, then the output folder (or --out).", metavar="[CUBES... [OUT]]",
+        help="Cube files or folders, then the output folder (or --out).", metavar="[CUBES... OUT]",
         show_default=False)] = None,
     out_option: OutOption = None,
     track_name: Annotated[str, Opt("--track", "-t", help="clean, realworld or ntire2022.", rich_help_panel=C)] = "clean",
@@ -186,7 +186,7 @@ def simulate(
 
     Tracks reproduce NTIRE 2020 ([bold]clean[/] bit-exact PNG, [bold]realworld[/] mosaic + noise +
     JPEG) and NTIRE 2022; every stage can be overridden. Names keep the stem: X.mat -> X_clean.png,
-    X_RealWorld.jpg. Without an output folder, one named for the track (./realworld/).
+    X_RealWorld.jpg. Run alone in a folder of cubes, it writes a folder named for the track (./realworld/).
 
     Examples:
     $ hstool simulate --track realworld

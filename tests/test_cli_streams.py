@@ -104,14 +104,13 @@ def test_simulate_in_a_folder_of_cubes_writes_a_folder_named_for_the_track(hstoo
     written = sorted(p.name for p in (tmp_path / "realworld").iterdir())
     assert written == ["ARAD_HS_0001_RealWorld.jpg", "ARAD_HS_0002_RealWorld.jpg"]
     assert read_rgb(tmp_path / "realworld" / written[0]).shape == (24, 32, 3)
-    # the other forms name the same thing: OUT last, --out, or inputs with the track's folder
-    a = run(hstool, "simulate", "ARAD_HS_0001.mat", "a")
-    b = run(hstool, "simulate", "ARAD_HS_0001.mat", "--out", "b")
-    c = run(hstool, "simulate", "ARAD_HS_0001.mat")
-    assert a.exit_code == b.exit_code == c.exit_code == 0
-    for folder in ("a", "b"):
-        assert (tmp_path / folder / "ARAD_HS_0001_clean.png").read_bytes() == \
-            (tmp_path / "clean" / "ARAD_HS_0001_clean.png").read_bytes()
+    # the other forms: OUT last, or --out; one path alone is refused (inputs, or an output folder?)
+    run(hstool, "simulate", "ARAD_HS_0001.mat", "a")
+    run(hstool, "simulate", "ARAD_HS_0001.mat", "--out", "b")
+    assert (tmp_path / "a" / "ARAD_HS_0001_clean.png").read_bytes() == \
+        (tmp_path / "b" / "ARAD_HS_0001_clean.png").read_bytes()
+    r = hstool("simulate", "ARAD_HS_0001.mat", env={"COLUMNS": "300"})
+    assert r.exit_code == 2 and "then the output folder (or --out)" in r.stderr and not (tmp_path / "clean").exists()
     r = hstool("calibrate", work / "raw", tmp_path / "c1", "--out", tmp_path / "c2")
     assert r.exit_code == 2 and "once" in r.stderr and not (tmp_path / "c1").exists()
     run(hstool, "convert", "ARAD_HS_0001.mat", "--out", "conv", "-f", "npy")
