@@ -191,3 +191,16 @@ def test_hsdata_names_resolve_on_first_use_and_the_cli_starts_without_the_file_l
     code = "import sys, hstool.cli.main\nprint(sorted(m for m in ('h5py', 'cv2', 'numpy', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_shell_completion_knows_the_commands_and_their_options():
+    import os
+
+    def complete(words: str, cword: int) -> list[str]:
+        env = {**os.environ, "_HSTOOL_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+        return subprocess.run([sys.executable, "-m", "hstool.cli"], env=env, capture_output=True, text=True,
+                              timeout=120).stdout.split()
+
+    assert complete("hstool sim", 1) == ["simulate"]
+    assert complete("hstool simulate --tr", 2) == ["--track"]
+    assert "--keep-checkpoint" in complete("hstool train --keep", 2)
