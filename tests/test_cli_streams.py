@@ -198,7 +198,7 @@ def test_shell_completion_knows_the_commands_and_their_options():
 
     def complete(words: str, cword: int) -> list[str]:
         env = {**os.environ, "_HSTOOL_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
-        return subprocess.run([sys.executable, "-m", "hstool.cli"], env=env, capture_output=True, text=True,
+        return subprocess.run([sys.executable, "-m", "hstool.cli"], env=env, capture_output=True, text=True, check=True,
                               timeout=120).stdout.split()
 
     assert complete("hstool sim", 1) == ["simulate"]
