@@ -55,9 +55,10 @@ InputFormat = Annotated[
     str | None, typer.Option("--in-format", help="Read inputs as mat, envi, npy or npz.", rich_help_panel=IO)
 ]
 Preview = Annotated[bool, typer.Option("--preview", help="Also write NAME_preview.png (sRGB).", rich_help_panel=IO)]
-OutDir = Annotated[Path | None, typer.Argument(help="Output folder (or --out).", file_okay=False, show_default=False)]
+OutDir = Annotated[Path | None, typer.Argument(help="Output folder (or --out).", show_default=False)]
 #: every command that writes a folder takes it last or as --out (recon: only --out, its inputs may be folders)
-OutOption = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (or give it last).", file_okay=False,
+#: (a file given as the folder is refused by the command, one line naming it, as every bad output is)
+OutOption = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (or give it last).",
                                                 rich_help_panel=IO)]
 
 
