@@ -124,6 +124,7 @@ def test_init_and_weights_take_bundled_weights_by_name_and_track(hstool, tmp_pat
             "--steps-per-epoch", "1", "--batch", "1", "--crop", "16", "--scenes", "1", "--scene-size", "32",
             "--no-speed", "--device", "cpu"]
     r = run(hstool, *args, "-o", w)
+    assert r.stdout == "" and "epoch 1/1" in r.stderr and "wrote" in r.stderr  # no table: notes only, on stderr
     meta = read_metadata(w)
     assert meta["init"]["file"] == "mstpp_s_clean.safetensors"
     assert "--init mstpp_s:clean" in meta["train_command"]  # a line that works wherever hstool is installed
