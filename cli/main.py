@@ -40,6 +40,7 @@ COMMANDS = {
     "info": "Describe cubes and images: shape, bands, value range, metadata.",
 }
 
+
 def _loudness(level: int) -> Callable:
     def apply(given: bool) -> None:
         if given:
