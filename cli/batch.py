@@ -24,7 +24,7 @@ from hstool.hsdata import CUBE_FORMATS, HsError, broken_links, check_writable, d
 from hstool.hsdata.atomic import job_claim, left_by_a_dead_run
 from hstool.hsdata.errors import brief
 
-from .output import DEBUG, err, error
+from .output import DEBUG, err, error, file_done, verbose
 
 
 @dataclass
@@ -68,6 +68,7 @@ def progress() -> Progress:
         TextColumn("{task.fields[current]}", markup=False),  # a file name, as it is
         console=err,
         transient=False,
+        disable=verbose(),  # -v: a line per file instead (:func:`file_done`)
     )
 
 
@@ -154,6 +155,8 @@ def run_batch(
                 done[i] = _call(fn, item, name(item), DEBUG["on"])
                 if not done[i][0]:
                     error(done[i][1])
+                else:
+                    file_done(name(item))
                 bar.advance(task)
         else:
             workers = min(workers, len(items))
@@ -169,6 +172,8 @@ def run_batch(
                         done[i] = (False, _describe(exc, name(items[i]), DEBUG["on"]))
                     if not done[i][0]:
                         error(done[i][1])
+                    else:
+                        file_done(name(items[i]))
                     bar.update(task, advance=1, current=name(items[i]))
     results = [(items[i], done[i][1]) for i in range(len(items)) if done[i][0]]
     failures = [Failure(items[i], done[i][1]) for i in range(len(items)) if not done[i][0]]

@@ -15,7 +15,7 @@ from ..hsdata import HsError, input_files, output_files, output_path, write_cube
 from ..hsdata.atomic import check_output_folder
 from ..hsdata.formats.npy import check_npy_grid
 from ..hsdata.provenance import PROVENANCE, provenance_record, read_provenance, settings_differ, write_sidecar
-from ..hsdata.render import preview_image, write_preview
+from ..hsdata.render import preview_image, preview_path, write_preview
 from ..hsdata.specim import IQ_WAVELENGTHS, capture_files, find_captures
 from ..hsdata.spectral import resampling_matrix, target_grid
 from .batch import (
@@ -35,13 +35,16 @@ from .options import (
     Fwhm,
     Json,
     Method,
+    OutDir,
+    OutOption,
     Overwrite,
     Preview,
     Workers,
     check_cube_format,
     check_resampling,
+    one_output,
 )
-from .output import err, print_json, table
+from .output import err, print_json, show, table
 
 #: the folders of a capture the camera writes; an output in one would mix with its files
 CAMERA_FOLDERS = ("capture", "metadata", "results")
@@ -63,7 +66,7 @@ def _process(item: tuple[Path, Path], options: dict) -> dict:
         files = write_cube(cube, target, fmt, overwrite)
         files.append(write_sidecar(cube, target, overwrite))
         if image is not None:
-            files.append(write_preview(image, target.with_suffix(".png"), overwrite))
+            files.append(write_preview(image, preview_path(target), overwrite))
     return {
         "capture": str(folder),
         "output": str(files[0]),
@@ -88,13 +91,14 @@ def _settings(options: dict) -> dict:
 
 def _outputs(target: Path, fmt: str, preview: bool) -> list[Path]:
     """Every file one capture's calibration writes: the cube, its sidecar JSON and preview."""
-    extra = [target.with_suffix(".json")] + ([target.with_suffix(".png")] if preview else [])
+    extra = [target.with_suffix(".json")] + ([preview_path(target)] if preview else [])
     return output_files(target, fmt) + extra
 
 
 def calibrate(
     raw: Annotated[Path, typer.Argument(help="A Specim IQ capture folder (NAME/capture/NAME.hdr) or a folder of them.")],
-    out: Annotated[Path, typer.Argument(help="Output folder (created if missing).")],
+    out: OutDir = None,
+    out_option: OutOption = None,
     to: Annotated[str, typer.Option("--to", help="reflectance, radiance (needs the camera's gain: the .cal in the capture folder, or --gain) or dn (dark-subtracted).")] = "reflectance",
     drop_columns: Annotated[str, typer.Option(
         "--drop-columns",
@@ -118,11 +122,14 @@ def calibrate(
 
     Writes OUT/NAME.mat (or .hdr/.raw, .npy, .npz), OUT/NAME.json with all metadata (source, mode,
     formula, dropped columns, wavelengths, integration time, date, values the sensor clipped in
-    the scene and in the white reference) and with --preview an sRGB OUT/NAME.png. Existing
+    the scene and in the white reference) and with --preview an sRGB OUT/NAME_preview.png. Existing
     outputs are skipped unless --overwrite.
 
-    Example: [bold]hstool calibrate captures/ cubes/ --drop-columns auto --preview -j 2[/]
+    Examples:
+    $ hstool calibrate raw/ out/
+    $ hstool calibrate captures/ cubes/ --drop-columns auto --preview -j 2
     """
+    out = one_output(out, out_option)
     to, method = to.lower(), method.lower()  # as --track, --pattern, --drop-columns read theirs
     check_options(to, method, fwhm, gain)
     format = check_cube_format(format)
@@ -151,7 +158,7 @@ def calibrate(
     # a cube kept from an earlier run previews in the units its sidecar records, not this run's --to
     plan = plan_outputs(jobs, lambda job: _outputs(job[1], format, preview), inputs, overwrite,
                         name=lambda job: str(job[0]),
-                        preview=lambda job: PreviewJob(job[1], job[1].with_suffix(".png"), to,
+                        preview=lambda job: PreviewJob(job[1], preview_path(job[1]), to,
                                                        units_of=job[1].with_suffix(".json")), with_preview=preview)
     todo, skipped = plan.todo, plan.skipped
     check_output_folder(out)
@@ -177,7 +184,7 @@ def calibrate(
                               [{"capture": str(f.item[0]), "error": f.message} for f in failures], previews,
                               preview_failures))
     elif rows:
-        err.print(table("calibrated", ["capture", "output", "shape", "dropped", "NaN values", "saturated", "s"],
+        show(table("calibrated", ["capture", "output", "shape", "dropped", "NaN values", "saturated", "s"],
                         [[Path(r["capture"]).name, r["output"], "x".join(map(str, r["shape"])),
                           len(r["dropped_columns"]), r["nan_values"], r["saturated_values"], r["seconds"]] for r in rows]))
     clipped = [Path(r["capture"]).name for r in rows if r["saturated_values"]]

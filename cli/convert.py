@@ -21,7 +21,7 @@ from hstool.hsdata import (
 from hstool.hsdata.atomic import check_output_folder
 from hstool.hsdata.formats.npy import check_npy_grid
 from hstool.hsdata.provenance import PROVENANCE, provenance_record, read_provenance, settings_differ
-from hstool.hsdata.render import preview_image, write_preview
+from hstool.hsdata.render import preview_image, preview_path, write_preview
 from hstool.hsdata.spectral import resample_bands, target_grid
 
 from .batch import (
@@ -43,14 +43,16 @@ from .options import (
     InputFormat,
     Json,
     Method,
+    OutOption,
     Overwrite,
     Preview,
     Workers,
     check_cube_format,
     check_input_format,
     check_resampling,
+    inputs_and_output,
 )
-from .output import err, print_json, table
+from .output import err, print_json, show, table
 
 
 @dataclass
@@ -69,7 +71,7 @@ class Job:
 
 def _preview(job: Job) -> PreviewJob:
     """Where the cube's preview goes; its units, where the output format keeps none, are the source's."""
-    return PreviewJob(job.output, job.output.with_suffix(".png"), units_of=job.source, units_of_format=job.in_format)
+    return PreviewJob(job.output, preview_path(job.output), units_of=job.source, units_of_format=job.in_format)
 
 
 def _settings(job: Job) -> dict:
@@ -148,7 +150,9 @@ def _not_own_outputs(sources: list[Path], out: Path, format: str, in_format: str
 
 def convert(
     paths: Annotated[list[Path] | None, typer.Argument(
-        help="Cube files or folders, then the output folder.", metavar="CUBES... OUT", show_default=False)] = None,
+        help="Cube files or folders, then the output folder (or --out).", metavar="[CUBES...] OUT",
+        show_default=False)] = None,
+    out_option: OutOption = None,
     format: CubeFormat = "mat",
     bands: Bands = "none",
     method: Method = "linear",
@@ -168,12 +172,13 @@ def convert(
     while the band grid stays; its 'data ignore value' reads as NaN and its 'reflectance scale
     factor' is divided out (0-1 reflectance).
 
-    Example: [bold]hstool convert envi/*.hdr cubes/ -f mat --bands 400:700:10[/]
+    Examples:
+    $ hstool convert envi/*.hdr cubes/ -f mat --bands 400:700:10
     """
-    if not paths or len(paths) < 2:
-        raise typer.BadParameter("give one or more cube files or folders, then the output folder",
+    inputs, out = inputs_and_output(paths or [], out_option)
+    if out is None:
+        raise typer.BadParameter("give one or more cube files or folders, then the output folder (or --out)",
                                  param_hint="CUBES... OUT")
-    *inputs, out = paths
     format = check_cube_format(format)
     grid = target_grid(bands)
     method = check_resampling(grid, method, fwhm, extrapolate)
@@ -199,7 +204,7 @@ def convert(
                               [{"input": str(f.item.source), "error": f.message} for f in failures], previews,
                               preview_failures))
     elif rows:
-        err.print(table(f"{len(rows)} cube(s) in {out}", ["input", "output", "shape", "bands in", "s"],
+        show(table(f"{len(rows)} cube(s) in {out}", ["input", "output", "shape", "bands in", "s"],
                         [[Path(r["input"]).name, Path(r["output"]).name, "x".join(map(str, r["shape"])),
                           r["bands_in"], r["seconds"]] for r in rows]))
     raw = [Path(r["input"]).name for r in rows if r["raw_specim"]]

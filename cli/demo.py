@@ -9,7 +9,7 @@ import typer
 
 from .batch import progress
 from .options import Device, Json, Seed
-from .output import HEADERS, err, print_json, table
+from .output import HEADERS, err, print_json, show, table
 
 DEFAULT_MODEL = "linear"  # the best bundled model across both tracks on held-out scenes (README, "Models")
 
@@ -27,7 +27,8 @@ def demo(
     them with a bundled model, score them and write previews. OUT must be new, empty or an earlier
     demo run's (marked by its .hstool-demo file), whose files are replaced.
 
-    Example: [bold]hstool demo[/] (then open hstool-demo/previews/)
+    Examples:
+    $ hstool demo  # then open hstool-demo/previews/
     """
     from hstool.hsdata.sample import sample_cubes
     from hstool.recon.demo import DEMO_METRICS, claim_folder, demo_reconstructors, run_demo
@@ -43,7 +44,7 @@ def demo(
         print_json({"model": model, "seed": seed, "out": out, "rows": rows})
         return
     keys = (*DEMO_METRICS, "backprojection", "physical")
-    err.print(
+    show(
         table(
             f"hstool demo: {model} on the bundled sample (ground truth: synthetic test-split scenes)",
             ["track", "image", *(HEADERS[k] for k in keys)],

@@ -26,7 +26,7 @@ from .options import (
     noise_settings,
     weights_track,
 )
-from .output import HEADERS, err, print_json, table
+from .output import HEADERS, err, print_json, show, table
 from .score import warn_infinite
 
 Opt = typer.Option
@@ -59,7 +59,7 @@ def evaluate(
                         "file's own track, else clean.")
     ] = None,
     weights: Annotated[
-        str, Opt("--weights", "-w", help="bundled, a weights file, or none (untrained).")
+        str, Opt("--weights", "-w", help="bundled, a file, NAME:TRACK or none (untrained).")
     ] = "bundled",
     limit: Annotated[int | None, Opt("--limit", min=1, help="Evaluate only the first N cubes.")] = None,
     clusters: Annotated[
@@ -83,7 +83,8 @@ def evaluate(
     MRAE over 1000 spectral clusters. Noise is seeded per file as `hstool simulate --seed` seeds it.
     A cube with negative values (calibration noise) is refused unless --clip-negative.
 
-    Example: [bold]hstool evaluate --model mstpp_s --track realworld gt/ --limit 10 --json[/]
+    Examples:
+    $ hstool evaluate --model mstpp_s --track realworld gt/ --limit 10 --json
     """
     from hstool.camera import track
     from hstool.recon import Reconstructor
@@ -92,8 +93,10 @@ def evaluate(
     ev.metrics.check_guard(eps, ignore_zeros)
     clustering = check_clustering(clustering)
     w = None if weights.lower() == "none" else "bundled" if weights.lower() == "bundled" else weights
-    if w not in (None, "bundled") and not Path(w).is_file():
-        raise HsError("no such weights file (--weights takes bundled, none or a file)", w)
+    if w not in (None, "bundled"):
+        from hstool.recon.catalog import weights_file
+
+        w = str(weights_file(w))  # a file, or bundled weights by NAME:TRACK
     if model is None and w in (None, "bundled"):
         raise HsError(f"give --model NAME: --weights {weights} names no model")
     # a weights file's own track unless --track says another, which is refused (as recon does)
@@ -137,7 +140,7 @@ def evaluate(
         body = [[r["image"], *[r[k] for k in ev.TABLE3]] for r in rows] + [
             ["mean", *[mean[k] for k in ev.TABLE3]]
         ]
-        err.print(
+        show(
             table(
                 f"{model}, {pipe.name} track, seed {seed}: NTIRE 2020 Table 3 protocol (every column an MRAE but RMSE; "
                 "×0.5/×2: brightness)",

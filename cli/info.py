@@ -14,7 +14,7 @@ from hstool.hsdata.specim import find_captures, is_capture
 
 from .batch import failure_line, note_broken_links
 from .options import Json
-from .output import DEBUG, err, error, fmt, print_json, table
+from .output import DEBUG, err, error, fmt, print_json, show, table
 
 
 def _folder(path: Path) -> list[Path]:
@@ -65,7 +65,8 @@ def info(
     object when there is one file, folders expanded; a list when there are several; a file that
     cannot be read is {"path", "error"}).
 
-    Example: [bold]hstool info ARAD_HS_0451.mat capture/scene.hdr photo.jpg[/]
+    Examples:
+    $ hstool info ARAD_HS_0451.mat capture/scene.hdr photo.jpg
     """
     # a folder stands for its cube and image files, a Specim IQ capture folder for itself, and a
     # folder of captures for them
@@ -87,7 +88,7 @@ def info(
     else:
         for r in (r for r in reports if "error" not in r):
             rows = [[k, _cell(k, v)] for k, v in r.items() if k not in ("path", "warnings")]
-            err.print(table(str(r["path"]), ["field", "value"], rows))
+            show(table(str(r["path"]), ["field", "value"], rows))
             for note in r.get("warnings", []):
                 err.print(f"{r['path']}: {note}", style="yellow")
     if failed:

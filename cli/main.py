@@ -8,32 +8,135 @@ traceback unless ``--debug`` is given.
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import os
 import sys
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
 import typer
+import typer.main
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-from hstool.hsdata import HsError
-from hstool.hsdata.errors import brief
+from hstool.hsdata.errors import HsError, brief
 
-from .output import BROKEN_PIPE, DEBUG, error, silence
+from .output import BROKEN_PIPE, DEBUG, error, set_verbosity, silence
+
+#: every command, in the order `hstool --help` lists them, and its line there; command NAME is the
+#: function NAME of module ``cli/NAME.py``, whose docstring is its own --help
+COMMANDS = {
+    "demo": "Simulate, reconstruct and score the bundled sample scenes.",
+    "calibrate": "Specim IQ captures -> calibrated 31-band cubes (the ARAD recipe).",
+    "simulate": "Hyperspectral cubes -> the RGB a camera records (NTIRE tracks).",
+    "recon": "RGB images -> 31-band cubes, with a bundled model or baseline.",
+    "score": "Score reconstructions against ground truth, as NTIRE did.",
+    "evaluate": "The challenge's extended evaluation (its Table 3) of one model.",
+    "train": "Train or fit a model; its weights record how to redo it.",
+    "models": "List models and weights, describe a weights file, export to ONNX.",
+    "convert": "Cubes from one format or band grid to another (.mat, ENVI, .npy).",
+    "synth": "Generate synthetic hyperspectral scenes from measured spectra.",
+    "render": "Render a cube as an sRGB preview, with pixels' spectra (PNG).",
+    "info": "Describe cubes and images: shape, bands, value range, metadata.",
+}
+
+
+def _loudness(level: int) -> Callable:
+    def apply(given: bool) -> None:
+        if given:
+            set_verbosity(level)
+
+    return apply
+
+
+def _loud(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", callback=_loudness(-1), rich_help_panel="Input/output",
+                                        help="Errors only: no progress, notes or warnings.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", callback=_loudness(1), rich_help_panel="Input/output",
+                                          help="A line per file, not a progress bar.")] = False,
+) -> None:
+    """The options -q/--quiet and -v/--verbose, which every command takes (see :func:`load`)."""
+
+
+@functools.cache
+def load(name: str) -> TyperCommand:
+    """Command ``name``, its module imported now: a command's imports (OpenCV, h5py, PyTorch where
+    it runs a model) cost only the command that runs, not ``--help`` or another command."""
+    fn = getattr(importlib.import_module(f"hstool.cli.{name}"), name)
+    one = typer.Typer(rich_markup_mode="rich", pretty_exceptions_enable=False, add_completion=False)
+    one.command(name, short_help=COMMANDS[name], help=reflow(fn.__doc__))(guarded(fn))
+    command = typer.main.get_command(one)
+    probe = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    probe.command()(_loud)
+    loud = typer.main.get_command(probe)
+    for param in loud.params[:2]:
+        param.expose_value = False  # set the verbosity; the command's function never sees them
+    command.params[-1:-1] = loud.params[:2]  # before --help
+    for param in command.params:  # `hstool render CUBE_PATH OUT`, not typer's `{cube_path} {out}`
+        if isinstance(param, TyperArgument) and param.metavar is None:
+            param.metavar = param.name.upper() + ("..." if param.nargs != 1 else "")
+    return command
+
+
+class Commands(TyperGroup):
+    """hstool's commands, each imported when it runs; ``hstool --help`` lists them from
+    :data:`COMMANDS` alone."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        for name, summary in COMMANDS.items():  # placeholders, for listings
+            self.commands[name] = TyperCommand(name, short_help=summary)
+        self.listing = False
+
+    def get_command(self, ctx, name: str):
+        if name in COMMANDS and not self.listing:
+            self.commands[name] = load(name)
+        return self.commands.get(name)
+
+    def format_help(self, ctx, formatter) -> None:
+        self.listing = True
+        try:
+            return super().format_help(ctx, formatter)
+        finally:
+            self.listing = False
+
+
+_display_type = TyperOption.display_type_rich
+
+
+def _display_type_rich(self: TyperOption, ctx) -> str | None:
+    """An option's value in ``--help``, short: none for a flag (typer shows ``<bool>``), ``<int>``
+    for ``<int range>`` (the range is checked, and said when a value is out of it)."""
+    return None if self.is_flag else (_display_type(self, ctx) or "").replace(" range>", ">") or None
+
+
+TyperOption.display_type_rich = _display_type_rich
+TyperOption._get_number_range_help_str = lambda self: None  # the ``[x>=1]`` beside it, too wide
+
+
+def _usage_display_name(self: TyperArgument) -> str:
+    """An argument in the usage line as git and rio write it: ``IMAGES...``, ``[OUT]`` when optional
+    (typer writes ``{inputs}...``)."""
+    name = self.metavar or self.name.upper() + ("..." if self.nargs != 1 else "")
+    return name if self.required or name.startswith("[") else f"[{name}]"
+
+
+TyperArgument._usage_display_name = _usage_display_name
 
 app = typer.Typer(
     name="hstool",
+    cls=Commands,
     help="Hyperspectral imaging from the command line: calibrate Specim IQ captures, simulate cameras, "
     "reconstruct spectra from RGB and score them as the NTIRE challenges did.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
 
 
 def _version(value: bool) -> None:
+    from importlib.metadata import PackageNotFoundError, version
+
     if value:
         try:
             print(version("hstool"))
@@ -51,6 +154,7 @@ def main(
 ) -> None:
     """hstool: hyperspectral imaging and spectral reconstruction from RGB."""
     DEBUG["on"] = debug or bool(os.environ.get("HSTOOL_DEBUG"))
+    set_verbosity(0)  # until the command's own -q or -v
 
 
 def guarded(fn: Callable) -> Callable:
@@ -87,43 +191,19 @@ def guarded(fn: Callable) -> Callable:
 
 def reflow(doc: str | None) -> str:
     """A docstring as ``--help`` text: each paragraph one line for rich to wrap to the terminal
-    (it keeps a docstring's own line breaks, which then break mid-sentence)."""
-    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(doc or "").split("\n\n"))
-
-
-def add(command: Callable, name: str, summary: str) -> None:
-    """Register ``command``; ``summary`` is its line in ``hstool --help`` (its docstring is its own --help)."""
-    app.command(name, short_help=summary, help=reflow(command.__doc__))(guarded(command))
-
-
-# One module per command, in the order `hstool --help` lists them.
-from . import (
-    calibrate,
-    convert,
-    demo,
-    evaluate,
-    info,
-    models,
-    recon,
-    render,
-    score,
-    simulate,
-    synth,
-    train,
-)
-
-add(demo.demo, "demo", "Simulate, reconstruct and score the bundled sample scenes.")
-add(calibrate.calibrate, "calibrate", "Specim IQ captures -> calibrated 31-band cubes (the ARAD recipe).")
-add(simulate.simulate, "simulate", "Hyperspectral cubes -> the RGB a camera records (NTIRE tracks).")
-add(recon.recon, "recon", "RGB images -> 31-band cubes, with a bundled model or baseline.")
-add(score.score, "score", "Score reconstructions against ground truth, as NTIRE did.")
-add(evaluate.evaluate, "evaluate", "The challenge's extended evaluation (its Table 3) of one model.")
-add(train.train, "train", "Train or fit a model; its weights record how to redo it.")
-add(models.models, "models", "List models and weights, describe a weights file, export to ONNX.")
-add(convert.convert, "convert", "Cubes from one format or band grid to another (.mat, ENVI, .npy).")
-add(synth.synth, "synth", "Generate synthetic hyperspectral scenes from measured spectra.")
-add(render.render, "render", "Render a cube as an sRGB preview, with pixels' spectra (PNG).")
-add(info.info, "info", "Describe cubes and images: shape, bands, value range, metadata.")
+    (it keeps a docstring's own line breaks, which then break mid-sentence), but for examples: a
+    line ``$ hstool ...`` stays a line of its own."""
+    paragraphs = []
+    for paragraph in inspect.cleandoc(doc or "").split("\n\n"):
+        lines: list[str] = []
+        for line in paragraph.splitlines():
+            line = " ".join(line.split())
+            if lines and not line.startswith("$ ") and not lines[-1].startswith("$ "):
+                lines[-1] += " " + line
+            else:
+                lines.append(line)
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
 
 
 def run() -> None:

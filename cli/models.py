@@ -9,8 +9,8 @@ import typer
 
 from hstool.hsdata import HsError
 
-from .options import Json, Overwrite, weights_track
-from .output import err, fmt, print_json, table
+from .options import WEIGHTS_METAVAR, Json, Overwrite, require_extra, weights_file, weights_track
+from .output import err, fmt, print_json, show, table
 
 ONNX_TOLERANCE = 1e-4  # issue 7: the exported model matches PyTorch to 1e-4
 
@@ -28,9 +28,8 @@ def models(
     args: Annotated[list[str] | None, typer.Argument(help="\\[list] \\[PATTERN] to list, or: export NAME OUT.onnx")] = None,
     track: Annotated[str | None, typer.Option("--track", "-t", help="Bundled weights of this track (clean, realworld): to "
                                               "export (default clean), or the only ones listed.")] = None,
-    weights: Annotated[Path | None, typer.Option("--weights", "-w", help="Export these weights instead of the "
-                                                 "bundled ones; with list, describe this file.", exists=True,
-                                                 dir_okay=False)] = None,
+    weights: Annotated[Path | None, typer.Option("--weights", "-w", help="Describe (or export) this weights file.",
+                                                 parser=weights_file, metavar=WEIGHTS_METAVAR)] = None,
     opset: Annotated[int | None, typer.Option("--opset", help="ONNX opset for export (default 17).")] = None,
     overwrite: Overwrite = False,
     json: Json = False,
@@ -38,8 +37,13 @@ def models(
     """List registered models (kind, parameters, bundled weights, val MRAE, speed), describe a
     weights file, or export a model to ONNX.
 
-    Examples: [bold]hstool models[/], [bold]hstool models 'hs*' --track realworld --json[/],
-    [bold]hstool models -w mine.safetensors[/], [bold]hstool models export rootpoly rootpoly.onnx --track realworld[/]
+    Bundled weights are named NAME:TRACK (mstpp_s:clean) by --weights here, in recon and in train's --init.
+
+    Examples:
+    $ hstool models | grep mstpp
+    $ hstool models 'hs*' --track realworld --json
+    $ hstool models -w mine.safetensors
+    $ hstool models export rootpoly rootpoly.onnx --track realworld
     """
     args = args or []
     if args and args[0] == "export":
@@ -76,6 +80,7 @@ def _export(args: list[str], track: str, weights: Path | None, opset: int, overw
 
     if Path(args[2]).suffix.lower() != ".onnx":
         raise HsError("the exported model is ONNX: give a path ending in .onnx", args[2])
+    require_extra("models export", "onnx", "onnx", "onnxruntime")
     check_writable(args[2], overwrite)  # an .onnx path: never the weights read
     model = create_model(args[1], weights if weights else "bundled", track)
     path = export_onnx(model, args[2], opset=opset, overwrite=overwrite)
@@ -117,11 +122,11 @@ def _describe(path: Path, json: bool) -> None:
              else record["created"] or "-"],
             ["s / 482x512", _speed(record)], ["train command", record["train_command"] or "-"],
             ["initialised from", init.get("file", "-")]]
-    err.print(table(str(path), ["field", "value"], rows))
+    show(table(str(path), ["field", "value"], rows))
 
 
 def _list(pattern: str | None, track: str | None, json: bool) -> None:
-    from hstool.recon.weights import describe_models
+    from hstool.recon.catalog import describe_models
 
     rows = describe_models(pattern or "*")
     if pattern and not rows:
@@ -147,5 +152,5 @@ def _list(pattern: str | None, track: str | None, json: bool) -> None:
             cells.append((first if i == 0 else ["", "", ""])
                          + [b["track"], b["data_short"] or (b["data"] or "-")[:24], fmt(b["val_mrae"]) if b["val_mrae"] is not None else "-",
                             _speed(b)])
-    err.print(table(f"{len(rows)} model(s)", ["model", "kind", "parameters", "bundled track",
+    show(table(f"{len(rows)} model(s)", ["model", "kind", "parameters", "bundled track",
                                               "trained on", "val MRAE", "s / 482x512"], cells))

@@ -7,20 +7,23 @@ from typing import Annotated
 
 import typer
 
-from hstool.hsdata import CUBE_FORMATS, HsError, detect_format
-from hstool.hsdata.errors import check_positive
-from hstool.hsdata.spectral import check_method
+from hstool.hsdata.errors import HsError, check_positive
 
-Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout instead of a table.")]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (never an input).")]
-Workers = Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker processes for batches.")]
-Seed = Annotated[int, typer.Option("--seed", min=0, help=(
-    "Seed of every random step, for reproducible output (a batch draws each file's stream from it and the file's "
-    "name, hstool.camera.file_seed: the same bytes in any order or worker count)."))]
-Npe = Annotated[float | None, typer.Option("--npe", help="Mean photo-electrons at the green sites (noise level).")]
-NoNoise = Annotated[bool, typer.Option("--no-noise", help="Switch all sensor noise off.")]
+#: the help panels that group options (besides the default "Options")
+IO, CAMERA, MODEL, PERF = "Input/output", "Camera", "Model", "Performance"
+
+Json = Annotated[bool, typer.Option("--json", help="JSON on stdout instead of a table.", rich_help_panel=IO)]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (never an input).",
+                                         rich_help_panel=IO)]
+Workers = Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker processes.", rich_help_panel=PERF)]
+#: a file's random stream comes from the seed and its name (hstool.camera.file_seed): the same bytes in any
+#: order or worker count
+Seed = Annotated[int, typer.Option("--seed", min=0, help="Seed of every random step (per file, by its name).")]
+Npe = Annotated[float | None, typer.Option("--npe", help="Mean photo-electrons at green sites (noise).",
+                                           rich_help_panel=CAMERA)]
+NoNoise = Annotated[bool, typer.Option("--no-noise", help="Switch all sensor noise off.", rich_help_panel=CAMERA)]
 DarkNoiseQuirk = Annotated[bool, typer.Option(
-    "--dark-noise-quirk", help="Organisers' behaviour: std = dark_noise**2 (NTIRE 2020 code).")]
+    "--dark-noise-quirk", help="Organisers' dark noise: std = dark_noise**2.", rich_help_panel=CAMERA)]
 
 
 def noise_settings(pipe, npe: float | None, no_noise: bool, quirk: bool):
@@ -41,40 +44,68 @@ def noise_settings(pipe, npe: float | None, no_noise: bool, quirk: bool):
     return pipe
 
 
-Clustering = Annotated[str, typer.Option("--clustering", help=(
-    "k-means of the weighted MRAE: hstool (fast, converged) or organisers (scikit-learn's MiniBatchKMeans as the "
-    "organisers ran it: comparable with their Weighted numbers; needs scikit-learn)."))]
-Device = Annotated[str, typer.Option("--device", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N.")]
+#: organisers: scikit-learn's MiniBatchKMeans as the organisers ran it, comparable with their Weighted numbers
+Clustering = Annotated[str, typer.Option("--clustering", help="Weighted MRAE's k-means: hstool or organisers.")]
+Device = Annotated[str, typer.Option("--device", help="auto (CUDA if present), cpu, cuda, cuda:N.",
+                                      rich_help_panel=PERF)]
 CubeFormat = Annotated[
-    str, typer.Option("--format", "-f", help="Output cube format: mat (ARAD v7.3), mat5, envi, npy, npz.")
+    str, typer.Option("--format", "-f", help="Cube format: mat (v7.3), mat5, envi, npy, npz.", rich_help_panel=IO)
 ]
 InputFormat = Annotated[
-    str | None, typer.Option("--in-format", help="Force the input cubes' format (mat, envi, npy, npz).")
+    str | None, typer.Option("--in-format", help="Read inputs as mat, envi, npy or npz.", rich_help_panel=IO)
 ]
-Preview = Annotated[bool, typer.Option("--preview", help="Also write an sRGB PNG preview of each cube.")]
-OutDir = Annotated[Path, typer.Argument(help="Output folder (created if missing).", file_okay=False)]
-Bands = Annotated[str, typer.Option(
-    "--bands", help="Target band grid (nm): START:STOP:STEP or a comma list; 'none' keeps the source's own.")]
-Method = Annotated[str, typer.Option(
-    "--method", help="Resampling: linear (at band centres), gaussian or triangular (band integration).")]
-Fwhm = Annotated[float | None, typer.Option(
-    "--fwhm", help="Width (nm) of the gaussian/triangular response; default the grid step.")]
-Extrapolate = Annotated[bool, typer.Option(
-    "--extrapolate", help="Allow target bands outside the source's range (linear holds the edge values; the "
-    "integrating methods use what their response still covers).")]
-ClipNegativeTruth = Annotated[bool, typer.Option("--clip-negative", help=(
-    "Clip negative ground-truth values (calibration noise) to 0 first; those zeros then follow "
-    "--eps / --ignore-zeros (inf MRAE without). Without it they fail the MRAE-based metrics: never "
-    "clipped silently, not even within simulate's 5% noise rule, since clipping changes the MRAE."))]
+Preview = Annotated[bool, typer.Option("--preview", help="Also write NAME_preview.png (sRGB).", rich_help_panel=IO)]
+OutDir = Annotated[Path | None, typer.Argument(help="Output folder (or --out).", show_default=False)]
+#: every command that writes a folder takes it last or as --out (recon: only --out, its inputs may be folders)
+#: (a file given as the folder is refused by the command, one line naming it, as every bad output is)
+OutOption = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (or give it last).",
+                                                rich_help_panel=IO)]
 
-#: what --format takes (``mat5``: MATLAB v5, which hsdata's writers take as a format name too)
-OUTPUT_FORMATS = (*CUBE_FORMATS, "mat5")
+
+def one_output(out: Path | None, out_option: Path | None) -> Path:
+    """The output folder given as the last argument or as --out, once."""
+    if (out is None) == (out_option is None):
+        raise typer.BadParameter("give the output folder once: last, or as --out", param_hint="OUT")
+    return out or out_option
+
+
+def inputs_and_output(paths: list[Path], out_option: Path | None) -> tuple[list[Path], Path | None]:
+    """The inputs and the output folder of ``CUBES... OUT`` or ``CUBES... --out OUT`` (no inputs:
+    this folder's); with neither, this folder and None (no output folder). One path alone is refused:
+    the inputs without an output folder, or an output folder without inputs?"""
+    if out_option is not None:
+        return paths or [Path(".")], out_option
+    if len(paths) == 1:
+        raise typer.BadParameter("give one or more cube files or folders, then the output folder (or --out)",
+                                 param_hint="CUBES... OUT")
+    return (paths[:-1], paths[-1]) if paths else ([Path(".")], None)
+Bands = Annotated[str, typer.Option(
+    "--bands", help="Band grid (nm): START:STOP:STEP, a list, or 'none'.")]
+Method = Annotated[str, typer.Option(
+    "--method", help="Resampling: linear, gaussian or triangular.")]
+Fwhm = Annotated[float | None, typer.Option(
+    "--fwhm", help="Band width (nm) of gaussian/triangular; default the step.")]
+Extrapolate = Annotated[bool, typer.Option(
+    "--extrapolate", help="Allow bands outside the source's range.")]
+#: never clipped silently, not even within simulate's 5% noise rule, since clipping changes the MRAE
+ClipNegativeTruth = Annotated[bool, typer.Option("--clip-negative", help="Clip negative ground truth to 0 first.")]
+
+
+
+def output_formats() -> tuple[str, ...]:
+    """What --format takes (``mat5``: MATLAB v5, which hsdata's writers take as a format name too);
+    a function, so that importing the options does not import the file formats' libraries."""
+    from hstool.hsdata import CUBE_FORMATS
+
+    return (*CUBE_FORMATS, "mat5")
 
 
 def check_resampling(grid, method: str, fwhm: float | None, extrapolate: bool) -> str:
     """--method, --fwhm and --extrapolate checked once, before any work; they act only with a
     target grid (--bands), so without one they are refused rather than ignored. Returns the
     method's name in lower case (as --to and --track, any case is taken)."""
+    from hstool.hsdata.spectral import check_method
+
     method = method.lower()
     check_method(method)  # a known name first
     if grid is None and (method != "linear" or fwhm is not None or extrapolate):
@@ -85,8 +116,8 @@ def check_resampling(grid, method: str, fwhm: float | None, extrapolate: bool) -
 
 def check_cube_format(format: str) -> str:
     """``--format`` checked before any work; returned in lower case (MAT is mat)."""
-    if format.lower() not in OUTPUT_FORMATS:
-        raise HsError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, not '{format}'")
+    if format.lower() not in output_formats():
+        raise HsError(f"--format must be one of {', '.join(output_formats())}, not '{format}'")
     return format.lower()
 
 
@@ -112,12 +143,39 @@ def weights_track(weights: Path | None, track: str | None, default: str | None =
     return track or own or default
 
 
+def weights_file(value: str | Path | None) -> Path | None:
+    """``--weights`` / ``--init``: a weights file, or bundled weights by NAME:TRACK (mstpp_s:clean)."""
+    from hstool.recon.catalog import weights_file as find
+
+    if value is None or isinstance(value, Path):
+        return value
+    try:
+        return find(value)
+    except HsError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+#: how --weights and --init show their value in --help
+WEIGHTS_METAVAR = "FILE|NAME:TRACK"
+
+
+def require_extra(what: str, extra: str, *modules: str) -> None:
+    """Refuse ``what`` once, before any work, when the optional ``modules`` are not installed, naming
+    the extra that installs them (rather than one failure per file)."""
+    import importlib.util
+
+    if any(importlib.util.find_spec(m) is None for m in modules):
+        raise HsError(f'{what} needs {" and ".join(modules)}: pip install "hstool[{extra}]"')
+
+
 def check_clustering(name: str) -> str:
-    """``--clustering`` in lower case, refused when it names no method."""
+    """``--clustering`` in lower case, refused when it names no method or its package is missing."""
     from hstool.recon.clusters import METHODS
 
     if name.lower() not in METHODS:
         raise HsError(f"--clustering must be {' or '.join(METHODS)}, not '{name}'")
+    if name.lower() == "organisers":
+        require_extra("--clustering organisers", "organisers", "sklearn")
     return name.lower()
 
 
@@ -133,6 +191,8 @@ def as_option_error(exc: HsError, fields) -> HsError:
 def check_input_format(in_format: str | None) -> str | None:
     """``--in-format`` checked before any work: a cube format (the commands that take it read
     cubes); returned in lower case."""
+    from hstool.hsdata import detect_format
+
     if in_format is None:
         return None
     in_format = detect_format("", in_format)  # the name alone, lower-cased

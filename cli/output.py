@@ -1,13 +1,15 @@
-"""Where output goes: human text and tables to stderr, machine output (``--json``) to stdout."""
+"""Where output goes: the results a person asked for (tables) and machine output (``--json``) to
+stdout; progress bars, notes, warnings and errors to stderr, as git, rio and curl do, so that
+``hstool models | grep mstpp`` and ``hstool score pred/ gt/ > scores.txt`` keep the results."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import sys
 from typing import Any
 
-import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -21,6 +23,10 @@ out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
 #: off a terminal (a log, a pipe, CI) a table keeps its natural width up to this many columns
 #: instead of rich's default 80, which folded file names and numbers mid-cell; COLUMNS still rules
 LOG_WIDTH = 240
+#: -q/--quiet (-1: errors only), 0, -v/--verbose (1: a line per file instead of a progress bar)
+VERBOSITY = {"level": 0}
+#: errors print even with --quiet, which silences ``err``
+_errors = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 #: exit code when the reader of the output went away (128 + SIGPIPE, as a program the signal ends)
 BROKEN_PIPE = 141
 
@@ -41,7 +47,7 @@ def _gone(console: Console) -> None:
 
 
 Console.on_broken_pipe = _gone
-for _console in (err, out):
+for _console in (err, out, _errors):
     if not _console.is_terminal and "COLUMNS" not in os.environ:
         _console.width = LOG_WIDTH
 
@@ -63,14 +69,21 @@ HEADERS = {
 }
 
 
+def _numpy():
+    """numpy when something has imported it (else no value can be a numpy one): ``--help`` and
+    ``models`` start without it."""
+    return sys.modules.get("numpy")
+
+
 def _jsonable(value: Any) -> Any:
+    np = _numpy()
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
+    if np is not None and isinstance(value, np.ndarray):
         return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
+    if np is not None and isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
@@ -86,7 +99,8 @@ def print_json(data: Any) -> None:
 
 def fmt(value: Any, digits: int = 4) -> str:
     """A number for a table cell."""
-    if isinstance(value, (float, np.floating)):
+    np = _numpy()
+    if isinstance(value, float) or (np is not None and isinstance(value, np.floating)):
         if math.isnan(value):
             return "nan"
         if math.isinf(value):
@@ -106,5 +120,27 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table
     return t
 
 
+def show(result: Table) -> None:
+    """A result table, on stdout."""
+    out.print(result)
+
+
+def set_verbosity(level: int) -> None:
+    """-1 (--quiet: nothing on stderr but errors), 0, or 1 (--verbose)."""
+    VERBOSITY["level"] = level
+    err.quiet = level < 0
+
+
+def verbose() -> bool:
+    """Whether -v/--verbose asked for a line per file instead of a progress bar."""
+    return VERBOSITY["level"] > 0
+
+
+def file_done(what: str) -> None:
+    """With -v/--verbose, a line for each file done (a progress bar's step otherwise)."""
+    if verbose():
+        err.print(f"done: {what}")
+
+
 def error(message: str) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+    _errors.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)

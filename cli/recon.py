@@ -36,6 +36,7 @@ from hstool.hsdata.provenance import (
     sidecar_path,
     write_sidecar,
 )
+from hstool.hsdata.render import preview_path
 
 from .batch import (
     PreviewJob,
@@ -49,6 +50,8 @@ from .batch import (
     run_batch,
 )
 from .options import (
+    IO,
+    WEIGHTS_METAVAR,
     CubeFormat,
     Device,
     Json,
@@ -57,9 +60,10 @@ from .options import (
     Workers,
     as_option_error,
     check_cube_format,
+    weights_file,
     weights_track,
 )
-from .output import err, fmt, print_json, table
+from .output import fmt, print_json, show, table
 
 _RECONSTRUCTORS: dict[tuple, Any] = {}
 
@@ -77,11 +81,7 @@ def _reconstructor(settings: tuple):
 
 def _outputs(dst: Path, format: str, preview: bool) -> list[Path]:
     """Every file one image's reconstruction writes: the cube, its sidecar and its preview."""
-    return output_files(dst, format) + [sidecar_path(dst)] + ([_preview_path(dst)] if preview else [])
-
-
-def _preview_path(dst: Path) -> Path:
-    return dst.with_name(dst.stem + "_preview.png")
+    return output_files(dst, format) + [sidecar_path(dst)] + ([preview_path(dst)] if preview else [])
 
 
 def _with_track(settings: tuple, track: str) -> tuple:
@@ -119,7 +119,7 @@ def _reconstruct(job: tuple[Path, Path, str, str], settings: tuple, format: str,
         written = write_cube(result, dst, format, overwrite=overwrite)
         written.append(write_sidecar(result, dst, overwrite))
         if image is not None:
-            written.append(write_preview(image, _preview_path(dst), overwrite=overwrite))
+            written.append(write_preview(image, preview_path(dst), overwrite=overwrite))
     return {"input": str(src), "output": str(written[0]), "files": [str(f) for f in written],
             "preview": str(written[-1]) if image is not None else None, "shape": list(cube.shape),
             "track": track, "track_from": track_from, "model": provenance["model"],
@@ -127,16 +127,16 @@ def _reconstruct(job: tuple[Path, Path, str, str], settings: tuple, format: str,
 
 
 def recon(
-    inputs: Annotated[list[Path], typer.Argument(help="RGB images (.png 8/16-bit, .jpg, .tif) or folders of them.")],
+    inputs: Annotated[list[Path], typer.Argument(help="RGB images (.png 8/16-bit, .jpg, .tif) or folders of them.",
+                                                 metavar="IMAGES...")],
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model name (see `hstool models`); "
                                               "optional with --weights.")] = None,
-    weights: Annotated[Path | None, typer.Option("--weights", "-w", help="Own weights file from `hstool train` "
-                                                 "(default: the bundled ones).", exists=True, dir_okay=False)] = None,
-    track: Annotated[str | None, typer.Option("--track", "-t", help="Which bundled weights / camera: clean or "
-                                              "realworld for every image; default each image's own (a _clean, "
-                                              "_RealWorld or _ntire2022 name, else a JPEG realworld, a PNG/TIFF "
-                                              "clean); with --weights, the file's own.")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.", file_okay=False)] = Path("."),
+    weights: Annotated[Path | None, typer.Option("--weights", "-w", help="Weights file, or bundled NAME:TRACK.",
+                                                 parser=weights_file, metavar=WEIGHTS_METAVAR)] = None,
+    track: Annotated[str | None, typer.Option("--track", "-t", help="clean or realworld for every image; default "
+                                              "each image's own (name suffix, else JPEG realworld, PNG/TIFF clean).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (an option: inputs may be folders).",
+                                      file_okay=False, rich_help_panel=IO)] = Path("."),
     format: CubeFormat = "mat",
     device: Device = "auto",
     precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16 (fp16: GPU only; bf16: GPU or a CPU with native bf16).")] = "fp32",
@@ -160,7 +160,9 @@ def recon(
     """Reconstruct a 31-band cube from each RGB image. The models expect linear camera RGB, as the
     NTIRE tracks are: give --gamma srgb for ordinary (sRGB-encoded) photos.
 
-    Example: [bold]hstool recon photos/ --model rootpoly --track realworld --out cubes/ --consistent[/]
+    Examples:
+    $ hstool recon img.jpg --model hrnet_s --track realworld
+    $ hstool recon photos/ --model rootpoly --track realworld --out cubes/ --consistent
     """
     if model is None and weights is None:
         raise HsError("give --model NAME (bundled weights) or --weights FILE")
@@ -173,7 +175,7 @@ def recon(
     chosen = [(track, "--track" if given else "weights") if track else image_track(f) for f in files]
     jobs = [(f, output_path(out, strip_track_suffix(f.stem), format), *how) for f, how in zip(files, chosen)]
     plan = plan_outputs(jobs, lambda job: _outputs(job[1], format, preview), files, overwrite,
-                        name=lambda job: str(job[0]), preview=lambda job: PreviewJob(job[1], _preview_path(job[1])),
+                        name=lambda job: str(job[0]), preview=lambda job: PreviewJob(job[1], preview_path(job[1])),
                         with_preview=preview)
     jobs, skipped = plan.todo, plan.skipped
     consistent_arg: Any = (css or True) if consistent else None
@@ -218,10 +220,10 @@ def recon(
                               [{"input": str(f.item[0]), "error": f.message} for f in failures], previews,
                               preview_failures))
     elif rows:
-        cols = ["input", "output", "track", "shape", "seconds"] + (["corrected", "infeasible"] if consistent else [])
-        err.print(table(f"{len(rows)} cube(s) in {out}", cols,
-                        [[Path(r["input"]).name, r["output"], f"{r['track']} ({r['track_from']})",
-                          "x".join(map(str, r["shape"])), fmt(r["seconds"], 3)]
+        cols = ["input", "output", "track", "shape", "s"] + (["corrected", "infeasible"] if consistent else [])
+        show(table(f"{len(rows)} cube(s) in {out}", cols,
+                   [[Path(r["input"]).name, r["output"], f"{r['track']} ({r['track_from']})",
+                     "x".join(map(str, r["shape"])), fmt(r["seconds"], 3)]
                          + ([r.get("corrected", 0), r.get("infeasible", 0)] if consistent else []) for r in rows]))
     raise typer.Exit(report_failures(failures + preview_failures, len(jobs) + len(plan.previews) + len(conflicts),
                                      plan))

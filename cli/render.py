@@ -84,7 +84,8 @@ def render(
     the eye; --as says which, for a file that does not (.npy). With --spectra X,Y ..., a second PNG (OUT_spectra.png or --plot)
     shows the preview with those pixels marked beside their spectra.
 
-    Example: [bold]hstool render ARAD_HS_0451.mat preview.png -s 100,200 -s 300,50[/]
+    Examples:
+    $ hstool render ARAD_HS_0451.mat preview.png -s 100,200 -s 300,50
     """
     check_positive(exposure, "--exposure")
     pixels = parse_pixels(spectra or [])

@@ -18,7 +18,7 @@ from hstool.recon import evaluate as ev
 
 from .batch import run_batch
 from .options import ClipNegativeTruth, Clustering, Json, Overwrite, Seed, Workers, check_clustering
-from .output import HEADERS, err, print_json, table
+from .output import HEADERS, err, print_json, show, table
 
 Opt = typer.Option
 
@@ -179,7 +179,9 @@ def score(
     A ground truth with negative values (calibration noise) fails the MRAE-based metrics unless
     --clip-negative.
 
-    Example: [bold]hstool score recon/ gt/ -m mrae,rmse,weighted --rgb rgb/ --track clean --maps maps/[/]
+    Examples:
+    $ hstool score pred/ gt/ > scores.txt
+    $ hstool score recon/ gt/ -m mrae,rmse,weighted --rgb rgb/ --track clean --maps maps/
     """
     check_positive(eps, "--eps", zero=True)
     ev.metrics.check_guard(eps, ignore_zeros)
@@ -291,7 +293,7 @@ def score(
         body = [[r["image"], *[r[c] for c in columns]] for r in rows] + [
             ["mean", *[mean[c] for c in columns]]
         ]
-        err.print(
+        show(
             table(
                 f"{len(rows)} image(s)" + (f", {crop} px border cropped" if crop else ""),
                 ["image", *[HEADERS[c] for c in columns]],
@@ -299,7 +301,7 @@ def score(
             )
         )
         if band_mean is not None:
-            err.print(table(f"per band, mean of {len(rows)} image(s)", ["nm", "MRAE", "RMSE"],
+            show(table(f"per band, mean of {len(rows)} image(s)", ["nm", "MRAE", "RMSE"],
                             [[f"{w:g}", m, r] for w, m, r in zip(*(band_mean[k] for k in ("wavelengths", "mrae", "rmse")))]))
         if plot is not None:
             err.print(f"wrote {plot}")

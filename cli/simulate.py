@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,23 +44,27 @@ from .batch import (
     run_batch,
 )
 from .options import (
+    CAMERA,
     CubeFormat,
     DarkNoiseQuirk,
     InputFormat,
     Json,
     NoNoise,
     Npe,
+    OutOption,
     Overwrite,
     Seed,
     Workers,
     as_option_error,
     check_cube_format,
     check_input_format,
+    inputs_and_output,
     noise_settings,
 )
-from .output import err, fmt, print_json, table
+from .output import err, fmt, print_json, show, table
 
 Opt = typer.Option
+C = CAMERA
 #: clipped pixels beyond this share of an image are warned of (a white patch clips a few)
 CLIPPED_WARN = 0.01
 
@@ -115,6 +120,13 @@ def _outputs(job: Job) -> list[Path]:
     return [job.output, *cube]
 
 
+def _holds_cubes(folder: Path, in_format: str | None) -> bool:
+    try:
+        return bool(gather_inputs([folder], in_format=in_format))
+    except HsError:
+        return False
+
+
 def _show_css(as_json: bool) -> None:
     rows = [
         {"name": c.name, "range_nm": f"{c.range[0]:g}-{c.range[1]:g}", "samples": c.wavelengths.size,
@@ -125,51 +137,50 @@ def _show_css(as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    err.print(table("camera spectral sensitivities (--css NAME, or a .csv/.npz/.mat path)",
+    show(table("camera spectral sensitivities (--css NAME, or a .csv/.npz/.mat path)",
                     ["name", "range nm", "samples", "description"],
                     [[r["name"], r["range_nm"], r["samples"], r["description"]] for r in rows]))
 
 
 def simulate(
     paths: Annotated[list[Path] | None, typer.Argument(
-        help="Cube files or folders, then the output folder.", metavar="CUBES... OUT", show_default=False)] = None,
-    track_name: Annotated[str, Opt("--track", "-t", help="clean, realworld or ntire2022.")] = "clean",
-    css: Annotated[str | None, Opt("--css", help="Library CSS name (see --list-css) or a .csv/.npz/.mat file (the organisers' own).")] = None,
+        help="Cube files or folders, then the output folder (or --out).", metavar="[CUBES... OUT]",
+        show_default=False)] = None,
+    out_option: OutOption = None,
+    track_name: Annotated[str, Opt("--track", "-t", help="clean, realworld or ntire2022.", rich_help_panel=C)] = "clean",
+    css: Annotated[str | None, Opt("--css", help="CSS name (--list-css) or a .csv/.npz/.mat file.",
+                                   rich_help_panel=C)] = None,
     npe: Npe = None,
     no_noise: NoNoise = False,
-    dark_noise: Annotated[float | None, Opt("--dark-noise", help="Gaussian dark noise, std in e-.")] = None,
+    dark_noise: Annotated[float | None, Opt("--dark-noise", help="Gaussian dark noise, std in e-.", rich_help_panel=C)] = None,
     dark_noise_quirk: DarkNoiseQuirk = False,
-    read_noise: Annotated[float | None, Opt("--read-noise", help="Gaussian read noise, std in e-.")] = None,
-    prnu: Annotated[float | None, Opt(
-        "--prnu", help="Pixel gain non-uniformity (relative std): one fixed pattern per run, from --seed.")] = None,
-    pattern: Annotated[str | None, Opt("--pattern", help="Bayer pattern RGGB, BGGR, GRBG, GBRG, or none.")] = None,
-    demosaic: Annotated[str | None, Opt("--demosaic", help="ea (edge-aware), bilinear or vng.")] = None,
-    raw_bits: Annotated[int | None, Opt("--raw-bits", min=1, max=16, help="ADC bits of the raw mosaic.")] = None,
-    exposure: Annotated[float | None, Opt(
-        "--exposure", help="Multiply the projected signal (after --target-mean's automatic exposure, if set).")] = None,
-    target_mean: Annotated[float | None, Opt(
-        "--target-mean", help="Automatic exposure: scale each image to this mean in [0, 1] (then x --exposure).")] = None,
-    gamma: Annotated[str | None, Opt("--gamma", help="Response curve: 1 (linear), e.g. 2.2, or srgb.")] = None,
-    bits: Annotated[int | None, Opt("--bits", min=1, max=16, help="Output bits (16 needs PNG).")] = None,
-    encoding: Annotated[str | None, Opt("--encoding", help="png or jpeg.")] = None,
-    jpeg_quality: Annotated[int | None, Opt("--jpeg-quality", min=0, max=100, help="JPEG quality.")] = None,
-    jpeg_sampling: Annotated[str | None, Opt("--jpeg-sampling", help="JPEG chroma: 444, 422, 420.")] = None,
-    png_compression: Annotated[int | None, Opt("--png-compression", min=0, max=9, help="Deflate level (default 9: files no larger than the organisers' level-9 PNGs; 1: faster, larger).")] = None,
-    clip_negative: Annotated[bool, Opt("--clip-negative", help=(
-        "Clip negative cube values to 0. Without it, only those within 5% of the cube's maximum "
-        "(noise, e.g. in calibrated reflectance) are, and larger ones are refused."))] = False,
-    brightness: Annotated[float | None, Opt("--brightness", help=(
-        "The report's brightness test: scale the cube by K before simulating; the scaled cube, the ground truth of "
-        "that image, is written beside it."))] = None,
-    shuffle: Annotated[int | None, Opt(
-        "--shuffle", min=1, help="The report's spatial test: relocate the NxN patches of the image (as the camera "
-        "wrote it) and of the cube by one permutation; the image is written as PNG (lossless), the permuted cube beside "
-        "it. Rows and columns past the last whole patch stay in place.")] = None,
+    read_noise: Annotated[float | None, Opt("--read-noise", help="Gaussian read noise, std in e-.", rich_help_panel=C)] = None,
+    prnu: Annotated[float | None, Opt("--prnu", help="Pixel gain non-uniformity (relative std).", rich_help_panel=C)] = None,
+    pattern: Annotated[str | None, Opt("--pattern", help="Bayer RGGB, BGGR, GRBG, GBRG or none.", rich_help_panel=C)] = None,
+    demosaic: Annotated[str | None, Opt("--demosaic", help="ea (edge-aware), bilinear or vng.", rich_help_panel=C)] = None,
+    raw_bits: Annotated[int | None, Opt("--raw-bits", min=1, max=16, help="ADC bits of the mosaic (1-16).",
+                                        rich_help_panel=C)] = None,
+    exposure: Annotated[float | None, Opt("--exposure", help="Multiply the signal (after --target-mean).",
+                                          rich_help_panel=C)] = None,
+    target_mean: Annotated[float | None, Opt("--target-mean", help="Automatic exposure to this image mean.",
+                                             rich_help_panel=C)] = None,
+    gamma: Annotated[str | None, Opt("--gamma", help="Response: 1 (linear), e.g. 2.2, or srgb.", rich_help_panel=C)] = None,
+    bits: Annotated[int | None, Opt("--bits", min=1, max=16, help="Output bits (16 needs PNG).", rich_help_panel=C)] = None,
+    encoding: Annotated[str | None, Opt("--encoding", help="png or jpeg.", rich_help_panel=C)] = None,
+    jpeg_quality: Annotated[int | None, Opt("--jpeg-quality", min=0, max=100, help="JPEG quality (0-100).",
+                                            rich_help_panel=C)] = None,
+    jpeg_sampling: Annotated[str | None, Opt("--jpeg-sampling", help="JPEG chroma: 444, 422, 420.",
+                                             rich_help_panel=C)] = None,
+    png_compression: Annotated[int | None, Opt("--png-compression", min=0, max=9, help="Deflate level 0-9 (default 9).",
+                                               rich_help_panel=C)] = None,
+    clip_negative: Annotated[bool, Opt("--clip-negative", help="Clip all negative values to 0 (else noise only).")] = False,
+    brightness: Annotated[float | None, Opt("--brightness", help="Scale the cube by K first (report's test).")] = None,
+    shuffle: Annotated[int | None, Opt("--shuffle", min=1, help="Permute NxN patches (report's spatial test).")] = None,
     cube_format: CubeFormat = "mat",
     in_format: InputFormat = None,
-    list_css_: Annotated[bool, Opt("--list-css", help="List the library CSS and exit.")] = False,
+    list_css_: Annotated[bool, Opt("--list-css", help="List the library CSS and exit.", rich_help_panel=C)] = False,
     plot_css_: Annotated[tuple[str, Path] | None, Opt(
-        "--plot-css", help="Plot CSS NAME|PATH to a PNG and exit.", metavar="CSS OUT.png")] = None,
+        "--plot-css", help="Plot CSS NAME|PATH to a PNG and exit.", metavar="CSS OUT.png", rich_help_panel=C)] = None,
     seed: Seed = 0,
     workers: Workers = 1,
     overwrite: Overwrite = False,
@@ -178,10 +189,12 @@ def simulate(
     """Simulate the RGB image a camera records from each hyperspectral cube.
 
     Tracks reproduce NTIRE 2020 ([bold]clean[/] bit-exact PNG, [bold]realworld[/] mosaic + noise +
-    JPEG) and NTIRE 2022; every stage can be overridden. Names keep the stem:
-    ARAD_HS_0451.mat -> ARAD_HS_0451_clean.png / ARAD_HS_0451_RealWorld.jpg.
+    JPEG) and NTIRE 2022; every stage can be overridden. Names keep the stem: X.mat -> X_clean.png,
+    X_RealWorld.jpg. Run alone in a folder of cubes, it writes a folder named for the track (./realworld/).
 
-    Example: [bold]hstool simulate cubes/ rgb/ --track realworld --seed 1 -j 2[/]
+    Examples:
+    $ hstool simulate --track realworld
+    $ hstool simulate cubes/ rgb/ --track realworld --seed 1 -j 2
     """
     if (list_css_ or plot_css_ is not None) and paths:
         raise HsError("--list-css and --plot-css take no cubes: run them alone")
@@ -193,12 +206,7 @@ def simulate(
         written = plot_css(load_css(name), target, overwrite)
         print_json({"plot": str(written)}) if json else err.print(f"wrote {written}")
         return
-    if not paths or len(paths) < 2:
-        raise typer.BadParameter("give one or more cube files or folders, then the output folder",
-                                 param_hint="CUBES... OUT")
-    *inputs, out = paths
-    if out.exists() and not out.is_dir():
-        raise HsError("the output must be a folder", out)
+    inputs, out = inputs_and_output(paths or [], out_option)  # no output folder: one named for the track
     overrides = {
         "css": css, "dark_noise": dark_noise, "read_noise": read_noise, "prnu": prnu,
         "demosaic": demosaic, "raw_bits": raw_bits, "exposure": exposure, "target_mean": target_mean,
@@ -242,6 +250,14 @@ def simulate(
         flag = "--shuffle" if shuffle else "--brightness"
         raise HsError(f"{flag} writes cubes, which a later run would read as inputs: choose another output folder", out)
 
+    if out is None:  # the user's own line: `hstool simulate --track realworld` in a folder of cubes
+        out = Path(pipe.name)
+        if inputs == [Path(".")] and not _holds_cubes(Path("."), in_format):
+            raise HsError("no cubes in this folder: give cube files or folders, then an output folder "
+                          "(hstool simulate cubes/ rgb/), or run it where the cubes are")
+        err.print(f"writing to {out}{os.sep} (the track's name; give an output folder or --out for another)")
+    if out.exists() and not out.is_dir():
+        raise HsError("the output must be a folder", out)
     sources = gather_inputs(inputs, in_format=in_format)
     jobs = []
     for src in sources:
@@ -260,7 +276,7 @@ def simulate(
             plan, [r for _, r in results], [str(j.output) for j in skipped],
             [{"input": str(f.item.source), "error": f.message} for f in failures])})
     elif results:
-        err.print(table(f"{pipe.name}: {len(results)} written to {out}", ["input", "output", "clipped %", "seconds"],
+        show(table(f"{pipe.name}: {len(results)} written to {out}", ["input", "output", "clipped %", "s"],
                         [[Path(r["input"]).name, Path(r["output"]).name, f"{100 * r['clipped']:.2f}",
                           fmt(r["seconds"], 3)] for _, r in results]))
     glare = [r for _, r in results if r["clipped"] > CLIPPED_WARN]

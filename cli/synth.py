@@ -13,7 +13,7 @@ import typer
 from hstool.hsdata import HsError, output_files, output_path, write_cube
 from hstool.hsdata.atomic import check_output_folder
 from hstool.hsdata.formats.npy import check_npy_grid
-from hstool.hsdata.render import preview_image, write_preview
+from hstool.hsdata.render import preview_image, preview_path, write_preview
 from hstool.hsdata.spectral import parse_band_grid
 from hstool.hsdata.synth import generate_scene
 
@@ -26,8 +26,19 @@ from .batch import (
     report_failures,
     run_batch,
 )
-from .options import CubeFormat, Json, OutDir, Overwrite, Preview, Seed, Workers, check_cube_format
-from .output import err, print_json, table
+from .options import (
+    CubeFormat,
+    Json,
+    OutDir,
+    OutOption,
+    Overwrite,
+    Preview,
+    Seed,
+    Workers,
+    check_cube_format,
+    one_output,
+)
+from .output import print_json, show, table
 
 Opt = typer.Option
 
@@ -80,7 +91,8 @@ def run_job(job: Job) -> dict:
 
 
 def synth(
-    out: OutDir,
+    out: OutDir = None,
+    out_option: OutOption = None,
     n: Annotated[int, Opt("--n", "-n", min=1, help="Number of scenes.")] = 10,
     size: Annotated[str, Opt("--size", help="HEIGHTxWIDTH in pixels.")] = "482x512",
     split: Annotated[str, Opt("--split", help="train or test: disjoint materials and illuminants.")] = "train",
@@ -110,8 +122,10 @@ def synth(
     rounded to multiples of 2^-14 and gzipped, with each cube's clean and
     real-world RGB simulated by hstool.camera (noise seeded by the scene seed).
 
-    Example: [bold]hstool synth scenes/ --n 100 --seed 1000 --split test -j 2[/]
+    Examples:
+    $ hstool synth scenes/ --n 100 --seed 1000 --split test -j 2
     """
+    out = one_output(out, out_option)
     split = split.lower()  # as --track, --pattern, --bands read theirs
     if split not in ("train", "test"):
         raise HsError(f"--split must be train or test, not '{split}'")
@@ -127,9 +141,9 @@ def synth(
     for s in range(seed, seed + n):
         stem = f"SYNTH_{split}_{s:04d}"
         jobs.append(Job(s, output_path(out, stem, format), hw, wavelengths, split, format,
-                        out / f"{stem}.png" if preview else None, overwrite))  # fmt: skip
+                        preview_path(out / stem) if preview else None, overwrite))  # fmt: skip
     plan = plan_outputs(jobs, _outputs, (), overwrite, name=lambda j: j.output.name,
-                        preview=lambda j: PreviewJob(j.output, out / f"{j.output.stem}.png"), with_preview=preview)
+                        preview=lambda j: PreviewJob(j.output, preview_path(out / j.output.stem)), with_preview=preview)
     jobs, skipped = plan.todo, plan.skipped
     if jobs:
         check_output_folder(out)  # before the scenes' seconds, not after them
@@ -141,7 +155,7 @@ def synth(
                               [{"output": str(f.item.output), "error": f.message} for f in failures], previews,
                               preview_failures))
     elif rows:
-        err.print(table(f"{len(rows)} scene(s) in {out}", ["file", "illuminant", "norm_factor", "s"],
+        show(table(f"{len(rows)} scene(s) in {out}", ["file", "illuminant", "norm_factor", "s"],
                         [[Path(r["output"]).name, r["illuminant"], r["norm_factor"], r["seconds"]] for r in rows]))
     code = report_failures(failures + preview_failures, len(jobs) + len(plan.previews), plan)
     if code:

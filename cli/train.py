@@ -10,8 +10,10 @@ import typer
 
 from hstool.hsdata import HsError
 
-from .options import Device, Json, Overwrite, Seed
+from .options import WEIGHTS_METAVAR, Json, Overwrite, weights_file
 from .output import err, fmt, print_json
+
+Opt = typer.Option
 
 
 def _parse_config(items: list[str] | None) -> dict:
@@ -27,63 +29,75 @@ def _parse_config(items: list[str] | None) -> dict:
     return config
 
 
+M = D = "Model and data"
+T, IO = "Training", "Input/output"
+
+
 def train(
-    model: Annotated[str, typer.Option("--model", "-m", help="Registered model name (see `hstool models`).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Weights file to write (.safetensors).", dir_okay=False)],
-    data: Annotated[str, typer.Option("--data", help="Cube folder (any hsdata format) or 'synth'.")] = "synth",
-    track: Annotated[str, typer.Option("--track", "-t", help="Camera track to simulate: clean, realworld, ntire2022.")] = "clean",
-    val: Annotated[str, typer.Option("--val", help="Validation: 'synth' (test-split scenes), a cube folder, or 'none'.")] = "synth",
-    rgb: Annotated[str | None, typer.Option("--rgb", help="Folder of RGB images paired with --data cubes by stem (ARAD layout: X.mat with X_clean.png for --track clean, X_RealWorld.jpg for realworld; never another track's).")] = None,
-    epochs: Annotated[int, typer.Option("--epochs", min=0, help="Epochs (deep models); 0 with --init writes the starting weights (grown to --model's size).")] = 10,
-    steps_per_epoch: Annotated[int, typer.Option("--steps-per-epoch", min=1, help="Optimiser steps per epoch.")] = 200,
-    batch: Annotated[int, typer.Option("--batch", min=1, help="Crops per step.")] = 8,
-    crop: Annotated[int, typer.Option("--crop", min=8, help="Crop side in pixels.")] = 64,
-    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (Adam, cosine schedule).")] = 4e-4,
-    loss: Annotated[str, typer.Option("--loss", help="mrae, rel-l1 (L1 over each pixel's mean), log-l1 (L1 of log(x + floor)), l1 or mse.")] = "mrae",
-    loss_floor: Annotated[float, typer.Option("--loss-floor", help="Floor of the denominator of mrae and rel-l1; the offset of log-l1.")] = 1e-3,
-    rel_floor: Annotated[float, typer.Option("--rel-floor", help="mrae: also floor each band's denominator at this "
-                                             "fraction of its pixel's mean over bands (0: off).")] = 0.0,
-    mrae_mix: Annotated[float, typer.Option("--mrae-mix", help="Add this weight x MRAE to another --loss (e.g. "
-                                            "rel-l1), which still charges a black band predicted above zero.")] = 0.0,
-    seed: Seed = 0,
-    brightness_aug: Annotated[bool, typer.Option("--brightness-aug", help="Scale each training cube by x0.5..x2.")] = False,
-    illuminant_aug: Annotated[bool, typer.Option("--illuminant-aug", help="Relight each training cube by a smooth "
-                                                 "random spectral curve (an unseen illuminant).")] = False,
-    css_loss: Annotated[float, typer.Option("--css-loss", help="Weight TAU of AWAN's camera prior: add TAU x the loss "
-                                            "on the RGB that prediction and truth project to (0: off).")] = 0.0,
-    ema: Annotated[float, typer.Option("--ema", help="Decay of an exponential moving average of the weights, updated "
-                                       "every step; validate, keep and write the average (0: off; e.g. 0.999).")] = 0.0,
-    base: Annotated[str | None, typer.Option("--base", help="Pixel-wise model (e.g. linear) fitted first; the network "
-                                             "learns a correction to its output, starting as that baseline.")] = None,
-    keep: Annotated[str, typer.Option("--keep", help="Weights to write: 'last' epoch or 'best' (lowest validation "
-                                      "MRAE).")] = "last",
-    resume: Annotated[Path | None, typer.Option("--resume", help="Checkpoint (OUT.ckpt) to continue from.", exists=True, dir_okay=False)] = None,
-    init: Annotated[Path | None, typer.Option("--init", help="Weights file (same model and config) to start from: "
-                                              "fine-tune it under a fresh schedule.", exists=True, dir_okay=False)] = None,
-    config: Annotated[list[str] | None, typer.Option("--config", help="Model option KEY=VALUE (repeatable), e.g. degree=3.")] = None,
-    scenes: Annotated[int, typer.Option("--scenes", min=1, help="Synthetic scenes pooled per epoch / sampled for pixel models (cube files at most, for folders).")] = 16,
-    scene_size: Annotated[int, typer.Option("--scene-size", min=16, help="Side of generated synthetic scenes.")] = 256,
-    pixels: Annotated[int, typer.Option("--pixels", min=100, help="Training pixels for pixel-wise models.")] = 200_000,
-    val_scenes: Annotated[int | None, typer.Option("--val-scenes", min=1, help="Validation scenes (default: 4 synthetic "
-                                                   "ones; every cube of a --val folder).")] = None,
-    val_rgb: Annotated[str | None, typer.Option("--val-rgb", help="With --rgb: the images of the --val cubes (default: "
-                                                "looked for in the --rgb folder); validation uses your camera's images "
-                                                "too, never the track's.")] = None,
-    val_size: Annotated[int, typer.Option("--val-size", min=16, help="Side of synthetic validation scenes.")] = 256,
-    fp16: Annotated[bool | None, typer.Option("--fp16/--fp32", help="Store weights in fp16 (default: deep models).")] = None,
-    int8: Annotated[bool, typer.Option("--int8", help="Store weight matrices as int8 with per-channel scales (half of fp16).")] = False,
-    speed: Annotated[bool, typer.Option("--speed/--no-speed", help="Time one 482x512 image after training "
-                                        "(pixel models, or on CUDA) and record it.")] = True,
-    device: Device = "auto",
+    model: Annotated[str, Opt("--model", "-m", help="Model name (see hstool models).", rich_help_panel=M)],
+    out: Annotated[Path, Opt("--out", "-o", help="Weights file to write (.safetensors).", dir_okay=False,
+                             rich_help_panel=IO)],
+    data: Annotated[str, Opt("--data", help="'synth' or a folder of cubes.", rich_help_panel=D)] = "synth",
+    track: Annotated[str, Opt("--track", "-t", help="Camera: clean, realworld, ntire2022.", rich_help_panel=D)] = "clean",
+    val: Annotated[str, Opt("--val", help="Validation: 'synth', a cube folder or 'none'.", rich_help_panel=D)] = "synth",
+    rgb: Annotated[str | None, Opt("--rgb", help="Your camera's images of the --data cubes.",
+                                   rich_help_panel=D)] = None,
+    epochs: Annotated[int, Opt("--epochs", min=0, help="Epochs (0 with --init: write it, grown to --model).",
+                               rich_help_panel=T)] = 10,
+    steps_per_epoch: Annotated[int, Opt("--steps-per-epoch", min=1, help="Optimiser steps per epoch.",
+                                        rich_help_panel=T)] = 200,
+    batch: Annotated[int, Opt("--batch", min=1, help="Crops per step.", rich_help_panel=T)] = 8,
+    crop: Annotated[int, Opt("--crop", min=8, help="Crop side (px).", rich_help_panel=T)] = 64,
+    lr: Annotated[float, Opt("--lr", help="Peak learning rate (Adam, cosine).", rich_help_panel=T)] = 4e-4,
+    loss: Annotated[str, Opt("--loss", help="mrae, rel-l1, log-l1, l1 or mse.", rich_help_panel=T)] = "mrae",
+    loss_floor: Annotated[float, Opt("--loss-floor", help="Floor of the loss denominator.",
+                                     rich_help_panel=T)] = 1e-3,
+    rel_floor: Annotated[float, Opt("--rel-floor", help="mrae: floor at this share of the pixel's mean.",
+                                    rich_help_panel=T)] = 0.0,
+    mrae_mix: Annotated[float, Opt("--mrae-mix", help="Add this weight x MRAE to another --loss.",
+                                   rich_help_panel=T)] = 0.0,
+    seed: Annotated[int, Opt("--seed", min=0, help="Seed of every random step.", rich_help_panel=T)] = 0,
+    brightness_aug: Annotated[bool, Opt("--brightness-aug", help="Scale training cubes by x0.5..x2.",
+                                        rich_help_panel=T)] = False,
+    illuminant_aug: Annotated[bool, Opt("--illuminant-aug", help="Relight training cubes at random.",
+                                        rich_help_panel=T)] = False,
+    css_loss: Annotated[float, Opt("--css-loss", help="Weight of AWAN's camera (RGB) loss.", rich_help_panel=T)] = 0.0,
+    ema: Annotated[float, Opt("--ema", help="Decay of a weights average kept (e.g. 0.999).", rich_help_panel=T)] = 0.0,
+    base: Annotated[str | None, Opt("--base", help="Pixel model the network corrects.", rich_help_panel=M)] = None,
+    keep: Annotated[str, Opt("--keep", help="Weights written: 'last' or 'best' epoch.", rich_help_panel=T)] = "last",
+    resume: Annotated[Path | None, Opt("--resume", help="Continue from OUT.ckpt (see --keep-checkpoint).", exists=True,
+                                       dir_okay=False, rich_help_panel=M)] = None,
+    init: Annotated[Path | None, Opt("--init", help="Weights to fine-tune.", parser=weights_file,
+                                     metavar=WEIGHTS_METAVAR, rich_help_panel=M)] = None,
+    config: Annotated[list[str] | None, Opt("--config", help="Model option KEY=VALUE (repeatable).",
+                                            rich_help_panel=M)] = None,
+    scenes: Annotated[int, Opt("--scenes", min=1, help="Scenes (or cubes) per epoch / pixel fit.",
+                               rich_help_panel=D)] = 16,
+    scene_size: Annotated[int, Opt("--scene-size", min=16, help="Side of synthetic scenes.", rich_help_panel=D)] = 256,
+    pixels: Annotated[int, Opt("--pixels", min=100, help="Pixels sampled for a pixel model.", rich_help_panel=D)] = 200_000,
+    val_scenes: Annotated[int | None, Opt("--val-scenes", min=1, help="Validation scenes (default 4 / all).",
+                                          rich_help_panel=D)] = None,
+    val_rgb: Annotated[str | None, Opt("--val-rgb", help="Your camera's images of the --val cubes.",
+                                       rich_help_panel=D)] = None,
+    val_size: Annotated[int, Opt("--val-size", min=16, help="Side of synthetic validation scenes.",
+                                 rich_help_panel=D)] = 256,
+    fp16: Annotated[bool | None, Opt("--fp16/--fp32", help="Storage (default: fp16 for deep models).",
+                                     show_default=False, rich_help_panel=IO)] = None,
+    int8: Annotated[bool, Opt("--int8", help="Large weight matrices as int8 (half of fp16).", rich_help_panel=IO)] = False,
+    speed: Annotated[bool, Opt("--speed/--no-speed", help="Time one image and record it.", rich_help_panel=IO)] = True,
+    keep_checkpoint: Annotated[bool, Opt("--keep-checkpoint", help="Keep OUT.ckpt after a finished run.",
+                                         rich_help_panel=IO)] = False,
+    device: Annotated[str, Opt("--device", help="auto (CUDA if present), cpu, cuda, cuda:N.",
+                               rich_help_panel=T)] = "auto",
     overwrite: Overwrite = False,
     json: Json = False,
 ) -> None:
-    """Train a model on synthetic scenes or cube folders (RGB simulated for the track).
-    An option the run would not read is refused, not ignored: training options (--epochs, --ema, ...) for
-    the pixel models (linear, rootpoly, sparse, fitted in closed form), --pixels for a deep model without
-    --base, --scene-size / --val-size with cube folders, --val-scenes with --val none.
+    """Train a model on synthetic scenes or cube folders, with RGB simulated for the track or your
+    own camera's images (--rgb, paired by file stem). docs/options.md says more of each option.
 
-    Example: [bold]hstool train --model rootpoly --data synth --track realworld --out rootpoly_rw.safetensors[/]
+    Examples:
+    $ hstool train -m rootpoly -t realworld -o rootpoly_rw.safetensors
+    $ hstool train -m mstpp_s --init mstpp_s:clean --data cubes/ --rgb photos/ -o mine.safetensors
     """
     from hstool.recon.train import TrainConfig
     from hstool.recon.train import train as run_training
@@ -95,6 +109,7 @@ def train(
         brightness_aug=brightness_aug, illuminant_aug=illuminant_aug, keep=keep, css_loss=css_loss, ema=ema, base=base, device=device,
         resume=resume, init=init, config=_parse_config(config), scenes=scenes, scene_size=scene_size, pixels=pixels,
         val_scenes=val_scenes, val_size=val_size, fp16=fp16, int8=int8, overwrite=overwrite, speed=speed, val_rgb=val_rgb,
+        keep_checkpoint=keep_checkpoint,
     )
     meta = run_training(cfg, console=err)
     if json:

@@ -1,22 +1,37 @@
-"""hsdata: hyperspectral cubes and the files they live in."""
+"""hsdata: hyperspectral cubes and the files they live in.
 
-from .atomic import atomic_path, atomic_paths, check_writable
-from .cube import ARAD_WAVELENGTHS, Cube
+The names below but :class:`HsError` are imported on first use (PEP 562), as in ``hstool.recon``:
+the readers pull in h5py, OpenCV and SPy, which ``hstool --help`` and the commands that read no
+files need not wait for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from .errors import HsError
-from .formats import (
-    CUBE_FORMATS,
-    broken_links,
-    detect_format,
-    input_files,
-    list_files,
-    output_files,
-    output_path,
-    read_cube,
-    write_cube,
-)
-from .formats.image import read_rgb, write_rgb
 
-__all__ = [
+_LAZY = {
+    "ARAD_WAVELENGTHS": "cube",
+    "CUBE_FORMATS": "formats",
+    "Cube": "cube",
+    "atomic_path": "atomic",
+    "atomic_paths": "atomic",
+    "broken_links": "formats",
+    "check_writable": "atomic",
+    "detect_format": "formats",
+    "input_files": "formats",
+    "list_files": "formats",
+    "output_files": "formats",
+    "output_path": "formats",
+    "read_cube": "formats",
+    "read_rgb": "formats.image",
+    "write_cube": "formats",
+    "write_rgb": "formats.image",
+}
+
+__all__ = [  # HsError and the keys of _LAZY
     "ARAD_WAVELENGTHS",
     "CUBE_FORMATS",
     "broken_links",
@@ -35,3 +50,36 @@ __all__ = [
     "write_cube",
     "write_rgb",
 ]
+
+
+def __getattr__(name: str):
+    """A name of :data:`_LAZY` from its module, or a submodule (``hstool.hsdata.formats``)."""
+    module = _LAZY.get(name)
+    if module is not None:
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:
+    from .atomic import atomic_path, atomic_paths, check_writable
+    from .cube import ARAD_WAVELENGTHS, Cube
+    from .formats import (
+        CUBE_FORMATS,
+        detect_format,
+        input_files,
+        list_files,
+        output_files,
+        output_path,
+        read_cube,
+        write_cube,
+    )
+    from .formats.image import read_rgb, write_rgb

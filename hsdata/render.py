@@ -94,6 +94,13 @@ def preview_image(cube: Cube, exposure: float | None = None) -> np.ndarray:
     return np.round(cube_to_srgb(cube, exposure) * 255).astype(np.uint8)
 
 
+def preview_path(cube: str | Path) -> Path:
+    """Where the preview of the cube file ``cube`` goes, for every command: ``NAME_preview.png`` beside
+    it (``NAME.png`` might be the RGB image the cube came from)."""
+    cube = Path(cube)
+    return cube.with_name(cube.stem + "_preview.png")
+
+
 def write_preview(cube: Cube | np.ndarray, path: str | Path, overwrite: bool = False,
                   exposure: float | None = None) -> Path:
     """Write an 8-bit sRGB PNG preview of ``cube`` (or an image from :func:`preview_image`) atomically."""

@@ -25,7 +25,7 @@ _LAZY = {
     "register_model": "registry",
     "create_model": "weights",
     "load_weights": "weights",
-    "read_metadata": "weights",
+    "read_metadata": "catalog",
     "save_weights": "weights",
 }
 
@@ -65,6 +65,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from .catalog import read_metadata
     from .engine import Reconstructor, predict, resolve_device
     from .registry import ModelSpec, build_model, list_models, model_spec, register_model
-    from .weights import create_model, load_weights, read_metadata, save_weights
+    from .weights import create_model, load_weights, save_weights

@@ -247,7 +247,7 @@ def organisers_labels(
     try:
         from sklearn.cluster import MiniBatchKMeans
     except ImportError:
-        raise HsError("the organisers' clustering needs scikit-learn: pip install scikit-learn") from None
+        raise HsError('the organisers\' clustering needs scikit-learn: pip install "hstool[organisers]"') from None
     state = int(np.random.default_rng(seed).integers(2**31 - 1))
     model = MiniBatchKMeans(n_clusters=clusters, batch_size=max(int(len(x) * 0.1), 1), n_init=5, random_state=state)
     return np.asarray(model.fit(x).labels_, np.int64)

@@ -69,6 +69,7 @@ from hstool.hsdata import (
 from hstool.hsdata.atomic import check_output_folder
 from hstool.hsdata.errors import brief, check_positive
 
+from .catalog import weights_name
 from .engine import predict, resolve_device, reuse_freed_memory
 from .grow import grow_state, grown_from
 from .registry import build_model, model_spec
@@ -158,6 +159,7 @@ class TrainConfig:
     int8: bool = False
     overwrite: bool = False
     speed: bool = True
+    keep_checkpoint: bool = False  # OUT.ckpt stays after a finished run (to --resume it with more epochs)
 
     def __post_init__(self):
         from hstool.camera.pipeline import track_name
@@ -211,7 +213,7 @@ class TrainConfig:
         if self.base and spec.kind == "deep":
             args += ["--base", self.base, "--pixels", str(self.pixels)]
         if self.init and spec.kind == "deep":
-            args += ["--init", str(self.init)]
+            args += ["--init", weights_name(self.init)]  # bundled ones as NAME:TRACK
         for k, v in sorted(self.config.items()):
             args += ["--config", f"{k}={v}"]
         args += ["--out", str(self.out)]
@@ -761,6 +763,8 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
     if cfg.speed and (spec.kind == "pixel" or device.type == "cuda"):
         meta["speed"] = measure_speed(model, device)
     save_weights(model, out, meta, fp16=fp16, overwrite=cfg.overwrite, int8=cfg.int8)
+    if not cfg.keep_checkpoint:  # the weights hold the finished run
+        ckpt.unlink(missing_ok=True)
     return meta
 
 

@@ -20,15 +20,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from hstool.hsdata import ARAD_WAVELENGTHS, HsError, atomic_path
 from hstool.hsdata.provenance import hstool_version
 
-from .registry import build_model, list_models, model_spec
+from .catalog import BUNDLED_DIR, bundled_weights, describe_models, read_metadata, training_record  # noqa: F401 -- as before, from here too
+from .registry import build_model, model_spec
 
-BUNDLED_DIR = Path(__file__).parent / "weights"
 #: How every bundled model expects its input (the engine feeds read_rgb's output unchanged).
 INPUT_NORM = "RGB float in [0, 1] (8-bit / 255, 16-bit / 65535) as decoded, no mean/std normalisation"
 
@@ -45,11 +45,6 @@ def file_sha256(path: str | Path) -> str:
 def bundled_path(name: str, track: str = "clean") -> Path:
     """Where the bundled weights of ``name`` for ``track`` live (the file may not exist)."""
     return BUNDLED_DIR / f"{name}_{track}.safetensors"
-
-
-def bundled_weights() -> list[Path]:
-    """Every bundled weights file, sorted."""
-    return sorted(BUNDLED_DIR.glob("*.safetensors")) if BUNDLED_DIR.is_dir() else []
 
 
 #: suffix of the per-output-channel scale stored beside an int8 weight (``--int8``)
@@ -116,25 +111,6 @@ def round_to_stored(model: torch.nn.Module, fp16: bool, int8: bool = False) -> N
                 p.copy_(dequantise_int8(*quantise_int8(p)))
             elif fp16 and p.is_floating_point():
                 p.copy_(p.half().float())
-
-
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The metadata of a weights file, without reading its tensors."""
-    path = Path(path)
-    if not path.is_file():
-        raise HsError("no such weights file", path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            raw = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise HsError(f"not a safetensors weights file ({exc})", path) from exc
-    meta = {}
-    for k, v in raw.items():
-        try:
-            meta[k] = json.loads(v)
-        except json.JSONDecodeError:
-            meta[k] = v  # written by another tool: keep the string
-    return meta
 
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -235,23 +211,6 @@ def _count_parameters(name: str, config: dict[str, Any] | None = None) -> int:
     return int(sum(t.numel() for t in tensors))
 
 
-def describe_models(pattern: str = "*") -> list[dict[str, Any]]:
-    """One record per registered model matching ``pattern``, with its bundled weights' metadata."""
-    files = bundled_weights()
-    rows = []
-    for name in list_models(pattern):
-        bundled = []
-        for f in files:
-            if not f.stem.startswith(name + "_"):
-                continue
-            meta = read_metadata(f)
-            if meta.get("architecture") != name:
-                continue
-            bundled.append({"file": f.name, **_training_record(meta)})
-        rows.append({**_model_record(name), "bundled": bundled})
-    return rows
-
-
 def describe_weights(path: str | Path) -> dict[str, Any]:
     """What a weights file holds (``hstool train``'s or a bundled one): its model's record as
     :func:`describe_models` gives it, with the file's training record instead of the bundled list."""
@@ -262,7 +221,7 @@ def describe_weights(path: str | Path) -> dict[str, Any]:
         raise HsError("weights file names no architecture", path)
     config = meta.get("config") or {}
     try:
-        model = _model_record(name, config)
+        model = model_record(name, config)
     except HsError as exc:
         raise HsError(exc.message, path) from None
     except (TypeError, ValueError) as exc:  # options of another hstool version
@@ -271,15 +230,12 @@ def describe_weights(path: str | Path) -> dict[str, Any]:
     extra = {k: meta.get(k) for k in ("val_data", "data_hash", "kept_epoch", "dtype", "train_seconds", "created")}
     extra["bands"] = (f"{len(wavelengths)} bands, {wavelengths[0]:g}-{wavelengths[-1]:g} nm" if wavelengths else None)
     extra["epochs_run"] = sum(1 for h in meta.get("history") or [] if h.get("epoch"))  # epoch 0: the --init weights
-    return {**model, "file": str(path), **_training_record(meta), **extra, "config": config}
+    return {**model, "file": str(path), **training_record(meta), **extra, "config": config}
 
 
-def _training_record(meta: dict[str, Any]) -> dict[str, Any]:
-    keys = ("track", "css", "data", "data_short", "val_mrae", "speed", "train_command", "init")
-    return {k: meta.get(k) for k in keys}
-
-
-def _model_record(name: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
+def model_record(name: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Model ``name``'s record built with ``config`` (:data:`hstool.recon.catalog.CATALOG_FILE` holds
+    each one's at its defaults)."""
     spec = model_spec(name)
     return {"name": name, "kind": spec.kind, "parameters": _count_parameters(name, config), "multiple": spec.multiple,
             "halo": spec.halo, "description": spec.description, "reference": spec.reference}

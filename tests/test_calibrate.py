@@ -265,7 +265,7 @@ def test_saturated_values_are_counted_where_they_enter_the_output(tmp_path, hsto
     assert calibrate(sc.path, method="gaussian").meta["saturated_values"] == 4  # reads every band
     r = hstool("calibrate", tmp_path, tmp_path / "out")  # the table and a warning say so, not the sidecar alone
     assert r.exit_code == 0, r.output
-    row = next(line for line in r.stderr.splitlines() if line.startswith("│ sat "))
+    row = next(line for line in r.stdout.splitlines() if line.startswith("│ sat "))
     assert [cell.strip() for cell in row.split("│")][5:7] == ["0", "3"], row  # NaN values, saturated
     assert "1 capture(s) hold saturated raw values (sat)" in r.stderr
 
@@ -298,7 +298,7 @@ def test_cli_batch_with_a_broken_capture(hstool, batch, tmp_path):
     res = hstool("calibrate", batch, out, "--preview", "--drop-columns", "auto", "--workers", "2")
     assert res.exit_code == 1
     assert "DARKREF_b.hdr" in res.stderr and "1 of 3 failed" in res.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.mat", "a.png", "c.json", "c.mat", "c.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.mat", "a_preview.png", "c.json", "c.mat", "c_preview.png"]
     with h5py.File(out / "a.mat", "r") as f:  # ARAD layout: MATLAB column-major cube, bands
         assert f["cube"].shape == (31, 12, 31) and f["bands"].shape == (31, 1)
     cube = read_cube(out / "a.mat")

@@ -94,8 +94,8 @@ def test_a_bad_file_fails_alone_and_existing_outputs_are_skipped(hstool, tmp_pat
     report = json.loads(r.stdout)
     assert [w["input"] for w in report["written"]] == [str(tmp_path / "in" / "good.mat")]
     assert len(report["failed"]) == 1 and "bad.npz" in report["failed"][0]["input"]
-    assert (tmp_path / "out" / "good.png").stat().st_size > 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.hdr", "good.png", "good.raw"]
+    assert (tmp_path / "out" / "good_preview.png").stat().st_size > 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.hdr", "good.raw", "good_preview.png"]
     mtime = (tmp_path / "out" / "good.raw").stat().st_mtime_ns
     (tmp_path / "in" / "bad.npz").unlink()
     r = hstool("convert", tmp_path / "in", tmp_path / "out", "-f", "envi", "--preview")
@@ -111,7 +111,7 @@ def test_names_with_brackets_print_as_they_are(hstool, tmp_path, tmp_cube):
     r = hstool("convert", tmp_path / "in", out, "-f", "npz")
     assert r.exit_code == 1 and "Traceback" not in r.output, r.output
     assert f"{tmp_path / 'in' / 'bad[bold].mat'}: not a readable" in r.stderr
-    assert "│ scene [old].mat │ scene [old].npz │" in r.stderr and (out / "scene [old].npz").is_file()
+    assert "│ scene [old].mat │ scene [old].npz │" in r.stdout and (out / "scene [old].npz").is_file()
     r = hstool("info", tmp_path / "x[/].mat")
     assert r.exit_code == 1 and "x[/].mat: no such file" in r.stderr
 
@@ -123,7 +123,7 @@ def test_a_cube_without_a_preview_fails_whole(hstool, tmp_path, tmp_cube):
     write_cube(tmp_cube(6, 7), tmp_path / "in" / "vis.npz")
     r = hstool("convert", tmp_path / "in", tmp_path / "out", "-f", "npz", "--preview")
     assert r.exit_code == 1 and "nir.npz" in r.stderr and "visible" in r.stderr, r.output
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["vis.npz", "vis.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["vis.npz", "vis_preview.png"]
     r = hstool("convert", tmp_path / "in", tmp_path / "out", "-f", "npz")  # without: converted
     assert r.exit_code == 0 and (tmp_path / "out" / "nir.npz").is_file(), r.output
 

@@ -51,7 +51,8 @@ def test_help_paragraphs_wrap_to_the_terminal_not_to_the_docstring():
 
 @pytest.mark.parametrize("args, closed", [
     (("models", "--json"), "stdout"),  # `hstool models --json | head`
-    (("models",), "stderr"),  # tables go to stderr: `hstool models 2>&1 | head` (rich exited 1)
+    (("models",), "stdout"),  # tables go to stdout: `hstool models | head` (rich exited 1)
+    (("models", "export", "nosuch", "x.onnx"), "stderr"),  # an error: `hstool ... 2>&1 | head`
     (("--help",), "stdout"),  # typer prints the help with its own rich console
 ])
 def test_a_closed_pipe_ends_the_command_as_sigpipe_would(args, closed):

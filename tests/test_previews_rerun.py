@@ -22,17 +22,17 @@ def _recon(tmp_path, tmp_cube):
 def _convert(tmp_path, tmp_cube):
     # a reflectance cube into .npy, which keeps no units: its preview takes the source's, as in one run
     write_cube(tmp_cube(12, 16, seed=3), tmp_path / "in" / "scene.npz")
-    return lambda out: [tmp_path / "in" / "scene.npz", out, "--format", "npy"], "scene.npy", "scene.png"
+    return lambda out: [tmp_path / "in" / "scene.npz", out, "--format", "npy"], "scene.npy", "scene_preview.png"
 
 
 def _synth(tmp_path, tmp_cube):
     return lambda out: [out, "--n", "1", "--size", "16x20", "--format", "npy"], "SYNTH_train_0000.npy", \
-        "SYNTH_train_0000.png"
+        "SYNTH_train_0000_preview.png"
 
 
 def _calibrate(tmp_path, tmp_cube):
     write_synthetic_capture(tmp_path / "in", "cap", 0, samples=32, lines=12, ref_lines=8, bad_columns=(5,))
-    return lambda out: [tmp_path / "in", out, "--format", "npy"], "cap.npy", "cap.png"
+    return lambda out: [tmp_path / "in", out, "--format", "npy"], "cap.npy", "cap_preview.png"
 
 
 COMMANDS = {"recon": _recon, "convert": _convert, "synth": _synth, "calibrate": _calibrate}
@@ -103,10 +103,10 @@ def test_a_preview_that_cannot_be_made_fails_alone(hstool, tmp_path, tmp_cube):
     r = hstool("convert", tmp_path / "in", out, "--format", "npy", "--preview", "--json")
     assert r.exit_code == 1 and "Traceback" not in r.output
     report = json.loads(r.stdout)
-    assert report["previews"] == [str(out / "other.png")]
+    assert report["previews"] == [str(out / "other_preview.png")]
     assert [f["preview"] for f in report["failed"]] == [str(out / preview_name)]
     assert str(out / cube_name) in report["failed"][0]["error"]
-    assert (out / "other.png").exists() and not (out / preview_name).exists()
+    assert (out / "other_preview.png").exists() and not (out / preview_name).exists()
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -153,20 +153,20 @@ def test_a_rerun_preview_keeps_the_files_own_units_and_reads_a_forced_format(hst
     unrecorded(twice / "cap.npz")
     r = hstool("calibrate", tmp_path / "raw", twice, "-f", "npz", "--to", "dn", "--preview")
     assert r.exit_code == 0, r.output
-    np.testing.assert_array_equal(read_rgb(twice / "cap.png"), read_rgb(once / "cap.png"))
+    np.testing.assert_array_equal(read_rgb(twice / "cap_preview.png"), read_rgb(once / "cap_preview.png"))
     # a .npy keeps no units: the sidecar written with it says reflectance, whatever --to says now
     assert hstool("calibrate", tmp_path / "raw", tmp_path / "npy", "-f", "npy").exit_code == 0
     unrecorded(tmp_path / "npy" / "cap.npy")
     r = hstool("calibrate", tmp_path / "raw", tmp_path / "npy", "-f", "npy", "--to", "dn", "--preview")
     assert r.exit_code == 0, r.output
-    np.testing.assert_array_equal(read_rgb(tmp_path / "npy" / "cap.png"), read_rgb(once / "cap.png"))
+    np.testing.assert_array_equal(read_rgb(tmp_path / "npy" / "cap_preview.png"), read_rgb(once / "cap_preview.png"))
 
     write_cube(tmp_cube(8, 10), tmp_path / "src" / "scene.npz")
     (tmp_path / "src" / "scene.npz").rename(tmp_path / "src" / "scene.bin")
     args = [tmp_path / "src" / "scene.bin", tmp_path / "conv", "--in-format", "npz", "-f", "npy"]
     assert hstool("convert", *args, "--preview").exit_code == 0
-    first = (tmp_path / "conv" / "scene.png").read_bytes()
-    (tmp_path / "conv" / "scene.png").unlink()
+    first = (tmp_path / "conv" / "scene_preview.png").read_bytes()
+    (tmp_path / "conv" / "scene_preview.png").unlink()
     r = hstool("convert", *args, "--preview")
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "conv" / "scene.png").read_bytes() == first
+    assert (tmp_path / "conv" / "scene_preview.png").read_bytes() == first

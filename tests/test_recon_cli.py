@@ -181,7 +181,7 @@ def test_models_lists_one_track_and_describes_a_weights_file(hstool, tmp_path):
     model = create_model(None, path)
     assert record["parameters"] == sum(p.numel() for p in model.parameters())
     r = hstool("models", "-w", path)
-    assert r.exit_code == 0 and "basisunet" in r.stderr and "norm=batch" in r.stderr
+    assert r.exit_code == 0 and "basisunet" in r.stdout and "norm=batch" in r.stdout
 
     for args, said in [(("--opset", "13"), "--opset acts on export"),
                        (("--overwrite",), "--overwrite acts on export"),

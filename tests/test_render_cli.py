@@ -110,7 +110,7 @@ def test_synth_cli_writes_readable_cubes_with_norm_factor(hstool, tmp_path):
         assert cube.shape == (24, 32, 31)
         np.testing.assert_array_equal(cube.data, ref.data)
         assert cube.meta["norm_factor"] == pytest.approx(ref.meta["norm_factor"])
-        assert read_rgb(tmp_path / f"SYNTH_test_{seed:04d}.png").shape == (24, 32, 3)
+        assert read_rgb(tmp_path / f"SYNTH_test_{seed:04d}_preview.png").shape == (24, 32, 3)
     # existing scenes are skipped, a new grid and format work
     again = hstool("synth", tmp_path, "--n", "1", "--size", "24x32", "--seed", "5", "--split", "test")
     assert again.exit_code == 0 and "skipped" in again.output
@@ -120,16 +120,16 @@ def test_synth_cli_writes_readable_cubes_with_norm_factor(hstool, tmp_path):
     assert cube.bands == 14 and cube.meta["norm_factor"] > 0
     # a scene whose preview exists is skipped whole, and --json reports it incomplete (exit 1: a file
     # asked for is missing)
-    (tmp_path / "SYNTH_train_0001.png").write_bytes(b"keep")
+    (tmp_path / "SYNTH_train_0001_preview.png").write_bytes(b"keep")
     res = hstool("synth", tmp_path, "--n", "2", "--size", "16x16", "--seed", "1", "--preview", "--json")
     assert res.exit_code == 1 and "1 job(s) incomplete" in res.stderr, res.output
     report = json.loads(res.stdout)
     assert report["skipped"] == [str(tmp_path / "SYNTH_train_0001.mat")] and report["failed"] == []
-    assert report["incomplete"] == [{"existing": [str(tmp_path / "SYNTH_train_0001.png")],
+    assert report["incomplete"] == [{"existing": [str(tmp_path / "SYNTH_train_0001_preview.png")],
                                      "missing": [str(tmp_path / "SYNTH_train_0001.mat")]}]
     assert [Path(r["output"]).name for r in report["written"]] == ["SYNTH_train_0002.mat"]
     assert not (tmp_path / "SYNTH_train_0001.mat").exists()
-    assert (tmp_path / "SYNTH_train_0001.png").read_bytes() == b"keep"
+    assert (tmp_path / "SYNTH_train_0001_preview.png").read_bytes() == b"keep"
 
 
 @pytest.mark.parametrize(
