@@ -3,18 +3,16 @@ and the full-size bundled weights."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
 
 from hstool.hsdata import HsError
-from hstool.recon import Reconstructor, create_model, list_models
+from hstool.recon import create_model, list_models
 from hstool.recon.grow import grow_state
 from hstool.recon.registry import build_model, register_model
 from hstool.recon.weights import (
     INT8_SCALE,
-    bundled_path,
     dequantise_int8,
     load_weights,
     quantise_int8,
@@ -140,15 +138,3 @@ def test_int8_weights_round_trip_through_a_file(tmp_path, monkeypatch):
         assert float((v.float() - ref[k]).abs().max()) <= tol
     loaded = create_model(None, path)
     assert isinstance(loaded, type(model))
-
-
-@pytest.mark.parametrize("name", FULL)
-@pytest.mark.parametrize("track", ["clean", "realworld"])
-def test_full_size_bundled_weights_reconstruct(name, track):
-    """``hstool recon X --model NAME`` for the published configurations: bundled for both tracks."""
-    path = bundled_path(name, track)
-    assert path.is_file(), f"{path.name} is not bundled"
-    rgb = np.random.default_rng(0).uniform(0.05, 0.9, (37, 53, 3)).astype(np.float32)
-    out = Reconstructor(name, track=track)(rgb)
-    assert out.shape == (37, 53, 31)
-    assert np.isfinite(out).all() and out.min() >= 0
