@@ -7,6 +7,7 @@ progress, per-file error reporting and worker processes behave the same everywhe
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import multiprocessing
 import sys
@@ -21,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hstool.hsdata import CUBE_FORMATS, HsError, check_writable, detect_format, input_files, list_files
 
+from . import cluster
 from .output import DEBUG, err, error
 
 
@@ -89,10 +91,22 @@ def run_batch(
     """
     if not items:  # nothing to do (e.g. every output exists): no empty progress bar
         return [], []
+    on_cluster = cluster.runs(workers)
+    if on_cluster:  # connect, and check that the workers see the files, before the progress bar
+        cluster.check_workers(items)
     done: dict[int, tuple[bool, Any]] = {}
     with progress() as bar:
         task = bar.add_task(description, total=len(items), current="")
-        if workers <= 1 or len(items) <= 1:
+        if on_cluster:  # --cluster: each item a task of the Dask scheduler
+
+            def finished(i: int, outcome: tuple[bool, Any]) -> None:
+                done[i] = outcome
+                if not outcome[0]:
+                    error(outcome[1])
+                bar.update(task, advance=1, current=name(items[i]))
+
+            cluster.run(items, _call, fn, name, DEBUG["on"], finished)
+        elif workers <= 1 or len(items) <= 1:
             for i, item in enumerate(items):
                 bar.update(task, current=name(item))
                 done[i] = _call(fn, item, name(item), DEBUG["on"])
@@ -144,12 +158,30 @@ def gather_inputs(paths: Sequence[Path], kinds: tuple[str, ...] = CUBE_FORMATS, 
     return list(unique.values())
 
 
+#: on a cluster worker, when the batch began (:func:`hstool.cli.cluster.run`): a job rerun after its
+#: worker died clears what the earlier attempt wrote (:func:`job_outputs`)
+RERUN_SINCE: dict[str, float | None] = {"t": None}
+
+
+def _clear_earlier_attempt(paths: list[Path], since: float) -> None:
+    """Remove the files an earlier attempt of this job left, on a worker that died: its outputs
+    written since the batch began (the plan found them missing, so no other run's) and its
+    temporary files."""
+    for path in paths:
+        for f in [path, *path.parent.glob(f".{glob.escape(path.name)}.*.tmp")]:
+            with contextlib.suppress(OSError):
+                if f.is_file() and f.stat().st_mtime >= since - 2:  # coarse file times
+                    f.unlink()
+
+
 @contextlib.contextmanager
 def job_outputs(paths: Iterable[str | Path], overwrite: bool, inputs: tuple[Path, ...] = ()) -> Iterator[None]:
     """Check every file a job writes (:func:`check_writable`), then let the job write them; if a
     write fails, the files the job had created are removed again, so a job leaves all of its new
     files or none (a file an ``overwrite`` replaced stays replaced)."""
     paths = [Path(p) for p in paths]
+    if RERUN_SINCE["t"] is not None and not overwrite:
+        _clear_earlier_attempt(paths, RERUN_SINCE["t"])
     for path in paths:
         check_writable(path, overwrite, inputs)
     before = {p for p in paths if p.exists()}

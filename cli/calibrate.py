@@ -28,6 +28,7 @@ from .batch import (
     run_batch,
 )
 from .options import (
+    Cluster,
     Bands,
     CubeFormat,
     Extrapolate,
@@ -104,6 +105,7 @@ def calibrate(
     format: CubeFormat = "mat",
     preview: Preview = False,
     workers: Workers = 1,
+    cluster: Cluster = None,  # read by its callback: run_batch sends the files to the cluster
     overwrite: Overwrite = False,
     json: Json = False,
 ) -> None:

@@ -34,6 +34,7 @@ from .batch import (
     run_batch,
 )
 from .options import (
+    Cluster,
     Bands,
     CubeFormat,
     Extrapolate,
@@ -122,6 +123,7 @@ def convert(
     in_format: InputFormat = None,
     preview: Preview = False,
     workers: Workers = 1,
+    cluster: Cluster = None,  # read by its callback: run_batch sends the files to the cluster
     overwrite: Overwrite = False,
     json: Json = False,
 ) -> None:

@@ -11,9 +11,15 @@ from hstool.hsdata import CUBE_FORMATS, HsError, detect_format
 from hstool.hsdata.errors import check_positive
 from hstool.hsdata.spectral import check_method
 
+from . import cluster
+
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout instead of a table.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (never an input).")]
 Workers = Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker processes for batches.")]
+Cluster = Annotated[str | None, typer.Option(
+    "--cluster", envvar="HSTOOL_CLUSTER", callback=cluster.use, show_envvar=True, help=(
+        "Run the batch on a Dask cluster: the scheduler's address (tcp://host:8786), or local:N for N worker "
+        "processes here. The workers must see the files at the same paths. Needs hstool[cluster]."))]
 Seed = Annotated[int, typer.Option("--seed", min=0, help=(
     "Seed of every random step, for reproducible output (a batch draws each file's stream from it and the file's "
     "name, hstool.camera.file_seed: the same bytes in any order or worker count)."))]

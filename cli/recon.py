@@ -35,6 +35,7 @@ from .batch import (
     run_batch,
 )
 from .options import (
+    Cluster,
     CubeFormat,
     Device,
     Json,
@@ -129,6 +130,7 @@ def recon(
                                        "first: 1 (linear, as the NTIRE tracks), srgb (ordinary photos), or a number.")] = "1",
     preview: Preview = False,
     workers: Workers = 1,
+    cluster: Cluster = None,  # read by its callback: run_batch sends the files to the cluster
     overwrite: Overwrite = False,
     json: Json = False,
 ) -> None:

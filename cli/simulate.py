@@ -42,6 +42,7 @@ from .batch import (
     run_batch,
 )
 from .options import (
+    Cluster,
     CubeFormat,
     DarkNoiseQuirk,
     InputFormat,
@@ -168,6 +169,7 @@ def simulate(
         "--plot-css", help="Plot CSS NAME|PATH to a PNG and exit.", metavar="CSS OUT.png")] = None,
     seed: Seed = 0,
     workers: Workers = 1,
+    cluster: Cluster = None,  # read by its callback: run_batch sends the files to the cluster
     overwrite: Overwrite = False,
     json: Json = False,
 ) -> None:

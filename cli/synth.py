@@ -26,7 +26,7 @@ from .batch import (
     report_failures,
     run_batch,
 )
-from .options import CubeFormat, Json, OutDir, Overwrite, Preview, Seed, Workers, check_cube_format
+from .options import Cluster, CubeFormat, Json, OutDir, Overwrite, Preview, Seed, Workers, check_cube_format
 from .output import err, print_json, table
 
 Opt = typer.Option
@@ -91,6 +91,7 @@ def synth(
     preview: Preview = False,
     seed: Seed = 0,
     workers: Workers = 1,
+    cluster: Cluster = None,  # read by its callback: run_batch sends the files to the cluster
     overwrite: Overwrite = False,
     json: Json = False,
 ) -> None:
