@@ -27,7 +27,28 @@ def _parse_config(items: list[str] | None) -> dict:
     return config
 
 
+def _launch(ctx: typer.Context, nproc: int) -> int:
+    """Run this command again under ``torchrun --standalone --nproc-per-node N`` (PyTorch's launcher,
+    one machine), with the options given here but --nproc; its exit code."""
+    import subprocess
+    import sys
+
+    args = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name == "nproc" or value is None or value == param.default:
+            continue
+        if getattr(param, "is_flag", False):
+            args.append(param.opts[0] if value else param.secondary_opts[0])
+            continue
+        for v in value if param.multiple else [value]:
+            args += [param.opts[0], str(v)]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+    return subprocess.run([*launcher, "-m", "hstool.cli", "train", *args]).returncode
+
+
 def train(
+    ctx: typer.Context,
     model: Annotated[str, typer.Option("--model", "-m", help="Registered model name (see `hstool models`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Weights file to write (.safetensors).", dir_okay=False)],
     data: Annotated[str, typer.Option("--data", help="Cube folder (any hsdata format) or 'synth'.")] = "synth",
@@ -74,6 +95,8 @@ def train(
     speed: Annotated[bool, typer.Option("--speed/--no-speed", help="Time one 482x512 image after training "
                                         "(pixel models, or on CUDA) and record it.")] = True,
     device: Device = "auto",
+    nproc: Annotated[int, typer.Option("--nproc", min=1, help="Train a deep model in N processes (N GPUs on CUDA): "
+                                       "launches torchrun --nproc-per-node N; --batch is the crops of all N together.")] = 1,
     overwrite: Overwrite = False,
     json: Json = False,
 ) -> None:
@@ -84,6 +107,12 @@ def train(
 
     Example: [bold]hstool train --model rootpoly --data synth --track realworld --out rootpoly_rw.safetensors[/]
     """
+    if nproc > 1:
+        from hstool.recon.registry import model_spec
+
+        if model_spec(model).kind == "pixel":
+            raise HsError(f"--nproc trains deep models: {model} is fitted in closed form in one process")
+        raise typer.Exit(_launch(ctx, nproc))
     from hstool.recon.train import TrainConfig
     from hstool.recon.train import train as run_training
 
@@ -96,6 +125,8 @@ def train(
         val_scenes=val_scenes, val_size=val_size, fp16=fp16, overwrite=overwrite, speed=speed, val_rgb=val_rgb,
     )
     meta = run_training(cfg, console=err)
+    if not meta:  # a torchrun process other than the first: that one reports
+        return
     if json:
         print_json({"out": str(out), **meta})
         return
