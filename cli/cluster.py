@@ -98,7 +98,12 @@ def client():
         n = int(local.group(1) or os.cpu_count() or 1)
         if n < 1:
             raise HsError(f"--cluster {address}: local:N takes N >= 1 worker processes")
-        with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+        # the workers keep this process's thread settings (Dask sets OMP_NUM_THREADS=1 and the like): a
+        # model computes with as many threads as under -j, and so to the same bytes
+        environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items()
+                   if not k.endswith("_NUM_THREADS")}
+        with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+                              "distributed.nanny.pre-spawn-environ": environ}):
             cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                                dashboard_address=_dashboard(), silence_logs=logging.ERROR)
         CLUSTER["local"] = cluster

@@ -752,6 +752,7 @@ def test_options_a_run_would_ignore_are_refused_and_a_short_pixel_supply_said(hs
     assert r.exit_code == 0 and "--pixels 5000: the cubes sampled hold 256; fitting on those" in r.stderr, r.output
 
 
+@pytest.mark.slow  # two torchrun processes start and import torch
 def test_two_gloo_processes_reach_the_weights_of_one(hstool, tmp_path):
     """``--nproc 2`` (torchrun, DistributedDataParallel over gloo) with the same --batch and seed
     trains to the one-process weights; process 0 writes them, with the world size."""
