@@ -19,6 +19,7 @@ import os
 import re
 import tempfile
 import time
+from concurrent.futures import CancelledError
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,7 @@ def client():
     address = CLUSTER["address"]
     local = _LOCAL.match(address)
     for name in ("distributed", "distributed.client", "distributed.scheduler", "distributed.worker"):
-        logging.getLogger(name).setLevel(logging.ERROR)  # its INFO lines are not hstool's output
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # hstool says what matters, in its own lines
     if local:
         n = int(local.group(1) or os.cpu_count() or 1)
         if n < 1:
@@ -193,27 +194,22 @@ def run(items: Sequence[Any], call: Callable, fn: Callable, name: Callable[[Any]
         since = time.time()
         futures = {c.submit(_task, call, shared, item, name(item), debug, since, pure=False): i
                    for i, item in enumerate(items)}
-        done = 0
         for fut in distributed.as_completed(futures):
             i = futures[fut]
             try:
                 outcome = fut.result()
+            except CancelledError:  # the client cancels every task when it loses the scheduler
+                raise OSError("connection lost") from None
             except distributed.KilledWorker:
                 outcome = (False, f"{name(items[i])}: the workers running it died {ALLOWED_FAILURES + 1} times "
                                   "(out of memory?)")
             except Exception as exc:  # noqa: BLE001 -- reported per file, the batch goes on
-                if _lost(c):
-                    raise
                 outcome = (False, f"{name(items[i])}: {type(exc).__name__}: {' '.join(str(exc).split())}")
-            done += 1
             finished(i, outcome)
     except (OSError, TimeoutError, distributed.comm.CommClosedError) as exc:
         raise HsError(f"--cluster: lost the scheduler at {CLUSTER['address']} "
                       f"({' '.join(str(exc).split()) or type(exc).__name__}); the files finished are kept, "
                       "a rerun does the rest") from None
-    if _lost(c):
-        raise HsError(f"--cluster: lost the scheduler at {CLUSTER['address']}; the files finished are kept, "
-                      "a rerun does the rest")
 
 
 def _task(call: Callable, fn: Callable, item: Any, label: str, debug: bool, since: float) -> tuple[bool, Any]:
@@ -226,5 +222,3 @@ def _task(call: Callable, fn: Callable, item: Any, label: str, debug: bool, sinc
     return call(fn, item, label, debug)
 
 
-def _lost(c) -> bool:
-    return c.status not in ("running", "connecting")
