@@ -28,8 +28,8 @@ from .batch import (
     run_batch,
 )
 from .options import (
-    Cluster,
     Bands,
+    Cluster,
     CubeFormat,
     Extrapolate,
     Fwhm,

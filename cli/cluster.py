@@ -19,8 +19,8 @@ import os
 import re
 import tempfile
 import time
-from concurrent.futures import CancelledError
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import CancelledError
 from pathlib import Path
 from typing import Any
 
@@ -201,8 +201,8 @@ def run(items: Sequence[Any], call: Callable, fn: Callable, name: Callable[[Any]
             except CancelledError:  # the client cancels every task when it loses the scheduler
                 raise OSError("connection lost") from None
             except distributed.KilledWorker:
-                outcome = (False, f"{name(items[i])}: the workers running it died {ALLOWED_FAILURES + 1} times "
-                                  "(out of memory?)")
+                why = f"the workers running it died {ALLOWED_FAILURES + 1} times (out of memory?)"
+                outcome = (False, f"{name(items[i])}: {why}")
             except Exception as exc:  # noqa: BLE001 -- reported per file, the batch goes on
                 outcome = (False, f"{name(items[i])}: {type(exc).__name__}: {' '.join(str(exc).split())}")
             finished(i, outcome)

@@ -14,8 +14,8 @@ from hstool.recon import evaluate as ev
 
 from .batch import gather_inputs, run_batch
 from .options import (
-    Cluster,
     ClipNegativeTruth,
+    Cluster,
     Clustering,
     DarkNoiseQuirk,
     Device,

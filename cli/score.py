@@ -17,7 +17,7 @@ from hstool.hsdata.errors import check_positive
 from hstool.recon import evaluate as ev
 
 from .batch import run_batch
-from .options import Cluster, ClipNegativeTruth, Clustering, Json, Overwrite, Seed, Workers, check_clustering
+from .options import ClipNegativeTruth, Cluster, Clustering, Json, Overwrite, Seed, Workers, check_clustering
 from .output import HEADERS, err, print_json, table
 
 Opt = typer.Option

@@ -44,7 +44,7 @@ def _launch(ctx: typer.Context, nproc: int) -> int:
         for v in value if param.multiple else [value]:
             args += [param.opts[0], str(v)]
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
-    return subprocess.run([*launcher, "-m", "hstool.cli", "train", *args]).returncode
+    return subprocess.run([*launcher, "-m", "hstool.cli", "train", *args], check=False).returncode
 
 
 def train(

@@ -19,7 +19,7 @@ from hstool.cli import cluster as cluster_cli
 from hstool.hsdata import write_cube
 
 distributed = pytest.importorskip("distributed")
-import dask  # noqa: E402  (after the skip: dask comes with distributed)
+import dask
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +100,9 @@ def test_unreachable_scheduler_is_one_line(tmp_path, hstool, monkeypatch):
     res = hstool("simulate", gt, tmp_path / "out", "--cluster", f"127.0.0.1:{port}")
     assert res.exit_code == 1
     lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert lines == [f"error: --cluster: no Dask scheduler answers at tcp://127.0.0.1:{port} within 1 s "
-                     f"(Timed out trying to connect to tcp://127.0.0.1:{port} after 1 s)"]
+    said = (f"error: --cluster: no Dask scheduler answers at tcp://127.0.0.1:{port} within 1 s "
+            f"(Timed out trying to connect to tcp://127.0.0.1:{port} after 1 s)")
+    assert lines == [said]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
