@@ -150,3 +150,48 @@ def test_rerun_clears_what_a_dead_attempt_left(tmp_path, monkeypatch):
     with pytest.raises(HsError, match="output exists"), batch.job_outputs([old], overwrite=False):
         pass
     assert old.read_bytes() == b"kept"
+
+
+def test_a_scheduler_that_goes_away_is_one_line(tmp_path, hstool):
+    """A real ``dask scheduler`` and ``dask worker`` (subprocesses); the scheduler is killed
+    mid-batch: one line, exit 1, and every file written is whole."""
+    import subprocess
+    import sys
+
+    gt = _cubes(tmp_path / "gt", 24, size=96)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                  "--port", str(port), "--no-dashboard"], **quiet)
+    worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+                               "--no-nanny", "--no-dashboard"], **quiet)
+    try:
+        client = distributed.Client(address, timeout=60)
+        client.wait_for_workers(1, timeout=60)
+        client.close()
+        out = tmp_path / "out"
+        result = {}
+        batch = threading.Thread(target=lambda: result.update(
+            res=hstool("simulate", gt, out, "-t", "realworld", "--cluster", address)))
+        batch.start()
+        deadline = time.monotonic() + 60
+        while not (out.is_dir() and any(out.glob("*.jpg"))) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        scheduler.kill()
+        batch.join(120)
+    finally:
+        for p in (scheduler, worker):
+            p.kill()
+            p.wait(30)
+    res = result["res"]
+    assert res.exit_code == 1
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: --cluster: lost the scheduler at {address}")
+    written = sorted(out.iterdir())
+    assert 0 < len(written) < 24 and all(p.suffix == ".jpg" for p in written)  # no temporary file
+    assert hstool("simulate", gt, tmp_path / "ref", "-t", "realworld").exit_code == 0
+    for p in written:  # whole: the bytes of a local run
+        assert p.read_bytes() == (tmp_path / "ref" / p.name).read_bytes()
