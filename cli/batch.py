@@ -11,6 +11,7 @@ import glob
 import json
 import multiprocessing
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -158,9 +159,9 @@ def gather_inputs(paths: Sequence[Path], kinds: tuple[str, ...] = CUBE_FORMATS, 
     return list(unique.values())
 
 
-#: on a cluster worker, when the batch began (:func:`hstool.cli.cluster.run`): a job rerun after its
-#: worker died clears what the earlier attempt wrote (:func:`job_outputs`)
-RERUN_SINCE: dict[str, float | None] = {"t": None}
+#: ``since``: on a cluster worker's thread, when the task's batch began (:func:`hstool.cli.cluster.run`):
+#: a job rerun after its worker died clears what the earlier attempt wrote (:func:`job_outputs`)
+RERUN = threading.local()
 
 
 def _clear_earlier_attempt(paths: list[Path], since: float) -> None:
@@ -180,8 +181,9 @@ def job_outputs(paths: Iterable[str | Path], overwrite: bool, inputs: tuple[Path
     write fails, the files the job had created are removed again, so a job leaves all of its new
     files or none (a file an ``overwrite`` replaced stays replaced)."""
     paths = [Path(p) for p in paths]
-    if RERUN_SINCE["t"] is not None and not overwrite:
-        _clear_earlier_attempt(paths, RERUN_SINCE["t"])
+    since = getattr(RERUN, "since", None)
+    if since is not None and not overwrite:
+        _clear_earlier_attempt(paths, since)
     for path in paths:
         check_writable(path, overwrite, inputs)
     before = {p for p in paths if p.exists()}

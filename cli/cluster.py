@@ -215,10 +215,13 @@ def run(items: Sequence[Any], call: Callable, fn: Callable, name: Callable[[Any]
 def _task(call: Callable, fn: Callable, item: Any, label: str, debug: bool, since: float) -> tuple[bool, Any]:
     """One file's task on a worker: ``call(fn, item, ...)``, where a job that finds some of its
     outputs written since ``since`` (the batch's start) takes them for the leftovers of an earlier
-    attempt whose worker died (:data:`hstool.cli.batch.RERUN_SINCE`)."""
+    attempt whose worker died (:data:`hstool.cli.batch.RERUN`)."""
     from . import batch
 
-    batch.RERUN_SINCE["t"] = since
-    return call(fn, item, label, debug)
+    batch.RERUN.since = since
+    try:
+        return call(fn, item, label, debug)
+    finally:
+        batch.RERUN.since = None
 
 

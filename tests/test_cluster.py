@@ -143,7 +143,7 @@ def test_rerun_clears_what_a_dead_attempt_left(tmp_path, monkeypatch):
     out.write_bytes(b"half")
     tmp = tmp_path / ".x.png.abc123.tmp"
     tmp.write_bytes(b"partial")
-    monkeypatch.setitem(batch.RERUN_SINCE, "t", since)
+    monkeypatch.setattr(batch.RERUN, "since", since, raising=False)
     with batch.job_outputs([out], overwrite=False):
         assert not out.exists() and not tmp.exists()
         out.write_bytes(np.arange(3, dtype=np.uint8).tobytes())
