@@ -200,6 +200,8 @@ def run(items: Sequence[Any], call: Callable, fn: Callable, name: Callable[[Any]
                 outcome = fut.result()
             except CancelledError:  # the client cancels every task when it loses the scheduler
                 raise OSError("connection lost") from None
+            except OSError:  # a result that cannot be fetched (CommClosedError): the cluster went away
+                raise
             except distributed.KilledWorker:
                 why = f"the workers running it died {ALLOWED_FAILURES + 1} times (out of memory?)"
                 outcome = (False, f"{name(items[i])}: {why}")
