@@ -7,10 +7,12 @@ progress, per-file error reporting and worker processes behave the same everywhe
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import multiprocessing
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -24,6 +26,7 @@ from hstool.hsdata import CUBE_FORMATS, HsError, broken_links, check_writable, d
 from hstool.hsdata.atomic import job_claim, left_by_a_dead_run
 from hstool.hsdata.errors import brief
 
+from . import cluster
 from .output import DEBUG, err, error, file_done, verbose
 
 
@@ -146,10 +149,24 @@ def run_batch(
     """
     if not items:  # nothing to do (e.g. every output exists): no empty progress bar
         return [], []
+    on_cluster = cluster.runs(workers)
+    if on_cluster:  # connect, and check that the workers see the files, before the progress bar
+        cluster.check_workers(items)
     done: dict[int, tuple[bool, Any]] = {}
     with progress() as bar:
         task = bar.add_task(description, total=len(items), current="")
-        if workers <= 1 or len(items) <= 1:
+        if on_cluster:  # --cluster: each item a task of the Dask scheduler
+
+            def finished(i: int, outcome: tuple[bool, Any]) -> None:
+                done[i] = outcome
+                if not outcome[0]:
+                    error(outcome[1])
+                else:
+                    file_done(name(items[i]))
+                bar.update(task, advance=1, current=name(items[i]))
+
+            cluster.run(items, _call, fn, name, DEBUG["on"], finished)
+        elif workers <= 1 or len(items) <= 1:
             for i, item in enumerate(items):
                 bar.update(task, current=name(item))
                 done[i] = _call(fn, item, name(item), DEBUG["on"])
@@ -231,6 +248,22 @@ def note_broken_links(paths: Sequence[Path]) -> None:
         err.print(f"skipped {len(links)} looping or dangling link(s): {shown}", style="yellow")
 
 
+#: ``since``: on a cluster worker's thread, when the task's batch began (:func:`hstool.cli.cluster.run`):
+#: a job rerun after its worker died clears what the earlier attempt wrote (:func:`job_outputs`)
+RERUN = threading.local()
+
+
+def _clear_earlier_attempt(paths: list[Path], since: float) -> None:
+    """Remove the files an earlier attempt of this job left, on a worker that died: its outputs
+    written since the batch began (the plan found them missing, so no other run's) and its
+    temporary files."""
+    for path in paths:
+        for f in [path, *path.parent.glob(f".{glob.escape(path.name)}.*.tmp")]:
+            with contextlib.suppress(OSError):
+                if f.is_file() and f.stat().st_mtime >= since - 2:  # coarse file times
+                    f.unlink()
+
+
 @contextlib.contextmanager
 def job_outputs(paths: Iterable[str | Path], overwrite: bool, inputs: tuple[Path, ...] = ()) -> Iterator[None]:
     """Claim the job's files (:func:`~hstool.hsdata.atomic.job_claim`: no other run writes or
@@ -240,6 +273,9 @@ def job_outputs(paths: Iterable[str | Path], overwrite: bool, inputs: tuple[Path
     ``overwrite`` replaced stays replaced). Files another run wrote are never removed."""
     paths = [Path(p) for p in paths]
     with job_claim(paths):
+        since = getattr(RERUN, "since", None)
+        if since is not None and not overwrite:  # a cluster task rerun after its worker died
+            _clear_earlier_attempt(paths, since)
         for path in paths:
             check_writable(path, overwrite, inputs)
         before = {p for p in paths if p.exists()}

@@ -30,6 +30,7 @@ from .batch import (
 )
 from .options import (
     Bands,
+    Cluster,
     CubeFormat,
     Extrapolate,
     Fwhm,
@@ -114,6 +115,7 @@ def calibrate(
     format: CubeFormat = "mat",
     preview: Preview = False,
     workers: Workers = 1,
+    cluster: Cluster = None,  # read by its callback: run_batch sends the files to the cluster
     overwrite: Overwrite = False,
     json: Json = False,
 ) -> None:

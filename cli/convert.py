@@ -37,6 +37,7 @@ from .batch import (
 )
 from .options import (
     Bands,
+    Cluster,
     CubeFormat,
     Extrapolate,
     Fwhm,
@@ -161,6 +162,7 @@ def convert(
     in_format: InputFormat = None,
     preview: Preview = False,
     workers: Workers = 1,
+    cluster: Cluster = None,  # read by its callback: run_batch sends the files to the cluster
     overwrite: Overwrite = False,
     json: Json = False,
 ) -> None:

@@ -15,6 +15,7 @@ from hstool.recon import evaluate as ev
 from .batch import gather_inputs, run_batch
 from .options import (
     ClipNegativeTruth,
+    Cluster,
     Clustering,
     DarkNoiseQuirk,
     Device,
@@ -74,6 +75,7 @@ def evaluate(
     no_noise: NoNoise = False,
     dark_noise_quirk: DarkNoiseQuirk = False,
     seed: Seed = 0,
+    cluster: Cluster = None,  # read by its callback: run_batch sends the files to the cluster
     json: Json = False,
 ) -> None:
     """Run the NTIRE 2020 extended evaluation (Table 3 of the challenge report) on ground-truth cubes:

@@ -9,6 +9,8 @@ import typer
 
 from hstool.hsdata.errors import HsError, check_positive
 
+from . import cluster
+
 #: the help panels that group options (besides the default "Options")
 IO, CAMERA, MODEL, PERF = "Input/output", "Camera", "Model", "Performance"
 
@@ -16,6 +18,9 @@ Json = Annotated[bool, typer.Option("--json", help="JSON on stdout instead of a 
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (never an input).",
                                          rich_help_panel=IO)]
 Workers = Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker processes.", rich_help_panel=PERF)]
+Cluster = Annotated[str | None, typer.Option(
+    "--cluster", envvar="HSTOOL_CLUSTER", callback=cluster.use, show_envvar=False, rich_help_panel=PERF,
+    help="Dask scheduler tcp://HOST:8786, or local:N (env HSTOOL_CLUSTER).")]
 #: a file's random stream comes from the seed and its name (hstool.camera.file_seed): the same bytes in any
 #: order or worker count
 Seed = Annotated[int, typer.Option("--seed", min=0, help="Seed of every random step (per file, by its name).")]

@@ -52,6 +52,7 @@ from .batch import (
 from .options import (
     IO,
     WEIGHTS_METAVAR,
+    Cluster,
     CubeFormat,
     Device,
     Json,
@@ -154,6 +155,7 @@ def recon(
                                        "first: 1 (linear, as the NTIRE tracks), srgb (ordinary photos), or a number.")] = "1",
     preview: Preview = False,
     workers: Workers = 1,
+    cluster: Cluster = None,  # read by its callback: run_batch sends the files to the cluster
     overwrite: Overwrite = False,
     json: Json = False,
 ) -> None:

@@ -17,7 +17,7 @@ from hstool.hsdata.errors import check_positive
 from hstool.recon import evaluate as ev
 
 from .batch import run_batch
-from .options import ClipNegativeTruth, Clustering, Json, Overwrite, Seed, Workers, check_clustering
+from .options import ClipNegativeTruth, Cluster, Clustering, Json, Overwrite, Seed, Workers, check_clustering
 from .output import HEADERS, err, print_json, show, table
 
 Opt = typer.Option
@@ -168,6 +168,7 @@ def score(
         "per_band.png)."))] = False,
     seed: Seed = 0,
     workers: Workers = 1,
+    cluster: Cluster = None,  # read by its callback: run_batch sends the files to the cluster
     overwrite: Overwrite = False,
     json: Json = False,
 ) -> None:

@@ -45,6 +45,7 @@ from .batch import (
 )
 from .options import (
     CAMERA,
+    Cluster,
     CubeFormat,
     DarkNoiseQuirk,
     InputFormat,
@@ -183,6 +184,7 @@ def simulate(
         "--plot-css", help="Plot CSS NAME|PATH to a PNG and exit.", metavar="CSS OUT.png", rich_help_panel=C)] = None,
     seed: Seed = 0,
     workers: Workers = 1,
+    cluster: Cluster = None,  # read by its callback: run_batch sends the files to the cluster
     overwrite: Overwrite = False,
     json: Json = False,
 ) -> None:

@@ -27,6 +27,7 @@ from .batch import (
     run_batch,
 )
 from .options import (
+    Cluster,
     CubeFormat,
     Json,
     OutDir,
@@ -103,6 +104,7 @@ def synth(
     preview: Preview = False,
     seed: Seed = 0,
     workers: Workers = 1,
+    cluster: Cluster = None,  # read by its callback: run_batch sends the files to the cluster
     overwrite: Overwrite = False,
     json: Json = False,
 ) -> None:

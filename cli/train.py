@@ -29,20 +29,41 @@ def _parse_config(items: list[str] | None) -> dict:
     return config
 
 
+def _launch(ctx: typer.Context, nproc: int) -> int:
+    """Run this command again under ``torchrun --standalone --nproc-per-node N`` (PyTorch's launcher,
+    one machine), with the options given here but --nproc; its exit code."""
+    import subprocess
+    import sys
+
+    args = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name == "nproc" or value is None or value == param.default:
+            continue
+        if getattr(param, "is_flag", False):
+            args.append(param.opts[0] if value else param.secondary_opts[0])
+            continue
+        for v in value if param.multiple else [value]:
+            args += [param.opts[0], str(v)]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+    return subprocess.run([*launcher, "-m", "hstool.cli", "train", *args], check=False).returncode
+
+
 M = D = "Model and data"
 T, IO = "Training", "Input/output"
 
 
 def train(
+    ctx: typer.Context,
     model: Annotated[str, Opt("--model", "-m", help="Model name (see hstool models).", rich_help_panel=M)],
     out: Annotated[Path, Opt("--out", "-o", help="Weights file to write (.safetensors).", dir_okay=False,
                              rich_help_panel=IO)],
     data: Annotated[str, Opt("--data", help="'synth' or a folder of cubes.", rich_help_panel=D)] = "synth",
     track: Annotated[str, Opt("--track", "-t", help="Camera: clean, realworld, ntire2022.", rich_help_panel=D)] = "clean",
-    val: Annotated[str, Opt("--val", help="Validation: 'synth', a cube folder or 'none'.", rich_help_panel=D)] = "synth",
+    val: Annotated[str, Opt("--val", help="'synth', a cube folder or 'none'.", rich_help_panel=D)] = "synth",
     rgb: Annotated[str | None, Opt("--rgb", help="Your camera's images of the --data cubes.",
                                    rich_help_panel=D)] = None,
-    epochs: Annotated[int, Opt("--epochs", min=0, help="Epochs (0 with --init: write it, grown to --model).",
+    epochs: Annotated[int, Opt("--epochs", min=0, help="Epochs (0: write --init grown).",
                                rich_help_panel=T)] = 10,
     steps_per_epoch: Annotated[int, Opt("--steps-per-epoch", min=1, help="Optimiser steps per epoch.",
                                         rich_help_panel=T)] = 200,
@@ -89,16 +110,23 @@ def train(
                                          rich_help_panel=IO)] = False,
     device: Annotated[str, Opt("--device", help="auto (CUDA if present), cpu, cuda, cuda:N.",
                                rich_help_panel=T)] = "auto",
+    nproc: Annotated[int, Opt("--nproc", min=1, help="Processes or GPUs (torchrun).",
+                              rich_help_panel=T)] = 1,
     overwrite: Overwrite = False,
     json: Json = False,
 ) -> None:
-    """Train a model on synthetic scenes or cube folders, with RGB simulated for the track or your
-    own camera's images (--rgb, paired by file stem). docs/options.md says more of each option.
+    """Train on synthetic scenes or cubes, RGB simulated or your camera's (--rgb); see docs/options.md.
 
     Examples:
     $ hstool train -m rootpoly -t realworld -o rootpoly_rw.safetensors
     $ hstool train -m mstpp_s --init mstpp_s:clean --data cubes/ --rgb photos/ -o mine.safetensors
     """
+    if nproc > 1:
+        from hstool.recon.registry import model_spec
+
+        if model_spec(model).kind == "pixel":
+            raise HsError(f"--nproc trains deep models: {model} is fitted in closed form in one process")
+        raise typer.Exit(_launch(ctx, nproc))
     from hstool.recon.train import TrainConfig
     from hstool.recon.train import train as run_training
 
@@ -112,6 +140,8 @@ def train(
         keep_checkpoint=keep_checkpoint,
     )
     meta = run_training(cfg, console=err)
+    if not meta:  # a torchrun process other than the first: that one reports
+        return
     if json:
         print_json({"out": str(out), **meta})
         return

@@ -643,9 +643,42 @@ def _check_read(cfg: TrainConfig, spec) -> None:
             raise HsError(f"--{name.replace('_', '-')} does nothing for {why}; drop it")
 
 
+def world() -> tuple[int, int]:
+    """(rank, world size) of this process: torchrun's ``RANK`` and ``WORLD_SIZE``, else (0, 1)."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
-    """Train (or fit) ``cfg.model`` and write ``cfg.out``; returns the metadata written."""
-    console = console or Console(stderr=True)
+    """Train (or fit) ``cfg.model`` and write ``cfg.out``; returns the metadata written.
+
+    Launched by ``torchrun --nproc-per-node N`` (``WORLD_SIZE`` > 1), a deep model trains with
+    DistributedDataParallel (``gloo`` on CPU, ``nccl`` on CUDA, each process on the GPU of its
+    ``LOCAL_RANK``): every process draws the same stream of crops and trains on its own
+    ``--batch / N`` of each step's, so a run reaches the weights of a one-process run with the same
+    ``--batch`` and seed, to floating-point rounding; process 0 alone prints, validates and writes."""
+    rank, size = world()
+    if size <= 1:
+        return _train(cfg, console or Console(stderr=True))
+    import torch.distributed as dist
+
+    if model_spec(cfg.model).kind == "pixel":
+        raise HsError(f"{cfg.model} is fitted in closed form in one process: run it without torchrun / --nproc")
+    if cfg.batch % size:
+        raise HsError(f"--batch {cfg.batch} must be a multiple of the {size} processes (each takes an equal share)")
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        quiet = Console(stderr=True, quiet=True)
+        return _train(cfg, (console or Console(stderr=True)) if rank == 0 else quiet, device)
+    finally:
+        dist.destroy_process_group()
+
+
+def _train(cfg: TrainConfig, console: Console, device: torch.device | None = None) -> dict[str, Any]:
+    rank, size = world()
     spec = model_spec(cfg.model)
     _check_read(cfg, spec)
     out = Path(cfg.out)
@@ -696,7 +729,7 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
             track(cfg.track).css.on(wavelengths)
         except HsError as exc:
             raise HsError(exc.message, first_path) from None
-    device = resolve_device(cfg.device)
+    device = device or resolve_device(cfg.device)
     if device.type == "cpu":
         reuse_freed_memory()  # a fresh activation buffer per layer and step otherwise faults in anew
     config = _model_config(cfg.model, cfg.config, wavelengths.size)
@@ -728,6 +761,8 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
         fp16 = True if cfg.fp16 is None else cfg.fp16
     model.spec = spec
     round_to_stored(model, fp16, cfg.int8)
+    if rank != 0:  # process 0 validates and writes
+        return {}
     val = validate(model, val_pairs, device)
     meta = {
         "architecture": cfg.model,
@@ -750,6 +785,7 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict[str, Any]:
         "history": history,
         "train_seconds": round(earlier + time.perf_counter() - t0, 1),  # a resumed run's earlier sessions too
         "dtype": ("int8 weights (per-channel scales), fp16 rest" if cfg.int8 else "fp16" if fp16 else "fp32"),
+        "world_size": size,  # processes that trained it (torchrun --nproc-per-node)
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     if init:
@@ -937,6 +973,10 @@ def _train_deep(cfg, spec, model, source: CubeSource, config, val_pairs, device,
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
         if cfg.ema else None)
     judged = averaged.module if averaged is not None else model
+    rank, size = world()
+    net = model
+    if size > 1:  # gradients averaged over the processes: each its equal share of every step's crops
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     start, history, rgb_sum, rgb_n, best = 0, [], 0.0, 0, None
     ckpt_path = checkpoint_path(cfg.out)
     if cfg.resume:
@@ -970,8 +1010,8 @@ def _train_deep(cfg, spec, model, source: CubeSource, config, val_pairs, device,
         earlier = float(ckpt.get("seconds", 0.0))
         rgb_sum, rgb_n, best = ckpt["rgb_sum"], ckpt["rgb_n"], ckpt.get("best")
     if init_state is not None and not cfg.resume and cfg.keep == "best" and cfg.epochs > 0:
-        # --keep best never writes worse than the weights it started from
-        val = validate(judged, val_pairs, device)
+        # --keep best never writes worse than the weights it started from (process 0 validates)
+        val = validate(judged, val_pairs, device) if rank == 0 else None
         if val is not None:
             best = {"epoch": 0, "val_mrae": val, "model": {k: v.detach().clone() for k, v in judged.state_dict().items()}}
             history.append({"epoch": 0, "loss": None, "val_mrae": val})
@@ -990,30 +1030,37 @@ def _train_deep(cfg, spec, model, source: CubeSource, config, val_pairs, device,
             for _ in range(cfg.steps_per_epoch):
                 pairs = [source.crop(rng, cfg.crop) for _ in range(cfg.batch)]
                 source.refresh(rng)
-                rgb = torch.from_numpy(np.stack([p[0] for p in pairs]).transpose(0, 3, 1, 2)).to(device)
-                gt = torch.from_numpy(np.stack([p[1] for p in pairs]).transpose(0, 3, 1, 2)).to(device)
+                rgb = torch.from_numpy(np.stack([p[0] for p in pairs]).transpose(0, 3, 1, 2))
+                gt = torch.from_numpy(np.stack([p[1] for p in pairs]).transpose(0, 3, 1, 2))
                 rgb_sum += float(rgb.sum())
                 rgb_n += rgb.numel()
-                loss = criterion(model(rgb), gt)
-                if not torch.isfinite(loss):
-                    raise HsError(f"loss became {float(loss)} in epoch {epoch + 1}; lower --lr")
+                share = slice(rank * cfg.batch // size, (rank + 1) * cfg.batch // size)  # all of it in one process
+                loss = criterion(net(rgb[share].to(device)), gt[share].to(device))
+                seen = loss.detach().clone()
+                if size > 1:  # every process stops together on a bad loss, and shows the step's mean
+                    torch.distributed.all_reduce(seen)
+                    seen /= size
+                if not torch.isfinite(seen):
+                    raise HsError(f"loss became {float(seen)} in epoch {epoch + 1}; lower --lr")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
                 if averaged is not None:
                     averaged.update_parameters(model)
-                value = loss.item()
+                value = seen.item()
                 running = value if running is None else 0.95 * running + 0.05 * value
                 progress.update(task, advance=1, loss=f"{running:.4f}",
                                 note=f"epoch {epoch + 1}/{cfg.epochs} lr {sched.get_last_lr()[0]:.2e}")
-            val = validate(judged, val_pairs, device)
+            val = validate(judged, val_pairs, device) if rank == 0 else None
             history.append({"epoch": epoch + 1, "loss": running, "val_mrae": val})
             if cfg.keep == "best" and val is not None and (best is None or val < best["val_mrae"]):
                 best = {"epoch": epoch + 1, "val_mrae": val,
                         "model": {k: v.detach().clone() for k, v in judged.state_dict().items()}}
             progress.console.print(f"epoch {epoch + 1}/{cfg.epochs}: loss {running:.4f}"
                                    + (f", val MRAE {val:.4f}" if val is not None else ""))
+            if rank != 0:
+                continue
             _save_checkpoint(ckpt_path, {
                 "model_name": cfg.model, "config": config, "epoch": epoch, "history": history,
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),

@@ -750,3 +750,30 @@ def test_options_a_run_would_ignore_are_refused_and_a_short_pixel_supply_said(hs
     r = hstool("train", "--model", "linear", "--data", tmp_path / "cubes", "--val", "none", "--pixels", "5000",
                "--no-speed", "--out", tmp_path / "l.safetensors")
     assert r.exit_code == 0 and "--pixels 5000: the cubes sampled hold 256; fitting on those" in r.stderr, r.output
+
+
+@pytest.mark.slow  # two torchrun processes start and import torch
+def test_two_gloo_processes_reach_the_weights_of_one(hstool, tmp_path):
+    """``--nproc 2`` (torchrun, DistributedDataParallel over gloo) with the same --batch and seed
+    trains to the one-process weights; process 0 writes them, with the world size."""
+    from hstool.recon import read_metadata
+
+    args = ["--model", "hscnnp_r", "--config", "width=8", "--config", "blocks=1", *COMMON, "--epochs", "2",
+            "--steps-per-epoch", "2", "--batch", "4", "--crop", "16", "--fp32"]
+    one, two = tmp_path / "one.safetensors", tmp_path / "two.safetensors"
+    assert hstool("train", *args, "--out", one).exit_code == 0
+    r = hstool("train", *args, "--nproc", "2", "--out", two)
+    assert r.exit_code == 0, r.output
+    a, b = create_model("hscnnp_r", one).state_dict(), create_model("hscnnp_r", two).state_dict()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6)
+    meta_one, meta_two = read_metadata(one), read_metadata(two)
+    assert meta_one["world_size"] == 1 and meta_two["world_size"] == 2
+    for h1, h2 in zip(meta_one["history"], meta_two["history"], strict=True):  # the mean loss of the same crops
+        assert h2 == {**h1, "loss": pytest.approx(h1["loss"], rel=1e-5), "val_mrae": pytest.approx(h1["val_mrae"], rel=1e-5)}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.ckpt", "one.safetensors", "two.ckpt", "two.safetensors"]
+
+
+def test_nproc_refuses_what_it_cannot_split(hstool, tmp_path):
+    r = hstool("train", "--model", "rootpoly", *COMMON, "--nproc", "2", "--out", tmp_path / "w.safetensors")
+    assert r.exit_code == 1 and "fitted in closed form" in r.stderr

@@ -1,0 +1,229 @@
+"""``--cluster``: a batch's files as tasks of a Dask ``distributed`` scheduler.
+
+:func:`hstool.cli.batch.run_batch` hands its items here when ``--cluster ADDRESS`` (or
+``HSTOOL_CLUSTER``) is set: each file is one task submitted to the scheduler at ``ADDRESS``
+(``tcp://host:8786``), or to an in-process ``LocalCluster`` of N worker processes for ``local:N``.
+Dask's scheduler does the placing, the retries after a worker died and the dashboard; this module
+only connects, checks that the workers see the batch's files, submits and collects.
+
+Files travel by path: the workers must see the inputs and the output folders at the same paths
+(a shared filesystem, or workers started in this folder for relative paths).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import CancelledError
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from hstool.hsdata import HsError
+
+from .output import err
+
+#: what --cluster names for this command run (set by the option's callback, once per command)
+CLUSTER: dict[str, Any] = {"address": None, "from_env": False, "client": None, "local": None}
+#: seconds to wait for a scheduler before saying it cannot be reached
+CONNECT_TIMEOUT = 10
+#: how many times a worker may die running a task before the task is that file's failure: one rerun
+ALLOWED_FAILURES = 1
+EXTRA = 'pip install "hstool[cluster]"'
+_LOCAL = re.compile(r"local(?::(\d+))?$")
+
+
+def use(ctx: typer.Context, param: typer.CallbackParam, address: str | None) -> str | None:
+    """The ``--cluster`` option's callback: remember the address for this command's batches, and
+    close the connection (and a ``local:N`` cluster) when the command ends."""
+    close()
+    address = (address or "").strip() or None
+    source = ctx.get_parameter_source(param.name)
+    CLUSTER.update(address=address, from_env=source is not None and source.name == "ENVIRONMENT")
+    if address is not None:
+        ctx.call_on_close(close)
+    return address
+
+
+def runs(workers: int) -> bool:
+    """Whether a batch goes to the cluster: with ``--cluster``, unless ``-j N`` beside an address from
+    ``HSTOOL_CLUSTER`` asks for this machine; ``-j N`` beside ``--cluster`` is refused."""
+    if CLUSTER["address"] is None:
+        return False
+    if workers > 1:
+        if CLUSTER["from_env"]:
+            return False
+        raise HsError("give --cluster or -j N, not both: the cluster's workers run the batch")
+    return True
+
+
+def close() -> None:
+    """Disconnect, and stop a ``local:N`` cluster this run started."""
+    client, local = CLUSTER["client"], CLUSTER["local"]
+    CLUSTER.update(client=None, local=None, address=None)
+    with contextlib.suppress(Exception):
+        if client is not None:
+            client.close()
+    with contextlib.suppress(Exception):
+        if local is not None:
+            local.close()
+
+
+def _distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise HsError(f"--cluster needs Dask distributed: {EXTRA}") from None
+    return distributed
+
+
+def client():
+    """The connected ``distributed.Client`` (connecting, or starting ``local:N``, on first use)."""
+    if CLUSTER["client"] is not None:
+        return CLUSTER["client"]
+    distributed = _distributed()
+    import dask
+
+    address = CLUSTER["address"]
+    local = _LOCAL.match(address)
+    for name in ("distributed", "distributed.client", "distributed.scheduler", "distributed.worker"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # hstool says what matters, in its own lines
+    if local:
+        n = int(local.group(1) or os.cpu_count() or 1)
+        if n < 1:
+            raise HsError(f"--cluster {address}: local:N takes N >= 1 worker processes")
+        # the workers keep this process's thread settings (Dask sets OMP_NUM_THREADS=1 and the like): a
+        # model computes with as many threads as under -j, and so to the same bytes
+        environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items()
+                   if not k.endswith("_NUM_THREADS")}
+        with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+                              "distributed.nanny.pre-spawn-environ": environ}):
+            cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                               dashboard_address=_dashboard(), silence_logs=logging.ERROR)
+        CLUSTER["local"] = cluster
+        CLUSTER["client"] = distributed.Client(cluster)
+    else:
+        if "://" not in address:
+            address = "tcp://" + address
+        try:
+            CLUSTER["client"] = distributed.Client(address, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            raise HsError(f"--cluster: no Dask scheduler answers at {address} within {CONNECT_TIMEOUT} s "
+                          f"({' '.join(str(exc).split()) or type(exc).__name__})") from None
+    link = CLUSTER["client"].dashboard_link if _dashboard() else None
+    n = len(CLUSTER["client"].scheduler_info().get("workers", {}))
+    err.print(f"cluster {CLUSTER['address']}: {n} worker(s)" + (f", dashboard {link}" if link else ""))
+    return CLUSTER["client"]
+
+
+def _dashboard() -> str | None:
+    """A dashboard for ``local:N`` where bokeh is installed (Dask needs it to serve one)."""
+    import importlib.util
+
+    return ":0" if importlib.util.find_spec("bokeh") else None
+
+
+def _paths(item: Any) -> Iterator[Path]:
+    """The paths an item names (a path, a tuple or a dataclass of them, a level deep)."""
+    if isinstance(item, Path):
+        yield item
+    elif isinstance(item, (tuple, list)):
+        for x in item:
+            if isinstance(x, Path):
+                yield x
+    elif dataclasses.is_dataclass(item):
+        for f in dataclasses.fields(item):
+            x = getattr(item, f.name)
+            if isinstance(x, Path):
+                yield x
+
+
+def _probe(inputs: list[str], folders: list[str]) -> tuple[list[str], list[str]]:
+    """On a worker: the inputs it cannot see, the folders it cannot write to."""
+    missing = [p for p in inputs if not os.path.exists(p)]
+    unwritable = []
+    for folder in folders:
+        f = Path(folder)
+        while not f.exists() and f != f.parent:  # a folder still to be made: its nearest existing parent
+            f = f.parent
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".hstool-probe-", dir=f)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError:
+            unwritable.append(folder)
+    return missing, unwritable
+
+
+def check_workers(items: Sequence[Any]) -> None:
+    """Refuse the batch, in one line, when a worker cannot see its inputs or write its outputs:
+    the paths an item names that exist here are inputs, the folders of those that do not are
+    output folders."""
+    paths = {p for item in items for p in _paths(item)}
+    inputs = sorted(str(p) for p in paths if p.exists())
+    folders = sorted({str(p.parent) for p in paths if not p.exists()})
+    replies = client().run(_probe, inputs, folders)
+    for worker, (missing, unwritable) in sorted(replies.items()):
+        if missing:
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            raise HsError(f"--cluster: worker {worker} cannot see {missing[0]}{more}: the workers need the files "
+                          "at the same paths (a shared filesystem; absolute paths unless they run in this folder)")
+        if unwritable:
+            raise HsError(f"--cluster: worker {worker} cannot write to {unwritable[0]} (a shared, writable "
+                          "output folder is needed)")
+
+
+def run(items: Sequence[Any], call: Callable, fn: Callable, name: Callable[[Any], str], debug: bool,
+        finished: Callable[[int, tuple[bool, Any]], None]) -> None:
+    """Submit ``call(fn, item, name(item), debug)`` for each item to the cluster and hand each
+    outcome to ``finished(index, (ok, value))`` as it comes. ``fn`` travels to each worker once
+    (scattered), so a model it holds is loaded once per worker. A task whose worker died twice is
+    that item's failure; a scheduler that goes away stops the batch with one line (the jobs that
+    finished keep their outputs)."""
+    distributed = _distributed()
+    c = client()
+    try:
+        shared = c.scatter(fn, broadcast=True, hash=False)
+        since = time.time()
+        futures = {c.submit(_task, call, shared, item, name(item), debug, since, pure=False): i
+                   for i, item in enumerate(items)}
+        for fut in distributed.as_completed(futures):
+            i = futures[fut]
+            try:
+                outcome = fut.result()
+            except CancelledError:  # the client cancels every task when it loses the scheduler
+                raise OSError("connection lost") from None
+            except OSError:  # a result that cannot be fetched (CommClosedError): the cluster went away
+                raise
+            except distributed.KilledWorker:
+                why = f"the workers running it died {ALLOWED_FAILURES + 1} times (out of memory?)"
+                outcome = (False, f"{name(items[i])}: {why}")
+            except Exception as exc:  # noqa: BLE001 -- reported per file, the batch goes on
+                outcome = (False, f"{name(items[i])}: {type(exc).__name__}: {' '.join(str(exc).split())}")
+            finished(i, outcome)
+    except (OSError, TimeoutError, distributed.comm.CommClosedError) as exc:
+        raise HsError(f"--cluster: lost the scheduler at {CLUSTER['address']} "
+                      f"({' '.join(str(exc).split()) or type(exc).__name__}); the files finished are kept, "
+                      "a rerun does the rest") from None
+
+
+def _task(call: Callable, fn: Callable, item: Any, label: str, debug: bool, since: float) -> tuple[bool, Any]:
+    """One file's task on a worker: ``call(fn, item, ...)``, where a job that finds some of its
+    outputs written since ``since`` (the batch's start) takes them for the leftovers of an earlier
+    attempt whose worker died (:data:`hstool.cli.batch.RERUN`)."""
+    from . import batch
+
+    batch.RERUN.since = since
+    try:
+        return call(fn, item, label, debug)
+    finally:
+        batch.RERUN.since = None
+
+
