@@ -85,6 +85,12 @@ def _outputs(dst: Path, format: str, preview: bool) -> list[Path]:
     return output_files(dst, format) + [sidecar_path(dst)] + ([preview_path(dst)] if preview else [])
 
 
+def _load_tracks(settings: tuple, tracks: tuple[str, ...]) -> None:
+    """A worker's setup: the model of each track its images may need, loaded once."""
+    for track in tracks:
+        _reconstructor(_with_track(settings, track))
+
+
 def _with_track(settings: tuple, track: str) -> tuple:
     """``settings`` (with track None) for one image's track."""
     return settings[:2] + (track,) + settings[3:]
@@ -214,7 +220,7 @@ def recon(
     # pool (see run_batch); each worker loads the model once before its first image (forked: inherits it)
     previews, preview_failures = finish_skipped(plan, "image(s)", workers, spawn=True)
     results, failures = run_batch(jobs, fn, "recon", workers, name=lambda job: job[0].name, spawn=True,
-                                  setup=functools.partial(_reconstructor, settings))
+                                  setup=functools.partial(_load_tracks, settings, tuple(recs)))
     rows = [r for _, r in results]
     failures = conflicts + failures
     if json:

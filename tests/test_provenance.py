@@ -70,7 +70,7 @@ def test_a_mixed_batch_runs_each_image_with_its_own_weights(hstool, images, tmp_
     clean, realworld = (read_cube(out / f"scene_{k}.npz").data for k in "ab")
     assert np.abs(clean - realworld).max() > 1e-3  # the two weights give different cubes
     r = hstool("recon", png.parent, "--model", "linear", "--out", tmp_path / "given", "--track", "realworld")
-    assert r.exit_code == 0 and "realworld (--track)" in r.stderr and "clean" not in r.stderr  # --track wins
+    assert r.exit_code == 0 and "realworld (--track)" in r.stdout and "clean" not in r.stdout  # --track wins
     assert read_provenance(tmp_path / "given" / "scene_a.mat")["track"] == "realworld"
 
 
@@ -109,7 +109,7 @@ def test_provenance_round_trips_through_every_format_and_info_shows_it(hstool, i
         (out / "scene_b.json").write_text(json.dumps({"provenance": sidecar}))
     info = json.loads(hstool("info", out / cube_file, "--json").stdout)
     assert info["provenance"] == sidecar and "provenance" not in info["meta"]
-    table = hstool("info", out / cube_file).stderr
+    table = hstool("info", out / cube_file).stdout
     assert "provenance" in table and "rootpoly_realworld.safetensors" in table
 
 

@@ -55,7 +55,7 @@ def test_calibrate_writes_the_same_bytes_with_two_workers(hstool, tmp_path):
     for i, name in enumerate(("a", "b", "c")):
         write_synthetic_capture(tmp_path / "raw", name, i, samples=32, lines=12, ref_lines=8)
     written = same_bytes(hstool, tmp_path, "calibrate", tmp_path / "raw", "OUT", "--preview")
-    assert {"a.mat", "b.mat", "c.mat", "a.png"} <= written.keys()
+    assert {"a.mat", "b.mat", "c.mat", "a_preview.png", "a.json"} <= written.keys()
 
 
 @pytest.mark.parametrize("model", ["rootpoly", "mstpp_s"])
@@ -63,7 +63,7 @@ def test_recon_writes_the_same_bytes_with_two_workers(hstool, tmp_path, model):
     for i in range(3):
         simulate_to_file(make_cube(20, 28, seed=i), tmp_path / "rgb" / f"ARAD_HS_{451 + i:04d}_clean.png", "clean")
     written = same_bytes(hstool, tmp_path, "recon", tmp_path / "rgb", "-m", model, "--device", "cpu", "-o", "OUT")
-    assert sorted(written) == [f"ARAD_HS_{451 + i:04d}.mat" for i in range(3)]
+    assert sorted(written) == [f"ARAD_HS_{451 + i:04d}.{ext}" for i in range(3) for ext in ("json", "mat")]
 
 
 # -- the per-worker initialisation (also what a cluster's workers run) --------------------------
