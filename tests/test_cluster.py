@@ -62,7 +62,7 @@ def test_simulate_recon_score_match_a_local_run(tmp_path, hstool, scheduler):
         base.rename(tmp_path / how)
     assert "cluster tcp://127.0.0.1" in res.stderr and "2 worker(s)" in res.stderr
     local, remote = runs["local"], runs["cluster"]
-    assert len(local[0]) == 4 and len(local[1]) == 8  # four images; four cubes and their previews
+    assert len(local[0]) == 4 and len(local[1]) == 12  # four images; four cubes, their sidecars and previews
     assert local == remote  # the same bytes, file by file
 
 

@@ -40,8 +40,8 @@ def test_demo_simulates_reconstructs_scores_and_writes_previews(hstool, tmp_path
     assert (mine / "rgb" / f"{stems[0]}_clean.png").read_text() == "keep" and not (mine / ".hstool-demo").exists()
     r = hstool("demo", out)
     assert r.exit_code == 0 and "Back-proj." in r.stdout and "PSNR dB" in r.stdout  # score's headers
-    r = hstool("demo", tmp_path / "never", "--model", "mstpp")  # no bundled weights: refused before any file
-    assert r.exit_code == 1 and "no bundled weights for model 'mstpp'" in r.stderr and not (tmp_path / "never").exists()
+    r = hstool("demo", tmp_path / "never", "--model", "hscnnp_r")  # no bundled weights: refused before any file
+    assert r.exit_code == 1 and "no bundled weights for model 'hscnnp_r'" in r.stderr and not (tmp_path / "never").exists()
 
 
 def test_the_readme_python_example_runs_as_written(capsys):

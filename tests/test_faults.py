@@ -181,7 +181,7 @@ def test_image_bombs_are_refused_from_their_header_in_one_line(hstool, tmp_path)
     assert sum("over the limit" in line for line in r.stderr.splitlines()) == 2 and "c_good.png" in r.output
     r = hstool("recon", folder, "--model", "linear", "--out", tmp_path / "out", "--format", "npy")
     assert r.exit_code == 1 and "2 of 3 failed" in r.stderr
-    assert [p.name for p in (tmp_path / "out").iterdir()] == ["c_good.npy"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["c_good.json", "c_good.npy"]
 
 
 def test_the_pixel_limit_is_set_by_the_environment(tmp_path, monkeypatch):
@@ -218,7 +218,7 @@ def test_looping_and_dangling_links_in_an_input_folder_are_skipped_with_a_note(h
     assert r.exit_code == 0 and "skipped 2 looping" in r.stderr, r.output
     r = hstool("recon", imgs, "--model", "linear", "--out", tmp_path / "rec", "--format", "npy")
     assert r.exit_code == 0 and "skipped 2 looping" in r.stderr, r.output
-    assert [p.name for p in (tmp_path / "rec").iterdir()] == ["p.npy"]
+    assert sorted(p.name for p in (tmp_path / "rec").iterdir()) == ["p.json", "p.npy"]
     r = hstool("info", cubes)
     assert r.exit_code == 0 and "skipped 2 looping" in r.stderr
 
@@ -247,7 +247,7 @@ def test_calibrate_never_walks_a_link_back_into_its_own_capture(hstool, tmp_path
 #: after the job's earlier files were renamed into place, before that one
 KILLED_BETWEEN = """
 import os, signal, sys
-import hstool.cli.{module} as command
+import hstool.{module} as command
 real, last = command.atomic_path, sys.argv[1]
 def atomic_path(path, *args, **kwargs):
     if str(path).endswith(last):
@@ -270,7 +270,7 @@ def test_a_run_killed_between_a_captures_files_is_redone_by_the_next(hstool, tmp
 
     raw = tmp_path / "raw"
     write_synthetic_capture(raw / "s", samples=8, lines=8, ref_lines=4)
-    killed = _killed_between("calibrate", ".json", "calibrate", raw, tmp_path / "cal")
+    killed = _killed_between("hsdata.provenance", ".json", "calibrate", raw, tmp_path / "cal")  # its sidecar writer
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert (tmp_path / "cal" / "synthetic.mat").is_file() and not (tmp_path / "cal" / "synthetic.json").exists()
     r = hstool("calibrate", raw, tmp_path / "cal")
@@ -285,7 +285,7 @@ def test_a_run_killed_between_a_captures_files_is_redone_by_the_next(hstool, tmp
 def test_a_simulate_killed_between_cube_and_image_is_redone_and_others_files_are_not(hstool, tmp_path):
     cubes = tmp_path / "cubes"
     write_cube(make_cube(8, 8), cubes / "a.mat")
-    killed = _killed_between("simulate", ".png", "simulate", cubes, tmp_path / "c", "--brightness", "0.5")
+    killed = _killed_between("cli.simulate", ".png", "simulate", cubes, tmp_path / "c", "--brightness", "0.5")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     left = sorted(p.name for p in (tmp_path / "c").iterdir())
     assert left == [".a_clean.png.hstool-job", "a_clean.mat"]  # the cube, and the mark of the job it belongs to
@@ -360,7 +360,8 @@ def test_rerun_into_the_input_folder_skips_what_the_first_run_wrote(hstool, tmp_
     for i in range(2):
         write_rgb(d / f"p{i}.png", (make_cube(8, 8, seed=i).data[..., [25, 15, 5]] * 255).astype(np.uint8))
     assert hstool("recon", d, "--model", "linear", "--out", d, "--preview").exit_code == 0
-    assert sorted(_mtimes(d)) == ["p0.mat", "p0.png", "p0_preview.png", "p1.mat", "p1.png", "p1_preview.png"]
+    assert sorted(_mtimes(d)) == ["p0.json", "p0.mat", "p0.png", "p0_preview.png",
+                                  "p1.json", "p1.mat", "p1.png", "p1_preview.png"]
     before = _mtimes(d)
     r = hstool("recon", d, "--model", "linear", "--out", d, "--preview")
     assert r.exit_code == 0 and "skipped 2 image(s) with existing outputs" in r.stderr, r.output
@@ -372,12 +373,11 @@ def test_rerun_into_the_input_folder_skips_what_the_first_run_wrote(hstool, tmp_
     before = _mtimes(cap)
     r = hstool("calibrate", cap, cap, "--preview")
     assert r.exit_code == 0 and "skipped 1 capture(s)" in r.stderr, r.output
-    assert _mtimes(cap) == before and {"C.mat", "C.json", "C.png"} <= set(before)
-    # the camera's own files at a capture's top stay inputs: its thumbnail is never replaced
-    (cap / "C.png").unlink()
+    assert _mtimes(cap) == before and {"C.mat", "C.json", "C_preview.png"} <= set(before)
+    # the camera's own files at a capture's top stay inputs: its thumbnail (NAME.png) is never replaced
     (cap / "C.png").write_bytes(b"\x89PNG the camera's thumbnail")
     r = hstool("calibrate", cap, cap, "--preview", "--overwrite")
-    assert r.exit_code == 1 and "would overwrite an input file" in r.stderr
+    assert r.exit_code == 0 and (cap / "C.png").read_bytes() == b"\x89PNG the camera's thumbnail", r.output
 
     e = tmp_path / "E"
     write_cube(make_cube(8, 8), e / "c.mat")
@@ -433,7 +433,7 @@ def test_a_full_disk_under_recon_and_simulate(hstool, tmp_path, full_disk):
         write_rgb(imgs / f"i{i}.png", (np.random.default_rng(i).random((100, 100, 3)) * 255).astype(np.uint8))
     r = hstool("recon", imgs, "--model", "linear", "--out", full_disk, "--preview")
     assert r.exit_code == 1 and r.stderr.count("No space left on device") == 2 and "Traceback" not in r.output
-    assert sorted(p.name for p in full_disk.iterdir()) == ["i0.mat", "i0_preview.png"]
+    assert sorted(p.name for p in full_disk.iterdir()) == ["i0.json", "i0.mat", "i0_preview.png"]
     for p in full_disk.iterdir():
         p.unlink()
     cubes = tmp_path / "cubes"
