@@ -771,7 +771,7 @@ def test_two_gloo_processes_reach_the_weights_of_one(hstool, tmp_path):
     assert meta_one["world_size"] == 1 and meta_two["world_size"] == 2
     for h1, h2 in zip(meta_one["history"], meta_two["history"], strict=True):  # the mean loss of the same crops
         assert h2 == {**h1, "loss": pytest.approx(h1["loss"], rel=1e-5), "val_mrae": pytest.approx(h1["val_mrae"], rel=1e-5)}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.ckpt", "one.safetensors", "two.ckpt", "two.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.safetensors", "two.safetensors"]  # no checkpoint left
 
 
 def test_nproc_refuses_what_it_cannot_split(hstool, tmp_path):
