@@ -14,16 +14,7 @@
 #       --platform manylinux2014_x86_64 -d WHEELS spectral colour-science earthlib loguru
 set -uo pipefail
 out=${1:-gpu-results}
-mkdir -p "$out"
-py=${PYTHON:-python3}
-export PYTHONUNBUFFERED=1
-if [ -n "${WHEELS:-}" ]; then
-    "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/hstool-wheels "$WHEELS"/*.whl || exit 1
-    export PYTHONPATH=/tmp/hstool-wheels${PYTHONPATH:+:$PYTHONPATH}
-fi
-"$py" -m pip install -q --no-deps --no-build-isolation --no-index -e . > "$out/install.log" 2>&1 \
-    || { cat "$out/install.log"; exit 1; }
+source "$(dirname "$0")/device_setup.sh"
 "$py" -c "import torch; print('torch', torch.__version__, '| CUDA', torch.version.cuda, '|',
     torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')" | tee "$out/device.txt"
 

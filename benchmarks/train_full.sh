@@ -11,16 +11,7 @@
 # to fit the time at hand; WHEELS as in benchmarks/gpu.sh for an offline machine.
 set -uo pipefail
 out=${1:-full-results}
-mkdir -p "$out"
-py=${PYTHON:-python3}
-export PYTHONUNBUFFERED=1
-if [ -n "${WHEELS:-}" ]; then
-    "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/hstool-wheels "$WHEELS"/*.whl || exit 1
-    export PYTHONPATH=/tmp/hstool-wheels${PYTHONPATH:+:$PYTHONPATH}
-fi
-"$py" -m pip install -q --no-deps --no-build-isolation --no-index -e . > "$out/install.log" 2>&1 \
-    || { cat "$out/install.log"; exit 1; }
+source "$(dirname "$0")/device_setup.sh"
 for track in realworld clean; do
     for name in mstpp hrnet awan hscnnp; do
         extra=()
