@@ -126,7 +126,7 @@ class TrainConfig:
     model: str
     out: Path
     data: str = "synth"
-    track: str = "clean"
+    track: str | None = "clean"  # None: clean, and --rgb images pair by stem whatever track their names say
     val: str | None = "synth"
     rgb: str | None = None
     val_rgb: str | None = None
@@ -164,7 +164,9 @@ class TrainConfig:
     def __post_init__(self):
         from hstool.camera.pipeline import track_name
 
-        self.track = track_name(self.track)  # stored as hstool writes it: Real-World is realworld
+        # no --track with --rgb: the images are your camera's, paired by stem whatever track a name says
+        self.images_by_stem = self.track is None and bool(self.rgb)
+        self.track = track_name(self.track or "clean")  # stored as hstool writes it: Real-World is realworld
         # the keywords as the command line says them, in any case (SYNTH is synth, not a folder)
         if isinstance(self.data, str) and self.data.lower() == "synth":
             self.data = "synth"
@@ -174,8 +176,9 @@ class TrainConfig:
 
     def command(self) -> str:
         spec = model_spec(self.model)
-        args = ["hstool", "train", "--model", self.model, "--data", str(self.data), "--track", self.track,
-                "--val", str(self.val or "none")]
+        args = ["hstool", "train", "--model", self.model, "--data", str(self.data)]
+        args += [] if self.images_by_stem else ["--track", self.track]
+        args += ["--val", str(self.val or "none")]
         if self.rgb:
             args += ["--rgb", str(self.rgb)]
         if self.val_rgb:
@@ -242,15 +245,25 @@ def _same_paths(options: dict[str, list[str]]) -> dict[str, list[str]]:
 # ---------------------------------------------------------------- data
 
 
-def _images_of(files: list[Path], folder: str, track_name: str) -> dict[Path, Path | None]:
+def _images_of(files: list[Path], folder: str, track_name: str, by_stem: bool = False) -> dict[Path, Path | None]:
     """Each cube's RGB image in ``folder`` by the rule ``score --rgb`` pairs by (the track's own
-    image among several, never another track's), or None."""
+    image among several, never another track's), or None. ``by_stem``: an image named for another
+    track (``X_RealWorld.jpg`` on the default clean track) is taken too when it is the cube's only one."""
     from hstool.camera import track
 
     from .evaluate import find_rgb
 
     images, suffix = list_files(folder, kinds=("image",)), track(track_name).suffix
-    return {f: find_rgb(images, f.stem, suffix, missing_ok=True) for f in files}
+
+    def find(stem: str) -> Path | None:
+        try:
+            return find_rgb(images, stem, suffix, missing_ok=True)
+        except HsError:
+            if not by_stem:
+                raise
+            return find_rgb(images, stem, "", missing_ok=True)
+
+    return {f: find(f.stem) for f in files}
 
 
 def training_files(cfg: TrainConfig) -> tuple[list[Path], dict[Path, Path], list[Path]]:
@@ -260,7 +273,7 @@ def training_files(cfg: TrainConfig) -> tuple[list[Path], dict[Path, Path], list
     files = list_files(cfg.data)
     if not cfg.rgb:
         return files, {}, []
-    pairs = {f: p for f, p in _images_of(files, cfg.rgb, cfg.track).items() if p is not None}
+    pairs = {f: p for f, p in _images_of(files, cfg.rgb, cfg.track, cfg.images_by_stem).items() if p is not None}
     if not pairs:
         raise HsError("no RGB image pairs with a cube by stem (e.g. ARAD_HS_0001_clean.png with ARAD_HS_0001.mat)",
                       cfg.rgb)
@@ -429,7 +442,7 @@ def validation_files(cfg: TrainConfig) -> tuple[list[Path], dict[Path, Path]]:
     if not cfg.rgb:
         return files, {}
     folder = cfg.val_rgb or cfg.rgb
-    pairs = _images_of(files, folder, cfg.track)
+    pairs = _images_of(files, folder, cfg.track, cfg.images_by_stem)
     missing = [f.name for f, image in pairs.items() if image is None]
     if missing:
         raise HsError(f"--rgb trains on your camera's images, so validation needs theirs too: no image for "

@@ -777,3 +777,26 @@ def test_two_gloo_processes_reach_the_weights_of_one(hstool, tmp_path):
 def test_nproc_refuses_what_it_cannot_split(hstool, tmp_path):
     r = hstool("train", "--model", "rootpoly", *COMMON, "--nproc", "2", "--out", tmp_path / "w.safetensors")
     assert r.exit_code == 1 and "fitted in closed form" in r.stderr
+
+
+def test_your_cameras_images_pair_by_stem_whatever_track_their_names_say(hstool, tmp_cube, tmp_path):
+    """`train --rgb photos/` without --track: real-world photos named X_RealWorld.jpg are your camera's
+    images of X, paired by stem; an explicit --track keeps the strict rule (never another track's)."""
+    from hstool.camera import simulate_to_file
+    from hstool.hsdata import write_cube
+
+    cubes, photos = tmp_path / "cubes", tmp_path / "photos"
+    for i in range(2):
+        cube = tmp_cube(24, 32, seed=i)
+        write_cube(cube, cubes / f"scene{i}.npy")
+        simulate_to_file(cube, photos / f"scene{i}_RealWorld.jpg", "realworld", rng=i)
+    w = tmp_path / "mine.safetensors"
+    r = hstool("train", "--model", "linear", "--data", cubes, "--rgb", photos, "--val", "none", "--pixels", "500",
+               "--no-speed", "--out", w)
+    assert r.exit_code == 0, r.output
+    meta = create_model("linear", w).meta
+    assert "2 cubes" in meta["data"] and "paired with RGB" in meta["data"]
+    assert "--track" not in meta["train_command"]  # the command, rerun, pairs the same way
+    r = hstool("train", "--model", "linear", "--data", cubes, "--rgb", photos, "--track", "clean", "--val", "none",
+               "--pixels", "500", "--no-speed", "--out", tmp_path / "strict.safetensors")
+    assert r.exit_code == 1 and "only images named for another track" in r.output
