@@ -22,7 +22,15 @@ from typing import Any, NamedTuple
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hstool.hsdata import CUBE_FORMATS, HsError, broken_links, check_writable, detect_format, input_files, list_files
+from hstool.hsdata import (
+    CUBE_FORMATS,
+    HsError,
+    broken_links,
+    check_writable,
+    detect_format,
+    input_files,
+    list_files,
+)
 from hstool.hsdata.atomic import job_claim, left_by_a_dead_run
 from hstool.hsdata.errors import brief
 

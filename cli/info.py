@@ -76,7 +76,7 @@ def info(
     for p in paths:
         try:
             reports.append(_describe(p, format))
-        except Exception as exc:  # noqa: BLE001 -- any failure (memory, a decoder's): one line, go on
+        except Exception as exc:
             if DEBUG["on"]:
                 raise
             message = failure_line(exc, str(p))

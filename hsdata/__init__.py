@@ -34,11 +34,11 @@ _LAZY = {
 __all__ = [  # HsError and the keys of _LAZY
     "ARAD_WAVELENGTHS",
     "CUBE_FORMATS",
-    "broken_links",
     "Cube",
     "HsError",
     "atomic_path",
     "atomic_paths",
+    "broken_links",
     "check_writable",
     "detect_format",
     "input_files",

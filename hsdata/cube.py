@@ -131,11 +131,10 @@ def as_type(data: np.ndarray, dtype, path: str | Path | None = None, copy: bool 
         out = np.array(data, dtype=target, order="C") if copy else np.asarray(data).astype(target, copy=False)
     source = np.asarray(data)
     if target.kind == "f" and source.dtype.kind == "f" and source.dtype.itemsize > target.itemsize \
-            and np.isinf(out).any():
-        if np.count_nonzero(np.isinf(out)) > np.count_nonzero(np.isinf(source)):
-            top = np.abs(source[np.isfinite(source)]).max()
-            raise HsError(f"values up to {top:.3g} do not fit {target} (largest {np.finfo(target).max:.3g}): "
-                          "not read as inf", path)
+            and np.isinf(out).any() and np.count_nonzero(np.isinf(out)) > np.count_nonzero(np.isinf(source)):
+        top = np.abs(source[np.isfinite(source)]).max()
+        raise HsError(f"values up to {top:.3g} do not fit {target} (largest {np.finfo(target).max:.3g}): "
+                      "not read as inf", path)
     return out
 
 

@@ -15,10 +15,9 @@ import zlib
 
 import numpy as np
 import pytest
-
 from conftest import make_cube
-from hstool.hsdata import ARAD_WAVELENGTHS, HsError, read_cube, write_cube
 
+from hstool.hsdata import ARAD_WAVELENGTHS, HsError, read_cube, write_cube
 
 # -- 9: float64 values beyond float32's range ----------------------------------------------------
 
@@ -262,7 +261,7 @@ run()
 
 def _killed_between(module: str, last: str, *args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", KILLED_BETWEEN.format(module=module), last, *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_a_run_killed_between_a_captures_files_is_redone_by_the_next(hstool, tmp_path):
@@ -397,7 +396,7 @@ def full_disk(tmp_path):
     folder.mkdir()
     try:
         done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)],
-                              capture_output=True, text=True, timeout=30)
+                              capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         pytest.skip(f"cannot mount a small tmpfs for a full disk: {exc}")
     if done.returncode != 0:
@@ -405,7 +404,7 @@ def full_disk(tmp_path):
     try:
         yield folder
     finally:
-        subprocess.run(["umount", str(folder)], capture_output=True, timeout=30)
+        subprocess.run(["umount", str(folder)], capture_output=True, timeout=30, check=False)
 
 
 @pytest.mark.parametrize("fmt", ["mat", "mat5", "npy", "npz", "envi"])
