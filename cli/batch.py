@@ -256,20 +256,50 @@ def note_broken_links(paths: Sequence[Path]) -> None:
         err.print(f"skipped {len(links)} looping or dangling link(s): {shown}", style="yellow")
 
 
-#: ``since``: on a cluster worker's thread, when the task's batch began (:func:`hstool.cli.cluster.run`):
-#: a job rerun after its worker died clears what the earlier attempt wrote (:func:`job_outputs`)
+#: ``since``: on a cluster worker's thread, when the task's batch began (:func:`hstool.cli.cluster.run`)
 RERUN = threading.local()
 
 
-def _clear_earlier_attempt(paths: list[Path], since: float) -> None:
-    """Remove the files an earlier attempt of this job left, on a worker that died: its outputs
-    written since the batch began (the plan found them missing, so no other run's) and its
-    temporary files."""
+def _clear_stale_temporaries(paths: list[Path]) -> None:
+    """Remove the temporary files (``.NAME.*.tmp``) a dead attempt at this job left, a cluster task
+    whose worker was killed, say: called while the job is claimed, when no live run writes them."""
     for path in paths:
-        for f in [path, *path.parent.glob(f".{glob.escape(path.name)}.*.tmp")]:
+        for f in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
             with contextlib.suppress(OSError):
-                if f.is_file() and f.stat().st_mtime >= since - 2:  # coarse file times
-                    f.unlink()
+                f.unlink()
+
+
+def _set_aside(paths: list[Path], overwrite: bool) -> dict[Path, Path]:
+    """On a cluster, a task is run again when its worker died, also after the job had finished (its
+    result died with the worker): outputs newer than the batch's start are then this batch's own, or
+    another run's written meanwhile. They are moved aside while the job runs again and compared with
+    what it writes (:func:`_settle`)."""
+    since = getattr(RERUN, "since", None)
+    aside = {}
+    if since is None or overwrite:
+        return aside
+    for path in paths:
+        with contextlib.suppress(OSError):
+            if path.is_file() and path.stat().st_mtime >= since - 2:  # coarse file times
+                aside[path] = path.with_name(f".{path.name}.{os.getpid()}.aside")
+                os.replace(path, aside[path])
+    return aside
+
+
+def _settle(aside: dict[Path, Path], written: bool) -> None:
+    """Outputs set aside by :func:`_set_aside`: the same bytes as the job wrote again (its own earlier
+    attempt) are dropped; others (another run's), or any when the job failed, are put back, and a
+    difference fails the job: nothing another run wrote is lost."""
+    differ = []
+    for path, kept in aside.items():
+        if written and path.is_file() and path.read_bytes() == kept.read_bytes():
+            kept.unlink()
+            continue
+        os.replace(kept, path)
+        differ.append(path)
+    if written and differ:
+        raise HsError("output exists: another run wrote it while this batch ran (kept; --overwrite replaces it)",
+                      differ[0])
 
 
 @contextlib.contextmanager
@@ -280,21 +310,25 @@ def job_outputs(paths: Iterable[str | Path], overwrite: bool, inputs: tuple[Path
     created are removed again, so a job leaves all of its new files or none (a file an
     ``overwrite`` replaced stays replaced). Files another run wrote are never removed."""
     paths = [Path(p) for p in paths]
-    with job_claim(paths):
-        since = getattr(RERUN, "since", None)
-        if since is not None and not overwrite:  # a cluster task rerun after its worker died
-            _clear_earlier_attempt(paths, since)
-        for path in paths:
-            check_writable(path, overwrite, inputs)
-        before = {p for p in paths if p.exists()}
+    with job_claim(paths):  # a dead attempt's marker: its half job's files are removed here
+        _clear_stale_temporaries(paths)
+        aside = _set_aside(paths, overwrite)
         try:
-            yield
-        except BaseException:
             for path in paths:
-                if path not in before:
-                    with contextlib.suppress(OSError):
-                        path.unlink()
+                check_writable(path, overwrite, inputs)
+            before = {p for p in paths if p.exists()}
+            try:
+                yield
+            except BaseException:
+                for path in paths:
+                    if path not in before:
+                        with contextlib.suppress(OSError):
+                            path.unlink()
+                raise
+        except BaseException:
+            _settle(aside, written=False)
             raise
+        _settle(aside, written=True)
 
 
 def report_failures(failures: list[Failure], total: int, plan: Plan | None = None) -> int:

@@ -11,7 +11,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from conftest import make_cube
 
@@ -129,27 +128,43 @@ def test_cluster_and_workers_options(tmp_path, hstool, monkeypatch):
     assert res.exit_code == 1 and 'pip install "hstool[cluster]"' in res.stderr
 
 
-def test_rerun_clears_what_a_dead_attempt_left(tmp_path, monkeypatch):
-    """A job rerun on a cluster finds its earlier attempt's output and temporary file (the plan saw
-    none) and replaces them; a file older than the batch is still refused."""
+def test_a_rerun_task_keeps_what_another_run_wrote_and_redoes_its_own(tmp_path, monkeypatch):
+    """A task run again after its worker died finds outputs newer than the batch: its own earlier
+    attempt's (the same bytes once redone: fine) or another run's written meanwhile (other bytes:
+    put back and the job fails; they were once deleted). A dead attempt's marker, half output and
+    temporary file are cleared."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
     from hstool.cli import batch
     from hstool.hsdata import HsError
+    from hstool.hsdata.atomic import job_marker
 
-    out = tmp_path / "x.png"
-    old = tmp_path / "old.png"
-    old.write_bytes(b"kept")
-    os.utime(old, (0, 0))
-    since = time.time()
-    out.write_bytes(b"half")
-    tmp = tmp_path / ".x.png.abc123.tmp"
+    monkeypatch.setattr(batch.RERUN, "since", time.time() - 1, raising=False)
+    mine, theirs = tmp_path / "mine.png", tmp_path / "theirs.png"
+    mine.write_bytes(b"the job's bytes")
+    theirs.write_bytes(b"another run's bytes")
+    with batch.job_outputs([mine], overwrite=False):
+        assert not mine.exists()
+        mine.write_bytes(b"the job's bytes")
+    assert mine.read_bytes() == b"the job's bytes" and not list(tmp_path.glob(".*aside"))
+    with pytest.raises(HsError, match="another run wrote it"), batch.job_outputs([theirs], overwrite=False):
+        theirs.write_bytes(b"this batch's bytes")
+    assert theirs.read_bytes() == b"another run's bytes" and not list(tmp_path.glob(".*aside"))
+    # a worker killed mid-job: its marker names a process that is gone
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    half, tmp = tmp_path / "x.png", tmp_path / ".x.png.abc123.tmp"
+    half.write_bytes(b"half")
     tmp.write_bytes(b"partial")
-    monkeypatch.setattr(batch.RERUN, "since", since, raising=False)
-    with batch.job_outputs([out], overwrite=False):
-        assert not out.exists() and not tmp.exists()
-        out.write_bytes(np.arange(3, dtype=np.uint8).tobytes())
-    with pytest.raises(HsError, match="output exists"), batch.job_outputs([old], overwrite=False):
-        pass
-    assert old.read_bytes() == b"kept"
+    job_marker(half).write_text(json.dumps({"pid": int(gone.stdout), "host": socket.gethostname(),
+                                            "outputs": [half.name]}))
+    with batch.job_outputs([half], overwrite=False):
+        assert not half.exists() and not tmp.exists()
+        half.write_bytes(b"whole")
+    assert half.read_bytes() == b"whole" and not job_marker(half).exists()
 
 
 def test_a_scheduler_that_goes_away_is_one_line(tmp_path, hstool):
