@@ -182,7 +182,9 @@ def recon(
     files = gather_inputs(inputs, ("image",))
     chosen = [(track, "--track" if given else "weights") if track else image_track(f) for f in files]
     jobs = [(f, output_path(out, strip_track_suffix(f.stem), format), *how) for f, how in zip(files, chosen)]
-    plan = plan_outputs(jobs, lambda job: _outputs(job[1], format, preview), files, overwrite,
+    # planned by the cube and preview alone: a cube an older hstool wrote has no sidecar, and is skipped as before
+    plan = plan_outputs(jobs, lambda job: [p for p in _outputs(job[1], format, preview) if p != sidecar_path(job[1])],
+                        files, overwrite,
                         name=lambda job: str(job[0]), preview=lambda job: PreviewJob(job[1], preview_path(job[1])),
                         with_preview=preview)
     jobs, skipped = plan.todo, plan.skipped

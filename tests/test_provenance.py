@@ -148,6 +148,17 @@ def test_a_rerun_with_other_settings_is_refused_without_overwrite(hstool, images
     assert r.exit_code == 0 and read_provenance(out / "scene_a.mat")["model"] == "rootpoly"
 
 
+def test_cubes_an_older_hstool_wrote_without_a_record_are_skipped_and_get_previews(hstool, images, tmp_cube, tmp_path):
+    png, jpg = images
+    old = tmp_path / "old"
+    for name in ("scene_a", "scene_b"):  # as recon wrote them before provenance: a cube, no sidecar
+        write_cube(tmp_cube(20, 28), old / f"{name}.mat")
+    r = hstool("recon", png, jpg, "--model", "rootpoly", "--out", old, "--preview")
+    assert r.exit_code == 0 and "2 image(s) already done" in r.stderr and "incomplete" not in r.output, r.output
+    assert sorted(p.name for p in old.iterdir()) == ["scene_a.mat", "scene_a_preview.png", "scene_b.mat",
+                                                     "scene_b_preview.png"]
+
+
 def test_settings_differ_names_what_was_made_and_what_is_asked():
     made = {"model": "hrnet_s", "weights_sha256": "a" * 64, "tile": None}
     wanted = {"model": "mstpp_s", "weights_sha256": "b" * 64, "tile": None}
