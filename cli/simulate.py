@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json as jsonlib
 import os
 import time
 from dataclasses import dataclass
@@ -30,9 +31,10 @@ from hstool.hsdata import (
     read_cube,
     write_cube,
 )
+from hstool.hsdata.cube import json_value
 from hstool.hsdata.errors import check_positive
 from hstool.hsdata.formats import DEFAULT_SUFFIX
-from hstool.hsdata.provenance import PROVENANCE, provenance_record
+from hstool.hsdata.provenance import PROVENANCE, provenance_record, read_provenance, settings_differ
 
 from .batch import (
     batch_json,
@@ -40,6 +42,7 @@ from .batch import (
     gather_inputs,
     job_outputs,
     plan_outputs,
+    refuse_other_settings,
     report_failures,
     run_batch,
 )
@@ -68,6 +71,27 @@ Opt = typer.Option
 C = CAMERA
 #: clipped pixels beyond this share of an image are warned of (a white patch clips a few)
 CLIPPED_WARN = 0.01
+
+
+def _settings(job) -> dict:
+    """What decides the cube ``simulate --brightness/--shuffle`` writes beside its image, as its
+    provenance records it (as JSON reads it back)."""
+    settings = {"pipeline": job.pipeline.describe(), "seed": job.seed, "brightness": job.brightness,
+                "shuffle": job.shuffle}
+    return jsonlib.loads(jsonlib.dumps(settings, default=json_value))
+
+
+def _differences(job) -> list[str]:
+    """What an earlier run's cube of ``job`` was made with otherwise (nothing where there is no cube
+    beside the image, or it keeps no record)."""
+    if job.cube_output is None:
+        return []
+    made = read_provenance(job.cube_output, "mat" if job.cube_format == "mat5" else job.cube_format)
+    if not made:
+        return []
+    wanted = _settings(job)
+    differ = settings_differ(made, wanted, ("seed", "brightness", "shuffle"))
+    return differ + (["another camera pipeline"] if made.get("pipeline") != wanted["pipeline"] else [])
 
 
 @dataclass
@@ -99,9 +123,8 @@ def run_job(job: Job) -> dict:
         encoded = encode_capture(image, job.pipeline)
     with job_outputs(_outputs(job), job.overwrite):  # the image and its cube (scaled, permuted), or neither
         if job.cube_output is not None:  # the ground truth of the image: what made it, in the file
-            settings = {"pipeline": job.pipeline.describe(), "seed": job.seed, "brightness": job.brightness,
-                        "shuffle": job.shuffle}
-            cube.meta[PROVENANCE] = provenance_record("simulate", job.source, settings, cube.meta.get(PROVENANCE))
+            cube.meta[PROVENANCE] = provenance_record("simulate", job.source, _settings(job),
+                                                      cube.meta.get(PROVENANCE))
             write_cube(cube, job.cube_output, job.cube_format, overwrite=job.overwrite)
         with atomic_path(job.output, job.overwrite) as tmp:
             tmp.write_bytes(encoded)
@@ -270,9 +293,11 @@ def simulate(
     plan = plan_outputs(
         jobs, _outputs, [f for src in sources for f in input_files(src)], overwrite, name=lambda j: str(j.source)
     )
+    conflicts = refuse_other_settings(plan, _differences, lambda j: j.cube_output)
     jobs, skipped = plan.todo, plan.skipped
     finish_skipped(plan, "cube(s)")
     results, failures = run_batch(jobs, run_job, f"simulate {pipe.name}", workers, name=lambda j: j.source.name)
+    failures = conflicts + failures
     if json:
         print_json({"pipeline": pipe.describe(), **batch_json(
             plan, [r for _, r in results], [str(j.output) for j in skipped],
@@ -287,6 +312,6 @@ def simulate(
         err.print(f"{len(glare)} image(s) clipped on more than {100 * CLIPPED_WARN:g}% of their pixels (up to "
                   f"{100 * worst['clipped']:.1f}% in {Path(worst['output']).name}): the cube is brighter than the "
                   "camera's full scale there; check its scale, or --exposure / --brightness", style="yellow")
-    code = report_failures(failures, len(jobs), plan)
+    code = report_failures(failures, len(jobs) + len(conflicts), plan)
     if code:
         raise typer.Exit(code)

@@ -215,3 +215,12 @@ def test_convert_and_simulate_record_what_they_did_over_what_made_their_input(hs
     record = read_cube(tmp_path / "sim" / "x_clean.mat").meta["provenance"]  # the scaled cube the image shows
     assert (record["command"], record["brightness"], record["seed"], record["pipeline"]["css"]) == (
         "simulate", 2.0, 3, "cie1964")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "sim").iterdir()}
+    r = hstool("simulate", tmp_path / "gt" / "x.mat", tmp_path / "sim", "--brightness", "0.5", "--seed", "3")
+    assert r.exit_code == 1 and "made with other settings (brightness 2.0, not 0.5)" in r.stderr, r.output
+    r = hstool("simulate", tmp_path / "gt" / "x.mat", tmp_path / "sim", "--brightness", "2", "--seed", "3",
+               "--npe", "1000")
+    assert r.exit_code == 1 and "another camera pipeline" in r.stderr, r.output
+    assert {p.name: p.read_bytes() for p in (tmp_path / "sim").iterdir()} == before
+    r = hstool("simulate", tmp_path / "gt" / "x.mat", tmp_path / "sim", "--brightness", "2", "--seed", "3")
+    assert r.exit_code == 0 and "skipped 1" in r.stderr  # the same settings: skipped as ever
