@@ -19,6 +19,7 @@ import os
 import re
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError
 from pathlib import Path
@@ -95,6 +96,10 @@ def client():
     local = _LOCAL.match(address)
     for name in ("distributed", "distributed.client", "distributed.scheduler", "distributed.worker"):
         logging.getLogger(name).setLevel(logging.CRITICAL)  # hstool says what matters, in its own lines
+    port = re.fullmatch(r"(?:[a-z]+://)?[^:/]+:(.*)", address)
+    if address.startswith("local:") and not local or port and not port.group(1).isdigit():
+        raise HsError(f"--cluster {address}: give local:N (N worker processes here) or a scheduler's "
+                      "tcp://HOST:PORT")
     if local:
         n = int(local.group(1) or os.cpu_count() or 1)
         if n < 1:
@@ -104,7 +109,8 @@ def client():
         environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items()
                    if not k.endswith("_NUM_THREADS")}
         with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
-                              "distributed.nanny.pre-spawn-environ": environ}):
+                              "distributed.nanny.pre-spawn-environ": environ}), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Port 8787 is already in use": the dashboard moves to another
             cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                                dashboard_address=_dashboard(), silence_logs=logging.ERROR)
         CLUSTER["local"] = cluster

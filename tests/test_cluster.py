@@ -210,3 +210,11 @@ def test_a_scheduler_that_goes_away_is_one_line(tmp_path, hstool):
     assert hstool("simulate", gt, tmp_path / "ref", "-t", "realworld").exit_code == 0
     for p in written:  # whole: the bytes of a local run
         assert p.read_bytes() == (tmp_path / "ref" / p.name).read_bytes()
+
+
+@pytest.mark.parametrize("address", ["local:abc", "localhost:xx", "tcp://host:port"])
+def test_a_malformed_cluster_address_is_one_line_naming_the_option(tmp_path, hstool, address):
+    gt = _cubes(tmp_path / "gt", 1)
+    r = hstool("simulate", gt, tmp_path / "out", "--cluster", address)
+    assert r.exit_code == 1 and f"--cluster {address}: give local:N" in r.stderr and "Traceback" not in r.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
