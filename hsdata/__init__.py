@@ -7,10 +7,10 @@ files need not wait for.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from .errors import HsError
+from .lazy import lazy_names
 
 _LAZY = {
     "ARAD_WAVELENGTHS": "cube",
@@ -52,17 +52,7 @@ __all__ = [  # HsError and the keys of _LAZY
 ]
 
 
-def __getattr__(name: str):
-    """A name of :data:`_LAZY` from its module, or a submodule (``hstool.hsdata.formats``)."""
-    module = _LAZY.get(name)
-    if module is not None:
-        return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    try:
-        return importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{name}":
-            raise
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:

@@ -11,8 +11,9 @@ takes most of a second to import.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from hstool.hsdata.lazy import lazy_names
 
 _LAZY = {
     "Reconstructor": "engine",
@@ -45,19 +46,7 @@ __all__ = [  # the keys of _LAZY
 ]
 
 
-def __getattr__(name: str):
-    """A name of :data:`_LAZY` from its module, looked up anew each time (so a patched
-    ``engine.Reconstructor`` is what ``hstool.recon.Reconstructor`` gives), or a submodule
-    (``hstool.recon.engine`` after a bare ``import hstool.recon``, as before the names were lazy)."""
-    module = _LAZY.get(name)
-    if module is not None:
-        return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    try:
-        return importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{name}":
-            raise  # the submodule exists and failed to import something
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:
