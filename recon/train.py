@@ -73,7 +73,7 @@ from .catalog import weights_name
 from .engine import predict, resolve_device, reuse_freed_memory
 from .grow import grow_state, grown_from
 from .registry import build_model, model_spec
-from .weights import INPUT_NORM, create_model, read_metadata, round_to_stored, save_weights
+from .weights import INPUT_NORM, create_model, file_sha256, read_metadata, round_to_stored, save_weights
 
 #: Suffixes the NTIRE datasets append to an RGB image's stem (stripped to pair with its cube).
 LOSSES = ("mrae", "l1", "mse", "rel-l1", "log-l1")
@@ -890,7 +890,7 @@ def _read_init(cfg, config, wavelengths, model=None) -> tuple[dict[str, torch.Te
                       "(give the same --config and --base)", cfg.init)
     if not _same_grid(meta.get("wavelengths", []), wavelengths):
         raise HsError("weights' band grid differs from the training data's", cfg.init)
-    provenance = {"file": Path(cfg.init).name, "sha256": hashlib.sha256(Path(cfg.init).read_bytes()).hexdigest(),
+    provenance = {"file": Path(cfg.init).name, "sha256": file_sha256(cfg.init),
                   "architecture": arch, "grown": grown or None, "train_command": meta.get("train_command"),
                   "val_mrae": meta.get("val_mrae"), "train_seconds": meta.get("train_seconds"),
                   "rgb_mean": meta.get("rgb_mean"), "init": meta.get("init")}
