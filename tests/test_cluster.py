@@ -65,6 +65,19 @@ def test_simulate_recon_score_match_a_local_run(tmp_path, hstool, scheduler):
     assert local == remote  # the same bytes, file by file
 
 
+def _simulate_under_way(hstool, gt, out, address):
+    """``simulate`` of ``gt`` on the cluster at ``address`` in a thread, returned once its first image
+    is written (mid-batch): ``(thread, result)``, ``result["res"]`` set when it ends."""
+    result = {}
+    batch = threading.Thread(target=lambda: result.update(
+        res=hstool("simulate", gt, out, "-t", "realworld", "--cluster", address)))
+    batch.start()
+    deadline = time.monotonic() + 60
+    while not (out.is_dir() and any(out.glob("*.jpg"))) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return batch, result
+
+
 def test_a_worker_killed_mid_batch_changes_nothing(tmp_path, hstool, scheduler):
     gt = _cubes(tmp_path / "gt", 16, size=96)
     assert hstool("simulate", gt, tmp_path / "ref", "-t", "realworld", "-j", "1").exit_code == 0
@@ -74,13 +87,7 @@ def test_a_worker_killed_mid_batch_changes_nothing(tmp_path, hstool, scheduler):
     finally:
         client.close()
     out = tmp_path / "out"
-    result = {}
-    batch = threading.Thread(target=lambda: result.update(
-        res=hstool("simulate", gt, out, "-t", "realworld", "--cluster", scheduler)))
-    batch.start()
-    deadline = time.monotonic() + 60
-    while not (out.is_dir() and any(out.glob("*.jpg"))) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    batch, result = _simulate_under_way(hstool, gt, out, scheduler)
     os.kill(next(iter(pids.values())), signal.SIGKILL)  # mid-batch: the other files still to do
     killed_during = batch.is_alive()
     batch.join(120)
@@ -188,13 +195,7 @@ def test_a_scheduler_that_goes_away_is_one_line(tmp_path, hstool):
         client.wait_for_workers(1, timeout=60)
         client.close()
         out = tmp_path / "out"
-        result = {}
-        batch = threading.Thread(target=lambda: result.update(
-            res=hstool("simulate", gt, out, "-t", "realworld", "--cluster", address)))
-        batch.start()
-        deadline = time.monotonic() + 60
-        while not (out.is_dir() and any(out.glob("*.jpg"))) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        batch, result = _simulate_under_way(hstool, gt, out, address)
         scheduler.kill()
         batch.join(120)
     finally:
