@@ -3,10 +3,17 @@
 482x512x31 scenes, each command timed end to end as a user runs it (start-up, and the cluster's
 start, included), and the per-task overhead of the cluster path against ``-j`` with as many workers.
 
-    python benchmarks/cluster.py [--files 40] [--modes "-j 1,-j 2,--cluster local:1,--cluster local:2"]
+    python benchmarks/cluster.py [--files 40] [--rounds 2] [--modes "-j 1,-j 2,--cluster local:1,--cluster local:2"]
 
-Every mode's outputs are compared byte for byte with the first mode's. Target: ``--cluster local:2``
-within 10 % of ``-j 2`` on a 2-core machine.
+Rounds are interleaved (every mode once before the next round) and the minimum of each is kept;
+the written files are flushed to disk (``sync``) before each command, so that one mode's writeback
+does not slow the next.
+
+Each mode also runs the same command on one file: its start-up (imports, the model, the workers'
+start); the batch's own time is the end-to-end time less that, what throughput the workers give.
+Every mode's outputs are compared byte for byte with those of ``-j N`` for ``--cluster local:N`` (the
+same threads per worker), else with the first mode's. Target: ``--cluster local:2`` within 10 % of
+``-j 2`` on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ def compare(a: tuple[Path, dict], b: tuple[Path, dict]) -> str:
 
 def run(args: list[str], cwd: Path) -> float:
     """Seconds of one hstool command (it must succeed)."""
+    os.sync()
     t0 = time.perf_counter()
     done = subprocess.run([*HSTOOL, *args], cwd=cwd, capture_output=True, text=True, check=False,
                           env={**os.environ, "HSTOOL_CLUSTER": ""})
@@ -62,56 +70,74 @@ def files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
+def counterpart(mode: str, modes: list[str]) -> str:
+    """The mode whose outputs ``mode``'s should equal: ``-j N`` for ``--cluster local:N``, else the first."""
+    j = mode.replace("--cluster local:", "-j ")
+    return j if j != mode and j in modes else modes[0]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=40)
     ap.add_argument("--modes", default=MODES, help="comma list of how to run each batch")
     ap.add_argument("--models", default="rootpoly,mstpp_s")
+    ap.add_argument("--rounds", type=int, default=2)
     opts = ap.parse_args()
     modes = [m.strip() for m in opts.modes.split(",")]
     console = Console(width=200)
     with tempfile.TemporaryDirectory(prefix="hstool-cluster-bench-") as tmp:
         root = Path(tmp)
-        cubes = root / "cubes"
+        cubes, one = root / "cubes", root / "one"
         cubes.mkdir()
         for i in range(opts.files):
             write_cube(generate_scene(i), cubes / f"ARAD_HS_{i + 1:04d}.mat")
-        # a clean-track image set for recon, written once
+        # a clean-track image set for recon, written once; and one file of each, for the start-up
         run(["simulate", str(cubes), str(root / "rgb"), "-t", "clean", "-j", "2"], root)
-        batches = {"simulate clean": lambda out: ["simulate", str(cubes), str(out), "-t", "clean"]}
+        for kind in ("cubes", "rgb"):
+            (one / kind).mkdir(parents=True)
+            first = min((root / kind).iterdir())
+            (one / kind / first.name).write_bytes(first.read_bytes())
+        batches = {"simulate clean": lambda src, out: ["simulate", str(src / "cubes"), str(out), "-t", "clean"]}
         for model in opts.models.split(","):
-            batches[f"recon {model}"] = lambda out, m=model: ["recon", str(root / "rgb"), "-m", m, "-o", str(out)]
-        seconds: dict[tuple[str, str], float] = {}
+            batches[f"recon {model}"] = lambda src, out, m=model: ["recon", str(src / "rgb"), "-m", m, "-o", str(out)]
+        seconds: dict[tuple[str, str, int], float] = {}  # (batch, mode, files)
         same: dict[tuple[str, str], str] = {}
         for batch, command in batches.items():
-            reference, out, ref = None, root / "out", root / "ref"
-            for mode in modes:
-                seconds[batch, mode] = run([*command(out), *mode.split()], root)
-                if reference is None:  # kept aside: every mode writes into the same folder
-                    out.rename(ref)
-                    reference = (ref, files(ref))
-                    continue
-                same[batch, mode] = compare(reference, (out, files(out)))
-                subprocess.run(["rm", "-rf", str(out)], check=True)
-            subprocess.run(["rm", "-rf", str(ref)], check=True)
-            console.print(f"{batch}: {', '.join(f'{m} {seconds[batch, m]:.1f} s' for m in modes)}")
-    table = Table(title=f"{opts.files} files per batch, wall seconds end to end (files/s); outputs against "
-                  f"{modes[0]}'s", title_justify="left")
+            outs = {mode: root / f"out{i}" for i, mode in enumerate(modes)}
+            for _ in range(opts.rounds):
+                for mode in modes:
+                    for src, n in ((one, 1), (root, opts.files)):
+                        subprocess.run(["rm", "-rf", str(outs[mode])], check=True)
+                        took = run([*command(src, outs[mode]), *mode.split()], root)
+                        seconds[batch, mode, n] = min(took, seconds.get((batch, mode, n), took))
+            for mode in modes[1:]:
+                other = counterpart(mode, modes)
+                same[batch, mode] = f"{other}: " + compare((outs[other], files(outs[other])),
+                                                           (outs[mode], files(outs[mode])))
+            subprocess.run(["rm", "-rf", *map(str, outs.values())], check=True)
+            console.print(f"{batch}: {', '.join(f'{m} {seconds[batch, m, opts.files]:.1f} s' for m in modes)}")
+    n = opts.files
+    table = Table(title=f"{n} files per batch, wall seconds, best of {opts.rounds}: end to end (start-up, a one-file run "
+                  f"of the same command) and the batch's own time (end to end less start-up, files/s)",
+                  title_justify="left")
     table.add_column("batch")
     for mode in modes:
         table.add_column(mode, justify="right")
     pairs = [(m, m.replace("--cluster local:", "-j ")) for m in modes if m.startswith("--cluster local:")]
     pairs = [(c, j) for c, j in pairs if j in modes]
     for c, j in pairs:
-        table.add_column(f"{c} / {j}", justify="right")
-        table.add_column("overhead ms/file", justify="right")
-    table.add_column(f"outputs vs {modes[0]}")
+        table.add_column(f"{c} / {j}: end to end, batch", justify="right")
+        table.add_column("overhead: start-up s, ms/file", justify="right")
+    table.add_column("outputs")
     for batch in batches:
-        row = [batch] + [f"{seconds[batch, m]:.1f} ({opts.files / seconds[batch, m]:.2f})" for m in modes]
+        t = {m: seconds[batch, m, n] for m in modes}
+        up = {m: seconds[batch, m, 1] for m in modes}
+        own = {m: t[m] - up[m] for m in modes}
+        row = [batch] + [f"{t[m]:.1f} ({up[m]:.1f}); {own[m]:.1f} ({(n - 1) / own[m]:.2f})" for m in modes]
         for c, j in pairs:
-            row += [f"{seconds[batch, c] / seconds[batch, j]:.2f}",
-                    f"{1000 * (seconds[batch, c] - seconds[batch, j]) / opts.files:+.0f}"]
-        row.append("; ".join(f"{m}: {same[batch, m]}" for m in modes[1:]))
+            row += [f"{t[c] / t[j]:.2f}, {own[c] / own[j]:.2f}",
+                    f"{up[c] - up[j]:+.1f}, {1000 * (own[c] - own[j]) / (n - 1):+.0f}"]
+        row.append("; ".join(f"{m} vs {same[batch, m]}" for m in modes[1:]))
         table.add_row(*row)
     console.print(table)
 

@@ -108,22 +108,24 @@ def limit_threads(threads: int) -> None:
 
     cv2.setNumThreads(threads)
     torch = sys.modules.get("torch")
-    if torch is not None and torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
+    if torch is not None:  # always: a forked child keeps the count its parent set, which threadpoolctl leaves,
+        torch.set_num_threads(threads)  # and would wait forever on the parent's OpenMP pool, dead after the fork
 
 
-def init_worker(threads: int, setup: Callable[[], Any] | None = None) -> None:
-    """Prepare one worker process before its first job: :func:`limit_threads`, then ``setup()`` once
-    (e.g. load a model, so that each worker loads it once, not once per file), then the limits again
-    for what ``setup`` loaded. Picklable arguments only (a module-level function or a
-    ``functools.partial`` of one): spawned and remote workers receive them."""
-    limit_threads(threads)
-    if setup is not None:
-        setup()
-        limit_threads(threads)
+def init_worker(threads: int | None, setup: Callable[[], Any] | None = None) -> None:
+    """Prepare one worker process before its first job: :func:`limit_threads` (unless ``threads`` is
+    None: the worker's own settings), then ``setup()`` once (e.g. load a model, so that each worker
+    loads it once, not once per file), then the limits again for what ``setup`` loaded. Picklable
+    arguments only (a module-level function or a ``functools.partial`` of one): spawned and remote
+    workers receive them."""
+    for step in (None, setup):
+        if step is not None:
+            step()
+        if threads is not None:
+            limit_threads(threads)
 
 
-def _pool_context(spawn: bool, threads: int):
+def pool_context(spawn: bool, threads: int):
     """Start workers by fork (cheap: they inherit this process's imports and loaded model), or by
     spawn when this process has initialised CUDA, which a forked child cannot use ("Cannot
     re-initialize CUDA in forked subprocess"), or when ``spawn`` is asked (a parent that ran a
@@ -151,7 +153,7 @@ def run_batch(
 
     With ``workers > 1``, ``fn`` must be picklable (a module-level function or a
     ``functools.partial`` of one); ``spawn`` starts the workers afresh instead of forking this
-    process (see :func:`_pool_context`). Each worker runs :func:`init_worker` first: its share of
+    process (see :func:`pool_context`). Each worker runs :func:`init_worker` first: its share of
     the cores, and ``setup()`` (e.g. load the model once per worker). Failures are printed as they
     happen, one line each.
     """
@@ -159,7 +161,7 @@ def run_batch(
         return [], []
     on_cluster = cluster.runs(workers)
     if on_cluster:  # connect, and check that the workers see the files, before the progress bar
-        cluster.check_workers(items)
+        cluster.check_workers(items, spawn)
     done: dict[int, tuple[bool, Any]] = {}
     with progress() as bar:
         task = bar.add_task(description, total=len(items), current="")
@@ -173,7 +175,7 @@ def run_batch(
                     file_done(name(items[i]))
                 bar.update(task, advance=1, current=name(items[i]))
 
-            cluster.run(items, _call, fn, name, DEBUG["on"], finished)
+            cluster.run(items, _call, fn, name, DEBUG["on"], finished, setup)
         elif workers <= 1 or len(items) <= 1:
             for i, item in enumerate(items):
                 bar.update(task, current=name(item))
@@ -186,7 +188,7 @@ def run_batch(
         else:
             workers = min(workers, len(items))
             threads = worker_threads(workers)
-            with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(spawn, threads),
+            with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(spawn, threads),
                                      initializer=init_worker, initargs=(threads, setup)) as pool:
                 futures = {pool.submit(_call, fn, item, name(item), DEBUG["on"]): i for i, item in enumerate(items)}
                 for fut in as_completed(futures):

@@ -32,7 +32,8 @@ from hstool.hsdata import HsError
 from .output import err
 
 #: what --cluster names for this command run (set by the option's callback, once per command)
-CLUSTER: dict[str, Any] = {"address": None, "from_env": False, "client": None, "local": None}
+CLUSTER: dict[str, Any] = {"address": None, "from_env": False, "client": None, "local": None, "workers": 0,
+                           "config": None}
 #: seconds to wait for a scheduler before saying it cannot be reached
 CONNECT_TIMEOUT = 10
 #: how many times a worker may die running a task before the task is that file's failure: one rerun
@@ -67,14 +68,12 @@ def runs(workers: int) -> bool:
 
 def close() -> None:
     """Disconnect, and stop a ``local:N`` cluster this run started."""
-    client, local = CLUSTER["client"], CLUSTER["local"]
-    CLUSTER.update(client=None, local=None, address=None)
-    with contextlib.suppress(Exception):
-        if client is not None:
-            client.close()
-    with contextlib.suppress(Exception):
-        if local is not None:
-            local.close()
+    client, local, config = CLUSTER["client"], CLUSTER["local"], CLUSTER["config"]
+    CLUSTER.update(client=None, local=None, address=None, workers=0, config=None)
+    for stop in (client and client.close, local and local.close, config and (lambda: config.__exit__(None, None, None))):
+        with contextlib.suppress(Exception):
+            if stop:
+                stop()
 
 
 def _distributed():
@@ -85,8 +84,11 @@ def _distributed():
     return distributed
 
 
-def client():
-    """The connected ``distributed.Client`` (connecting, or starting ``local:N``, on first use)."""
+def client(spawn: bool = False):
+    """The connected ``distributed.Client`` (connecting, or starting ``local:N``, on first use).
+    ``local:N`` forks its workers from this process, as ``-j N`` does (they start at once, with the
+    batch's modules imported), unless ``spawn`` or CUDA asks for fresh processes
+    (:func:`hstool.cli.batch.pool_context`)."""
     if CLUSTER["client"] is not None:
         return CLUSTER["client"]
     distributed = _distributed()
@@ -104,16 +106,25 @@ def client():
         n = int(local.group(1) or os.cpu_count() or 1)
         if n < 1:
             raise HsError(f"--cluster {address}: local:N takes N >= 1 worker processes")
-        # the workers keep this process's thread settings (Dask sets OMP_NUM_THREADS=1 and the like): a
-        # model computes with as many threads as under -j, and so to the same bytes
-        environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items()
-                   if not k.endswith("_NUM_THREADS")}
-        with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
-                              "distributed.nanny.pre-spawn-environ": environ}), warnings.catch_warnings():
+        # each worker takes its share of the cores as a -j N worker does (Dask would set OMP_NUM_THREADS=1
+        # and the like), and keeps glibc's memory reuse (Dask returns freed memory to the system at once:
+        # each large array is then faulted in afresh): it computes as fast as one, and to the same bytes
+        from .batch import pool_context, worker_threads
+
+        threads = worker_threads(n)
+        environ = {k: str(threads) for k in dask.config.get("distributed.nanny.pre-spawn-environ")
+                   if k.endswith("_NUM_THREADS")}
+        context = pool_context(spawn, threads)
+        # for the cluster's lifetime (until close()): a worker started again after one died starts alike
+        CLUSTER["config"] = dask.config.set({
+            "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+            "distributed.nanny.pre-spawn-environ": environ,
+            "distributed.worker.multiprocessing-method": context.get_start_method() if context else "spawn"})
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Port 8787 is already in use": the dashboard moves to another
             cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                                dashboard_address=_dashboard(), silence_logs=logging.ERROR)
-        CLUSTER["local"] = cluster
+        CLUSTER.update(local=cluster, workers=n)
         CLUSTER["client"] = distributed.Client(cluster)
     else:
         if "://" not in address:
@@ -168,14 +179,14 @@ def _probe(inputs: list[str], folders: list[str]) -> tuple[list[str], list[str]]
     return missing, unwritable
 
 
-def check_workers(items: Sequence[Any]) -> None:
+def check_workers(items: Sequence[Any], spawn: bool = False) -> None:
     """Refuse the batch, in one line, when a worker cannot see its inputs or write its outputs:
     the paths an item names that exist here are inputs, the folders of those that do not are
-    output folders."""
+    output folders. ``spawn`` as in :func:`client`, which this connects."""
     paths = {p for item in items for p in _paths(item)}
     inputs = sorted(str(p) for p in paths if p.exists())
     folders = sorted({str(p.parent) for p in paths if not p.exists()})
-    replies = client().run(_probe, inputs, folders)
+    replies = client(spawn).run(_probe, inputs, folders)
     for worker, (missing, unwritable) in sorted(replies.items()):
         if missing:
             more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
@@ -187,18 +198,25 @@ def check_workers(items: Sequence[Any]) -> None:
 
 
 def run(items: Sequence[Any], call: Callable, fn: Callable, name: Callable[[Any], str], debug: bool,
-        finished: Callable[[int, tuple[bool, Any]], None]) -> None:
+        finished: Callable[[int, tuple[bool, Any]], None], setup: Callable[[], Any] | None = None) -> None:
     """Submit ``call(fn, item, name(item), debug)`` for each item to the cluster and hand each
-    outcome to ``finished(index, (ok, value))`` as it comes. ``fn`` travels to each worker once
-    (scattered), so a model it holds is loaded once per worker. A task whose worker died twice is
-    that item's failure; a scheduler that goes away stops the batch with one line (the jobs that
-    finished keep their outputs)."""
+    outcome to ``finished(index, (ok, value))`` as it comes. Each worker first runs ``setup()``
+    (e.g. loads the model) and, on ``local:N``, takes its share of the cores as a ``-j N`` worker
+    does, so that it computes the same bytes (:class:`~hstool.cli.cluster_worker.Prepare`); ``fn``
+    travels to each worker once (scattered). A task whose worker died twice is that item's failure;
+    a scheduler that goes away stops the batch with one line (the jobs that finished keep their
+    outputs)."""
     distributed = _distributed()
     c = client()
+    from .batch import worker_threads
+    from .cluster_worker import Prepare, task
+
     try:
+        threads = worker_threads(CLUSTER["workers"]) if CLUSTER["workers"] else None
+        c.register_plugin(Prepare(threads, setup))
         shared = c.scatter(fn, broadcast=True, hash=False)
         since = time.time()
-        futures = {c.submit(_task, call, shared, item, name(item), debug, since, pure=False): i
+        futures = {c.submit(task, call, shared, item, name(item), debug, since, threads, pure=False): i
                    for i, item in enumerate(items)}
         for fut in distributed.as_completed(futures):
             i = futures[fut]
@@ -218,18 +236,4 @@ def run(items: Sequence[Any], call: Callable, fn: Callable, name: Callable[[Any]
         raise HsError(f"--cluster: lost the scheduler at {CLUSTER['address']} "
                       f"({' '.join(str(exc).split()) or type(exc).__name__}); the files finished are kept, "
                       "a rerun does the rest") from None
-
-
-def _task(call: Callable, fn: Callable, item: Any, label: str, debug: bool, since: float) -> tuple[bool, Any]:
-    """One file's task on a worker: ``call(fn, item, ...)``, where a job that finds some of its
-    outputs written since ``since`` (the batch's start) takes them for the leftovers of an earlier
-    attempt whose worker died (:data:`hstool.cli.batch.RERUN`)."""
-    from . import batch
-
-    batch.RERUN.since = since
-    try:
-        return call(fn, item, label, debug)
-    finally:
-        batch.RERUN.since = None
-
 

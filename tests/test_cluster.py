@@ -219,3 +219,42 @@ def test_a_malformed_cluster_address_is_one_line_naming_the_option(tmp_path, hst
     r = hstool("simulate", gt, tmp_path / "out", "--cluster", address)
     assert r.exit_code == 1 and f"--cluster {address}: give local:N" in r.stderr and "Traceback" not in r.output
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def _mark_setup(folder: Path) -> None:
+    (folder / f"setup-{os.getpid()}").touch()
+
+
+def _threads_here(item: int) -> tuple[int, int, int, int]:
+    import cv2
+    import torch
+
+    return item, os.getpid(), torch.get_num_threads(), cv2.getNumThreads()
+
+
+def test_local_workers_start_prepared_with_their_share_of_the_cores(tmp_path):
+    """``local:N`` workers are forked (no import afresh), run the batch's setup once each before their
+    tasks, and compute on as many threads as a ``-j N`` worker, on Dask's task thread too (OpenMP
+    keeps a count per thread): the same bytes as ``-j N`` and no two workers contending for a core."""
+    import functools
+
+    import torch
+
+    from hstool.cli.batch import run_batch, worker_threads
+
+    torch.set_num_threads(worker_threads(1))  # this process: every core, set explicitly (as a user may)
+    cluster_cli.CLUSTER["address"] = "local:2"
+    try:
+        results, failures = run_batch(list(range(6)), _threads_here, "probe", name=str,
+                                      setup=functools.partial(_mark_setup, tmp_path))
+        method = dask.config.get("distributed.worker.multiprocessing-method")
+    finally:
+        cluster_cli.close()
+    assert not failures and [item for item, _ in results] == list(range(6))
+    pids = {r[1] for _, r in results}
+    assert os.getpid() not in pids
+    assert {f"setup-{pid}" for pid in pids} <= {p.name for p in tmp_path.iterdir()}
+    assert len(list(tmp_path.iterdir())) == 2  # once per worker, not per task
+    assert {(r[2], r[3]) for _, r in results} == {(worker_threads(2), worker_threads(2))}
+    assert method == "fork"
+    assert torch.get_num_threads() == worker_threads(1)  # this process keeps its own

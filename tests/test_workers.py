@@ -102,3 +102,27 @@ def test_each_worker_runs_its_setup_once_on_its_share_of_the_cores():
         assert threads <= share and env == str(share)
     assert not SETUPS  # the parent ran no setup
     assert worker_threads(1) >= share >= 1 and worker_threads(10**6) == 1
+
+
+def test_forked_workers_compute_after_the_parent_set_its_threads(tmp_path):
+    """A forked worker inherits PyTorch's thread count and its OpenMP pool, whose threads do not
+    survive the fork: after ``torch.set_num_threads(2)`` in the parent, a worker that kept that
+    count waited forever in its first parallel operation (seen in the test suite)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "fork.py"
+    script.write_text(
+        "import torch\n"
+        "from hstool.cli.batch import run_batch\n"
+        "def total(i):\n"
+        "    return float(torch.full((1500, 1500), float(i)).sqrt().sum())\n"
+        "if __name__ == '__main__':\n"
+        "    torch.set_num_threads(2)\n"
+        "    float(torch.rand(1500, 1500).sqrt().sum())  # the pool is started here\n"
+        "    results, failures = run_batch([1, 4, 9], total, 'x', workers=2, name=str)\n"
+        "    print(sorted(r for _, r in results), failures)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("]")[0] == "[2250000.0, 4500000.0, 6750000.0"
