@@ -108,7 +108,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 #: glibc ``mallopt`` parameters (malloc.h): M_TRIM_THRESHOLD and M_MMAP_THRESHOLD.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 #: Whether a CPU :class:`Reconstructor` (and CPU training) may tune the process's allocator;
 #: see :func:`reuse_freed_memory`.
 REUSE_FREED_MEMORY = True
@@ -135,7 +135,8 @@ def reuse_freed_memory() -> bool:
                 libc = ctypes.CDLL(None)
                 mallopt = libc.mallopt
                 mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-                _reusing = bool(mallopt(_M_MMAP_THRESHOLD, 1 << 30) and mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1))
+                _reusing = bool(mallopt(_M_MMAP_THRESHOLD, 1 << 30) and mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1)
+                                and mallopt(_M_ARENA_MAX, 1))
             except (OSError, AttributeError, TypeError):
                 pass
     return _reusing
