@@ -194,6 +194,19 @@ def test_hsdata_names_resolve_on_first_use_and_the_cli_starts_without_the_file_l
     assert out.strip() == "[]"
 
 
+def test_a_format_library_is_imported_by_the_first_file_of_its_format(tmp_path):
+    """h5py, SPy and imageio load when a .mat, ENVI or exotic image is read, not with the readers:
+    a real-world simulate of .npy cubes starts without them (the organisers' script is the bar)."""
+    np.save(tmp_path / "c.npy", np.ones((4, 5, 31), np.float32))
+    code = ("import sys\nimport hstool.camera.pipeline, hstool.hsdata.formats as f\n"
+            "libs = lambda: [m for m in ('h5py', 'spectral', 'imageio') if m in sys.modules]\n"
+            f"before = libs(); cube = f.read_cube({str(tmp_path / 'c.npy')!r}); npy = libs()\n"
+            f"f.write_cube(cube, {str(tmp_path / 'c.mat')!r}); f.read_cube({str(tmp_path / 'c.mat')!r})\n"
+            f"f.write_cube(cube, {str(tmp_path / 'c.hdr')!r}); print(before, npy, libs())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] [] ['h5py', 'spectral']"
+
+
 def test_shell_completion_knows_the_commands_and_their_options():
     import os
 

@@ -25,7 +25,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from spectral.io import envi
 
 from ..atomic import NO_SPACE, check_writable, disk_full
 from ..cube import BAND_FIELDS, FILE_META, Cube, as_type, default_wavelengths, json_value
@@ -103,6 +102,8 @@ def _without_bom(hdr: Path):
 
 def read_header(hdr: Path) -> dict:
     """Parse and validate an ENVI header (sizes, data type, interleave, byte order)."""
+    from spectral.io import envi  # here, not at import: a command that reads no ENVI file skips SPy
+
     try:
         with _quiet_spy(), _without_bom(hdr) as text_file:
             h = envi.read_envi_header(str(text_file))
@@ -422,6 +423,8 @@ def write(
         h, w, b = data.shape
         layout = {"samples": w, "lines": h, "bands": b, "header offset": 0, "file type": "ENVI Standard",
                   "data type": DATA_TYPE_CODES[np_dtype], "interleave": interleave, "byte order": 0}
+        from spectral.io import envi
+
         envi.write_envi_header(str(tmp_hdr), {**layout, **metadata})
         os.replace(tmpdir / "cube.raw", binary)
         os.replace(tmp_hdr, hdr)

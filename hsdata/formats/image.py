@@ -16,7 +16,6 @@ import zlib
 from pathlib import Path
 
 import cv2
-import imageio.v3 as iio
 import numpy as np
 
 from ..atomic import atomic_path
@@ -159,6 +158,8 @@ def read_native(path: str | Path) -> np.ndarray:
         try:
             with warnings.catch_warnings():  # imageio's notes on its own legacy plugins, tried in turn
                 warnings.simplefilter("ignore", DeprecationWarning)
+                import imageio.v3 as iio  # the fallback only
+
                 arr = iio.imread(path)
         except Exception as exc:
             raise HsError("not a readable image (the decoder cannot read it)", path) from exc

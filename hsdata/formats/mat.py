@@ -20,18 +20,23 @@ from __future__ import annotations
 import json
 import numbers
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import h5py
-import numpy as np
+import numpy as np  # h5py is imported where used: a command that reads no .mat file skips its 50 ms
 
 from ..atomic import HDF5_OVERHEAD, atomic_path, check_free_space
 from ..cube import Cube, as_type, check_real, default_wavelengths, json_value
 from ..errors import HsError
 
+if TYPE_CHECKING:
+    import h5py
+
 MATLAB_CLASS = {np.dtype(np.float32): "single", np.dtype(np.float64): "double", np.dtype(np.uint16): "uint16"}
 
 
 def read(path: str | Path, dtype=np.float32) -> Cube:
+    import h5py
+
     path = Path(path)
     if not path.is_file():
         raise HsError("no such file", path)
@@ -61,6 +66,8 @@ def _v5_char(value) -> str | None:
 
 
 def _read_v73(path: Path, dtype) -> Cube:
+    import h5py
+
     try:
         with h5py.File(path, "r") as f:
             if "cube" not in f:
@@ -80,6 +87,8 @@ def _read_v73(path: Path, dtype) -> Cube:
 def _h5_char(ds) -> str | None:
     """A MATLAB char variable of a v7.3 file (UTF-16 code units) as text; None for anything
     else (absent, another class, empty, a group), which is then not the cube's units."""
+    import h5py
+
     if not isinstance(ds, h5py.Dataset) or ds.attrs.get("MATLAB_class") != b"char":
         return None
     if ds.attrs.get("MATLAB_empty") or ds.dtype.kind not in "ui":
@@ -153,6 +162,8 @@ def _h5_var(f: h5py.File, name: str, matlab_array: np.ndarray, compression: int 
 def write(
     cube: Cube, path: str | Path, overwrite: bool = False, version: str = "7.3", compression: int | None = None
 ) -> list[Path]:
+    import h5py
+
     path = Path(path)
     version = {"7.3": "7.3", "73": "7.3", "5": "5", "5.0": "5"}.get(str(version).strip(), str(version))
     if compression is not None and (isinstance(compression, bool) or not isinstance(compression, numbers.Integral)
