@@ -122,7 +122,7 @@ def test_forked_workers_compute_after_the_parent_set_its_threads(tmp_path):
         "    float(torch.rand(1500, 1500).sqrt().sum())  # the pool is started here\n"
         "    results, failures = run_batch([1, 4, 9], total, 'x', workers=2, name=str)\n"
         "    print(sorted(r for _, r in results), failures)\n")
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False,
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split("]")[0] == "[2250000.0, 4500000.0, 6750000.0"
