@@ -107,7 +107,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-#: glibc ``mallopt`` parameters (malloc.h): M_TRIM_THRESHOLD and M_MMAP_THRESHOLD.
+#: glibc ``mallopt`` parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD and M_ARENA_MAX.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 #: Whether a CPU :class:`Reconstructor` (and CPU training) may tune the process's allocator;
 #: see :func:`reuse_freed_memory`.
