@@ -32,6 +32,19 @@ def _folder(path: Path) -> list[Path]:
     return found
 
 
+def _without_sidecars(paths: list[Path]) -> list[Path]:
+    """``paths`` less the JSON sidecars named beside their cubes (a shell glob's ``cal/*``), set aside
+    with one note, as the batches do: a cube's record is shown with the cube. A sidecar named on its
+    own stays, and is refused as what it is."""
+    named = {(p.parent, p.stem) for p in paths if p.suffix.lower() != ".json"}
+    sidecars = [p for p in paths if p.suffix.lower() == ".json" and (p.parent, p.stem) in named]
+    if sidecars:
+        shown = ", ".join(p.name for p in sidecars[:5]) + (f" and {len(sidecars) - 5} more" if len(sidecars) > 5 else "")
+        err.print(f"set aside {len(sidecars)} JSON sidecar(s) named beside their cubes (info shows a cube's "
+                  f"record with the cube): {shown}", style="yellow")
+    return [p for p in paths if p not in sidecars]
+
+
 def _describe(path: Path, format: str | None) -> dict:
     if path.is_dir() and is_capture(path):
         if format is not None:
@@ -72,6 +85,7 @@ def info(
     # folder of captures for them
     note_broken_links(paths)
     paths = [f for p in paths for f in (_folder(p) if p.is_dir() else [p])]
+    paths = _without_sidecars(paths)
     reports, failed = [], 0
     for p in paths:
         try:

@@ -267,3 +267,18 @@ def test_info_describes_a_specim_capture_folder_before_calibration(hstool, tmp_p
     assert report["scene_saturated_values"] == int(np.count_nonzero(raw >= 4095))
     r = hstool("info", tmp_path / "raw")  # a folder of captures: each described
     assert r.exit_code == 0 and "Specim IQ capture" in r.stdout and "48x12x204" in r.stdout
+
+
+def test_info_on_a_glob_sets_the_sidecars_aside_and_describes_cube_and_preview(hstool, tmp_path, tmp_cube):
+    """``hstool info cal/*`` names each cube, its JSON sidecar and its preview: the sidecars are set
+    aside with one note (the cube's record shows with the cube), as the batches do; a sidecar named
+    on its own is refused as an unknown type."""
+    write_rgb(tmp_path / "scene_preview.png", np.full((8, 10, 3), 128, np.uint8))
+    write_cube(tmp_cube(), tmp_path / "scene.mat")
+    (tmp_path / "scene.json").write_text(json.dumps({"units": "reflectance"}))
+    r = hstool("info", *sorted(tmp_path.iterdir()), "--json")
+    assert r.exit_code == 0, r.stderr
+    assert [Path(x["path"]).name for x in json.loads(r.stdout)] == ["scene.mat", "scene_preview.png"]
+    assert "set aside 1 JSON sidecar(s)" in r.stderr and "scene.json" in r.stderr
+    alone = hstool("info", tmp_path / "scene.json")
+    assert alone.exit_code == 1 and "unknown file type '.json'" in alone.stderr
