@@ -155,6 +155,28 @@ def test_mstpp_fused_attention_is_the_reference_algebra(dim):
     assert "qk" not in block.state_dict()  # never saved with the weights
 
 
+def test_mstpp_feed_forward_runs_in_bands_of_rows_to_the_same_bits():
+    """The engine's MST++ runs its feed-forward in bands of rows with a row of halo each side: its
+    4x-wide hidden maps never exist whole, and the output is the whole-image output, bit for bit
+    (an odd height, bands of unequal height, the first and last rows at the image's edges)."""
+    from hstool.recon.models.mstpp import FeedForward
+
+    torch.manual_seed(0)
+    ff = FeedForward(8).eval()
+    x = torch.rand(1, 37, 24, 8)
+    calls = []
+    ff.net.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[2]))
+    fuse_for_inference(ff)
+    assert ff.band_pixels > 0  # the engine's model bands; the research code's (unfused) does not
+    with torch.inference_mode():
+        ff.band_pixels = 0
+        whole = ff(x)
+        ff.band_pixels = 10 * 24  # bands of 10 rows
+        banded = ff(x)
+    assert calls == [37, 11, 12, 12, 8]  # the whole image, then 4 bands with their halo rows
+    assert torch.equal(banded, whole)
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_hscnn_dense_blocks_write_into_one_buffer_exactly(channels_last):
     torch.manual_seed(7)
@@ -243,7 +265,21 @@ a = np.ones(1 << 24, np.float32)  # 64 MB
 mapped = libc.mallinfo2().hblkhd - before
 del a
 kept = libc.mallinfo2().fordblks  # free bytes the heap keeps for reuse
-print(int(tuned), mapped, kept)
+box = {}
+
+def on_thread():  # as a Dask worker runs its tasks: one arena for every thread
+    b = np.ones(1 << 24, np.float32)
+    box["mapped"] = libc.mallinfo2().hblkhd - before
+    del b
+
+import threading
+t = threading.Thread(target=on_thread)
+t.start()
+t.join()
+rss = lambda: int([line.split()[1] for line in open("/proc/self/status") if line.startswith("VmRSS")][0]) // 1024
+held = rss()
+engine.release_freed_memory()  # after each image: the free pages go back
+print(int(tuned), mapped, kept, box["mapped"], held - rss())
 """
 
 
@@ -255,9 +291,12 @@ def test_freed_activations_stay_in_the_heap_for_reuse():
             pytest.skip(f"no glibc mallinfo2: {out.stderr.strip().splitlines()[-1]}")
         return tuple(int(v) for v in out.stdout.split())
 
-    tuned, mapped, kept = run("1")
+    tuned, mapped, kept, on_thread, released_mb = run("1")
     if not tuned:
         pytest.skip("not glibc: mallopt is unavailable or refused")
     assert mapped == 0 and kept >= 1 << 26  # from the heap, and kept there once freed
-    default_tuned, default_mapped, default_kept = run("0")
+    assert on_thread == 0  # another thread's block from the same heap, not an mmap of an arena of its own
+    assert released_mb >= 48  # release_freed_memory hands the 64 MB kept back
+    default_tuned, default_mapped, default_kept, _, default_released = run("0")
     assert default_tuned == 0 and default_mapped >= 1 << 26 and default_kept < 1 << 26  # its own mmap, unmapped
+    assert default_released < 16  # nothing was kept

@@ -107,7 +107,15 @@ class SpectralMSA(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """Pre-normalised conv feed-forward on ``(N, H, W, C)`` features (expansion 4)."""
+    """Pre-normalised conv feed-forward on ``(N, H, W, C)`` features (expansion 4).
+
+    The engine's model (:meth:`fuse_for_inference`) runs it on a CPU in bands of rows, each with
+    the one row above and below that the 3x3 convolution reads: its two 4×-wide hidden maps, the
+    largest tensors of MST++ (117 MB each on a 482×512 image at ``dim`` 31), then never exist
+    for the whole image at once. Every other step is per pixel, so the output is the same."""
+
+    #: pixels per band at inference on a CPU (0: the whole image at once, as the research code)
+    band_pixels = 0
 
     def __init__(self, dim: int, mult: int = 4):
         super().__init__()
@@ -121,8 +129,24 @@ class FeedForward(nn.Module):
         )
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def fuse_for_inference(self) -> int:
+        self.band_pixels = 1 << 16
+        return 0
+
+    def _ffn(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.norm(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[1:3]
+        rows = max(1, self.band_pixels // w) if self.band_pixels else h
+        if rows >= h or x.device.type != "cpu" or torch.is_grad_enabled():
+            return self._ffn(x)
+        out = torch.empty_like(x)
+        for top in range(0, h, rows):
+            end = min(h, top + rows)
+            above, below = max(0, top - 1), min(h, end + 1)
+            out[:, top:end] = self._ffn(x[:, above:below])[:, top - above:end - above]
+        return out
 
 
 class SpectralAttentionBlock(nn.Module):
