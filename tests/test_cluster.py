@@ -198,6 +198,9 @@ def test_a_scheduler_that_goes_away_is_one_line(tmp_path, hstool):
         batch, result = _simulate_under_way(hstool, gt, out, address)
         scheduler.kill()
         batch.join(120)
+        deadline = time.monotonic() + 60  # the worker finishes the task it had begun (killed in it, it
+        while any(out.glob(".*.hstool-job")) and time.monotonic() < deadline:  # would leave its job's marker)
+            time.sleep(0.05)
     finally:
         for p in (scheduler, worker):
             p.kill()
