@@ -139,7 +139,7 @@ class FeedForward(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[1:3]
         rows = max(1, self.band_pixels // w) if self.band_pixels else h
-        if rows >= h or x.device.type != "cpu" or torch.is_grad_enabled():
+        if rows >= h or x.device.type != "cpu" or torch.is_grad_enabled() or torch.jit.is_tracing():
             return self._ffn(x)
         out = torch.empty_like(x)
         for top in range(0, h, rows):
