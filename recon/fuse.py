@@ -40,6 +40,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: pixels per band of rows where an engine model runs a block band by band (:func:`in_row_bands`)
+BAND_PIXELS = 1 << 16
+
+
+def bandable(x: torch.Tensor) -> bool:
+    """Whether an inference-time block may run on ``x`` in bands of rows (:func:`in_row_bands`):
+    on a CPU (a GPU has the memory, and wants whole launches), with no autograd, not traced (an
+    ONNX export keeps its sizes free)."""
+    return x.device.type == "cpu" and not torch.is_grad_enabled() and not torch.jit.is_tracing()
+
+
+def in_row_bands(fn, x: torch.Tensor, out: torch.Tensor, dim: int, rows: int, halo: int = 1) -> torch.Tensor:
+    """``out`` = ``fn(x)``, computed in bands of ``rows`` rows along ``dim``, each with ``halo`` rows
+    of context above and below (a 3×3 convolution's reach: 1), which are cut away again: a block whose
+    only spatial step is such a convolution gives the same values, while its intermediate maps exist
+    for one band at a time, not for the whole image. ``out`` may be a view (a slice of a buffer)."""
+    h = x.shape[dim]
+    for top in range(0, h, rows):
+        end = min(h, top + rows)
+        above, below = max(0, top - halo), min(h, end + halo)
+        out.narrow(dim, top, end - top).copy_(fn(x.narrow(dim, above, below - above)).narrow(dim, top - above, end - top))
+    return out
+
 
 def onednn_fusion_available() -> bool:
     """Whether this torch build has oneDNN's convolution with post-ops (else nothing is fused

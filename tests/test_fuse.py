@@ -177,6 +177,35 @@ def test_mstpp_feed_forward_runs_in_bands_of_rows_to_the_same_bits():
     assert torch.equal(banded, whole)
 
 
+def test_hscnn_and_hrnet_dense_blocks_run_in_bands_of_rows_to_the_same_values():
+    """HSCNN+'s dense blocks (one 3x3 reach: a row of context) and HRNet's residual dense blocks
+    (five 3x3 convolutions with reflected edges: five rows) run band by band in the engine's model
+    and give the whole-image values: to the bit for HRNet's block; HSCNN+'s 1x1 convolutions may
+    sum in another order on a band than on the whole (oneDNN picks kernels by size; the bundled
+    model on a 482x512 image came out bit for bit the same)."""
+    from hstool.recon.models.hrnet import ResidualDenseBlock
+
+    torch.manual_seed(0)
+    hscnn = create_model("hscnnp_s", None, "clean").eval()
+    rdb = ResidualDenseBlock(8, 4).eval()
+    for model, x, probe in ((hscnn, torch.rand(1, 3, 37, 24), hscnn.blocks[0].bottleneck),
+                            (rdb, torch.rand(1, 8, 37, 24), rdb.last)):
+        fuse_for_inference(model)
+        banding = [m for m in model.modules() if getattr(m, "band_pixels", 0)]
+        assert banding  # the engine's model bands; the research code's (unfused) does not
+        calls: list[int] = []
+        probe.register_forward_hook(lambda module, args, out, calls=calls: calls.append(args[0].shape[2]))
+        with torch.inference_mode():
+            for m in banding:
+                m.band_pixels = 0
+            whole = model(x)
+            for m in banding:
+                m.band_pixels = 10 * 24  # bands of 10 rows
+            banded = model(x)
+        assert calls[0] == 37 and len(calls) == 5 and max(calls[1:]) < 37  # whole, then 4 bands with context
+        assert torch.equal(banded, whole) if model is rdb else float((banded - whole).abs().max()) <= 1e-6
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_hscnn_dense_blocks_write_into_one_buffer_exactly(channels_last):
     torch.manual_seed(7)

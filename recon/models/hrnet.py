@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hstool.recon.fuse import BAND_PIXELS, bandable, in_row_bands
 from hstool.recon.registry import register_model
 
 
@@ -56,18 +57,37 @@ class ConvAct(nn.Module):
 
 
 class ResidualDenseBlock(nn.Module):
-    """Five densely connected 3×3 convolutions; output = 0.1·x5 + x."""
+    """Five densely connected 3×3 convolutions; output = 0.1·x5 + x.
+
+    The engine's model (:meth:`fuse_for_inference`) runs it on a CPU in bands of rows with five
+    rows of context above and below, as far as its five convolutions reach (a band's reflected
+    edge spoils one row per convolution, all within that context, which is cut away): its growing
+    concatenations, the largest tensors of HRNet, never exist for the whole image at once."""
+
+    #: pixels per band at inference on a CPU (0: the whole image at once, as the research code)
+    band_pixels = 0
 
     def __init__(self, ch: int, latent: int):
         super().__init__()
         self.convs = nn.ModuleList(ConvAct(ch + i * latent, latent) for i in range(4))
         self.last = ConvAct(ch + 4 * latent, ch)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def fuse_for_inference(self) -> int:
+        self.band_pixels = BAND_PIXELS
+        return 0
+
+    def _dense(self, x: torch.Tensor) -> torch.Tensor:
         feats = [x]
         for conv in self.convs:
             feats.append(conv(torch.cat(feats, dim=1)))
         return 0.1 * self.last(torch.cat(feats, dim=1)) + x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[2:]
+        rows = max(1, self.band_pixels // w) if self.band_pixels else h
+        if rows >= h or not bandable(x):
+            return self._dense(x)
+        return in_row_bands(self._dense, x, torch.empty_like(x), dim=2, rows=rows, halo=len(self.convs) + 1)
 
 
 class ResidualGlobalBlock(nn.Module):

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hstool.recon.fuse import BAND_PIXELS, bandable, in_row_bands
 from hstool.recon.registry import register_model
 
 
@@ -130,7 +131,7 @@ class FeedForward(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def fuse_for_inference(self) -> int:
-        self.band_pixels = 1 << 16
+        self.band_pixels = BAND_PIXELS
         return 0
 
     def _ffn(self, x: torch.Tensor) -> torch.Tensor:
@@ -139,14 +140,9 @@ class FeedForward(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[1:3]
         rows = max(1, self.band_pixels // w) if self.band_pixels else h
-        if rows >= h or x.device.type != "cpu" or torch.is_grad_enabled() or torch.jit.is_tracing():
+        if rows >= h or not bandable(x):
             return self._ffn(x)
-        out = torch.empty_like(x)
-        for top in range(0, h, rows):
-            end = min(h, top + rows)
-            above, below = max(0, top - 1), min(h, end + 1)
-            out[:, top:end] = self._ffn(x[:, above:below])[:, top - above:end - above]
-        return out
+        return in_row_bands(self._ffn, x, torch.empty_like(x), dim=1, rows=rows)
 
 
 class SpectralAttentionBlock(nn.Module):
