@@ -44,11 +44,15 @@ from torch import nn
 BAND_PIXELS = 1 << 16
 
 
-def bandable(x: torch.Tensor) -> bool:
-    """Whether an inference-time block may run on ``x`` in bands of rows (:func:`in_row_bands`):
-    on a CPU (a GPU has the memory, and wants whole launches), with no autograd, not traced (an
-    ONNX export keeps its sizes free)."""
-    return x.device.type == "cpu" and not torch.is_grad_enabled() and not torch.jit.is_tracing()
+def band_rows(x: torch.Tensor, dim: int, band_pixels: int) -> int | None:
+    """Rows per band for an inference-time block on ``x`` whose rows run along ``dim`` (and its
+    width along ``dim + 1``), bands of ``band_pixels`` pixels; None where it runs whole: no bands
+    asked (0), one band would hold every row, or not on a CPU (a GPU has the memory, and wants whole
+    launches), with autograd, or traced (an ONNX export keeps its sizes free)."""
+    h, w = x.shape[dim], x.shape[dim + 1]
+    rows = max(1, band_pixels // w) if band_pixels else h
+    bandable = x.device.type == "cpu" and not torch.is_grad_enabled() and not torch.jit.is_tracing()
+    return rows if rows < h and bandable else None
 
 
 def in_row_bands(fn, x: torch.Tensor, out: torch.Tensor, dim: int, rows: int, halo: int = 1) -> torch.Tensor:

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hstool.recon.fuse import BAND_PIXELS, bandable, in_row_bands
+from hstool.recon.fuse import BAND_PIXELS, band_rows, in_row_bands
 from hstool.recon.registry import register_model
 
 
@@ -83,9 +83,8 @@ class ResidualDenseBlock(nn.Module):
         return 0.1 * self.last(torch.cat(feats, dim=1)) + x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[2:]
-        rows = max(1, self.band_pixels // w) if self.band_pixels else h
-        if rows >= h or not bandable(x):
+        rows = band_rows(x, 2, self.band_pixels)
+        if rows is None:
             return self._dense(x)
         return in_row_bands(self._dense, x, torch.empty_like(x), dim=2, rows=rows, halo=len(self.convs) + 1)
 

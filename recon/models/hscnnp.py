@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hstool.recon.fuse import BAND_PIXELS, bandable, in_row_bands
+from hstool.recon.fuse import BAND_PIXELS, band_rows, in_row_bands
 from hstool.recon.registry import register_model
 
 
@@ -101,9 +101,9 @@ class HSCNND(nn.Module):
         layout = torch.channels_last if feat.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
         buf = torch.empty((n, c + sum(growth), h, w), dtype=feat.dtype, device=feat.device, memory_format=layout)
         buf[:, :c] = feat
-        rows = max(1, self.band_pixels // w) if self.band_pixels else h
+        rows = band_rows(buf, 2, self.band_pixels)
         for block, g in zip(self.blocks, growth, strict=True):
-            if rows < h and bandable(buf):  # its 3x3 convolutions reach one row: bands of rows, the same values
+            if rows is not None:  # its 3x3 convolutions reach one row: bands of rows, the same values
                 # (to float rounding: oneDNN may sum a band's 1x1 convolutions in another order)
                 in_row_bands(block.grow, buf[:, :c], buf[:, c : c + g], dim=2, rows=rows)
             else:

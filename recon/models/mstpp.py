@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hstool.recon.fuse import BAND_PIXELS, bandable, in_row_bands
+from hstool.recon.fuse import BAND_PIXELS, band_rows, in_row_bands
 from hstool.recon.registry import register_model
 
 
@@ -138,9 +138,8 @@ class FeedForward(nn.Module):
         return self.net(self.norm(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[1:3]
-        rows = max(1, self.band_pixels // w) if self.band_pixels else h
-        if rows >= h or not bandable(x):
+        rows = band_rows(x, 1, self.band_pixels)
+        if rows is None:
             return self._ffn(x)
         return in_row_bands(self._ffn, x, torch.empty_like(x), dim=1, rows=rows)
 
