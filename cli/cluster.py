@@ -32,7 +32,7 @@ from hstool.hsdata import HsError
 from .output import err
 
 #: what --cluster names for this command run (set by the option's callback, once per command)
-CLUSTER: dict[str, Any] = {"address": None, "from_env": False, "client": None, "local": None, "workers": 0,
+CLUSTER: dict[str, Any] = {"address": None, "from_env": False, "client": None, "local": None, "threads": None,
                            "config": None}
 #: seconds to wait for a scheduler before saying it cannot be reached
 CONNECT_TIMEOUT = 10
@@ -69,7 +69,7 @@ def runs(workers: int) -> bool:
 def close() -> None:
     """Disconnect, and stop a ``local:N`` cluster this run started."""
     client, local, config = CLUSTER["client"], CLUSTER["local"], CLUSTER["config"]
-    CLUSTER.update(client=None, local=None, address=None, workers=0, config=None)
+    CLUSTER.update(client=None, local=None, address=None, threads=None, config=None)
     for stop in (client and client.close, local and local.close, config and (lambda: config.__exit__(None, None, None))):
         with contextlib.suppress(Exception):
             if stop:
@@ -124,7 +124,7 @@ def client(spawn: bool = False):
             warnings.simplefilter("ignore")  # "Port 8787 is already in use": the dashboard moves to another
             cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                                dashboard_address=_dashboard(), silence_logs=logging.ERROR)
-        CLUSTER.update(local=cluster, workers=n)
+        CLUSTER.update(local=cluster, threads=threads)
         CLUSTER["client"] = distributed.Client(cluster)
     else:
         if "://" not in address:
@@ -208,11 +208,10 @@ def run(items: Sequence[Any], call: Callable, fn: Callable, name: Callable[[Any]
     outputs)."""
     distributed = _distributed()
     c = client()
-    from .batch import worker_threads
     from .cluster_worker import Prepare, task
 
     try:
-        threads = worker_threads(CLUSTER["workers"]) if CLUSTER["workers"] else None
+        threads = CLUSTER["threads"]  # local:N's share of the cores; a scheduler's workers keep their own
         c.register_plugin(Prepare(threads, setup))
         shared = c.scatter(fn, broadcast=True, hash=False)
         since = time.time()
